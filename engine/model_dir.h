@@ -1,0 +1,67 @@
+/* A diffusers model directory (the Hugging Face layout of ali-vilab/i2vgen-xl): model_index.json,
+ * one folder per component with its config.json and weights, the tokenizer files and the
+ * scheduler / feature-extractor configs. Also the JSON config accessors every network uses. */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "weights.h"
+
+G_BEGIN_DECLS
+
+typedef struct I2vModelDir I2vModelDir;
+
+/* Opens dir: reads model_index.json (must name every component of I2VGenXLPipeline: unet, vae,
+ * text_encoder, image_encoder, tokenizer, scheduler, feature_extractor) and checks each component
+ * folder exists. variant is NULL or "fp16" (weights "*.fp16.safetensors"). When seed_formula is
+ * set, weights come from the README-realcfg formula with that seed instead of files.
+ * Returns a new handle (free with i2v_model_dir_free) or NULL with error. */
+I2vModelDir *i2v_model_dir_open(const char *dir, const char *variant, GError **error);
+
+/* Switches weight loading to formula weights of the given set seed (no weight file is read). */
+void i2v_model_dir_use_formula(I2vModelDir *md, guint64 seed);
+
+/* Frees the handle (NULL allowed). */
+void i2v_model_dir_free(I2vModelDir *md);
+
+/* The directory path (owned by md). */
+const char *i2v_model_dir_path(const I2vModelDir *md);
+
+/* Path of a file inside a component folder; newly allocated (g_free). */
+char *i2v_model_dir_file(const I2vModelDir *md, const char *component, const char *file);
+
+/* Parses component/config.json (scheduler: scheduler_config.json; feature_extractor:
+ * preprocessor_config.json). Returns a new reference (json_object_unref) or NULL with error
+ * naming the file. */
+JsonObject *i2v_model_dir_config(const I2vModelDir *md, const char *component, GError **error);
+
+/* Opens the weights of a component: with a variant "<base>.<variant>.safetensors", else
+ * "<base>.safetensors", or the ".safetensors.index.json" shard index of either; base is
+ * "diffusion_pytorch_model" for diffusers components and "model" for transformers ones. If none
+ * exists the error names every candidate. Formula weights when i2v_model_dir_use_formula was
+ * called. Returns a new source (i2v_weights_free) or NULL. */
+I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, GError **error);
+
+/* Config accessors: each fails with I2V_ERROR_CONFIG naming file (a label for messages, e.g.
+ * "unet/config.json"), key, the value found and what was expected. */
+gboolean i2v_config_int(JsonObject *cfg, const char *file, const char *key, gint64 *out,
+                        GError **error);
+gboolean i2v_config_double(JsonObject *cfg, const char *file, const char *key, double *out,
+                           GError **error);
+/* String value; returned pointer owned by cfg. */
+gboolean i2v_config_string(JsonObject *cfg, const char *file, const char *key, const char **out,
+                           GError **error);
+gboolean i2v_config_bool(JsonObject *cfg, const char *file, const char *key, gboolean *out,
+                         GError **error);
+/* Array of integers: *out is g_new'd (g_free), *n its length. */
+gboolean i2v_config_int_array(JsonObject *cfg, const char *file, const char *key, gint64 **out,
+                              int *n, GError **error);
+/* Array of strings: *out is a NULL-terminated g_strv (g_strfreev). */
+gboolean i2v_config_string_array(JsonObject *cfg, const char *file, const char *key,
+                                 char ***out, GError **error);
+/* Optional forms: return def when the key is absent or JSON null. */
+gint64 i2v_config_int_or(JsonObject *cfg, const char *key, gint64 def);
+double i2v_config_double_or(JsonObject *cfg, const char *key, double def);
+const char *i2v_config_string_or(JsonObject *cfg, const char *key, const char *def);
+
+G_END_DECLS

@@ -1,0 +1,62 @@
+/* Weight sources and loading weights into a backend.
+ *
+ * A network asks for each tensor by its checkpoint name and the shape its config implies. The
+ * source is either a safetensors file set (the real Hugging Face layout) or the integer formula of
+ * fixtures/README-realcfg.md §2 (real-size models without a weight file). Loading checks the name
+ * and the shape (first mismatch reported as name, expected shape, found shape), converts to the
+ * backend's weight dtype and applies the layout change the op table wants. */
+#pragma once
+
+#include "ops.h"
+#include "safetensors.h"
+
+G_BEGIN_DECLS
+
+typedef struct I2vWeights I2vWeights;
+
+/* How a tensor is laid out for the op table. */
+typedef enum {
+  I2V_LAYOUT_AS_IS,      /* linear [out,in], norms, biases, embeddings */
+  I2V_LAYOUT_CONV2D,     /* PyTorch [Co,Ci,kh,kw] → [Co,kh,kw,Ci] */
+  I2V_LAYOUT_CONV_FRAMES /* PyTorch Conv3d [Co,Ci,3,1,1] → [Co,3,Ci] */
+} I2vLayout;
+
+/* Weights from a safetensors file or shard index (takes ownership of st). component names the
+ * model part in messages ("unet"). Free with i2v_weights_free. */
+I2vWeights *i2v_weights_new_safetensors(I2vSafetensors *st, const char *component);
+
+/* Weights from the README-realcfg formula with the given 64-bit set seed. */
+I2vWeights *i2v_weights_new_formula(guint64 seed, const char *component);
+
+/* Frees the source (NULL allowed). */
+void i2v_weights_free(I2vWeights *w);
+
+/* Fills out (float32, row-major) with the formula values of tensor name of the given shape. */
+void i2v_formula_fill(const char *name, int ndim, const int64_t *shape, guint64 seed, float *out);
+
+/* Loads tensor name of the expected PyTorch shape into a new backend tensor (dtype
+ * be->weight_dtype, layout applied). Errors: missing tensor, wrong shape, non-float dtype — each
+ * naming the component, the file and the tensor. Marks the tensor used. */
+gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int ndim,
+                          const int64_t *shape, I2vLayout layout, I2vTensor *out, GError **error);
+
+/* Convenience forms of i2v_weights_load for 1-D ([n]) and 2-D ([a,b]) tensors. */
+gboolean i2v_weights_load_1d(I2vWeights *w, I2vBackend *be, const char *name, int64_t n,
+                             I2vTensor *out, GError **error);
+gboolean i2v_weights_load_2d(I2vWeights *w, I2vBackend *be, const char *name, int64_t a,
+                             int64_t b, I2vTensor *out, GError **error);
+
+/* Conv2d weight [co,ci,k,k] with layout CONV2D. */
+gboolean i2v_weights_load_conv(I2vWeights *w, I2vBackend *be, const char *name, int64_t co,
+                               int64_t ci, int64_t k, I2vTensor *out, GError **error);
+
+/* TRUE if the source has tensor name (always TRUE for formula weights). */
+gboolean i2v_weights_has(I2vWeights *w, const char *name);
+
+/* Logs (g_info, domain "i2v") every tensor of the file that no load asked for; returns the count. */
+guint i2v_weights_log_unused(I2vWeights *w);
+
+/* Number of parameters loaded so far (for the parameter-count checks). */
+gint64 i2v_weights_loaded_params(const I2vWeights *w);
+
+G_END_DECLS

@@ -1,0 +1,119 @@
+/* Golden fixture helpers shared by the engine tests. */
+#include "golden.h"
+
+#include <math.h>
+
+const char *golden_root(void) {
+  const char *env = g_getenv("I2V_FIXTURES");
+  return env != NULL && *env ? env : I2V_DEFAULT_FIXTURES;
+}
+
+char **golden_sets_with(const char *file) {
+  GPtrArray *sets = g_ptr_array_new();
+  GError *err = NULL;
+  GDir *dir = g_dir_open(golden_root(), 0, &err);
+  if (dir == NULL) {
+    g_test_message("fixtures root %s: %s", golden_root(), err->message);
+    g_test_fail();
+    g_error_free(err);
+  } else {
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+    for (const char *n; (n = g_dir_read_name(dir)) != NULL;) g_ptr_array_add(names, g_strdup(n));
+    g_dir_close(dir);
+    g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+    for (guint i = 0; i < names->len; i++) {
+      char *set = g_build_filename(golden_root(), g_ptr_array_index(names, i), NULL);
+      char *probe = g_build_filename(set, "golden", file, NULL);
+      if (g_file_test(probe, G_FILE_TEST_EXISTS))
+        g_ptr_array_add(sets, set);
+      else
+        g_free(set);
+      g_free(probe);
+    }
+    g_ptr_array_unref(names);
+  }
+  g_ptr_array_add(sets, NULL);
+  return (char **)g_ptr_array_free(sets, FALSE);
+}
+
+I2vSafetensors *golden_open(const char *set, const char *name) {
+  char *path = g_build_filename(set, "golden", name, NULL);
+  GError *err = NULL;
+  I2vSafetensors *st = i2v_safetensors_open(path, &err);
+  if (st == NULL) g_error("golden file %s: %s", path, err->message);
+  g_free(path);
+  return st;
+}
+
+JsonNode *golden_json(const char *set, const char *name) {
+  char *path = g_build_filename(set, "golden", name, NULL);
+  JsonParser *p = json_parser_new();
+  GError *err = NULL;
+  if (!json_parser_load_from_file(p, path, &err)) g_error("golden file %s: %s", path, err->message);
+  JsonNode *root = json_node_copy(json_parser_get_root(p));
+  g_object_unref(p);
+  g_free(path);
+  return root;
+}
+
+double golden_atol(const char *set, const char *group, const char *tensor) {
+  JsonNode *root = golden_json(set, "tolerances.json");
+  double atol = 0;
+  JsonObject *o = json_node_get_object(root);
+  o = json_object_has_member(o, "tensors") ? json_object_get_object_member(o, "tensors") : NULL;
+  o = o && json_object_has_member(o, group) ? json_object_get_object_member(o, group) : NULL;
+  o = o && json_object_has_member(o, tensor) ? json_object_get_object_member(o, tensor) : NULL;
+  if (o != NULL && json_object_has_member(o, "recommended_atol"))
+    atol = json_object_get_double_member(o, "recommended_atol");
+  json_node_unref(root);
+  return atol;
+}
+
+double golden_max_abs_diff(const float *a, const float *b, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    if (!(d <= m)) m = d; /* NaN propagates as the maximum */
+  }
+  return m;
+}
+
+gboolean golden_check(const I2vSafetensors *st, const char *name, const float *got, int64_t n,
+                      double atol, const char *label) {
+  I2vTensor ref;
+  GError *err = NULL;
+  if (!i2v_safetensors_read_f32(st, name, &ref, &err)) {
+    g_test_message("%s: %s", label, err->message);
+    g_error_free(err);
+    return FALSE;
+  }
+  gboolean ok = i2v_tensor_numel(&ref) == n;
+  if (!ok) {
+    g_test_message("%s: %s has %" G_GINT64_FORMAT " elements, got %" G_GINT64_FORMAT, label, name,
+                   i2v_tensor_numel(&ref), n);
+  } else {
+    const float *r = ref.data;
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++) {
+      double d = fabs((double)got[i] - (double)r[i]);
+      if (!(d <= worst)) {
+        worst = d;
+        at = i;
+      }
+    }
+    ok = worst <= atol;
+    g_test_message("%s %s: max abs err %.3g (atol %.3g) at %" G_GINT64_FORMAT " (got %.7g ref %.7g)%s",
+                   label, name, worst, atol, at, got[at], r[at], ok ? "" : "  FAIL");
+  }
+  i2v_host_tensor_free(&ref);
+  return ok;
+}
+
+float *golden_nhwc_to_nchw(const float *x, int64_t n, int64_t h, int64_t w, int64_t c) {
+  float *y = g_new(float, n * h * w * c);
+  for (int64_t b = 0; b < n; b++)
+    for (int64_t i = 0; i < h * w; i++)
+      for (int64_t k = 0; k < c; k++) y[(b * c + k) * h * w + i] = x[(b * h * w + i) * c + k];
+  return y;
+}

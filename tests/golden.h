@@ -1,0 +1,43 @@
+/* Test helpers for the golden fixtures (../shared/fixtures, or $I2V_FIXTURES): finding fixture
+ * sets, opening their files, reading recommended tolerances and comparing tensors. Nothing about
+ * a particular set is hard-coded: sets are discovered, sizes and cases read from the files. */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "safetensors.h"
+
+G_BEGIN_DECLS
+
+/* The fixtures root (env I2V_FIXTURES, else the build-time default). Static string. */
+const char *golden_root(void);
+
+/* Fixture sets under the root whose golden/ holds file (e.g. "tokenizer.json",
+ * "weights_manifest.json"): a NULL-terminated strv of set directory paths (g_strfreev).
+ * Fails the test (g_test_fail + message) if the root itself is missing: CI has it. */
+char **golden_sets_with(const char *file);
+
+/* Opens set/golden/name (a .safetensors file); aborts the test with a message if it fails. */
+I2vSafetensors *golden_open(const char *set, const char *name);
+
+/* Parses set/golden/name as JSON (manifest.json, tolerances.json, ...): new root node
+ * (json_node_unref). Aborts the test on failure. */
+JsonNode *golden_json(const char *set, const char *name);
+
+/* recommended_atol of tolerances.json → tensors → group → tensor; 0 (exact) when the entry is
+ * absent, as the README says for u8 / id / timestep tensors. */
+double golden_atol(const char *set, const char *group, const char *tensor);
+
+/* Compares n float32 values got against the float tensor name of st (any float dtype; shape
+ * must have n elements): max |got - ref| <= atol. Prints the max error and its index with the
+ * label; returns TRUE when within tolerance (the caller asserts). */
+gboolean golden_check(const I2vSafetensors *st, const char *name, const float *got, int64_t n,
+                      double atol, const char *label);
+
+/* The max |a - b| over n values. */
+double golden_max_abs_diff(const float *a, const float *b, int64_t n);
+
+/* Permutes an NHWC float buffer [N,H,W,C] to NCHW (new buffer, g_free). */
+float *golden_nhwc_to_nchw(const float *x, int64_t n, int64_t h, int64_t w, int64_t c);
+
+G_END_DECLS

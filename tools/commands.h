@@ -1,0 +1,14 @@
+/* The subcommands of the i2vgen tool: each parses its own options (GOptionContext) and returns
+ * the process exit status (0 ok, 1 failure with a message on stderr, 2 bad usage). */
+#pragma once
+
+#include <glib.h>
+
+typedef struct {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv);
+} I2vCommand;
+
+/* Prints "i2vgen NAME: message" for err on stderr and returns 1. */
+int cmd_fail(const char *name, GError *err);

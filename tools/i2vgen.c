@@ -1,0 +1,42 @@
+/* i2vgen: the command-line tool over the engine (tokenize, encode, generate, mkmodel, bench). */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+/* subcommand entry points */
+
+static const I2vCommand commands[] = {
+    /* subcommand table */
+    {NULL, NULL, NULL},
+};
+
+int cmd_fail(const char *name, GError *err) {
+  fprintf(stderr, "i2vgen %s: %s\n", name, err ? err->message : "failed");
+  g_clear_error(&err);
+  return 1;
+}
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: i2vgen COMMAND [OPTIONS...]\n\ncommands:\n");
+  for (const I2vCommand *c = commands; c->name != NULL; c++)
+    fprintf(out, "  %-10s %s\n", c->name, c->summary);
+  fprintf(out, "\n'i2vgen COMMAND --help' shows the options of a command.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  for (const I2vCommand *c = commands; c->name != NULL; c++)
+    if (strcmp(argv[1], c->name) == 0) return c->run(argc - 1, argv + 1);
+  fprintf(stderr, "i2vgen: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
