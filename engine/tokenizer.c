@@ -42,13 +42,17 @@ struct I2vTokenizer {
 
 /* ---- loading ---- */
 
+/* Fails with an error naming path unless it is a regular file. */
+static gboolean require_file(const char *path, GError **error) {
+  if (g_file_test(path, G_FILE_TEST_IS_REGULAR)) return TRUE;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: file not found", path);
+  return FALSE;
+}
+
 /* Parses path as JSON and returns a new reference to its root object, or NULL with an error
  * naming the file. */
 static JsonObject *load_json_object(const char *path, GError **error) {
-  if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: file not found", path);
-    return NULL;
-  }
+  if (!require_file(path, error)) return NULL;
   JsonParser *parser = json_parser_new();
   GError *err = NULL;
   JsonObject *obj = NULL;
@@ -150,6 +154,7 @@ static int split_fields(char *line, char **fields, int max) {
 static gboolean load_merges(I2vTokenizer *tok, const char *path, int n_merges, GError **error) {
   char *text = NULL;
   GError *err = NULL;
+  if (!require_file(path, error)) return FALSE;
   if (!g_file_get_contents(path, &text, NULL, &err)) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: %s", path, err->message);
     g_error_free(err);
