@@ -6,21 +6,8 @@
 
 #include "error.h"
 #include "golden.h"
+#include "golden_prompt.h"
 #include "tokenizer.h"
-
-/* The prompt of a golden case, from its exact bytes (prompt_utf8_hex), less any NUL bytes: a C
- * string cannot hold them, and the tokenizer drops U+0000 anyway. New string (g_free). */
-static char *case_prompt(JsonObject *c) {
-  const char *hex = json_object_get_string_member(c, "prompt_utf8_hex");
-  gsize n = 0;
-  char *text = g_malloc(strlen(hex) / 2 + 1);
-  for (const char *h = hex; h[0] != '\0' && h[1] != '\0'; h += 2) {
-    char byte = (char)(g_ascii_xdigit_value(h[0]) << 4 | g_ascii_xdigit_value(h[1]));
-    if (byte != '\0') text[n++] = byte;
-  }
-  text[n] = '\0';
-  return text;
-}
 
 /* Whether got[0..n) equals the JSON integer array want; describes the first difference. */
 static gboolean same_ids(const int64_t *got, int n, JsonArray *want, GString *why) {
@@ -52,7 +39,7 @@ static gboolean same_strings(char **got, JsonArray *want, GString *why) {
 
 /* Checks one golden case; returns TRUE when every output matches, else logs why. */
 static gboolean check_case(const I2vTokenizer *tok, JsonObject *c) {
-  char *prompt = case_prompt(c);
+  char *prompt = golden_case_prompt(c);
   GString *why = g_string_new(NULL);
   GError *err = NULL;
   gboolean ok = TRUE;
