@@ -361,12 +361,17 @@ static void clean_text(const char *text, gsize len, GString *out) {
   }
 }
 
-/* Unicode's Cased property, from GLib's tables: cased letters and anything with a case mapping
- * (which covers Other_Lowercase / Other_Uppercase symbols such as circled letters). */
+/* Unicode's Cased property as the Final_Sigma rule sees it: letters Lu / Ll / Lt and the
+ * Other_Lowercase / Other_Uppercase symbols GLib has no category for. (The cased modifier
+ * letters and U+0345 are left out: being case-ignorable, the rule skips them first.) */
 static gboolean is_cased(gunichar c) {
   GUnicodeType t = g_unichar_type(c);
   return t == G_UNICODE_UPPERCASE_LETTER || t == G_UNICODE_LOWERCASE_LETTER ||
-         t == G_UNICODE_TITLECASE_LETTER || g_unichar_tolower(c) != c || g_unichar_toupper(c) != c;
+         t == G_UNICODE_TITLECASE_LETTER || c == 0xAA || c == 0xBA ||
+         (c >= 0x2160 && c <= 0x217F) ||   /* Roman numerals */
+         (c >= 0x24B6 && c <= 0x24E9) ||   /* circled Latin letters */
+         (c >= 0x1F130 && c <= 0x1F149) || /* squared, negative circled, negative squared */
+         (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189);
 }
 
 /* Unicode's Case_Ignorable property: marks, format characters, modifiers and the word-internal
@@ -401,6 +406,14 @@ static gboolean is_final_sigma(const gunichar *word, glong len, glong i) {
   return j == len || !is_cased(word[j]);
 }
 
+/* The simple lower-case mapping. g_unichar_tolower() only maps letters (Lu, Lt), so the two
+ * blocks of upper-case symbols that have a lower-case form are added here. */
+static gunichar simple_lower(gunichar c) {
+  if (c >= 0x2160 && c <= 0x216F) return c + 0x10; /* Roman numerals Ⅰ..Ⅿ → ⅰ..ⅿ */
+  if (c >= 0x24B6 && c <= 0x24CF) return c + 0x1A; /* circled Ⓐ..Ⓩ → ⓐ..ⓩ */
+  return g_unichar_tolower(c);
+}
+
 /* Appends Python's str.lower() of the word: the simple lower-case mapping except İ → i + U+0307
  * (the one unconditional multi-character lowering) and Final_Sigma. Written out rather than
  * g_utf8_strdown(), whose result depends on the locale (Turkish: I → ı). */
@@ -412,7 +425,7 @@ static void python_lower(const gunichar *word, glong len, GString *out) {
     else if (c == 0x3A3)
       g_string_append_unichar(out, is_final_sigma(word, len, i) ? 0x3C2 : 0x3C3);
     else
-      g_string_append_unichar(out, g_unichar_tolower(c));
+      g_string_append_unichar(out, simple_lower(c));
   }
 }
 
