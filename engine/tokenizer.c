@@ -148,6 +148,15 @@ static int split_fields(char *line, char **fields, int max) {
   return n;
 }
 
+/* Ends the line starting at line (in place) and returns the next one, NULL after the last.
+ * (Line by line rather than g_strsplit(), whose strstr() calls are quadratic under ASan.) */
+static char *split_line(char *line) {
+  char *end = strchr(line, '\n');
+  if (end == NULL) return NULL;
+  *end = '\0';
+  return end + 1;
+}
+
 /* merges.txt: a "#version" header line, then one "left right" merge per line, the rank being
  * its index. Like transformers, only the first n_merges lines count (the vocab has room for no
  * more results); both symbols and their concatenation must be vocab tokens. */
@@ -161,19 +170,18 @@ static gboolean load_merges(I2vTokenizer *tok, const char *path, int n_merges, G
     return FALSE;
   }
   g_strchomp(text); /* trailing newlines end no merge */
-  char **lines = g_strsplit(text, "\n", n_merges + 2);
-  g_free(text);
-  gboolean ok = g_str_has_prefix(lines[0], "#version");
+  char *line = text, *next = split_line(text);
+  gboolean ok = g_str_has_prefix(line, "#version");
   if (!ok)
     g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s line 1: expected the '#version' header",
                 path);
-  int rank = 0;
   tok->merge_pairs = g_new(guint64, n_merges);
   tok->merge_results = g_new(int, n_merges);
-  for (; ok && rank < n_merges && lines[rank + 1] != NULL; rank++) {
-    int line_no = rank + 2;
+  for (int rank = 0, line_no = 2; ok && rank < n_merges && next != NULL; rank++, line_no++) {
+    line = next;
+    next = split_line(line);
     char *sym[2];
-    int n = split_fields(lines[rank + 1], sym, 2);
+    int n = split_fields(line, sym, 2);
     if (n != 2) {
       g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
                   "%s line %d: expected two symbols separated by a space, found %d", path, line_no,
@@ -196,7 +204,7 @@ static gboolean load_merges(I2vTokenizer *tok, const char *path, int n_merges, G
     }
     g_free(joined);
   }
-  g_strfreev(lines);
+  g_free(text);
   return ok;
 }
 
