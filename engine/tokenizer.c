@@ -31,8 +31,8 @@ struct I2vTokenizer {
   GHashTable *merge_ranks;   /* &merge_pairs[rank] → GINT_TO_POINTER(rank + 1) */
   int byte_symbols[256];     /* byte → id of its alphabet character */
   int byte_symbols_eow[256]; /* byte → id of its alphabet character + "</w>" (word end) */
-  const char
-      *special_tokens[N_SPECIAL_KEYS + 1]; /* distinct special strings (vocab keys), NULL-ended */
+  /* the distinct special token strings (vocab keys), NULL-terminated */
+  const char *special_tokens[N_SPECIAL_KEYS + 1];
   int bos_id, eos_id, pad_id;
   int max_length;
   GRegex *pretokenizer;
