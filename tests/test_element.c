@@ -1,8 +1,11 @@
 /* The i2vgen element under GstHarness, on the tiny fixture model: caps, timestamps across jobs,
  * EOS, flushing within a step, state cycles, properties, presets, errors and the shared model. */
+#include <glib/gstdio.h>
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "golden.h"
 #include "gsti2vgen.h"
@@ -88,6 +91,18 @@ static void test_rgba_downstream(void) {
   gst_buffer_map(buf, &map, GST_MAP_READ);
   for (int i = 0; i < W * H; i++) g_assert_cmpuint(map.data[4 * i + 3], ==, 255);
   gst_buffer_unmap(buf, &map);
+  gst_buffer_unref(buf);
+  gst_harness_teardown(h);
+}
+
+/* A video input (25 fps, not a still-image 0/1): each buffer still becomes one clip. */
+static void test_input_with_framerate(void) {
+  GstHarness *h = make_harness(1, 1, "I420");
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=I420,width=20,height=14,framerate=25/1");
+  g_assert_cmpint(gst_harness_push(h, make_image(h)), ==, GST_FLOW_OK);
+  GstBuffer *buf = gst_harness_pull(h);
+  g_assert_nonnull(buf);
+  g_assert_cmpuint(gst_buffer_get_size(buf), ==, W * H * 3);
   gst_buffer_unref(buf);
   gst_harness_teardown(h);
 }
@@ -317,6 +332,82 @@ static void test_invalid_prompt_error(void) {
   gst_harness_teardown(h);
 }
 
+/* An image buffer before any caps: not-negotiated, with an error that says so. */
+static void test_buffer_without_caps(void) {
+  GstHarness *h = gst_harness_new("i2vgen");
+  char *model = tiny_model();
+  g_object_set(h->element, "model-path", model, "width", W, "height", H, NULL);
+  g_free(model);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  g_assert_cmpint(gst_harness_push(h, gst_buffer_new_allocate(NULL, 64, NULL)), ==,
+                  GST_FLOW_NOT_NEGOTIATED);
+  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  g_assert_nonnull(m);
+  GError *err;
+  gst_message_parse_error(m, &err, NULL);
+  g_assert_true(g_error_matches(err, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION));
+  g_assert_nonnull(strstr(err->message, "caps"));
+  g_error_free(err);
+  gst_message_unref(m);
+  gst_element_set_bus(h->element, NULL);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
+/* A model directory whose UNet has a config but no weights: the state change fails and the
+ * error names the folder that lacks them. */
+static void test_model_without_weights(void) {
+  char *model = tiny_model();
+  char *dir = g_dir_make_tmp("i2vgen-broken-XXXXXX", NULL);
+  g_assert_nonnull(dir);
+  GDir *d = g_dir_open(model, 0, NULL);
+  const char *name;
+  while ((name = g_dir_read_name(d)) != NULL) {
+    char *from = g_build_filename(model, name, NULL), *to = g_build_filename(dir, name, NULL);
+    if (strcmp(name, "unet") == 0) {
+      char *config = g_build_filename(from, "config.json", NULL), *text;
+      gsize len;
+      g_assert_true(g_file_get_contents(config, &text, &len, NULL));
+      g_assert_cmpint(g_mkdir(to, 0755), ==, 0);
+      char *copy = g_build_filename(to, "config.json", NULL);
+      g_assert_true(g_file_set_contents(copy, text, len, NULL));
+      g_free(copy);
+      g_free(text);
+      g_free(config);
+    } else {
+      g_assert_cmpint(symlink(from, to), ==, 0);
+    }
+    g_free(from);
+    g_free(to);
+  }
+  g_dir_close(d);
+  GstElement *e = gst_element_factory_make("i2vgen", NULL);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  g_object_set(e, "model-path", dir, NULL);
+  g_assert_cmpint(gst_element_set_state(e, GST_STATE_PAUSED), ==, GST_STATE_CHANGE_FAILURE);
+  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  g_assert_nonnull(m);
+  GError *err;
+  gst_message_parse_error(m, &err, NULL);
+  char *unet = g_build_filename(dir, "unet", NULL);
+  g_test_message("error: %s", err->message);
+  g_assert_nonnull(strstr(err->message, unet));
+  g_free(unet);
+  g_error_free(err);
+  gst_message_unref(m);
+  gst_element_set_state(e, GST_STATE_NULL);
+  gst_element_set_bus(e, NULL);
+  gst_object_unref(bus);
+  gst_object_unref(e);
+  char *rm = g_strdup_printf("rm -rf '%s'", dir);
+  g_assert_cmpint(system(rm), ==, 0);
+  g_free(rm);
+  g_free(dir);
+  g_free(model);
+}
+
 /* Two elements with the same model settings share one loaded model. */
 static void test_shared_model(void) {
   GstHarness *a = make_harness(1, 1, "RGB"), *b = make_harness(1, 1, "RGB");
@@ -333,6 +424,7 @@ int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/element/caps-and-timestamps", test_caps_and_timestamps);
   g_test_add_func("/element/rgba-downstream", test_rgba_downstream);
+  g_test_add_func("/element/input-with-framerate", test_input_with_framerate);
   g_test_add_func("/element/two-jobs-then-eos", test_two_jobs_then_eos);
   g_test_add_func("/element/flush-cancels-within-a-step", test_flush_cancels_within_a_step);
   g_test_add_func("/element/state-cycles", test_state_cycles);
@@ -343,5 +435,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/element/no-model-configured", test_no_model_configured);
   g_test_add_func("/element/not-negotiated", test_not_negotiated);
   g_test_add_func("/element/invalid-prompt-error", test_invalid_prompt_error);
+  g_test_add_func("/element/buffer-without-caps", test_buffer_without_caps);
+  g_test_add_func("/element/model-without-weights", test_model_without_weights);
   return g_test_run();
 }
