@@ -21,13 +21,28 @@ static char *tiny_model(void) {
   return dir;
 }
 
+/* A fresh i2vgen on the tiny model making W×H frames. */
+static GstElement *tiny_element(void) {
+  GstElement *e = gst_element_factory_make("i2vgen", NULL);
+  g_assert_nonnull(e);
+  char *model = tiny_model();
+  g_object_set(e, "model-path", model, "width", W, "height", H, NULL);
+  g_free(model);
+  return e;
+}
+
+/* A harness around e (which it plays: the model loads then, so set model-path before). */
+static GstHarness *harness_on(GstElement *e) {
+  GstHarness *h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  return h;
+}
+
 /* A harness around a fresh i2vgen on the tiny model making `frames` frames in `steps` steps. */
 static GstHarness *make_harness(int frames, int steps, const char *in_format) {
-  GstHarness *h = gst_harness_new("i2vgen");
-  char *model = tiny_model();
-  g_object_set(h->element, "model-path", model, "width", W, "height", H, "num-frames", frames,
-               "steps", steps, "fps", 8, "prompt", "a test", NULL);
-  g_free(model);
+  GstElement *e = tiny_element();
+  g_object_set(e, "num-frames", frames, "steps", steps, "fps", 8, "prompt", "a test", NULL);
+  GstHarness *h = harness_on(e);
   char *caps = g_strdup_printf("video/x-raw,format=%s,width=20,height=14,framerate=0/1", in_format);
   gst_harness_set_src_caps_str(h, caps);
   g_free(caps);
@@ -334,10 +349,7 @@ static void test_invalid_prompt_error(void) {
 
 /* An image buffer before any caps: not-negotiated, with an error that says so. */
 static void test_buffer_without_caps(void) {
-  GstHarness *h = gst_harness_new("i2vgen");
-  char *model = tiny_model();
-  g_object_set(h->element, "model-path", model, "width", W, "height", H, NULL);
-  g_free(model);
+  GstHarness *h = harness_on(tiny_element());
   GstBus *bus = gst_bus_new();
   gst_element_set_bus(h->element, bus);
   g_assert_cmpint(gst_harness_push(h, gst_buffer_new_allocate(NULL, 64, NULL)), ==,
