@@ -91,11 +91,11 @@ WHY="exit $RC: $(cat "$LOG")"
 check "unknown property stepz: gst-launch exits non-zero naming it" \
   bash -c "[ $RC -ne 0 ] && grep -qF stepz '$LOG'"
 
-# downstream that takes neither RGB nor RGBA
-run_captured caps launch "${GEN[@]}" ! video/x-raw,format=I420 ! fakesink
+# downstream that wants another size (videoconvert does not scale): refused at run time
+run_captured caps launch "${GEN[@]}" ! videoconvert ! video/x-raw,width=64 ! fakesink
 WHY="exit $RC"
-check "downstream wants I420 only: gst-launch exits non-zero" [ "$RC" -ne 0 ]
-check "downstream wants I420 only: the error says RGB or RGBA and the fix" \
-  bash -c "grep -qF 'RGB or RGBA' '$LOG' && grep -qF videoconvert '$LOG'"
+check "downstream wants width=64: gst-launch exits non-zero" [ "$RC" -ne 0 ]
+check "downstream wants width=64: the error names our caps and the fix" \
+  bash -c "grep -qF 'RGB or RGBA video at ${W}x$H, $FPS/1 fps' '$LOG' && grep -qF videoscale '$LOG'"
 
 tap_done
