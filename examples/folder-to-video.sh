@@ -29,6 +29,6 @@ for i in "${!images[@]}"; do
   ln -s "$(realpath "${images[$i]}")" "$seq_dir/$(printf %05d "$i").$ext"
 done
 echo "folder-to-video: ${#images[@]} images from $dir"
-gst-launch-1.0 -e multifilesrc location="$seq_dir/%05d.$ext" caps="$caps,framerate=0/1" ! \
+gst-launch-1.0 -e multifilesrc location="$seq_dir/%05d.$ext" caps="$caps,framerate=1/1" ! \
   $decoder ! videoconvert ! i2vgen "$@" ! videoconvert ! video/x-raw,format=I420 ! x264enc ! \
   mp4mux ! filesink location="$out"
