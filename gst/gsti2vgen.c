@@ -25,7 +25,7 @@
  *     videoconvert ! x264enc ! mp4mux ! filesink location=cat.mp4
  * ]| Generates a 16-frame 512×512 clip from one JPEG and writes it as MP4.
  * |[
- * gst-launch-1.0 multifilesrc location=img-%03d.png caps=image/png,framerate=0/1 ! pngdec ! \
+ * gst-launch-1.0 multifilesrc location=img-%03d.png caps=image/png,framerate=1/1 ! pngdec ! \
  *     videoconvert ! i2vgen prompt="slow zoom" num-frames=8 ! videoconvert ! autovideosink
  * ]| Previews one clip per image of a folder, as one continuous video.
  */
@@ -266,9 +266,10 @@ static gboolean negotiate(GstI2vgen *self, const GstI2vgenSettings *s) {
   }
   gst_caps_unref(caps);
   if (self->need_segment) {
-    gst_segment_init(&self->segment, GST_FORMAT_TIME);
-    self->segment.start = self->segment.time = self->job_base;
-    gst_pad_push_event(self->srcpad, gst_event_new_segment(&self->segment));
+    GstSegment seg;
+    gst_segment_init(&seg, GST_FORMAT_TIME);
+    seg.start = seg.time = self->job_base;
+    gst_pad_push_event(self->srcpad, gst_event_new_segment(&seg));
     self->need_segment = FALSE;
   }
   return TRUE;
@@ -383,14 +384,6 @@ static gboolean run_job(GstI2vgen *self, GstI2vgenJob *job, GCancellable *cancel
   return ok;
 }
 
-/* Before EOS: the segment again, now with its stop where the last frame ends. Without a stop,
- * elements that fill time, like videorate, end the stream where the last frame starts. */
-static void close_segment(GstI2vgen *self) {
-  if (self->need_segment || self->job_base <= self->segment.start) return; /* no frame since */
-  self->segment.stop = self->job_base;
-  gst_pad_push_event(self->srcpad, gst_event_new_segment(&self->segment));
-}
-
 /* The src pad task: takes the next job (waiting for one), runs it, forwards EOS. */
 static void gst_i2vgen_loop(GstPad *pad) {
   GstI2vgen *self = GST_I2VGEN(GST_PAD_PARENT(pad));
@@ -409,7 +402,6 @@ static void gst_i2vgen_loop(GstPad *pad) {
   gboolean go_on;
   if (job->image.rgb == NULL) {
     GST_INFO_OBJECT(self, "all jobs done: EOS");
-    close_segment(self);
     gst_pad_push_event(pad, gst_event_new_eos());
     go_on = FALSE;
   } else {

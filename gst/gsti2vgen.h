@@ -51,7 +51,6 @@ struct _GstI2vgen {
   GstCaps *out_caps;
   GstVideoFormat out_format;
   guint64 frames_out;      /* OFFSET of the next buffer */
-  GstSegment segment;      /* the output segment last sent */
   GstClockTime job_base;   /* PTS of the first frame of the running job */
   guint job_index;         /* jobs started since READY→PAUSED */
   GstFlowReturn last_flow; /* of the last push, to stop a job downstream refused */
