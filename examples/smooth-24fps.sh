@@ -4,7 +4,9 @@
 #
 #   I2VGEN_MODEL=/models/i2vgen-xl examples/smooth-24fps.sh IMAGE OUT.mp4 [i2vgen property=value ...]
 #
-# fps=8 is set here; a later fps=... among the properties overrides it.
+# fps=8 is set here; a later fps=... among the properties overrides it. videorate repeats frames
+# (no interpolation). The videorate of GStreamer 1.22 ends the stream where the last input frame
+# starts: F model frames give 3·(F−1) frames at 24 fps.
 set -euo pipefail
 if [ $# -lt 2 ]; then
   sed -n 5p "$0" >&2

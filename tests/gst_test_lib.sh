@@ -17,7 +17,7 @@ not_ok() {
   TAP_FAILED=$((TAP_FAILED + 1))
   echo "not ok $TAP_N - $1"
   shift
-  printf '# %s\n' "$@"
+  printf '%s\n' "$@" | sed 's/^/# /'
 }
 skip() {
   TAP_N=$((TAP_N + 1))
