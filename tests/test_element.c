@@ -183,6 +183,9 @@ static void test_flush_cancels_within_a_step(void) {
   g_assert_cmpint(after, <, 200);
   g_assert_cmpuint(gst_harness_buffers_in_queue(h), ==, 0);
   g_assert_true(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+  GstSegment segment; /* the flush reset the time: upstream starts a new segment */
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  g_assert_true(gst_harness_push_event(h, gst_event_new_segment(&segment)));
   /* after the flush the element works again */
   g_object_set(h->element, "steps", 1, NULL);
   gst_harness_push(h, make_image(h));

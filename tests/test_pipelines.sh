@@ -91,11 +91,12 @@ WHY="exit $RC: $(cat "$LOG")"
 check "unknown property stepz: gst-launch exits non-zero naming it" \
   bash -c "[ $RC -ne 0 ] && grep -qF stepz '$LOG'"
 
-# downstream that wants another size (videoconvert does not scale): refused at run time
+# downstream that wants another size than the properties give (videoconvert does not scale):
+# the element's caps query follows its properties, so gst-launch refuses the link up front
 run_captured caps launch "${GEN[@]}" ! videoconvert ! video/x-raw,width=64 ! fakesink
 WHY="exit $RC"
 check "downstream wants width=64: gst-launch exits non-zero" [ "$RC" -ne 0 ]
-check "downstream wants width=64: the error names our caps and the fix" \
-  bash -c "grep -qF 'RGB or RGBA video at ${W}x$H, $FPS/1 fps' '$LOG' && grep -qF videoscale '$LOG'"
+check "downstream wants width=64: the error names the caps it could not link" \
+  log_has "can't handle caps video/x-raw, width=(int)64"
 
 tap_done
