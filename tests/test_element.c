@@ -355,6 +355,10 @@ static void test_buffer_without_caps(void) {
   GstHarness *h = harness_on(tiny_element());
   GstBus *bus = gst_bus_new();
   gst_element_set_bus(h->element, bus);
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  g_assert_true(gst_harness_push_event(h, gst_event_new_stream_start("no-caps")));
+  g_assert_true(gst_harness_push_event(h, gst_event_new_segment(&segment)));
   g_assert_cmpint(gst_harness_push(h, gst_buffer_new_allocate(NULL, 64, NULL)), ==,
                   GST_FLOW_NOT_NEGOTIATED);
   GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
