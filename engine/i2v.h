@@ -15,16 +15,17 @@
 
 #include "error.h"
 #include "image.h"
+#include "tensor.h"
 
 G_BEGIN_DECLS
 
 typedef struct I2vModel I2vModel;
 
 typedef struct {
-  const char *path;    /* diffusers model directory */
-  const char *variant; /* NULL or "fp16" */
-  const char *device;  /* "auto", "cpu", "cuda:N" (NULL = "auto") */
-  const char *precision; /* NULL (backend default), "fp32", "fp16", "bf16" */
+  const char *path;         /* diffusers model directory */
+  const char *variant;      /* NULL or "fp16" */
+  const char *device;       /* "auto", "cpu", "cuda:N" (NULL = "auto") */
+  const char *precision;    /* NULL (backend default), "fp32", "fp16", "bf16" */
   gboolean formula_weights; /* take weights from the README-realcfg formula instead of files */
   guint64 formula_seed;
 } I2vModelOptions;
@@ -40,18 +41,22 @@ void i2v_model_unref(I2vModel *m);
 /* Name of the device the model runs on ("cpu", "cuda:0"); owned by m. */
 const char *i2v_model_device(const I2vModel *m);
 
+/* What width and height must be multiples of (the VAE down-scale factor: 8 for I2VGen-XL). */
+int i2v_model_size_multiple(const I2vModel *m);
+
 /* Generation parameters. Strings are borrowed for the duration of the call. */
 typedef struct {
   const char *prompt;
   const char *negative_prompt; /* NULL = "" */
   int steps;                   /* DDIM steps (50) */
   double guidance;             /* classifier-free guidance scale (9.0); <= 1 runs one branch */
-  guint64 seed;                /* initial noise and posterior noise derive from it */
+  guint64 seed;                /* initial and posterior noise derive from it (noise.h) */
   int frames;                  /* 16 */
   int fps;                     /* target_fps micro-conditioning (16) */
   int width, height;           /* 1280 × 704; multiples of the VAE factor (8) */
   int decode_chunk_size;       /* frames per VAE decode call (1) */
-  /* Explicit noise (host float32) instead of the seed, for parity tests; NULL = from seed. */
+  /* Explicit noise (host float32, PyTorch layouts) instead of the seed, for parity tests;
+   * NULL = from the seed through the generator documented in noise.h. */
   const float *init_latents;        /* [1, 4, F, H/8, W/8] */
   const float *vae_posterior_noise; /* [1, 4, H/8, W/8] */
 } I2vParams;
@@ -70,8 +75,8 @@ typedef struct {
 } I2vFrame;
 
 typedef struct {
-  int step, steps;    /* denoising step just finished (1-based); steps when decoding */
-  int frame, frames;  /* frames decoded so far */
+  int step, steps;   /* denoising step just finished (1-based); steps when decoding */
+  int frame, frames; /* frames decoded so far */
   gint64 elapsed_us, eta_us;
 } I2vProgress;
 
@@ -80,6 +85,14 @@ typedef struct {
   void (*progress)(const I2vProgress *p, void *user);
   /* Called with each frame as soon as it is decoded; return FALSE to stop (error CANCELLED). */
   gboolean (*frame)(const I2vFrame *f, void *user);
+  /* Debugging (may be NULL): receives intermediates as host float32 tensors (backend NULL,
+   * valid during the call) under the golden file names and PyTorch layouts of fixtures
+   * README §4.9: "encoder_hidden_states", "prompt_embeds", "negative_prompt_embeds",
+   * "clip_pixel_values", "image_embeddings", "vae_input", "vae_mean", "vae_logvar", "vae_std",
+   * "image_latents", "init_latents", "vae_posterior_noise", "step{i}.unet_out",
+   * "step{i}.noise_pred", "step{i}.pred_original_sample", "step{i}.latents", "latents_final",
+   * "video" and "frames". Setting it costs device-to-host copies every step. */
+  void (*dump)(const char *name, const I2vTensor *t, void *user);
   void *user;
 } I2vCallbacks;
 
