@@ -44,6 +44,9 @@ const char *i2v_model_device(const I2vModel *m);
 /* What width and height must be multiples of (the VAE down-scale factor: 8 for I2VGen-XL). */
 int i2v_model_size_multiple(const I2vModel *m);
 
+/* Channels of the video latents (4): init_latents is [1, C, F, H/m, W/m] with m as above. */
+int i2v_model_latent_channels(const I2vModel *m);
+
 /* Generation parameters. Strings are borrowed for the duration of the call. */
 typedef struct {
   const char *prompt;

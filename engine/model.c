@@ -223,3 +223,7 @@ const char *i2v_model_device(const I2vModel *m) {
 int i2v_model_size_multiple(const I2vModel *m) {
   return i2v_vae_downscale(m->vae);
 }
+
+int i2v_model_latent_channels(const I2vModel *m) {
+  return i2v_vae_latent_channels(m->vae);
+}

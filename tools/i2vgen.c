@@ -5,9 +5,12 @@
 #include "commands.h"
 
 /* subcommand entry points */
+int cmd_generate(int argc, char **argv);
 
 static const I2vCommand commands[] = {
     /* subcommand table */
+    {"generate", "generate a clip from an image and a prompt (PNG frames, tensor dumps)",
+     cmd_generate},
     {NULL, NULL, NULL},
 };
 
