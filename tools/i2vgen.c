@@ -5,10 +5,12 @@
 #include "commands.h"
 
 /* subcommand entry points */
+int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 
 static const I2vCommand commands[] = {
     /* subcommand table */
+    {"tokenize", "print the token ids of prompts", cmd_tokenize},
     {"generate", "generate a clip from an image and a prompt (PNG frames, tensor dumps)",
      cmd_generate},
     {NULL, NULL, NULL},
