@@ -97,7 +97,7 @@ static gboolean check_args(const I2vClipText *m, const int64_t *ids, int batch, 
                            int n_layers, GError **error) {
   if (batch < 1 || len < 1 || len > m->max_positions) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-                "text encoder: batch %d × length %d, expected batch ≥ 1 and 1 ≤ length ≤ %d "
+                "text encoder: batch %d x length %d, expected batch >= 1 and 1 <= length <= %d "
                 "(max_position_embeddings)",
                 batch, len, m->max_positions);
     return FALSE;

@@ -44,14 +44,15 @@ static gboolean read_config(I2vClipVision *m, I2vModelDir *md, GError **error) {
                 read_size(cfg, "num_channels", &m->channels, error) &&
                 read_size(cfg, "projection_dim", &m->projection_dim, error);
   json_object_unref(cfg);
-  if (ok && m->patch_size > m->image_size) {
+  if (!ok) return FALSE;
+  if (m->patch_size > m->image_size) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: patch_size %d exceeds image_size %d",
                 CONFIG_FILE, m->patch_size, m->image_size);
     return FALSE;
   }
   /* transformers: num_patches = (image_size // patch_size)², as the strided conv yields */
   m->grid = m->image_size / m->patch_size;
-  return ok;
+  return TRUE;
 }
 
 /* Loads every tensor of the vision tower with the shapes the config implies. */
@@ -188,8 +189,8 @@ gboolean i2v_clip_vision_forward(I2vClipVision *m, const float *pixel_values, in
                                  float *image_embeds, int n_hidden, float *hidden, GError **error) {
   if (batch < 1 || (hidden != NULL && (n_hidden < 0 || n_hidden > m->d.layers))) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-                "image encoder: batch %d, hidden state %d requested; expected batch ≥ 1 and a "
-                "hidden state 0…%d",
+                "image encoder: batch %d, hidden state %d requested; expected batch >= 1 and a "
+                "hidden state 0..%d",
                 batch, n_hidden, m->d.layers);
     return FALSE;
   }

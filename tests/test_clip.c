@@ -197,7 +197,7 @@ static void test_text_set(gconstpointer data) {
   w0 = g_get_monotonic_time();
   g_assert_true(i2v_clip_text_forward(m, ids, n_cases, len, L, TRUE, last, &err));
   g_assert_no_error(err);
-  g_test_message("text %s: forward of %d × %d tokens, %d layers: %.2f s CPU, %.2f s wall", set,
+  g_test_message("text %s: forward of %d x %d tokens, %d layers: %.2f s CPU, %.2f s wall", set,
                  n_cases, len, L, cpu_seconds() - t0, (g_get_monotonic_time() - w0) / 1e6);
   be->tap = NULL;
   /* the pipeline's path: penultimate layer + final norm */
@@ -277,7 +277,7 @@ static void check_vision_case(Errors *e, const I2vSafetensors *st, I2vClipVision
   gint64 w0 = g_get_monotonic_time();
   g_assert_true(i2v_clip_vision_forward(m, px.data, B, embeds, L, last, &err));
   g_assert_no_error(err);
-  g_test_message("vision %s: forward of %d × %d tokens, %d layers: %.2f s CPU, %.2f s wall", e->set,
+  g_test_message("vision %s: forward of %d x %d tokens, %d layers: %.2f s CPU, %.2f s wall", e->set,
                  B, T, L, cpu_seconds() - t0, (g_get_monotonic_time() - w0) / 1e6);
   be->tap = NULL;
   /* the embeddings alone: the encoder stops before the first layer */
