@@ -24,7 +24,9 @@ int i2v_clip_vision_projection_dim(const I2vClipVision *m);
 /* pixel_values: host float32 [batch, 3, S, S]. image_embeds (host [batch, projection_dim]) =
  * visual_projection(post_layernorm(CLS token after all layers)). When hidden is not NULL it
  * receives hidden_states.n_hidden ([batch, tokens, hidden]; 0 = pre_layrnorm(embeddings)) and
- * the encoder stops there unless image_embeds is also requested. */
+ * the encoder stops there unless image_embeds is also requested.
+ * Debug taps: "hidden_states.<l>" [batch, tokens, hidden] after pre_layrnorm (l = 0) and after
+ * each layer l that runs. */
 gboolean i2v_clip_vision_forward(I2vClipVision *m, const float *pixel_values, int batch,
                                  float *image_embeds, int n_hidden, float *hidden,
                                  GError **error);

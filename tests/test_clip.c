@@ -586,6 +586,52 @@ static void test_bad_model(gconstpointer data) {
   remove_model(dir);
 }
 
+/* Bad forward arguments are errors naming the value, not crashes. */
+static void test_bad_input(gconstpointer data) {
+  I2vModelDir *md = open_model(data, NULL);
+  I2vBackend *be = i2v_cpu_backend_new();
+  GError *err = NULL;
+  I2vClipText *text = i2v_clip_text_load(md, be, &err);
+  g_assert_no_error(err);
+  I2vClipVision *vision = i2v_clip_vision_load(md, be, &err);
+  g_assert_no_error(err);
+  int len = i2v_clip_text_max_positions(text), C = i2v_clip_text_hidden_size(text);
+  int64_t *ids = g_new0(int64_t, len + 1);
+  float *out = g_new(float, (int64_t)(len + 1) * C);
+
+  ids[len - 1] = 1 << 30; /* beyond any vocabulary */
+  g_assert_false(i2v_clip_text_forward(text, ids, 1, len, 1, TRUE, out, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
+  g_assert_nonnull(strstr(err->message, "1073741824"));
+  g_clear_error(&err);
+  ids[len - 1] = 0;
+  g_assert_false(i2v_clip_text_forward(text, ids, 1, len + 1, 1, TRUE, out, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
+  g_clear_error(&err);
+  int L = i2v_clip_text_num_layers(text);
+  g_assert_false(i2v_clip_text_forward(text, ids, 1, len, L + 1, TRUE, out, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
+  g_clear_error(&err);
+  /* the encoder still works after refused calls */
+  g_assert_true(i2v_clip_text_forward(text, ids, 1, len, L, TRUE, out, &err));
+
+  int S = i2v_clip_vision_image_size(vision);
+  float *px = g_new0(float, 3 * S * S), *hidden = g_new(float, 1);
+  g_assert_false(i2v_clip_vision_forward(vision, px, 1, NULL,
+                                         i2v_clip_vision_num_layers(vision) + 1, hidden, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
+  g_clear_error(&err);
+
+  g_free(px);
+  g_free(hidden);
+  g_free(ids);
+  g_free(out);
+  i2v_clip_text_free(text);
+  i2v_clip_vision_free(vision);
+  i2v_backend_free(be);
+  i2v_model_dir_free(md);
+}
+
 /* ---- registration ---- */
 
 /* Adds /clip/<what>/<set name> for every selected set that has golden file. */
@@ -612,6 +658,7 @@ int main(int argc, char **argv) {
   add_per_set("text", "text_encoder.safetensors", test_text_set, keep, FALSE);
   add_per_set("vision", "image_encoder.safetensors", test_vision_set, keep, FALSE);
   add_per_set("fp16", "manifest.json", test_fp16_set, keep, TRUE);
+  add_per_set("bad-input", "image_encoder.safetensors", test_bad_input, keep, TRUE);
   add_per_set("bad-model", "text_encoder.safetensors", test_bad_model, keep, TRUE);
   int rc = g_test_run();
   g_ptr_array_unref(keep);
