@@ -5,6 +5,7 @@
  *
  * I2V_TEST_WEIGHTS=files|formula restricts the run to sets with weight files (the tiny model)
  * or with formula weights (the real-size sets, meson suite "slow"); unset runs both. */
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -586,6 +587,58 @@ static void test_bad_model(gconstpointer data) {
   remove_model(dir);
 }
 
+/* image_embeds of a fixed pattern image from the model in dir. */
+static float *embed_pattern(const char *dir, int *n) {
+  GError *err = NULL;
+  I2vModelDir *md = i2v_model_dir_open(dir, NULL, &err);
+  g_assert_no_error(err);
+  I2vBackend *be = i2v_cpu_backend_new();
+  I2vClipVision *m = i2v_clip_vision_load(md, be, &err);
+  g_assert_no_error(err);
+  int S = i2v_clip_vision_image_size(m);
+  float *px = g_new(float, 3 * S * S);
+  for (int i = 0; i < 3 * S * S; i++) px[i] = sinf(0.37f * i);
+  *n = i2v_clip_vision_projection_dim(m);
+  float *out = g_new(float, *n);
+  g_assert_true(i2v_clip_vision_forward(m, px, 1, out, 0, NULL, &err));
+  g_free(px);
+  i2v_clip_vision_free(m);
+  i2v_backend_free(be);
+  i2v_model_dir_free(md);
+  return out;
+}
+
+/* Without hidden_act the encoders use transformers' default, quick_gelu: the same result as the
+ * model's own config when that says quick_gelu, a different one otherwise. */
+static void test_default_act(gconstpointer data) {
+  const char *set = data;
+  char *dir = copy_model(set);
+  char *cfg_path = g_build_filename(dir, "image_encoder", "config.json", NULL);
+  JsonParser *p = json_parser_new();
+  GError *err = NULL;
+  g_assert_true(json_parser_load_from_file(p, cfg_path, &err));
+  gboolean was_quick =
+      g_strcmp0(json_object_get_string_member_with_default(
+                    json_node_get_object(json_parser_get_root(p)), "hidden_act", "quick_gelu"),
+                "quick_gelu") == 0;
+  g_object_unref(p);
+  g_free(cfg_path);
+  int n;
+  float *own = embed_pattern(dir, &n);
+  edit_config(dir, "image_encoder", "hidden_act", NULL);
+  float *dflt = embed_pattern(dir, &n);
+  double diff = golden_max_abs_diff(own, dflt, n);
+  g_test_message("config act %s quick_gelu: max |own - default| = %.3g",
+                 was_quick ? "is" : "is not", diff);
+  if (was_quick)
+    g_assert_cmpfloat(diff, ==, 0);
+  else
+    g_assert_cmpfloat(diff, >, 0);
+  g_free(own);
+  g_free(dflt);
+  remove_model(dir);
+}
+
 /* Bad forward arguments are errors naming the value, not crashes. */
 static void test_bad_input(gconstpointer data) {
   I2vModelDir *md = open_model(data, NULL);
@@ -658,6 +711,7 @@ int main(int argc, char **argv) {
   add_per_set("text", "text_encoder.safetensors", test_text_set, keep, FALSE);
   add_per_set("vision", "image_encoder.safetensors", test_vision_set, keep, FALSE);
   add_per_set("fp16", "manifest.json", test_fp16_set, keep, TRUE);
+  add_per_set("default-act", "image_encoder.safetensors", test_default_act, keep, TRUE);
   add_per_set("bad-input", "image_encoder.safetensors", test_bad_input, keep, TRUE);
   add_per_set("bad-model", "text_encoder.safetensors", test_bad_model, keep, TRUE);
   int rc = g_test_run();
