@@ -369,9 +369,8 @@ static gboolean open_index(I2vSafetensors *st, GError **error) {
   gboolean ok = TRUE;
   if (!json_parser_load_from_mapped_file(parser, st->path, &err)) {
     g_set_error(error, I2V_ERROR,
-                g_error_matches(err, JSON_PARSER_ERROR, err->code) ? I2V_ERROR_FORMAT
-                                                                   : I2V_ERROR_IO,
-                "%s: %s", st->path, err->message);
+                err->domain == JSON_PARSER_ERROR ? I2V_ERROR_FORMAT : I2V_ERROR_IO, "%s: %s",
+                st->path, err->message);
     g_error_free(err);
     g_object_unref(parser);
     return FALSE;

@@ -154,19 +154,18 @@ static const I2vSafetensorsEntry *find_checked(I2vWeights *w, const char *name, 
   return e;
 }
 
-/* The float32 values of name in PyTorch layout (new buffer, g_free). */
+/* The float32 values of name in PyTorch layout (new buffer, g_free): from the file when it has
+ * an entry, else from the formula. */
 static float *source_values(I2vWeights *w, const I2vSafetensorsEntry *e, const char *name, int ndim,
                             const int64_t *shape, int64_t n) {
-  float *values = g_new(float, MAX(n, 1));
-  if (e == NULL) {
-    i2v_formula_fill(name, ndim, shape, w->seed, values);
-  } else if (e->dtype != I2V_DTYPE_F32 && ((uintptr_t)e->data & 1) != 0) {
-    void *aligned = g_memdup2(e->data, e->nbytes); /* 16-bit values at an odd offset */
-    i2v_convert_to_f32(values, aligned, e->dtype, n);
-    g_free(aligned);
-  } else {
-    i2v_convert_to_f32(values, e->data, e->dtype, n);
+  if (e != NULL) {
+    I2vTensor t;
+    gboolean ok = i2v_safetensors_read_f32(w->st, name, &t, NULL);
+    g_assert(ok); /* find_checked saw the entry and its float dtype */
+    return t.data;
   }
+  float *values = g_new(float, MAX(n, 1));
+  i2v_formula_fill(name, ndim, shape, w->seed, values);
   return values;
 }
 
