@@ -4,6 +4,7 @@
  * Sets without weight files (README-realcfg) use the formula weights of their manifest's seed.
  * A UNet is loaded once per set and shared by that set's tests (the real-size one is 5.7 GB). */
 #include <string.h>
+#include <glib/gstdio.h>
 #include <unistd.h>
 
 #include "error.h"
