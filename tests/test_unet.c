@@ -4,6 +4,7 @@
  * Sets without weight files (README-realcfg) use the formula weights of their manifest's seed.
  * A UNet is loaded once per set and shared by that set's tests (the real-size one is 5.7 GB). */
 #include <string.h>
+#include <time.h>
 #include <glib/gstdio.h>
 #include <unistd.h>
 
@@ -195,14 +196,15 @@ static gboolean run_case(const char *set, const I2vSafetensors *st, I2vUnet *u, 
   g_assert_no_error(err);
   double t_prep = g_test_timer_elapsed();
   g_test_timer_start();
+  clock_t cpu0 = clock();
   gboolean ok = i2v_unet_forward(u, cond, &d_sample, t[0], &d_out, &err);
   g_assert_no_error(err);
   g_assert_true(ok);
-  double t_fwd = g_test_timer_elapsed();
+  double t_fwd = g_test_timer_elapsed(), cpu_fwd = (double)(clock() - cpu0) / CLOCKS_PER_SEC;
   backend->tap = NULL;
   int expected = count_debug(st, c);
-  g_test_message("%s: prepare %.3f s, forward %.3f s (with %d checked taps)", c, t_prep, t_fwd,
-                 tc.checked);
+  g_test_message("%s: prepare %.3f s, forward %.3f s wall / %.3f s CPU (with %d checked taps)", c,
+                 t_prep, t_fwd, cpu_fwd, tc.checked);
   if (tc.checked != expected)
     g_test_message("%s: %d debug tensors in the golden file, %d tapped", c, expected, tc.checked);
 
