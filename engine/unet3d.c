@@ -319,11 +319,9 @@ I2vUnet *i2v_unet_load(I2vModelDir *md, I2vBackend *be, GError **error) {
     load_up(u, &ld, up_cross);
   }
   if (ok && ld.error != NULL) {
-    g_propagate_error(error, ld.error);
-    ld.error = NULL;
+    g_propagate_error(error, ld.error); /* the first failed load */
     ok = FALSE;
   }
-  g_clear_error(&ld.error);
   if (ok) {
     u->n_params = i2v_weights_loaded_params(ld.w);
     i2v_weights_log_unused(ld.w);

@@ -258,6 +258,104 @@ static void test_params(gconstpointer data) {
   g_assert_cmpint(i2v_unet_num_params(unet_of(set)), ==, expected);
 }
 
+/* ---- batching and odd sizes ---- */
+
+/* The first of sets with UNet weight files (small models); NULL and a skip if none. */
+static const char *set_with_files(char **sets) {
+  for (int i = 0; sets[i] != NULL; i++) {
+    guint64 seed;
+    if (!formula_seed(sets[i], &seed)) return sets[i];
+  }
+  g_test_skip("no fixture set with UNet weight files");
+  return NULL;
+}
+
+/* Host inputs of one call: b videos of f frames of h×w latents. */
+typedef struct {
+  int64_t b, f, h, w, c, t_len, d;
+  float *sample, *latents, *text, *image;
+  int64_t *fps;
+} Inputs;
+
+/* out [b, c, f, h, w] = unet(in rows first..first+count-1) at timestep t. */
+static float *run_rows(I2vUnet *u, const Inputs *in, int64_t first, int64_t count, int64_t t) {
+  int64_t video = in->c * in->f * in->h * in->w;
+  I2vTensor hs = {.ndim = 5, .shape = {count, in->c, in->f, in->h, in->w}};
+  hs.data = in->sample + first * video;
+  I2vTensor hl = hs;
+  hl.data = in->latents + first * video;
+  I2vTensor ht = {.ndim = 3, .shape = {count, in->t_len, in->d}};
+  ht.data = in->text + first * in->t_len * in->d;
+  I2vTensor hi = {.ndim = 3, .shape = {count, 1, in->d}};
+  hi.data = in->image + first * in->d;
+  I2vTensor s = upload_video(&hs), l = upload_video(&hl), tx = upload(&ht), im = upload(&hi), o;
+  int64_t os[5] = {count, in->f, in->h, in->w, i2v_unet_out_channels(u)};
+  GError *err = NULL;
+  g_assert_true(i2v_tensor_alloc(backend, &o, backend->act_dtype, 5, os, &err));
+  I2vUnetCond *cond = i2v_unet_prepare(u, &tx, &im, &l, in->fps + first, &err);
+  g_assert_no_error(err);
+  g_assert_true(i2v_unet_forward(u, cond, &s, t, &o, &err));
+  g_assert_no_error(err);
+  float *out = g_new(float, i2v_tensor_numel(&o));
+  g_assert_true(i2v_unet_download_ncfhw(backend, &o, out, &err));
+  g_assert_no_error(err);
+  i2v_unet_cond_free(cond);
+  I2vTensor *dev[] = {&s, &l, &tx, &im, &o};
+  for (guint i = 0; i < G_N_ELEMENTS(dev); i++) i2v_tensor_free(dev[i]);
+  return out;
+}
+
+static float *random_values(GRand *r, int64_t n) {
+  float *x = g_new(float, n);
+  for (int64_t i = 0; i < n; i++) x[i] = (float)g_rand_double_range(r, -1, 1);
+  return x;
+}
+
+/* Two different videos at an odd latent size (every level odd, the up-samplers resize to the
+ * skips' sizes) in one batch give what each gives alone: catches mixing of batch rows in the
+ * per-video GroupNorms, temporal attention, context K/V and time embedding. */
+static void test_batch_odd_size(void) {
+  char **sets = golden_sets_with("unet.safetensors");
+  const char *set = set_with_files(sets);
+  if (set == NULL) {
+    g_strfreev(sets);
+    return;
+  }
+  I2vUnet *u = unet_of(set);
+  GRand *r = g_rand_new_with_seed(7);
+  Inputs in = {.b = 2,
+               .f = 3,
+               .h = 7,
+               .w = 9,
+               .c = i2v_unet_in_channels(u),
+               .t_len = 77,
+               .d = i2v_unet_cross_attention_dim(u)};
+  int64_t video = in.c * in.f * in.h * in.w;
+  in.sample = random_values(r, in.b * video);
+  in.latents = random_values(r, in.b * video);
+  in.text = random_values(r, in.b * in.t_len * in.d);
+  in.image = random_values(r, in.b * in.d);
+  int64_t fps[2] = {8, 16};
+  in.fps = fps;
+  float *both = run_rows(u, &in, 0, 2, 500);
+  for (int64_t b = 0; b < in.b; b++) {
+    float *alone = run_rows(u, &in, b, 1, 500);
+    double diff = golden_max_abs_diff(alone, both + b * video, video);
+    g_test_message("video %" G_GINT64_FORMAT ": batched vs alone max abs diff %.3g", b, diff);
+    g_assert_cmpfloat(diff, <=, 1e-5);
+    g_free(alone);
+  }
+  /* the two videos differ, so a batch that repeated video 0 would fail above */
+  g_assert_cmpfloat(golden_max_abs_diff(both, both + video, video), >, 1e-3);
+  g_free(both);
+  g_free(in.sample);
+  g_free(in.latents);
+  g_free(in.text);
+  g_free(in.image);
+  g_rand_free(r);
+  g_strfreev(sets);
+}
+
 /* ---- errors ---- */
 
 /* A copy of the tiny set's model dir in a temp dir whose unet/config.json is edited by edit and
@@ -336,13 +434,8 @@ static void remove_tree(const char *path) {
 static void expect_load_error(void (*edit)(JsonObject *cfg), const char *drop, int code,
                               const char *const *needles) {
   char **sets = golden_sets_with("unet.safetensors");
-  const char *set = NULL;
-  for (int i = 0; sets[i] != NULL && set == NULL; i++) {
-    guint64 seed;
-    if (!formula_seed(sets[i], &seed)) set = sets[i]; /* a set with weight files */
-  }
+  const char *set = set_with_files(sets);
   if (set == NULL) {
-    g_test_skip("no fixture set with UNet weight files");
     g_strfreev(sets);
     return;
   }
@@ -416,6 +509,7 @@ int main(int argc, char **argv) {
     g_free(p);
     g_free(base);
   }
+  g_test_add_func("/unet/batch-odd-size", test_batch_odd_size);
   g_test_add_func("/unet/errors/unknown-block-type", test_unknown_block_type);
   g_test_add_func("/unet/errors/heads-not-dividing", test_heads_not_dividing);
   g_test_add_func("/unet/errors/missing-config-key", test_missing_key);
