@@ -15,9 +15,9 @@ I2vClipVision *i2v_clip_vision_load(I2vModelDir *md, I2vBackend *be, GError **er
 /* Frees the encoder (NULL allowed). */
 void i2v_clip_vision_free(I2vClipVision *m);
 
-int i2v_clip_vision_image_size(const I2vClipVision *m);  /* input side, e.g. 224 */
+int i2v_clip_vision_image_size(const I2vClipVision *m); /* input side, e.g. 224 */
 int i2v_clip_vision_hidden_size(const I2vClipVision *m);
-int i2v_clip_vision_num_tokens(const I2vClipVision *m);  /* patches + 1 (CLS) */
+int i2v_clip_vision_num_tokens(const I2vClipVision *m); /* patches + 1 (CLS) */
 int i2v_clip_vision_num_layers(const I2vClipVision *m);
 int i2v_clip_vision_projection_dim(const I2vClipVision *m);
 
@@ -26,7 +26,6 @@ int i2v_clip_vision_projection_dim(const I2vClipVision *m);
  * receives hidden_states.n_hidden ([batch, tokens, hidden]; 0 = pre_layrnorm(embeddings)) and
  * the encoder stops there unless image_embeds is also requested. */
 gboolean i2v_clip_vision_forward(I2vClipVision *m, const float *pixel_values, int batch,
-                                 float *image_embeds, int n_hidden, float *hidden,
-                                 GError **error);
+                                 float *image_embeds, int n_hidden, float *hidden, GError **error);
 
 G_END_DECLS
