@@ -31,8 +31,8 @@ struct I2vTokenizer {
   GHashTable *merge_ranks;   /* &merge_pairs[rank] → GINT_TO_POINTER(rank + 1) */
   int byte_symbols[256];     /* byte → id of its alphabet character */
   int byte_symbols_eow[256]; /* byte → id of its alphabet character + "</w>" (word end) */
-  const char
-      *special_tokens[N_SPECIAL_KEYS + 1]; /* distinct special strings (vocab keys), NULL-ended */
+  /* the distinct special token strings (vocab keys), NULL-terminated */
+  const char *special_tokens[N_SPECIAL_KEYS + 1];
   int bos_id, eos_id, pad_id;
   int max_length;
   GRegex *pretokenizer;
@@ -148,6 +148,15 @@ static int split_fields(char *line, char **fields, int max) {
   return n;
 }
 
+/* Ends the line starting at line (in place) and returns the next one, NULL after the last.
+ * (Line by line rather than g_strsplit(), whose strstr() calls are quadratic under ASan.) */
+static char *split_line(char *line) {
+  char *end = strchr(line, '\n');
+  if (end == NULL) return NULL;
+  *end = '\0';
+  return end + 1;
+}
+
 /* merges.txt: a "#version" header line, then one "left right" merge per line, the rank being
  * its index. Like transformers, only the first n_merges lines count (the vocab has room for no
  * more results); both symbols and their concatenation must be vocab tokens. */
@@ -161,19 +170,18 @@ static gboolean load_merges(I2vTokenizer *tok, const char *path, int n_merges, G
     return FALSE;
   }
   g_strchomp(text); /* trailing newlines end no merge */
-  char **lines = g_strsplit(text, "\n", n_merges + 2);
-  g_free(text);
-  gboolean ok = g_str_has_prefix(lines[0], "#version");
+  char *line = text, *next = split_line(text);
+  gboolean ok = g_str_has_prefix(line, "#version");
   if (!ok)
     g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s line 1: expected the '#version' header",
                 path);
-  int rank = 0;
   tok->merge_pairs = g_new(guint64, n_merges);
   tok->merge_results = g_new(int, n_merges);
-  for (; ok && rank < n_merges && lines[rank + 1] != NULL; rank++) {
-    int line_no = rank + 2;
+  for (int rank = 0, line_no = 2; ok && rank < n_merges && next != NULL; rank++, line_no++) {
+    line = next;
+    next = split_line(line);
     char *sym[2];
-    int n = split_fields(lines[rank + 1], sym, 2);
+    int n = split_fields(line, sym, 2);
     if (n != 2) {
       g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
                   "%s line %d: expected two symbols separated by a space, found %d", path, line_no,
@@ -196,7 +204,7 @@ static gboolean load_merges(I2vTokenizer *tok, const char *path, int n_merges, G
     }
     g_free(joined);
   }
-  g_strfreev(lines);
+  g_free(text);
   return ok;
 }
 
@@ -361,12 +369,17 @@ static void clean_text(const char *text, gsize len, GString *out) {
   }
 }
 
-/* Unicode's Cased property, from GLib's tables: cased letters and anything with a case mapping
- * (which covers Other_Lowercase / Other_Uppercase symbols such as circled letters). */
+/* Unicode's Cased property as the Final_Sigma rule sees it: letters Lu / Ll / Lt and the
+ * Other_Lowercase / Other_Uppercase symbols GLib has no category for. (The cased modifier
+ * letters and U+0345 are left out: being case-ignorable, the rule skips them first.) */
 static gboolean is_cased(gunichar c) {
   GUnicodeType t = g_unichar_type(c);
   return t == G_UNICODE_UPPERCASE_LETTER || t == G_UNICODE_LOWERCASE_LETTER ||
-         t == G_UNICODE_TITLECASE_LETTER || g_unichar_tolower(c) != c || g_unichar_toupper(c) != c;
+         t == G_UNICODE_TITLECASE_LETTER || c == 0xAA || c == 0xBA ||
+         (c >= 0x2160 && c <= 0x217F) ||   /* Roman numerals */
+         (c >= 0x24B6 && c <= 0x24E9) ||   /* circled Latin letters */
+         (c >= 0x1F130 && c <= 0x1F149) || /* squared, negative circled, negative squared */
+         (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189);
 }
 
 /* Unicode's Case_Ignorable property: marks, format characters, modifiers and the word-internal
@@ -401,6 +414,14 @@ static gboolean is_final_sigma(const gunichar *word, glong len, glong i) {
   return j == len || !is_cased(word[j]);
 }
 
+/* The simple lower-case mapping. g_unichar_tolower() only maps letters (Lu, Lt), so the two
+ * blocks of upper-case symbols that have a lower-case form are added here. */
+static gunichar simple_lower(gunichar c) {
+  if (c >= 0x2160 && c <= 0x216F) return c + 0x10; /* Roman numerals Ⅰ..Ⅿ → ⅰ..ⅿ */
+  if (c >= 0x24B6 && c <= 0x24CF) return c + 0x1A; /* circled Ⓐ..Ⓩ → ⓐ..ⓩ */
+  return g_unichar_tolower(c);
+}
+
 /* Appends Python's str.lower() of the word: the simple lower-case mapping except İ → i + U+0307
  * (the one unconditional multi-character lowering) and Final_Sigma. Written out rather than
  * g_utf8_strdown(), whose result depends on the locale (Turkish: I → ı). */
@@ -412,7 +433,7 @@ static void python_lower(const gunichar *word, glong len, GString *out) {
     else if (c == 0x3A3)
       g_string_append_unichar(out, is_final_sigma(word, len, i) ? 0x3C2 : 0x3C3);
     else
-      g_string_append_unichar(out, g_unichar_tolower(c));
+      g_string_append_unichar(out, simple_lower(c));
   }
 }
 

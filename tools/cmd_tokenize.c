@@ -1,5 +1,6 @@
 /* i2vgen tokenize: the token ids of prompts, as the pipeline feeds them to the text encoder. */
 #include <stdio.h>
+#include <string.h>
 
 #include "commands.h"
 #include "error.h"
@@ -46,8 +47,10 @@ int cmd_tokenize(int argc, char **argv) {
   g_option_context_add_main_entries(ctx, entries, NULL);
   GError *err = NULL;
   gboolean parsed = g_option_context_parse(ctx, &argc, &argv, &err);
+  /* GOption leaves a "--" separator in argv when a TEXT after it starts with '-' */
+  int first_text = parsed && argc > 1 && strcmp(argv[1], "--") == 0 ? 2 : 1;
   int status = 0;
-  if (!parsed || model == NULL || argc < 2) {
+  if (!parsed || model == NULL || argc <= first_text) {
     fprintf(stderr, "i2vgen tokenize: %s\n",
             err != NULL     ? err->message
             : model == NULL ? "--model DIR is required"
@@ -61,7 +64,7 @@ int cmd_tokenize(int argc, char **argv) {
     char *dir = g_build_filename(model, "tokenizer", NULL);
     I2vTokenizer *tok = i2v_tokenizer_load(dir, &err);
     gboolean ok = tok != NULL;
-    for (int i = 1; ok && i < argc; i++) ok = tokenize_text(tok, argv[i], no_pad, &err);
+    for (int i = first_text; ok && i < argc; i++) ok = tokenize_text(tok, argv[i], no_pad, &err);
     if (!ok) status = cmd_fail("tokenize", err);
     i2v_tokenizer_free(tok);
     g_free(dir);
