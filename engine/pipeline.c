@@ -150,19 +150,19 @@ static void gen_init(Gen *g, I2vModel *m, const I2vParams *p, const I2vCallbacks
   g->w = p->width / s;
   g->tokens = i2v_tokenizer_max_length(m->tokenizer);
   g->dim = i2v_unet_cross_attention_dim(m->unet);
-  int64_t video = g->lc * g->f * g->h * g->w;
+  int64_t latent_numel = g->lc * g->f * g->h * g->w; /* one video's latents */
   int64_t chunk = MIN(p->decode_chunk_size, p->frames);
   int64_t pixels = (int64_t)p->width * p->height;
   g->text_ctx = g_new(float, g->bc * g->tokens * g->dim);
   g->image_emb = g_new0(float, g->bc * g->dim);
-  g->image_latents = g_new(float, g->bc *video);
-  g->host_latents = g_new(float, video);
+  g->image_latents = g_new(float, latent_numel * g->bc);
+  g->host_latents = g_new(float, latent_numel);
   g->z = g_new(float, chunk * g->lc * g->h * g->w);
   g->decoded = g_new(float, chunk * 3 * pixels);
   g->rgb = i2v_image_new(p->width, p->height);
   g->timesteps = g_new(int64_t, p->steps);
   if (dumping(g)) {
-    g->dump_buf = g_new(float, g->bc *video);
+    g->dump_buf = g_new(float, latent_numel * g->bc);
     g->video = g_new(float, 3 * g->f * pixels);
     g->frames = g_new(float, 3 * g->f * pixels);
   }
