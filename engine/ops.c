@@ -184,6 +184,7 @@ void i2v_op_linear(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTe
       !expect(be, b == NULL || i2v_tensor_numel(b) == N, "linear", "bias must be [N]", b) ||
       !expect(be, !accumulate || act == I2V_ACT_NONE, "linear", "accumulate needs no act", y))
     return;
+  be->flops += 2.0 * (double)rows_of(x) * (double)N * (double)K;
   be->ops->linear(be, y, x, w, b, act, accumulate);
 }
 
@@ -202,6 +203,7 @@ void i2v_op_conv2d(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTe
               "conv2d", "output must be [N, Ho, Wo, Co]", y) ||
       !expect(be, b == NULL || i2v_tensor_numel(b) == w->shape[0], "conv2d", "bias [Co]", b))
     return;
+  be->flops += 2.0 * (double)i2v_tensor_numel(y) * (double)(kh * kw * w->shape[3]);
   be->ops->conv2d(be, y, x, w, b, p, accumulate);
 }
 
@@ -218,6 +220,7 @@ void i2v_op_conv_frames(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const 
               "conv_frames", "y must be [B,F,T,Co]", y) ||
       !expect(be, y->data != x->data, "conv_frames", "y must not alias x", y))
     return;
+  be->flops += 2.0 * 3.0 * (double)i2v_tensor_numel(y) * (double)x->shape[3];
   be->ops->conv_frames(be, y, x, w, b, accumulate);
 }
 
@@ -273,6 +276,9 @@ void i2v_op_attention(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q
       !view_fits(be, k, kv_outer, s->n_inner, s->kv_len, width, "k") ||
       !view_fits(be, v, kv_outer, s->n_inner, s->kv_len, width, "v"))
     return;
+  /* q·kᵀ and p·v: 2 multiply-adds per (query, key, channel) */
+  be->flops += 4.0 * (double)(s->n_outer * s->n_inner) * (double)s->q_len * (double)s->kv_len *
+               (double)width;
   be->ops->attention(be, out, q, k, v, s);
 }
 

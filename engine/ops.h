@@ -138,6 +138,7 @@ struct I2vBackend {
   const I2vOps *ops;
   const I2vMemOps *mem;
   GError *error; /* first sticky error, or NULL */
+  double flops;  /* FLOPs of the GEMM-like ops dispatched so far (2 per multiply-add) */
   void *priv;    /* backend state */
   I2vTapFn tap;  /* NULL unless a test installs one */
   void *tap_user;
