@@ -83,6 +83,17 @@ typedef struct {
   gint64 elapsed_us, eta_us;
 } I2vProgress;
 
+/* One timed stage of a generation, for benchmarks. name is one of "text_encoder",
+ * "image_encoder", "vae_encoder", "unet_prepare", "unet_step" (index = step, UNet + guidance +
+ * DDIM update) and "vae_decode_frame" (index = first frame of the decode call, which covers
+ * decode_chunk_size frames). Times are taken after a backend sync. */
+typedef struct {
+  const char *name; /* static string */
+  int index;
+  gint64 us;    /* wall time */
+  double flops; /* FLOPs the op table dispatched during the stage (I2vBackend.flops) */
+} I2vStage;
+
 typedef struct {
   /* Called after every denoising step and every decoded frame (may be NULL). */
   void (*progress)(const I2vProgress *p, void *user);
@@ -96,6 +107,9 @@ typedef struct {
    * "step{i}.noise_pred", "step{i}.pred_original_sample", "step{i}.latents", "latents_final",
    * "video" and "frames". Setting it costs device-to-host copies every step. */
   void (*dump)(const char *name, const I2vTensor *t, void *user);
+  /* Benchmarking (may be NULL): called at the end of every stage; setting it adds a backend sync
+   * per stage. */
+  void (*stage)(const I2vStage *s, void *user);
   void *user;
 } I2vCallbacks;
 

@@ -120,6 +120,30 @@ static gboolean dump_video(const Gen *g, const char *name, const I2vTensor *t, G
   return TRUE;
 }
 
+/* The start of a timed stage (I2vStage). */
+typedef struct {
+  gint64 us;
+  double flops;
+} StageStart;
+
+static StageStart stage_start(const Gen *g) {
+  return (StageStart){g_get_monotonic_time(), g->be->flops};
+}
+
+/* Reports a finished stage to the stage callback, after a backend sync so that queued work is
+ * counted where it belongs. */
+static gboolean stage_end(const Gen *g, StageStart start, const char *name, int index,
+                          GError **error) {
+  if (g->cb == NULL || g->cb->stage == NULL) return TRUE;
+  if (!i2v_backend_check(g->be, error)) return FALSE;
+  I2vStage s = {.name = name,
+                .index = index,
+                .us = g_get_monotonic_time() - start.us,
+                .flops = g->be->flops - start.flops};
+  g->cb->stage(&s, g->cb->user);
+  return TRUE;
+}
+
 static void report(const Gen *g, int step, int frame, gint64 eta_us) {
   if (g->cb == NULL || g->cb->progress == NULL) return;
   I2vProgress pr = {.step = step,
@@ -203,9 +227,11 @@ static gboolean encode_prompts(Gen *g, GError **error) {
       g_info("%s truncated to %" G_GINT64_FORMAT " tokens (the CLIP text limit)",
              b == g->bc - 1 ? "prompt" : "negative prompt", g->tokens);
   }
+  StageStart start = stage_start(g);
   ok = ok &&
        i2v_clip_text_forward(g->m->text, ids, g->bc, (int)g->tokens,
-                             i2v_clip_text_num_layers(g->m->text) - 1, TRUE, g->text_ctx, error);
+                             i2v_clip_text_num_layers(g->m->text) - 1, TRUE, g->text_ctx, error) &&
+       stage_end(g, start, "text_encoder", 0, error);
   g_free(ids);
   if (!ok) return FALSE;
   int64_t one[3] = {1, g->tokens, g->dim};
@@ -224,7 +250,9 @@ static gboolean encode_image_clip(Gen *g, const I2vImage *image, GError **error)
   float *pixels = g_new(float, 3 * s * s);
   i2v_image_to_clip_pixels(&small, g->m->clip_mean, g->m->clip_std, pixels);
   float *emb = g->image_emb + (g->bc - 1) * g->dim;
-  gboolean ok = i2v_clip_vision_forward(g->m->vision, pixels, 1, emb, 0, NULL, error);
+  StageStart start = stage_start(g);
+  gboolean ok = i2v_clip_vision_forward(g->m->vision, pixels, 1, emb, 0, NULL, error) &&
+                stage_end(g, start, "image_encoder", 0, error);
   if (ok) {
     dump(g, "clip_pixel_values", pixels, 4, (int64_t[]){1, 3, s, s});
     dump(g, "image_embeddings", g->image_emb, 3, (int64_t[]){g->bc, 1, g->dim});
@@ -247,10 +275,11 @@ static gboolean encode_image_vae(Gen *g, const I2vImage *image, GError **error) 
   float *noise = g_new(float, 4 * lc * hw); /* noise, std, logvar, sample */
   float *std = noise + lc * hw, *logvar = std + lc * hw, *z0 = logvar + lc * hw;
   i2v_image_to_vae_input(&crop, input);
-  gint64 t0 = g_get_monotonic_time();
+  StageStart start = stage_start(g);
   gboolean ok = i2v_vae_encode(g->m->vae, input, H, W, moments, error);
   /* The decoder costs about twice the encoder: a first guess for the progress ETA. */
-  g->frame_estimate_us = 2 * (g_get_monotonic_time() - t0);
+  g->frame_estimate_us = 2 * (g_get_monotonic_time() - start.us);
+  ok = ok && stage_end(g, start, "vae_encoder", 0, error);
   if (ok) {
     if (g->p->vae_posterior_noise != NULL)
       memcpy(noise, g->p->vae_posterior_noise, lc * hw * sizeof(float));
@@ -299,12 +328,14 @@ static gboolean upload(I2vBackend *be, const float *data, int ndim, const int64_
 static gboolean prepare_loop(Gen *g, GError **error) {
   I2vBackend *be = g->be;
   int64_t fps[2] = {g->p->fps, g->p->fps};
+  StageStart start = stage_start(g);
   if (!upload(be, g->text_ctx, 3, (int64_t[]){g->bc, g->tokens, g->dim}, &g->text_t, error) ||
       !upload(be, g->image_emb, 3, (int64_t[]){g->bc, 1, g->dim}, &g->emb_t, error) ||
       !i2v_unet_upload_ncfhw(be, g->image_latents, g->bc, g->lc, g->f, g->h, g->w,
                              &g->image_latents_t, error) ||
       !(g->cond =
-            i2v_unet_prepare(g->m->unet, &g->text_t, &g->emb_t, &g->image_latents_t, fps, error)))
+            i2v_unet_prepare(g->m->unet, &g->text_t, &g->emb_t, &g->image_latents_t, fps, error)) ||
+      !stage_end(g, start, "unet_prepare", 0, error))
     return FALSE;
 
   const float *noise = g->p->init_latents;
@@ -340,6 +371,7 @@ static gboolean denoise(Gen *g, GError **error) {
   I2vTensor uncond = i2v_tensor_rows(&g->v_out, 0, 1);
   for (int i = 0; i < n; i++) {
     if (g_cancellable_set_error_if_cancelled(g->cancellable, error)) return FALSE;
+    StageStart start = stage_start(g);
     size_t mark = i2v_scratch_mark(be);
     const I2vTensor *sample = &g->latents;
     if (g->cfg) {
@@ -360,7 +392,8 @@ static gboolean denoise(Gen *g, GError **error) {
     if (ok)
       i2v_ddim_step(g->m->ddim, be, n, g->timesteps[i], &uncond, &g->latents, &g->x0, &g->latents);
     i2v_scratch_release(be, mark);
-    ok = ok && i2v_backend_check(be, error) && dump_step(g, i, "noise_pred", &uncond, error) &&
+    ok = ok && i2v_backend_check(be, error) && stage_end(g, start, "unet_step", i, error) &&
+         dump_step(g, i, "noise_pred", &uncond, error) &&
          dump_step(g, i, "pred_original_sample", &g->x0, error) &&
          dump_step(g, i, "latents", &g->latents, error);
     if (!ok) return FALSE;
@@ -400,11 +433,13 @@ static gboolean decode(Gen *g, GError **error) {
   for (int64_t f0 = 0; f0 < F; f0 += chunk) {
     if (g_cancellable_set_error_if_cancelled(g->cancellable, error)) return FALSE;
     int64_t n = MIN(chunk, F - f0);
+    StageStart start = stage_start(g);
     for (int64_t k = 0; k < n; k++)
       for (int64_t c = 0; c < lc; c++)
         for (int64_t i = 0; i < hw; i++)
           g->z[(k * lc + c) * hw + i] = g->host_latents[(c * F + f0 + k) * hw + i] * inv_scaling;
-    if (!i2v_vae_decode(g->m->vae, g->z, (int)n, (int)g->h, (int)g->w, g->decoded, error))
+    if (!i2v_vae_decode(g->m->vae, g->z, (int)n, (int)g->h, (int)g->w, g->decoded, error) ||
+        !stage_end(g, start, "vae_decode_frame", (int)f0, error))
       return FALSE;
     for (int64_t k = 0; k < n; k++) {
       int64_t f = f0 + k;

@@ -22,6 +22,8 @@ typedef struct {
   GCancellable *cancel;
   int cancel_at_step; /* cancel from the progress callback after this step (0: never) */
   int stop_at_frame;  /* return FALSE from the frame callback at this frame (0: never) */
+  GHashTable *stages; /* stage name → count */
+  double step_flops;
 } Capture;
 
 static void free_tensor(gpointer t) {
@@ -33,10 +35,12 @@ static void capture_init(Capture *c) {
   memset(c, 0, sizeof(*c));
   c->dumps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, free_tensor);
   c->in_order = TRUE;
+  c->stages = g_hash_table_new(g_str_hash, g_str_equal);
 }
 
 static void capture_clear(Capture *c) {
   g_hash_table_unref(c->dumps);
+  g_hash_table_unref(c->stages);
   g_free(c->rgb);
 }
 
@@ -74,11 +78,26 @@ static gboolean on_frame(const I2vFrame *f, void *user) {
   return c->stop_at_frame == 0 || c->frame_calls < c->stop_at_frame;
 }
 
+static void on_stage(const I2vStage *s, void *user) {
+  Capture *c = user;
+  int n = GPOINTER_TO_INT(g_hash_table_lookup(c->stages, s->name));
+  g_hash_table_insert(c->stages, (gpointer)s->name, GINT_TO_POINTER(n + 1));
+  g_assert_cmpint(s->us, >=, 0);
+  if (strcmp(s->name, "unet_step") == 0) c->step_flops += s->flops;
+}
+
+static int stage_count(const Capture *c, const char *name) {
+  return GPOINTER_TO_INT(g_hash_table_lookup(c->stages, name));
+}
+
 /* Runs a generation with the capturing callbacks (dumps only when with_dump). */
 static gboolean generate(I2vModel *m, const I2vImage *image, const I2vParams *p, Capture *c,
                          gboolean with_dump, GError **error) {
-  I2vCallbacks cb = {
-      .progress = on_progress, .frame = on_frame, .dump = with_dump ? on_dump : NULL, .user = c};
+  I2vCallbacks cb = {.progress = on_progress,
+                     .frame = on_frame,
+                     .dump = with_dump ? on_dump : NULL,
+                     .stage = on_stage,
+                     .user = c};
   return i2v_generate(m, image, p, &cb, c->cancel, error);
 }
 
@@ -581,6 +600,35 @@ static void test_seeded(void) {
   case_close(&k);
 }
 
+/* Decoding several frames per VAE call gives the same clip; the stage callback sees every stage
+ * once (steps and decode calls once each) with the UNet's FLOPs. */
+static void test_chunks_and_stages(void) {
+  Case k;
+  open_first(&k);
+  g_assert_cmpint(k.p.frames, >=, 3);
+  I2vModel *m = load_model(&k.mo);
+  k.p.decode_chunk_size = k.p.frames - 1; /* one full chunk and a partial one */
+  Capture cap;
+  capture_init(&cap);
+  GError *err = NULL;
+  g_assert_true(generate(m, &k.image, &k.p, &cap, TRUE, &err));
+  g_assert_no_error(err);
+  g_assert_cmpint(cap.frame_calls, ==, k.p.frames);
+  g_assert_true(cap.in_order);
+  double worst = 0;
+  check_dump(&k, &cap, "video", &worst);
+  check_dump(&k, &cap, "frames", &worst);
+  static const char *const once[] = {"text_encoder", "image_encoder", "vae_encoder",
+                                     "unet_prepare"};
+  for (guint i = 0; i < G_N_ELEMENTS(once); i++) g_assert_cmpint(stage_count(&cap, once[i]), ==, 1);
+  g_assert_cmpint(stage_count(&cap, "unet_step"), ==, k.p.steps);
+  g_assert_cmpint(stage_count(&cap, "vae_decode_frame"), ==, 2);
+  g_assert_cmpfloat(cap.step_flops, >, 0);
+  capture_clear(&cap);
+  i2v_model_unref(m);
+  case_close(&k);
+}
+
 /* Runs the i2vgen tool; returns its exit status, stderr in *err_text (g_free). */
 static int run_cli(char **args, char **err_text) {
   GError *err = NULL;
@@ -672,6 +720,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/pipeline/long-prompt", test_long_prompt);
   g_test_add_func("/pipeline/model-cache", test_model_cache);
   g_test_add_func("/pipeline/seeded", test_seeded);
+  g_test_add_func("/pipeline/chunks-and-stages", test_chunks_and_stages);
   g_test_add_func("/pipeline/cli", test_cli);
   g_test_add_func("/pipeline/realcfg", test_realcfg);
   int rc = g_test_run();
