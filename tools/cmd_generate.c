@@ -144,13 +144,15 @@ static gboolean generate(const I2vModelOptions *mo, const char *image_path, I2vP
 int cmd_generate(int argc, char **argv) {
   I2vParams p;
   i2v_params_init(&p);
-  char *model = NULL, *variant = NULL, *device = NULL, *image = NULL, *prompt = NULL,
-       *negative = NULL, *seed = NULL, *formula = NULL, *noise = NULL, *out = NULL,
+  char *model = NULL, *variant = NULL, *device = NULL, *precision = NULL, *image = NULL,
+       *prompt = NULL, *negative = NULL, *seed = NULL, *formula = NULL, *noise = NULL, *out = NULL,
        *dump_path = NULL;
   GOptionEntry entries[] = {
       {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "diffusers model directory", "DIR"},
       {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weight variant (fp16)", "V"},
       {"device", 0, 0, G_OPTION_ARG_STRING, &device, "auto (default), cpu or cuda:N", "D"},
+      {"precision", 0, 0, G_OPTION_ARG_STRING, &precision, "fp32, fp16 or bf16 (backend default)",
+       "P"},
       {"formula-weights", 0, 0, G_OPTION_ARG_STRING, &formula,
        "use the README-realcfg weight formula with this set seed instead of weight files", "S"},
       {"image", 0, 0, G_OPTION_ARG_FILENAME, &image, "input image (PNG or JPEG)", "FILE"},
@@ -192,6 +194,7 @@ int cmd_generate(int argc, char **argv) {
     mo.path = model;
     mo.variant = variant;
     mo.device = device;
+    mo.precision = precision;
     mo.formula_weights = formula != NULL;
     p.prompt = prompt;
     p.negative_prompt = negative;
@@ -203,8 +206,8 @@ int cmd_generate(int argc, char **argv) {
   }
   if (status != 0) cmd_fail("generate", err);
   g_option_context_free(ctx);
-  char *strings[] = {model, variant, device, image, prompt,   negative,
-                     seed,  formula, noise,  out,   dump_path};
+  char *strings[] = {model,    variant, device,  precision, image, prompt,
+                     negative, seed,    formula, noise,     out,   dump_path};
   for (guint i = 0; i < G_N_ELEMENTS(strings); i++) g_free(strings[i]);
   return status;
 }
