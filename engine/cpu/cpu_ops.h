@@ -1,9 +1,10 @@
 /* The CPU backend's op table (fp32, OpenBLAS sgemm, OpenMP threads).
  *
- * Threading strategy (one rule for the whole backend): cblas_sgemm is only ever called from
- * serial code, never inside an OpenMP parallel region, so the (pthread) OpenBLAS runs each GEMM
- * on its own threads; every other loop of this folder (im2col, norms, softmax, elementwise) is
- * parallelised with OpenMP over rows, channels or sequences. */
+ * Threading strategy (one rule for the whole backend): OpenMP is the only thread pool.
+ * i2v_cpu_backend_new sets OpenBLAS single-threaded, and every GEMM runs as single-threaded
+ * sgemms on per-thread slices inside OpenMP regions (rows or columns of a linear layer, im2col
+ * blocks of a conv, query blocks of an attention). Two pools would oversubscribe the cores:
+ * OpenBLAS' workers busy-wait after each call while OpenMP's threads run the code between. */
 #pragma once
 
 #include <math.h>
@@ -18,7 +19,11 @@ extern const I2vOps i2v_cpu_ops;
 void *cpu_scratch(I2vBackend *be, size_t bytes);
 
 /* y[M,N] (+)= x[M,K]·w[N,K]ᵀ + b[N] with row strides ldy, ldx, ldw (b may be NULL; accumulate
- * adds into y). The one GEMM helper shared by linear, conv2d and conv_frames. */
+ * adds into y), in the calling thread. The GEMM of linear, conv2d, conv_frames. */
+void cpu_gemm_xwt_1(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w, int64_t ldw,
+                    int64_t M, int64_t N, int64_t K, const float *b, gboolean accumulate);
+
+/* The same, split over the OpenMP threads (call it from serial code). */
 void cpu_gemm_xwt(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w, int64_t ldw,
                   int64_t M, int64_t N, int64_t K, const float *b, gboolean accumulate);
 
