@@ -65,6 +65,12 @@ static void run_attention(void *arg) {
   g_assert_true(i2v_backend_check(c->be, NULL));
 }
 
+static void run_group_norm(void *arg) {
+  Bench *c = arg;
+  i2v_op_group_norm(c->be, &c->y, &c->x, &c->w, &c->b, c->x.shape[0], 32, 1e-5f, I2V_ACT_SILU);
+  g_assert_true(i2v_backend_check(c->be, NULL));
+}
+
 int main(int argc, char **argv) {
   int64_t frames = argc > 1 ? atoll(argv[1]) : 4, hw = 64, C = 320, T = hw * hw;
   I2vBackend *be = i2v_cpu_backend_new();
@@ -89,6 +95,16 @@ int main(int argc, char **argv) {
   c.s = (I2vAttnShape){frames, 1, 1, T, T, (int)(C / 64), 64, 0.125f, FALSE};
   report("attention 4096 tokens, 5 heads x 64, per frame", 4.0 * frames * T * T * C, run_attention,
          &c);
+  /* temporal self-attention over the frames of every pixel: 5 heads × 64, frames tokens */
+  c.q = (I2vSeqView){&c.x, 0, frames * stride, C, stride};
+  c.k = c.q, c.v = c.q;
+  c.o = (I2vSeqView){&c.y, 0, frames * stride, C, stride};
+  c.s = (I2vAttnShape){1, T, 1, frames, frames, (int)(C / 64), 64, 0.125f, FALSE};
+  report("attention over frames, 4096 pixels x 5 heads", 4.0 * T * frames * frames * C,
+         run_attention, &c);
+  i2v_tensor_free(&c.w);
+  c.w = make(be, 1, (int64_t[]){C}); /* gamma */
+  report("group_norm+silu (GFLOP/s = Gelements/s)", (double)frames * T * C, run_group_norm, &c);
   i2v_tensor_free(&c.x), i2v_tensor_free(&c.y), i2v_tensor_free(&c.w), i2v_tensor_free(&c.b);
   i2v_backend_free(be);
   return 0;

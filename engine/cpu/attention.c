@@ -34,38 +34,16 @@ static int64_t visible_keys(const I2vAttnShape *s, int64_t i) {
   return s->causal ? MIN(i + 1, s->kv_len) : s->kv_len;
 }
 
-/* e^x for finite x ≤ 0 (shifted softmax scores), written so the loops below vectorise (glibc's
- * expf does not without -ffast-math): Cephes' polynomial on x = n·ln2 + r, |r| ≤ ln2/2, scaled
- * by 2^n through the exponent bits; relative error < 1e-7. For x < -87, where e^x < FLT_MIN, n
- * is clamped (an integer compare: a float one would keep GCC from vectorising under the default
- * -ftrapping-math) and the result is some value below 2^-126 instead of a denormal, which no
- * softmax sum can notice. */
-static inline float exp_nonpos(float x) {
-  float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest: + 1.5·2^23 */
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f;     /* ln2 split in two for exactness */
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t e = (int32_t)n;
-  e = e < -126 ? -126 : e;
-  int32_t bits = (e + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-
-/* In-place softmax of row[0, n) (n ≥ 1); returns nothing, row sums to 1. */
-static void softmax_row(float *row, int64_t n) {
+/* In-place softmax of row[0, n) (n ≥ 1): row sums to 1. Cloned for AVX2 (chosen at load time)
+ * because it costs as much as the two GEMMs around it (the clones agree up to the order of the
+ * sum's additions). */
+__attribute__((target_clones("avx2", "default"))) static void softmax_row(float *row, int64_t n) {
   float mx = -INFINITY, sum = 0;
 #pragma omp simd reduction(max : mx)
   for (int64_t j = 0; j < n; j++) mx = MAX(mx, row[j]);
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n; j++) {
-    row[j] = exp_nonpos(row[j] - mx);
+    row[j] = cpu_exp(row[j] - mx);
     sum += row[j];
   }
   float inv = 1.0f / sum;

@@ -53,15 +53,6 @@ void cpu_gemm_xwt(float *y, int64_t ldy, const float *x, int64_t ldx, const floa
   }
 }
 
-void cpu_act_apply(float *y, const float *x, int64_t n, I2vAct act) {
-  if (act == I2V_ACT_NONE) {
-    if (y != x) memmove(y, x, (size_t)n * sizeof(float));
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++) y[i] = cpu_act1(x[i], act);
-}
-
 void cpu_linear(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                 const I2vTensor *b, I2vAct act, gboolean accumulate) {
   (void)be;
