@@ -718,6 +718,10 @@ static void bad_conv_cin(void) {
   I2vConvParams p = {1, 1, 1, 1, 1};
   i2v_op_conv2d(be, &e_x4, &e_x4, &e_y4, NULL, &p, FALSE);
 }
+static void bad_conv_stride(void) {
+  I2vConvParams p = {0, 1, 1, 1, 1};
+  i2v_op_conv2d(be, &e_x4, &e_x4, &e_w4, NULL, &p, FALSE);
+}
 static void bad_conv_frames_alias(void) {
   int64_t ws[] = {3, 3, 3}; /* [Co, 3, Ci] from the first 27 weights of e_w4 */
   I2vTensor first = i2v_tensor_rows(&e_w4, 0, 1), w = i2v_tensor_view(&first, 3, ws);
@@ -771,6 +775,7 @@ static void test_errors(void) {
   expect_failure(bad_no_memory, "add:", "operand 1 has no memory");
   expect_failure(bad_conv_out, "conv2d:", "[N, Ho, Wo, Co]");
   expect_failure(bad_conv_cin, "conv2d:", "Cin");
+  expect_failure(bad_conv_stride, "conv2d:", "stride 0 must be >= 1");
   expect_failure(bad_conv_frames_alias, "conv_frames:", "alias");
   expect_failure(bad_group_norm_groups, "group_norm:", "C % groups");
   expect_failure(bad_group_norm_samples, "group_norm:", "rows % samples");
