@@ -5,9 +5,11 @@
 #include "commands.h"
 
 /* subcommand entry points */
+int cmd_tokenize(int argc, char **argv);
 
 static const I2vCommand commands[] = {
     /* subcommand table */
+    {"tokenize", "print the token ids of prompts", cmd_tokenize},
     {NULL, NULL, NULL},
 };
 
