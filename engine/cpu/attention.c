@@ -1,7 +1,7 @@
 /* Multi-head attention on the CPU over strided sequence views (no transposes, no head splits).
  *
  * The work is split into independent tasks, OpenMP-parallel: one (sequence, head, block of query
- * rows) each. Two task kinds with the same result: short problems (temporal attention over 16
+ * rows) each. Two task kinds, equal up to rounding: short problems (temporal attention over 16
  * frames, tiny test models) run a scalar loop over the whole sequence; long ones (spatial
  * attention over 4096 tokens, the VAE's 14k) take blocks of ≤ ATTN_Q_CHUNK query rows through two
  * single-threaded sgemms (scores = q·kᵀ, out = p·v) with the softmax between, so each thread's
@@ -34,9 +34,9 @@ static int64_t visible_keys(const I2vAttnShape *s, int64_t i) {
   return s->causal ? MIN(i + 1, s->kv_len) : s->kv_len;
 }
 
-/* In-place softmax of row[0, n) (n ≥ 1): row sums to 1. Cloned for AVX2 (chosen at load time)
- * because it costs as much as the two GEMMs around it (the clones agree up to the order of the
- * sum's additions). */
+/* In-place softmax of row[0, n) (n ≥ 1): row sums to 1. Cloned for AVX2 (picked at load time):
+ * with SSE2 only it took as long as the two GEMMs around it (the clones agree up to the order
+ * of the sum's additions). */
 __attribute__((target_clones("avx2", "default"))) static void softmax_row(float *row, int64_t n) {
   float mx = -INFINITY, sum = 0;
 #pragma omp simd reduction(max : mx)
