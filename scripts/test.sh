@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Sets up and builds (plain and ASan+UBSan), checks formatting, runs every test in both builds
+# (the slow real-size suite only in the plain one) and ends with "N passed, N failed[, N skipped]".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh --asan || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0 failed=0 skipped=0
+
+# One .clang-format for the whole project.
+files=$(git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null)
+if [ -z "$files" ] || clang-format --dry-run --Werror $files >/tmp/i2v-format.log 2>&1; then
+  echo "format: OK"
+  passed=$((passed + 1))
+else
+  echo "format: FAIL (clang-format -i the files below)"
+  grep -o '^[^:]*\.[ch]:' /tmp/i2v-format.log | sort -u
+  failed=$((failed + 1))
+fi
+
+# Runs meson test in dir with extra args and adds its counts.
+run_suite() {
+  local dir=$1
+  shift
+  meson test -C "$dir" --num-processes 2 --print-errorlogs "$@"
+  local log="$dir/meson-logs/testlog.txt"
+  local ok fail skip
+  ok=$(awk '/^Ok:/ {print $2}' "$log" | tail -1)
+  fail=$(awk '/^(Fail|Unexpected Pass|Timeout):/ {s += $NF} END {print s + 0}' "$log")
+  skip=$(awk '/^Skipped:/ {print $2}' "$log" | tail -1)
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + ${fail:-0}))
+  skipped=$((skipped + ${skip:-0}))
+  [ -n "$ok" ] || failed=$((failed + 1)) # meson itself failed
+}
+
+echo "== tests (build/) =="
+run_suite build
+echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) =="
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_suite build-asan --no-suite slow
+
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]
