@@ -593,6 +593,36 @@ gboolean i2v_vae_decode(I2vVae *m, const float *z, int n, int h, int w, float *o
   return TRUE;
 }
 
+void i2v_vae_unscale_latents(const I2vVae *m, const float *latents, int64_t n, float *z) {
+  float inv = (float)(1.0 / m->scaling_factor);
+  for (int64_t i = 0; i < n; i++) z[i] = latents[i] * inv;
+}
+
+gboolean i2v_vae_decode_video(I2vVae *m, const float *latents, int frames, int h, int w,
+                              float *video, GError **error) {
+  if (frames < 1 || h < 1 || w < 1) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "VAE decode: %d frames of %dx%d latents: all sizes must be positive", frames, h, w);
+    return FALSE;
+  }
+  int s = i2v_vae_downscale(m);
+  int64_t hw = (int64_t)h * w, out_hw = hw * s * s;
+  float *z = g_new(float, m->latent *hw), *frame = g_new(float, m->out_channels *out_hw);
+  gboolean ok = TRUE;
+  for (int f = 0; ok && f < frames; f++) {
+    /* gather frame f of every channel ([C, F, h, w] → [C, h, w]), decode, scatter back */
+    for (int c = 0; c < m->latent; c++)
+      i2v_vae_unscale_latents(m, latents + ((int64_t)c * frames + f) * hw, hw, z + c * hw);
+    ok = i2v_vae_decode(m, z, 1, h, w, frame, error);
+    for (int c = 0; ok && c < m->out_channels; c++)
+      memcpy(video + ((int64_t)c * frames + f) * out_hw, frame + c * out_hw,
+             out_hw * sizeof(float));
+  }
+  g_free(z);
+  g_free(frame);
+  return ok;
+}
+
 void i2v_vae_posterior(const float *moments, int latent, int64_t hw, float *mean, float *logvar,
                        float *std) {
   int64_t n = (int64_t)latent * hw;

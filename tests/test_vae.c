@@ -115,13 +115,6 @@ static void check_encode(I2vVae *vae, const char *set, const char *group, const 
   i2v_host_tensor_free(&x);
 }
 
-/* z = latents · (1/scaling_factor): the reciprocal in double, used as a float32 scalar, the
- * product in float32 (reference §2.8). */
-static void unscale_latents(const I2vVae *vae, const float *latents, int64_t n, float *z) {
-  float inv = (float)(1.0 / i2v_vae_scaling_factor(vae));
-  for (int64_t i = 0; i < n; i++) z[i] = latents[i] * inv;
-}
-
 /* ---- vae.safetensors, with the recorded intermediates through the tap ---- */
 
 typedef struct {
@@ -171,7 +164,7 @@ static void run_vae_case(const char *set, Loaded *l, const I2vSafetensors *st, J
     I2vTensor latents = read_golden(st, lat_name);
     int64_t nz = i2v_tensor_numel(&latents);
     float *z = g_new(float, nz);
-    unscale_latents(l->vae, latents.data, nz, z);
+    i2v_vae_unscale_latents(l->vae, latents.data, nz, z);
     g_assert_true(golden_check(st, z_name, z, nz, 0, "vae z (exact)"));
     int n = (int)latents.shape[0], h = (int)latents.shape[2], w = (int)latents.shape[3];
     int s = i2v_vae_downscale(l->vae);
@@ -244,28 +237,6 @@ static void test_image_preprocess(void) {
 
 /* ---- pipeline runs: posterior of vae_input, frame-by-frame decode of latents_final ---- */
 
-/* video [1,3,F,H,W] from latents [1,C,F,h,w], one frame at a time as decode_latents does. */
-static float *decode_video(I2vVae *vae, const I2vTensor *latents) {
-  int64_t c = latents->shape[1], frames = latents->shape[2];
-  int64_t h = latents->shape[3], w = latents->shape[4], s = i2v_vae_downscale(vae);
-  int64_t hw = h * w, HW = hw * s * s;
-  float *video = g_new(float, 3 * frames * HW);
-  float *z = g_new(float, c *hw), *frame = g_new(float, 3 * HW);
-  const float *lat = latents->data;
-  for (int64_t f = 0; f < frames; f++) {
-    for (int64_t k = 0; k < c; k++)
-      unscale_latents(vae, lat + (k * frames + f) * hw, hw, z + k * hw);
-    GError *err = NULL;
-    g_assert_true(i2v_vae_decode(vae, z, 1, (int)h, (int)w, frame, &err));
-    g_assert_no_error(err);
-    for (int64_t k = 0; k < 3; k++)
-      memcpy(video + (k * frames + f) * HW, frame + k * HW, HW * sizeof(float));
-  }
-  g_free(z);
-  g_free(frame);
-  return video;
-}
-
 static void test_pipeline_vae(void) {
   char **sets = golden_sets_with("manifest.json");
   int runs = 0;
@@ -283,9 +254,14 @@ static void test_pipeline_vae(void) {
       char *group = g_strdup_printf("pipeline_%s", json_object_get_string_member(p, "name"));
       check_encode(l->vae, *set, group, st, "vae_input", "vae_", NULL);
       I2vTensor latents = read_golden(st, "latents_final");
-      float *video = decode_video(l->vae, &latents);
-      int64_t n = i2v_tensor_numel(&latents) / latents.shape[1] * 3 * i2v_vae_downscale(l->vae) *
-                  i2v_vae_downscale(l->vae);
+      int s = i2v_vae_downscale(l->vae);
+      int64_t n = i2v_tensor_numel(&latents) / latents.shape[1] * 3 * s * s;
+      float *video = g_new(float, n);
+      GError *err = NULL;
+      g_assert_true(i2v_vae_decode_video(l->vae, latents.data, (int)latents.shape[2],
+                                         (int)latents.shape[3], (int)latents.shape[4], video,
+                                         &err));
+      g_assert_no_error(err);
       check(*set, group, st, "video", video, n);
       g_free(video);
       i2v_host_tensor_free(&latents);
