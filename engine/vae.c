@@ -209,12 +209,20 @@ static gboolean read_config(I2vVae *m, JsonObject *cfg, GError **error) {
                 VAE_CONFIG, act_fn);
     return FALSE;
   }
-  if (n < 1 || layers < 1 || latent < 1 || in_ch < 1 || out_ch < 1 || groups < 1) {
+  /* the interface speaks of RGB images: [1, 3, H, W] in and out */
+  if (in_ch != 3 || out_ch != 3) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+                "%s: in_channels %" G_GINT64_FORMAT " / out_channels %" G_GINT64_FORMAT
+                ", expected 3 / 3 (RGB)",
+                VAE_CONFIG, in_ch, out_ch);
+    return FALSE;
+  }
+  if (n < 1 || layers < 1 || latent < 1 || groups < 1) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
                 "%s: block_out_channels (%d entries), layers_per_block %" G_GINT64_FORMAT
-                ", latent_channels %" G_GINT64_FORMAT ", in/out_channels %" G_GINT64_FORMAT
-                "/%" G_GINT64_FORMAT ", norm_num_groups %" G_GINT64_FORMAT " must all be positive",
-                VAE_CONFIG, n, layers, latent, in_ch, out_ch, groups);
+                ", latent_channels %" G_GINT64_FORMAT ", norm_num_groups %" G_GINT64_FORMAT
+                " must all be positive",
+                VAE_CONFIG, n, layers, latent, groups);
     return FALSE;
   }
   for (int i = 0; i < n; i++) {

@@ -5,9 +5,11 @@
 #include "commands.h"
 
 /* subcommand entry points */
+int cmd_encode(int argc, char **argv);
 
 static const I2vCommand commands[] = {
     /* subcommand table */
+    {"encode", "conditioning tensors of a prompt and an image; VAE decode of latents", cmd_encode},
     {NULL, NULL, NULL},
 };
 
