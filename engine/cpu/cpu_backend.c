@@ -1,6 +1,7 @@
 /* The CPU backend's memory side: plain host memory for tensors and a chunked scratch arena.
  * The arena hands out memory bump-style from chunks that are kept once made, so a denoising loop
  * allocates on its first step only; release(mark) returns everything allocated after mark. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_ops.h"
@@ -26,8 +27,8 @@ static gboolean cpu_alloc(I2vBackend *be, I2vTensor *t, GError **error) {
   size_t n = i2v_tensor_nbytes(t);
   t->data = g_try_malloc0(MAX(n, 1));
   if (t->data == NULL) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_NO_MEMORY, "cpu: out of host memory allocating %zu bytes",
-                n);
+    g_set_error(error, I2V_ERROR, I2V_ERROR_NO_MEMORY,
+                "cpu: out of host memory allocating %zu bytes", n);
     return FALSE;
   }
   return TRUE;
@@ -81,8 +82,8 @@ static void *cpu_scratch_alloc(I2vBackend *be, size_t bytes, GError **error) {
       }
     }
     Chunk c = {.size = MAX(bytes, ARENA_MIN_CHUNK)};
-    c.base = g_try_malloc(c.size);
-    if (c.base == NULL) {
+    /* chunk bases aligned like the bump offsets, so every scratch pointer is ARENA_ALIGN-aligned */
+    if (posix_memalign((void **)&c.base, ARENA_ALIGN, c.size) != 0) {
       g_set_error(error, I2V_ERROR, I2V_ERROR_NO_MEMORY,
                   "cpu: out of host memory growing the scratch arena by %zu bytes", c.size);
       return NULL;
@@ -117,7 +118,7 @@ static void cpu_scratch_release(I2vBackend *be, size_t mark) {
 
 static void cpu_destroy(I2vBackend *be) {
   CpuPriv *p = be->priv;
-  for (guint i = 0; i < p->chunks->len; i++) g_free(g_array_index(p->chunks, Chunk, i).base);
+  for (guint i = 0; i < p->chunks->len; i++) free(g_array_index(p->chunks, Chunk, i).base);
   g_array_unref(p->chunks);
   g_free(p);
   g_free(be);

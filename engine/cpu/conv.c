@@ -1,0 +1,77 @@
+/* Convolutions on the CPU as GEMMs: conv2d through im2col in bounded row blocks (a 1×1 stride-1
+ * unpadded conv is a plain GEMM), the temporal conv as three GEMMs over frame-shifted rows. */
+#include <string.h>
+
+#include "cpu_ops.h"
+
+/* Upper bound of one im2col block: big enough for efficient GEMMs, small enough that a 3×3 conv
+ * over 16 frames of 64×64×320 does not need the whole 750 MB column matrix at once. */
+#define CONV_COL_BYTES ((size_t)32 << 20)
+
+/* Writes rows [m0, m0 + rows) of the column matrix of x: row m = output pixel (n, oh, ow), holding
+ * the [kh, kw, Ci] input patch under it (zeros outside x), i.e. the weight's own layout. */
+static void im2col_rows(float *col, const I2vTensor *xt, int64_t kh, int64_t kw,
+                        const I2vConvParams *p, int64_t Ho, int64_t Wo, int64_t m0, int64_t rows) {
+  const float *x = xt->data;
+  int64_t H = xt->shape[1], W = xt->shape[2], Ci = xt->shape[3], K = kh * kw * Ci;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t m = m0 + r, ow = m % Wo, oh = (m / Wo) % Ho, n = m / (Wo * Ho);
+    int64_t ih0 = oh * p->stride - p->pad_top, iw0 = ow * p->stride - p->pad_left;
+    /* the kernel columns that land inside x form one contiguous run of the input row */
+    int64_t j0 = MAX(0, -iw0), j1 = MIN(kw, W - iw0);
+    float *dst = col + r * K;
+    for (int64_t i = 0; i < kh; i++) {
+      float *d = dst + i * kw * Ci;
+      int64_t ih = ih0 + i;
+      if (ih < 0 || ih >= H || j1 <= j0) {
+        memset(d, 0, (size_t)(kw * Ci) * sizeof(float));
+        continue;
+      }
+      memset(d, 0, (size_t)(j0 * Ci) * sizeof(float));
+      memcpy(d + j0 * Ci, x + ((n * H + ih) * W + iw0 + j0) * Ci,
+             (size_t)((j1 - j0) * Ci) * sizeof(float));
+      memset(d + j1 * Ci, 0, (size_t)((kw - j1) * Ci) * sizeof(float));
+    }
+  }
+}
+
+void cpu_conv2d(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+                const I2vTensor *b, const I2vConvParams *p, gboolean accumulate) {
+  int64_t Co = w->shape[0], kh = w->shape[1], kw = w->shape[2], Ci = w->shape[3];
+  int64_t Ho = y->shape[1], Wo = y->shape[2], M = y->shape[0] * Ho * Wo, K = kh * kw * Ci;
+  const float *bias = b ? b->data : NULL;
+  float *yd = y->data;
+  if (kh == 1 && kw == 1 && p->stride == 1 && !p->pad_top && !p->pad_left && !p->pad_bottom &&
+      !p->pad_right) { /* x already is the column matrix */
+    cpu_gemm_xwt(yd, Co, x->data, Ci, w->data, Ci, M, Co, Ci, bias, accumulate);
+    return;
+  }
+  int64_t block = CLAMP((int64_t)(CONV_COL_BYTES / sizeof(float)) / MAX(K, 1), 1, MAX(M, 1));
+  size_t mark = i2v_scratch_mark(be);
+  float *col = cpu_scratch(be, (size_t)(block * K) * sizeof(float));
+  if (col == NULL) return;
+  for (int64_t m0 = 0; m0 < M; m0 += block) {
+    int64_t rows = MIN(block, M - m0);
+    im2col_rows(col, x, kh, kw, p, Ho, Wo, m0, rows);
+    cpu_gemm_xwt(yd + m0 * Co, Co, col, K, w->data, K, rows, Co, K, bias, accumulate);
+  }
+  i2v_scratch_release(be, mark);
+}
+
+void cpu_conv_frames(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+                     const I2vTensor *b, gboolean accumulate) {
+  (void)be;
+  int64_t B = x->shape[0], F = x->shape[1], T = x->shape[2], Ci = x->shape[3], Co = w->shape[0];
+  const float *wd = w->data;
+  for (int64_t bi = 0; bi < B; bi++) {
+    float *yb = (float *)y->data + bi * F * T * Co;
+    const float *xb = (const float *)x->data + bi * F * T * Ci;
+    /* the centre tap sees every frame and sets up y (bias, accumulate); the two shifted taps add
+     * frame f-1 into frames 1.. and frame f+1 into frames ..F-2 (zero padding at the ends) */
+    cpu_gemm_xwt(yb, Co, xb, Ci, wd + Ci, 3 * Ci, F * T, Co, Ci, b ? b->data : NULL, accumulate);
+    if (F < 2) continue;
+    cpu_gemm_xwt(yb + T * Co, Co, xb, Ci, wd, 3 * Ci, (F - 1) * T, Co, Ci, NULL, TRUE);
+    cpu_gemm_xwt(yb, Co, xb + T * Ci, Ci, wd + 2 * Ci, 3 * Ci, (F - 1) * T, Co, Ci, NULL, TRUE);
+  }
+}

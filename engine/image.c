@@ -1,0 +1,308 @@
+/* RGB8 images: GdkPixbuf decoding / PNG writing, and the bit-exact preprocessing of the pipeline:
+ * Pillow 9.4's fixed-point separable resampling, diffusers' _center_crop_wide and the CLIP / VAE
+ * normalisations (fixtures README §5.3-5.4). */
+#include "image.h"
+
+#include <gdk-pixbuf/gdk-pixbuf.h>
+#include <math.h>
+#include <string.h>
+
+#include "error.h"
+
+I2vImage i2v_image_new(int width, int height) {
+  I2vImage img = {0};
+  if (width <= 0 || height <= 0) return img; /* an empty image: no pixels */
+  img.width = width;
+  img.height = height;
+  img.rgb = g_malloc0((size_t)width * height * 3);
+  return img;
+}
+
+void i2v_image_clear(I2vImage *img) {
+  g_free(img->rgb);
+  memset(img, 0, sizeof(*img));
+}
+
+/* Copies the RGB bytes of a pixbuf into a packed image, dropping an alpha channel as PIL's
+ * convert("RGB") does (no compositing: the colour values are kept as stored). */
+static I2vImage image_from_pixbuf(GdkPixbuf *pb) {
+  int w = gdk_pixbuf_get_width(pb), h = gdk_pixbuf_get_height(pb);
+  int channels = gdk_pixbuf_get_n_channels(pb), stride = gdk_pixbuf_get_rowstride(pb);
+  const guint8 *src = gdk_pixbuf_read_pixels(pb);
+  I2vImage img = i2v_image_new(w, h);
+  for (int y = 0; y < h; y++) {
+    const guint8 *row = src + (size_t)y * stride;
+    guint8 *dst = img.rgb + (size_t)y * w * 3;
+    for (int x = 0; x < w; x++)
+      for (int c = 0; c < 3; c++) dst[x * 3 + c] = row[x * channels + c];
+  }
+  return img;
+}
+
+gboolean i2v_image_load(const char *path, I2vImage *out, GError **error) {
+  memset(out, 0, sizeof(*out));
+  GError *err = NULL;
+  GdkPixbuf *pb = gdk_pixbuf_new_from_file(path, &err);
+  if (pb == NULL || err != NULL) {
+    /* Missing / unreadable files come as G_FILE_ERROR; anything else means the bytes are not a
+     * decodable PNG/JPEG (unknown format, truncated, empty). */
+    int code = err != NULL && err->domain == G_FILE_ERROR ? I2V_ERROR_IO : I2V_ERROR_FORMAT;
+    g_set_error(error, I2V_ERROR, code, "image %s: cannot %s: %s", path,
+                code == I2V_ERROR_IO ? "read the file" : "decode it as PNG or JPEG",
+                err != NULL ? err->message : "unknown error");
+    g_clear_error(&err);
+    g_clear_object(&pb);
+    return FALSE;
+  }
+  int w = gdk_pixbuf_get_width(pb), h = gdk_pixbuf_get_height(pb);
+  int channels = gdk_pixbuf_get_n_channels(pb);
+  if (w <= 0 || h <= 0 || gdk_pixbuf_get_bits_per_sample(pb) != 8 ||
+      gdk_pixbuf_get_colorspace(pb) != GDK_COLORSPACE_RGB || (channels != 3 && channels != 4)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "image %s: decoded as %dx%d with %d channels of %d bits; expected a non-empty "
+                "8-bit RGB or RGBA image",
+                path, w, h, channels, gdk_pixbuf_get_bits_per_sample(pb));
+    g_object_unref(pb);
+    return FALSE;
+  }
+  *out = image_from_pixbuf(pb);
+  g_object_unref(pb);
+  return TRUE;
+}
+
+gboolean i2v_image_save_png(const I2vImage *img, const char *path, GError **error) {
+  if (img->width <= 0 || img->height <= 0 || img->rgb == NULL) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "image %s: cannot save an empty %dx%d image as PNG", path, img->width, img->height);
+    return FALSE;
+  }
+  GdkPixbuf *pb = gdk_pixbuf_new_from_data(img->rgb, GDK_COLORSPACE_RGB, FALSE, 8, img->width,
+                                           img->height, img->width * 3, NULL, NULL);
+  GError *err = NULL;
+  gboolean ok = gdk_pixbuf_save(pb, path, "png", &err, NULL);
+  g_object_unref(pb);
+  if (!ok) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "image %s: cannot write PNG: %s", path,
+                err->message);
+    g_error_free(err);
+  }
+  return ok;
+}
+
+/* ---- Pillow 9.4 resampling (libImaging/Resample.c, 8 bits per channel) ---- */
+
+/* Fixed-point precision of the 8-bit path: 32 - 8 (pixel) - 2 (headroom) bits. */
+enum { PRECISION_BITS = 22 };
+
+static double box_kernel(double x) {
+  return x > -0.5 && x <= 0.5 ? 1.0 : 0.0;
+}
+
+static double bilinear_kernel(double x) {
+  if (x < 0.0) x = -x;
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+/* Integer filter taps of one axis: output index i reads n[i] input samples from first[i] with
+ * weights k[i * ksize + 0 .. n[i]-1] (sum ≈ 2^22). */
+typedef struct {
+  int ksize;
+  int *first, *n;
+  int32_t *k;
+} ResampleTaps;
+
+/* Pillow's precompute_coeffs + normalize_coeffs_8bpc for in_size → out_size samples. The
+ * operation order is Pillow's so the double weights, and hence the rounded integers, match. */
+static ResampleTaps resample_taps(int in_size, int out_size, I2vResample filter) {
+  double (*kernel)(double) = filter == I2V_RESAMPLE_BOX ? box_kernel : bilinear_kernel;
+  double kernel_support = filter == I2V_RESAMPLE_BOX ? 0.5 : 1.0;
+  double scale = (double)in_size / out_size;
+  double filterscale = scale < 1.0 ? 1.0 : scale; /* widen the kernel when shrinking */
+  double support = kernel_support * filterscale;
+  double ss = 1.0 / filterscale;
+  ResampleTaps t;
+  t.ksize = (int)ceil(support) * 2 + 1;
+  t.first = g_new(int, out_size);
+  t.n = g_new(int, out_size);
+  t.k = g_new0(int32_t, (size_t)out_size * t.ksize);
+  double *w = g_new(double, t.ksize);
+  for (int i = 0; i < out_size; i++) {
+    double center = (i + 0.5) * scale;
+    int xmin = (int)(center - support + 0.5); /* C truncation, as Pillow */
+    if (xmin < 0) xmin = 0;
+    int xmax = (int)(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    int n = xmax - xmin;
+    double sum = 0.0;
+    for (int x = 0; x < n; x++) {
+      w[x] = kernel((x + xmin - center + 0.5) * ss);
+      sum += w[x];
+    }
+    for (int x = 0; x < n; x++) {
+      double wx = sum != 0.0 ? w[x] / sum : w[x];
+      double scaled = wx * (1 << PRECISION_BITS);
+      t.k[(size_t)i * t.ksize + x] = wx < 0 ? (int32_t)(-0.5 + scaled) : (int32_t)(0.5 + scaled);
+    }
+    t.first[i] = xmin;
+    t.n[i] = n;
+  }
+  g_free(w);
+  return t;
+}
+
+static void resample_taps_free(ResampleTaps *t) {
+  g_free(t->first);
+  g_free(t->n);
+  g_free(t->k);
+}
+
+/* Rounds an accumulator (which started at 2^21, i.e. +0.5) back to a clamped 8-bit value. */
+static guint8 clip8(int32_t acc) {
+  if (acc <= 0) return 0;
+  if (acc >= (int32_t)255 << PRECISION_BITS) return 255;
+  return (guint8)(acc >> PRECISION_BITS);
+}
+
+/* One separable pass: for each of `lines` lines, out sample o = Σ_x in[first[o] + x] · k[o][x]
+ * per channel. Consecutive samples of a line are *_step bytes apart, consecutive lines
+ * *_line_stride bytes (rows for the horizontal pass, columns for the vertical one). */
+static void resample_pass(const guint8 *in, guint8 *out, int lines, int out_size,
+                          size_t in_line_stride, size_t in_step, size_t out_line_stride,
+                          size_t out_step, const ResampleTaps *t) {
+  for (int l = 0; l < lines; l++) {
+    const guint8 *src = in + l * in_line_stride;
+    guint8 *dst = out + l * out_line_stride;
+    for (int o = 0; o < out_size; o++) {
+      const int32_t *k = t->k + (size_t)o * t->ksize;
+      const guint8 *s = src + t->first[o] * in_step;
+      for (int c = 0; c < 3; c++) {
+        int32_t acc = 1 << (PRECISION_BITS - 1);
+        for (int x = 0; x < t->n[o]; x++) acc += s[x * in_step + c] * k[x];
+        dst[o * out_step + c] = clip8(acc);
+      }
+    }
+  }
+}
+
+/* Resizes the width only: every row independently. */
+static I2vImage resample_horizontal(const I2vImage *src, int width, I2vResample filter) {
+  I2vImage out = i2v_image_new(width, src->height);
+  ResampleTaps t = resample_taps(src->width, width, filter);
+  resample_pass(src->rgb, out.rgb, src->height, width, (size_t)src->width * 3, 3, (size_t)width * 3,
+                3, &t);
+  resample_taps_free(&t);
+  return out;
+}
+
+/* Resizes the height only: every column independently. */
+static I2vImage resample_vertical(const I2vImage *src, int height, I2vResample filter) {
+  I2vImage out = i2v_image_new(src->width, height);
+  ResampleTaps t = resample_taps(src->height, height, filter);
+  resample_pass(src->rgb, out.rgb, src->width, height, 3, (size_t)src->width * 3, 3,
+                (size_t)src->width * 3, &t);
+  resample_taps_free(&t);
+  return out;
+}
+
+static I2vImage image_copy(const I2vImage *src) {
+  I2vImage out = i2v_image_new(src->width, src->height);
+  if (out.rgb != NULL) memcpy(out.rgb, src->rgb, (size_t)src->width * src->height * 3);
+  return out;
+}
+
+I2vImage i2v_image_resize(const I2vImage *src, int width, int height, I2vResample filter) {
+  if (width <= 0 || height <= 0 || src->rgb == NULL) return i2v_image_new(0, 0);
+  /* Pillow: horizontal pass first, each pass only when that size changes; the intermediate
+   * image is 8-bit (rounded and clamped). */
+  I2vImage cur = image_copy(src);
+  if (width != cur.width) {
+    I2vImage next = resample_horizontal(&cur, width, filter);
+    i2v_image_clear(&cur);
+    cur = next;
+  }
+  if (height != cur.height) {
+    I2vImage next = resample_vertical(&cur, height, filter);
+    i2v_image_clear(&cur);
+    cur = next;
+  }
+  return cur;
+}
+
+/* ---- diffusers' _center_crop_wide ---- */
+
+/* Python's float a // b (CPython float_floor_div): floor of the fmod-exact quotient, corrected
+ * upwards when the division rounded below an integer. Differs from floor(a / b), e.g.
+ * 1024 // 0.8 == 1279. */
+static double python_float_floordiv(double a, double b) {
+  double mod = fmod(a, b);
+  double div = (a - mod) / b;
+  if (mod != 0.0 && ((b < 0) != (mod < 0))) div -= 1.0;
+  if (div == 0.0) return copysign(0.0, a / b);
+  double floordiv = floor(div);
+  if (div - floordiv > 0.5) floordiv += 1.0;
+  return floordiv;
+}
+
+/* Python's integer a // b (floor, also for negative a). */
+static int floor_div_int(int a, int b) {
+  int q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+void i2v_center_crop_wide_size(int src_w, int src_h, int target_w, int target_h, int *resized_w,
+                               int *resized_h, int *x1, int *y1) {
+  double sx = (double)src_w / target_w, sy = (double)src_h / target_h;
+  double scale = sy < sx ? sy : sx; /* Python min() */
+  *resized_w = (int)python_float_floordiv(src_w, scale);
+  *resized_h = (int)python_float_floordiv(src_h, scale);
+  *x1 = floor_div_int(*resized_w - target_w, 2);
+  *y1 = floor_div_int(*resized_h - target_h, 2);
+}
+
+/* PIL crop of the box (x1, y1, x1 + w, y1 + h): pixels outside the source stay zero. */
+static I2vImage image_crop(const I2vImage *src, int x1, int y1, int w, int h) {
+  I2vImage out = i2v_image_new(w, h);
+  int x_lo = MAX(x1, 0), x_hi = MIN(x1 + w, src->width);
+  if (out.rgb == NULL || x_hi <= x_lo) return out;
+  for (int y = MAX(y1, 0); y < MIN(y1 + h, src->height); y++)
+    memcpy(out.rgb + ((size_t)(y - y1) * w + (x_lo - x1)) * 3,
+           src->rgb + ((size_t)y * src->width + x_lo) * 3, (size_t)(x_hi - x_lo) * 3);
+  return out;
+}
+
+I2vImage i2v_image_center_crop_wide(const I2vImage *src, int target_w, int target_h,
+                                    I2vImage *box_resized) {
+  int rw, rh, x1, y1;
+  i2v_center_crop_wide_size(src->width, src->height, target_w, target_h, &rw, &rh, &x1, &y1);
+  I2vImage resized = i2v_image_resize(src, rw, rh, I2V_RESAMPLE_BOX);
+  I2vImage out = image_crop(&resized, x1, y1, target_w, target_h);
+  if (box_resized != NULL)
+    *box_resized = resized;
+  else
+    i2v_image_clear(&resized);
+  return out;
+}
+
+/* ---- normalisation to float32 [1,3,H,W], bit-exact with numpy / torch float32 ----
+ * Safe under FMA contraction (checked with -march=native -ffp-contract=fast): the CLIP step has
+ * no multiply-add, and 2x - 1 is the same fused or not because 2x is exact. The same holds for
+ * the resampling weights (w · 2^22 is exact). */
+
+void i2v_image_to_clip_pixels(const I2vImage *img, const float mean[3], const float std[3],
+                              float *out) {
+  size_t plane = (size_t)img->width * img->height;
+  for (int c = 0; c < 3; c++)
+    for (size_t p = 0; p < plane; p++) {
+      float x = (float)img->rgb[p * 3 + c] / 255.0f;
+      out[c * plane + p] = (x - mean[c]) / std[c];
+    }
+}
+
+void i2v_image_to_vae_input(const I2vImage *img, float *out) {
+  size_t plane = (size_t)img->width * img->height;
+  for (int c = 0; c < 3; c++)
+    for (size_t p = 0; p < plane; p++) {
+      float x = (float)img->rgb[p * 3 + c] / 255.0f;
+      out[c * plane + p] = 2.0f * x - 1.0f;
+    }
+}

@@ -1,0 +1,614 @@
+/* Safetensors reader (mmap'd, every header field validated) and writer.
+ *
+ * File layout: 8-byte little-endian u64 N, N bytes of JSON header
+ * {"__metadata__": {...}, "<name>": {"dtype": "F32", "shape": [...], "data_offsets": [b, e]}, ...},
+ * then the data area; offsets are relative to the start of the data area. A checkpoint may also be
+ * split into shards listed by a "*.safetensors.index.json" whose "weight_map" maps each tensor
+ * name to the shard file (next to the index) that holds it. */
+#include "safetensors.h"
+
+#include <errno.h>
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+/* safetensors' own limit: a larger header is a corrupt length field, not a real header. */
+#define MAX_HEADER_BYTES ((guint64)100 << 20)
+
+/* One mapped file of the reader. */
+typedef struct {
+  char *path;
+  GMappedFile *map;
+  const guint8 *data_area; /* first byte after the header */
+  guint64 data_size;
+} StFile;
+
+/* An entry plus its offsets (kept for the overlap check). */
+typedef struct {
+  I2vSafetensorsEntry e;
+  guint64 begin, end;
+} Entry;
+
+struct I2vSafetensors {
+  char *path;
+  GPtrArray *files;    /* StFile*, owned */
+  GPtrArray *entries;  /* Entry*, owned, sorted by name */
+  GHashTable *by_name; /* name → Entry* (not owned) */
+};
+
+static void entry_free(gpointer p) {
+  Entry *en = p;
+  g_free((char *)en->e.name);
+  g_free(en);
+}
+
+static void st_file_free(gpointer p) {
+  StFile *f = p;
+  if (f->map != NULL) g_mapped_file_unref(f->map);
+  g_free(f->path);
+  g_free(f);
+}
+
+/* ---- header parsing ---- */
+
+/* Reads a JSON integer (no fractions, no strings) into *out. */
+static gboolean json_int(JsonNode *node, gint64 *out) {
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE(node) ||
+      json_node_get_value_type(node) != G_TYPE_INT64)
+    return FALSE;
+  *out = json_node_get_int(node);
+  return TRUE;
+}
+
+/* Parses one header entry {"dtype", "shape", "data_offsets"} of file f into a new Entry, checking
+ * everything that concerns this tensor alone (overlaps are checked later, across entries). */
+static Entry *parse_entry(const StFile *f, const char *name, JsonNode *node, GError **error) {
+  const char *path = f->path;
+  if (!JSON_NODE_HOLDS_OBJECT(node)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: tensor '%s': header entry is not a JSON object", path, name);
+    return NULL;
+  }
+  JsonObject *o = json_node_get_object(node);
+  static const char *const keys[] = {"dtype", "shape", "data_offsets"};
+  for (guint k = 0; k < G_N_ELEMENTS(keys); k++) {
+    if (!json_object_has_member(o, keys[k])) {
+      g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s: tensor '%s': header entry has no '%s'",
+                  path, name, keys[k]);
+      return NULL;
+    }
+  }
+  JsonNode *dtype_node = json_object_get_member(o, "dtype");
+  const char *dtype_name =
+      JSON_NODE_HOLDS_VALUE(dtype_node) && json_node_get_value_type(dtype_node) == G_TYPE_STRING
+          ? json_node_get_string(dtype_node)
+          : NULL;
+  I2vDType dtype;
+  if (dtype_name == NULL) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s: tensor '%s': 'dtype' is not a string",
+                path, name);
+    return NULL;
+  }
+  if (!i2v_dtype_from_name(dtype_name, &dtype)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: tensor '%s': unknown dtype '%s' (this engine reads F32, F16, BF16, I64, U8)",
+                path, name, dtype_name);
+    return NULL;
+  }
+
+  JsonNode *shape_node = json_object_get_member(o, "shape");
+  if (!JSON_NODE_HOLDS_ARRAY(shape_node)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s: tensor '%s': 'shape' is not an array",
+                path, name);
+    return NULL;
+  }
+  JsonArray *shape = json_node_get_array(shape_node);
+  guint ndim = json_array_get_length(shape);
+  if (ndim > I2V_MAX_DIMS) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: tensor '%s': rank %u exceeds the maximum of %d dimensions", path, name, ndim,
+                I2V_MAX_DIMS);
+    return NULL;
+  }
+  Entry *en = g_new0(Entry, 1);
+  en->e.name = g_strdup(name);
+  en->e.dtype = dtype;
+  en->e.ndim = (int)ndim;
+  en->e.file = f->path;
+  guint64 numel = 1;
+  gboolean numel_overflow = FALSE;
+  for (guint d = 0; d < ndim; d++) {
+    gint64 dim;
+    if (!json_int(json_array_get_element(shape, d), &dim) || dim < 0) {
+      g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                  "%s: tensor '%s': shape dimension %u is not a non-negative integer", path, name,
+                  d);
+      entry_free(en);
+      return NULL;
+    }
+    en->e.shape[d] = dim;
+    if (dim != 0 && numel > G_MAXINT64 / (guint64)dim) numel_overflow = TRUE;
+    numel *= (guint64)dim;
+  }
+  for (int d = (int)ndim; d < I2V_MAX_DIMS; d++) en->e.shape[d] = 1;
+
+  JsonNode *off_node = json_object_get_member(o, "data_offsets");
+  JsonArray *off = JSON_NODE_HOLDS_ARRAY(off_node) ? json_node_get_array(off_node) : NULL;
+  gint64 begin, end;
+  if (off == NULL || json_array_get_length(off) != 2 ||
+      !json_int(json_array_get_element(off, 0), &begin) ||
+      !json_int(json_array_get_element(off, 1), &end) || begin < 0 || end < begin) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: tensor '%s': 'data_offsets' is not a pair [begin, end] of integers with "
+                "0 <= begin <= end",
+                path, name);
+    entry_free(en);
+    return NULL;
+  }
+  guint64 dsize = i2v_dtype_size(dtype);
+  char shape_text[128];
+  i2v_shape_format((int)ndim, en->e.shape, shape_text, sizeof shape_text);
+  if (numel_overflow || numel > G_MAXINT64 / dsize) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s: tensor '%s': shape %s is too large", path,
+                name, shape_text);
+    entry_free(en);
+    return NULL;
+  }
+  if (numel * dsize != (guint64)(end - begin)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: tensor '%s': shape %s of %s needs %" G_GUINT64_FORMAT
+                " bytes but data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                "] span %" G_GINT64_FORMAT " bytes",
+                path, name, shape_text, dtype_name, numel * dsize, begin, end, end - begin);
+    entry_free(en);
+    return NULL;
+  }
+  if ((guint64)end > f->data_size) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: tensor '%s': data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                "] lie outside the data area of %" G_GUINT64_FORMAT " bytes",
+                path, name, begin, end, f->data_size);
+    entry_free(en);
+    return NULL;
+  }
+  en->begin = (guint64)begin;
+  en->end = (guint64)end;
+  en->e.data = f->data_area + begin;
+  en->e.nbytes = (size_t)(end - begin);
+  return en;
+}
+
+static gint entry_cmp_offset(gconstpointer a, gconstpointer b) {
+  const Entry *x = *(Entry *const *)a, *y = *(Entry *const *)b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  return x->end < y->end ? -1 : x->end > y->end;
+}
+
+static gint entry_cmp_name(gconstpointer a, gconstpointer b) {
+  return strcmp((*(Entry *const *)a)->e.name, (*(Entry *const *)b)->e.name);
+}
+
+/* Fails if two non-empty tensors of one file share bytes (sorts entries by offset). */
+static gboolean check_overlaps(const StFile *f, GPtrArray *entries, GError **error) {
+  g_ptr_array_sort(entries, entry_cmp_offset);
+  const Entry *prev = NULL;
+  for (guint i = 0; i < entries->len; i++) {
+    const Entry *en = g_ptr_array_index(entries, i);
+    if (en->begin == en->end) continue; /* empty tensors own no bytes */
+    if (prev != NULL && en->begin < prev->end) {
+      g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                  "%s: tensors '%s' [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                  ") and '%s' [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT ") overlap",
+                  f->path, prev->e.name, prev->begin, prev->end, en->e.name, en->begin, en->end);
+      return FALSE;
+    }
+    prev = en;
+  }
+  return TRUE;
+}
+
+/* Maps path and validates its header; returns the file and its entries (new array of Entry*,
+ * owning them) or NULL with error. */
+static StFile *open_file(const char *path, GPtrArray **entries_out, GError **error) {
+  GError *err = NULL;
+  StFile *f = g_new0(StFile, 1);
+  f->path = g_strdup(path);
+  f->map = g_mapped_file_new(path, FALSE, &err);
+  if (f->map == NULL) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: cannot map the file: %s", path, err->message);
+    g_error_free(err);
+    st_file_free(f);
+    return NULL;
+  }
+  const guint8 *bytes = (const guint8 *)g_mapped_file_get_contents(f->map);
+  guint64 size = g_mapped_file_get_length(f->map);
+  if (size < 8) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: file is %" G_GUINT64_FORMAT " bytes, shorter than the 8-byte header length",
+                path, size);
+    st_file_free(f);
+    return NULL;
+  }
+  guint64 header_len = 0;
+  for (int i = 7; i >= 0; i--) header_len = header_len << 8 | bytes[i];
+  if (header_len > MAX_HEADER_BYTES) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: header length %" G_GUINT64_FORMAT
+                " exceeds the format's limit of %" G_GUINT64_FORMAT
+                " bytes (corrupt length field?)",
+                path, header_len, MAX_HEADER_BYTES);
+    st_file_free(f);
+    return NULL;
+  }
+  if (header_len > size - 8) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: header length %" G_GUINT64_FORMAT
+                " runs past the end of the %" G_GUINT64_FORMAT "-byte file (truncated file?)",
+                path, header_len, size);
+    st_file_free(f);
+    return NULL;
+  }
+  f->data_area = bytes + 8 + header_len;
+  f->data_size = size - 8 - header_len;
+
+  JsonParser *parser = json_parser_new();
+  GPtrArray *entries = g_ptr_array_new_with_free_func(entry_free);
+  gboolean ok =
+      json_parser_load_from_data(parser, (const char *)bytes + 8, (gssize)header_len, &err);
+  if (!ok) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s: header is not well-formed JSON: %s", path,
+                err->message);
+    g_error_free(err);
+  } else if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s: header is not a JSON object", path);
+    ok = FALSE;
+  } else {
+    JsonObject *root = json_node_get_object(json_parser_get_root(parser));
+    GList *names = json_object_get_members(root);
+    for (GList *l = names; l != NULL && ok; l = l->next) {
+      const char *name = l->data;
+      if (strcmp(name, "__metadata__") == 0) continue;
+      Entry *en = parse_entry(f, name, json_object_get_member(root, name), error);
+      if (en == NULL)
+        ok = FALSE;
+      else
+        g_ptr_array_add(entries, en);
+    }
+    g_list_free(names);
+    ok = ok && check_overlaps(f, entries, error);
+  }
+  g_object_unref(parser);
+  if (!ok) {
+    g_ptr_array_unref(entries);
+    st_file_free(f);
+    return NULL;
+  }
+  *entries_out = entries;
+  return f;
+}
+
+/* ---- reader ---- */
+
+static I2vSafetensors *reader_new(const char *path) {
+  I2vSafetensors *st = g_new0(I2vSafetensors, 1);
+  st->path = g_strdup(path);
+  st->files = g_ptr_array_new_with_free_func(st_file_free);
+  st->entries = g_ptr_array_new_with_free_func(entry_free);
+  st->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+  return st;
+}
+
+/* Sorts the entries by name and indexes them. */
+static void reader_finish(I2vSafetensors *st) {
+  g_ptr_array_sort(st->entries, entry_cmp_name);
+  for (guint i = 0; i < st->entries->len; i++) {
+    Entry *en = g_ptr_array_index(st->entries, i);
+    g_hash_table_insert(st->by_name, (gpointer)en->e.name, en);
+  }
+}
+
+/* Moves every entry of a single file into st. */
+static gboolean open_single(I2vSafetensors *st, GError **error) {
+  GPtrArray *entries;
+  StFile *f = open_file(st->path, &entries, error);
+  if (f == NULL) return FALSE;
+  g_ptr_array_add(st->files, f);
+  g_ptr_array_extend_and_steal(st->entries, entries);
+  return TRUE;
+}
+
+/* A shard of an index: its file and its entries by name (the index picks from them). */
+typedef struct {
+  StFile *file;
+  GPtrArray *entries;
+  GHashTable *by_name;
+} Shard;
+
+static void shard_free(gpointer p) {
+  Shard *s = p;
+  g_hash_table_unref(s->by_name);
+  if (s->entries != NULL) g_ptr_array_unref(s->entries);
+  g_free(s);
+}
+
+/* Opens the shard named by the index once (cached in shards) and returns it, or NULL. */
+static Shard *get_shard(I2vSafetensors *st, GHashTable *shards, const char *dir,
+                        const char *shard_name, const char *tensor, GError **error) {
+  Shard *s = g_hash_table_lookup(shards, shard_name);
+  if (s != NULL) return s;
+  char *shard_path = g_build_filename(dir, shard_name, NULL);
+  GPtrArray *entries = NULL;
+  GError *err = NULL;
+  StFile *f = open_file(shard_path, &entries, &err);
+  g_free(shard_path);
+  if (f == NULL) {
+    g_set_error(error, err->domain, err->code, "%s: shard '%s' (holding tensor '%s'): %s", st->path,
+                shard_name, tensor, err->message);
+    g_error_free(err);
+    return NULL;
+  }
+  g_ptr_array_add(st->files, f);
+  s = g_new0(Shard, 1);
+  s->file = f;
+  s->entries = entries;
+  s->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+  for (guint i = 0; i < entries->len; i++) {
+    Entry *en = g_ptr_array_index(entries, i);
+    g_hash_table_insert(s->by_name, (gpointer)en->e.name, en);
+  }
+  g_hash_table_insert(shards, g_strdup(shard_name), s);
+  return s;
+}
+
+/* Reads the weight_map of the index and takes each listed tensor from its shard. */
+static gboolean open_index(I2vSafetensors *st, GError **error) {
+  JsonParser *parser = json_parser_new();
+  GError *err = NULL;
+  gboolean ok = TRUE;
+  if (!json_parser_load_from_mapped_file(parser, st->path, &err)) {
+    g_set_error(error, I2V_ERROR,
+                g_error_matches(err, JSON_PARSER_ERROR, err->code) ? I2V_ERROR_FORMAT
+                                                                   : I2V_ERROR_IO,
+                "%s: %s", st->path, err->message);
+    g_error_free(err);
+    g_object_unref(parser);
+    return FALSE;
+  }
+  JsonNode *root = json_parser_get_root(parser);
+  JsonNode *map_node = JSON_NODE_HOLDS_OBJECT(root)
+                           ? json_object_get_member(json_node_get_object(root), "weight_map")
+                           : NULL;
+  if (map_node == NULL || !JSON_NODE_HOLDS_OBJECT(map_node)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: not a shard index (expected a JSON object with a 'weight_map' object)",
+                st->path);
+    g_object_unref(parser);
+    return FALSE;
+  }
+  JsonObject *map = json_node_get_object(map_node);
+  char *dir = g_path_get_dirname(st->path);
+  GHashTable *shards = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, shard_free);
+  GList *names = json_object_get_members(map);
+  for (GList *l = names; l != NULL && ok; l = l->next) {
+    const char *tensor = l->data;
+    JsonNode *v = json_object_get_member(map, tensor);
+    if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING) {
+      g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                  "%s: weight_map entry of tensor '%s' is not a file name string", st->path,
+                  tensor);
+      ok = FALSE;
+      break;
+    }
+    const char *shard_name = json_node_get_string(v);
+    Shard *s = get_shard(st, shards, dir, shard_name, tensor, error);
+    Entry *en = s != NULL ? g_hash_table_lookup(s->by_name, tensor) : NULL;
+    if (s == NULL) {
+      ok = FALSE;
+    } else if (en == NULL) {
+      g_set_error(error, I2V_ERROR, I2V_ERROR_MISSING,
+                  "%s: tensor '%s' is listed in the weight_map but absent from its shard %s",
+                  st->path, tensor, s->file->path);
+      ok = FALSE;
+    } else {
+      /* move the entry from the shard to the reader */
+      guint index = 0;
+      g_ptr_array_find(s->entries, en, &index);
+      g_hash_table_remove(s->by_name, tensor);
+      g_ptr_array_add(st->entries, g_ptr_array_steal_index_fast(s->entries, index));
+    }
+  }
+  g_list_free(names);
+  g_hash_table_unref(shards);
+  g_free(dir);
+  g_object_unref(parser);
+  return ok;
+}
+
+I2vSafetensors *i2v_safetensors_open(const char *path, GError **error) {
+  I2vSafetensors *st = reader_new(path);
+  gboolean ok = g_str_has_suffix(path, ".json") ? open_index(st, error) : open_single(st, error);
+  if (!ok) {
+    i2v_safetensors_close(st);
+    return NULL;
+  }
+  reader_finish(st);
+  return st;
+}
+
+void i2v_safetensors_close(I2vSafetensors *st) {
+  if (st == NULL) return;
+  g_hash_table_unref(st->by_name);
+  g_ptr_array_unref(st->entries);
+  g_ptr_array_unref(st->files);
+  g_free(st->path);
+  g_free(st);
+}
+
+const char *i2v_safetensors_path(const I2vSafetensors *st) {
+  return st->path;
+}
+
+const I2vSafetensorsEntry *i2v_safetensors_find(const I2vSafetensors *st, const char *name) {
+  Entry *en = g_hash_table_lookup(st->by_name, name);
+  return en != NULL ? &en->e : NULL;
+}
+
+guint i2v_safetensors_count(const I2vSafetensors *st) {
+  return st->entries->len;
+}
+
+const I2vSafetensorsEntry *i2v_safetensors_entry(const I2vSafetensors *st, guint i) {
+  g_return_val_if_fail(i < st->entries->len, NULL);
+  return &((Entry *)g_ptr_array_index(st->entries, i))->e;
+}
+
+gboolean i2v_safetensors_read_f32(const I2vSafetensors *st, const char *name, I2vTensor *out,
+                                  GError **error) {
+  memset(out, 0, sizeof(*out));
+  const I2vSafetensorsEntry *e = i2v_safetensors_find(st, name);
+  if (e == NULL) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_MISSING, "%s: no tensor '%s'", st->path, name);
+    return FALSE;
+  }
+  if (e->dtype != I2V_DTYPE_F32 && e->dtype != I2V_DTYPE_F16 && e->dtype != I2V_DTYPE_BF16) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_SHAPE,
+                "%s: tensor '%s' has dtype %s, expected a float dtype (F32, F16 or BF16)", e->file,
+                name, i2v_dtype_name(e->dtype));
+    return FALSE;
+  }
+  *out = i2v_host_tensor(I2V_DTYPE_F32, e->ndim, e->shape);
+  int64_t n = i2v_tensor_numel(out);
+  if (e->dtype != I2V_DTYPE_F32 && ((uintptr_t)e->data & 1) != 0) {
+    /* 16-bit values at an odd offset: copy to aligned memory before converting */
+    void *aligned = g_memdup2(e->data, e->nbytes);
+    i2v_convert_to_f32(out->data, aligned, e->dtype, n);
+    g_free(aligned);
+  } else {
+    i2v_convert_to_f32(out->data, e->data, e->dtype, n);
+  }
+  return TRUE;
+}
+
+/* ---- writer ---- */
+
+typedef struct {
+  I2vDType dtype;
+  int ndim;
+  int64_t shape[I2V_MAX_DIMS];
+  GBytes *data;
+} WriterTensor;
+
+struct I2vSafetensorsWriter {
+  GHashTable *tensors; /* name → WriterTensor* (both owned) */
+};
+
+static void writer_tensor_free(gpointer p) {
+  WriterTensor *t = p;
+  g_bytes_unref(t->data);
+  g_free(t);
+}
+
+I2vSafetensorsWriter *i2v_safetensors_writer_new(void) {
+  I2vSafetensorsWriter *w = g_new0(I2vSafetensorsWriter, 1);
+  w->tensors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, writer_tensor_free);
+  return w;
+}
+
+void i2v_safetensors_writer_free(I2vSafetensorsWriter *w) {
+  if (w == NULL) return;
+  g_hash_table_unref(w->tensors);
+  g_free(w);
+}
+
+void i2v_safetensors_writer_add(I2vSafetensorsWriter *w, const char *name, I2vDType dtype, int ndim,
+                                const int64_t *shape, const void *data) {
+  g_return_if_fail(ndim >= 0 && ndim <= I2V_MAX_DIMS);
+  WriterTensor *t = g_new0(WriterTensor, 1);
+  I2vTensor view = {0};
+  i2v_tensor_set_shape(&view, dtype, ndim, shape);
+  t->dtype = dtype;
+  t->ndim = ndim;
+  memcpy(t->shape, view.shape, sizeof t->shape);
+  t->data = g_bytes_new(data, i2v_tensor_nbytes(&view));
+  g_hash_table_replace(w->tensors, g_strdup(name), t);
+}
+
+static gint name_cmp(gconstpointer a, gconstpointer b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The JSON header for names (sorted) with consecutive offsets, padded with spaces to 8 bytes. */
+static GString *writer_header(I2vSafetensorsWriter *w, GPtrArray *names) {
+  JsonBuilder *b = json_builder_new();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "__metadata__");
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "format");
+  json_builder_add_string_value(b, "pt");
+  json_builder_end_object(b);
+  guint64 offset = 0;
+  for (guint i = 0; i < names->len; i++) {
+    const char *name = g_ptr_array_index(names, i);
+    WriterTensor *t = g_hash_table_lookup(w->tensors, name);
+    json_builder_set_member_name(b, name);
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "dtype");
+    json_builder_add_string_value(b, i2v_dtype_name(t->dtype));
+    json_builder_set_member_name(b, "shape");
+    json_builder_begin_array(b);
+    for (int d = 0; d < t->ndim; d++) json_builder_add_int_value(b, t->shape[d]);
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "data_offsets");
+    json_builder_begin_array(b);
+    json_builder_add_int_value(b, (gint64)offset);
+    offset += g_bytes_get_size(t->data);
+    json_builder_add_int_value(b, (gint64)offset);
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+  }
+  json_builder_end_object(b);
+  JsonGenerator *gen = json_generator_new();
+  JsonNode *root = json_builder_get_root(b);
+  json_generator_set_root(gen, root);
+  char *text = json_generator_to_data(gen, NULL);
+  GString *header = g_string_new(text);
+  while (header->len % 8 != 0) g_string_append_c(header, ' ');
+  g_free(text);
+  json_node_unref(root);
+  g_object_unref(gen);
+  g_object_unref(b);
+  return header;
+}
+
+gboolean i2v_safetensors_writer_save(I2vSafetensorsWriter *w, const char *path, GError **error) {
+  GPtrArray *names = g_ptr_array_new();
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init(&it, w->tensors);
+  while (g_hash_table_iter_next(&it, &key, NULL)) g_ptr_array_add(names, key);
+  g_ptr_array_sort(names, name_cmp);
+  GString *header = writer_header(w, names);
+  guint8 len_le[8];
+  for (int i = 0; i < 8; i++) len_le[i] = (guint8)((guint64)header->len >> (8 * i));
+
+  gboolean ok = FALSE;
+  FILE *fp = fopen(path, "wb");
+  if (fp != NULL) {
+    ok = fwrite(len_le, 1, 8, fp) == 8 && fwrite(header->str, 1, header->len, fp) == header->len;
+    for (guint i = 0; i < names->len && ok; i++) {
+      WriterTensor *t = g_hash_table_lookup(w->tensors, g_ptr_array_index(names, i));
+      gsize n;
+      const void *data = g_bytes_get_data(t->data, &n);
+      ok = n == 0 || fwrite(data, 1, n, fp) == n;
+    }
+    if (fclose(fp) != 0) ok = FALSE;
+  }
+  if (!ok)
+    g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: cannot write the safetensors file: %s", path,
+                g_strerror(errno));
+  g_string_free(header, TRUE);
+  g_ptr_array_unref(names);
+  return ok;
+}

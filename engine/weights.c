@@ -1,0 +1,249 @@
+/* Weight sources (a safetensors set or the README-realcfg integer formula) and loading a tensor
+ * into a backend: name and shape check, dtype conversion, layout change, bookkeeping. */
+#include "weights.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "error.h"
+
+struct I2vWeights {
+  char *component;    /* "unet", for messages */
+  I2vSafetensors *st; /* NULL for formula weights */
+  guint64 seed;       /* formula set seed */
+  GHashTable *used;   /* names asked for (owned strings) */
+  gint64 loaded_params;
+};
+
+static I2vWeights *weights_new(const char *component) {
+  I2vWeights *w = g_new0(I2vWeights, 1);
+  w->component = g_strdup(component);
+  w->used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  return w;
+}
+
+I2vWeights *i2v_weights_new_safetensors(I2vSafetensors *st, const char *component) {
+  I2vWeights *w = weights_new(component);
+  w->st = st;
+  return w;
+}
+
+I2vWeights *i2v_weights_new_formula(guint64 seed, const char *component) {
+  I2vWeights *w = weights_new(component);
+  w->seed = seed;
+  return w;
+}
+
+void i2v_weights_free(I2vWeights *w) {
+  if (w == NULL) return;
+  i2v_safetensors_close(w->st);
+  g_hash_table_unref(w->used);
+  g_free(w->component);
+  g_free(w);
+}
+
+/* ---- the formula of README-realcfg.md section 2 ---- */
+
+static guint64 fnv1a64(const char *s) {
+  guint64 h = 0xcbf29ce484222325ULL;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    h ^= *p;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+/* Output number i (0-based) of the SplitMix64 stream whose state starts at key. */
+static inline guint64 splitmix64_at(guint64 key, guint64 i) {
+  guint64 z = key + (i + 1) * 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+void i2v_formula_fill(const char *name, int ndim, const int64_t *shape, guint64 seed, float *out) {
+  guint64 key = fnv1a64(name) ^ seed;
+  int64_t n = 1, fan_in = 1;
+  for (int d = 0; d < ndim; d++) {
+    n *= shape[d];
+    if (d > 0) fan_in *= shape[d];
+  }
+  /* the rules of section 2.3, first match wins */
+  gboolean norm = FALSE;
+  double s;
+  if (ndim == 2 && (g_str_has_suffix(name, "token_embedding.weight") ||
+                    g_str_has_suffix(name, "position_embedding.weight")))
+    s = 0x1p-6; /* R1 embedding table */
+  else if (ndim == 2 &&
+           (g_str_has_suffix(name, "to_q.weight") || g_str_has_suffix(name, "to_k.weight") ||
+            g_str_has_suffix(name, "q_proj.weight") || g_str_has_suffix(name, "k_proj.weight")))
+    s = 2.0 / sqrt((double)fan_in); /* R2q attention query/key */
+  else if (ndim >= 2)
+    s = 1.0 / sqrt((double)fan_in); /* R2 matrix / kernel */
+  else if (g_str_has_suffix(name, ".weight")) {
+    norm = TRUE; /* R3 norm scale: 1 + u/8 */
+    s = 0x1p-3;
+  } else
+    s = 0x1p-6;                     /* R4 bias, R5 other */
+  double offset = norm ? 1.0 : 0.0; /* 1 + u·s and 0 + u·s are both exact sums */
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    double u = (double)(splitmix64_at(key, (guint64)i) >> 40) * 0x1p-23 - 1.0;
+    out[i] = (float)(offset + u * s);
+  }
+}
+
+/* ---- loading ---- */
+
+/* [a, b, S] → [a, S, b] (S = product of the trailing dims): moves PyTorch's input-channel dim of
+ * a conv kernel last, the channels-last layout the op table wants. */
+static void move_dim1_last(float *dst, const float *src, int64_t a, int64_t b, int64_t s) {
+#pragma omp parallel for schedule(static) if (a * b * s > 65536)
+  for (int64_t o = 0; o < a; o++)
+    for (int64_t i = 0; i < b; i++)
+      for (int64_t k = 0; k < s; k++) dst[(o * s + k) * b + i] = src[(o * b + i) * s + k];
+}
+
+/* The shape the op table sees for a PyTorch shape under layout; FALSE if the layout does not fit
+ * the shape (a bug in the calling network, reported as an error). */
+static gboolean layout_shape(I2vLayout layout, int ndim, const int64_t *shape, int *out_ndim,
+                             int64_t *out_shape) {
+  switch (layout) {
+  case I2V_LAYOUT_AS_IS:
+    *out_ndim = ndim;
+    memcpy(out_shape, shape, sizeof(int64_t) * ndim);
+    return TRUE;
+  case I2V_LAYOUT_CONV2D:
+    if (ndim != 4) return FALSE;
+    *out_ndim = 4;
+    out_shape[0] = shape[0], out_shape[1] = shape[2], out_shape[2] = shape[3];
+    out_shape[3] = shape[1];
+    return TRUE;
+  case I2V_LAYOUT_CONV_FRAMES:
+    if (ndim != 5 || shape[3] != 1 || shape[4] != 1) return FALSE;
+    *out_ndim = 3;
+    out_shape[0] = shape[0], out_shape[1] = shape[2], out_shape[2] = shape[1];
+    return TRUE;
+  }
+  return FALSE;
+}
+
+/* Checks name's presence, shape and dtype in the file; returns its entry or NULL with error. */
+static const I2vSafetensorsEntry *find_checked(I2vWeights *w, const char *name, int ndim,
+                                               const int64_t *shape, GError **error) {
+  const I2vSafetensorsEntry *e = i2v_safetensors_find(w->st, name);
+  if (e == NULL) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_MISSING, "%s: tensor '%s' missing from %s",
+                w->component, name, i2v_safetensors_path(w->st));
+    return NULL;
+  }
+  if (!i2v_shape_equal(e->ndim, e->shape, ndim, shape)) {
+    char found[128], expected[128];
+    g_set_error(error, I2V_ERROR, I2V_ERROR_SHAPE,
+                "%s: tensor '%s' in %s has shape %s, expected %s", w->component, name, e->file,
+                i2v_shape_format(e->ndim, e->shape, found, sizeof found),
+                i2v_shape_format(ndim, shape, expected, sizeof expected));
+    return NULL;
+  }
+  if (e->dtype != I2V_DTYPE_F32 && e->dtype != I2V_DTYPE_F16 && e->dtype != I2V_DTYPE_BF16) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_SHAPE,
+                "%s: tensor '%s' in %s has dtype %s, expected a float dtype (F32, F16 or BF16)",
+                w->component, name, e->file, i2v_dtype_name(e->dtype));
+    return NULL;
+  }
+  return e;
+}
+
+/* The float32 values of name in PyTorch layout (new buffer, g_free). */
+static float *source_values(I2vWeights *w, const I2vSafetensorsEntry *e, const char *name, int ndim,
+                            const int64_t *shape, int64_t n) {
+  float *values = g_new(float, MAX(n, 1));
+  if (e == NULL) {
+    i2v_formula_fill(name, ndim, shape, w->seed, values);
+  } else if (e->dtype != I2V_DTYPE_F32 && ((uintptr_t)e->data & 1) != 0) {
+    void *aligned = g_memdup2(e->data, e->nbytes); /* 16-bit values at an odd offset */
+    i2v_convert_to_f32(values, aligned, e->dtype, n);
+    g_free(aligned);
+  } else {
+    i2v_convert_to_f32(values, e->data, e->dtype, n);
+  }
+  return values;
+}
+
+gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int ndim,
+                          const int64_t *shape, I2vLayout layout, I2vTensor *out, GError **error) {
+  memset(out, 0, sizeof(*out));
+  int out_ndim;
+  int64_t out_shape[I2V_MAX_DIMS];
+  if (!layout_shape(layout, ndim, shape, &out_ndim, out_shape)) {
+    char buf[128];
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "%s: tensor '%s': layout %d does not apply to shape %s", w->component, name,
+                (int)layout, i2v_shape_format(ndim, shape, buf, sizeof buf));
+    return FALSE;
+  }
+  const I2vSafetensorsEntry *e = NULL;
+  if (w->st != NULL && (e = find_checked(w, name, ndim, shape, error)) == NULL) return FALSE;
+  if (!i2v_tensor_alloc(be, out, be->weight_dtype, out_ndim, out_shape, error)) return FALSE;
+
+  int64_t n = i2v_tensor_numel(out);
+  gboolean ok;
+  if (e != NULL && layout == I2V_LAYOUT_AS_IS && e->dtype == be->weight_dtype) {
+    ok = be->mem->upload(be, out, e->data, error); /* straight from the mapping */
+  } else {
+    float *values = source_values(w, e, name, ndim, shape, n);
+    if (layout != I2V_LAYOUT_AS_IS) {
+      float *moved = g_new(float, MAX(n, 1));
+      move_dim1_last(moved, values, shape[0], shape[1], n / MAX(shape[0] * shape[1], 1));
+      g_free(values);
+      values = moved;
+    }
+    ok = i2v_tensor_upload_f32(out, values, error);
+    g_free(values);
+  }
+  if (!ok) {
+    i2v_tensor_free(out);
+    return FALSE;
+  }
+  if (g_hash_table_add(w->used, g_strdup(name))) w->loaded_params += n;
+  return TRUE;
+}
+
+gboolean i2v_weights_load_1d(I2vWeights *w, I2vBackend *be, const char *name, int64_t n,
+                             I2vTensor *out, GError **error) {
+  return i2v_weights_load(w, be, name, 1, &n, I2V_LAYOUT_AS_IS, out, error);
+}
+
+gboolean i2v_weights_load_2d(I2vWeights *w, I2vBackend *be, const char *name, int64_t a, int64_t b,
+                             I2vTensor *out, GError **error) {
+  int64_t shape[2] = {a, b};
+  return i2v_weights_load(w, be, name, 2, shape, I2V_LAYOUT_AS_IS, out, error);
+}
+
+gboolean i2v_weights_load_conv(I2vWeights *w, I2vBackend *be, const char *name, int64_t co,
+                               int64_t ci, int64_t k, I2vTensor *out, GError **error) {
+  int64_t shape[4] = {co, ci, k, k};
+  return i2v_weights_load(w, be, name, 4, shape, I2V_LAYOUT_CONV2D, out, error);
+}
+
+gboolean i2v_weights_has(I2vWeights *w, const char *name) {
+  return w->st == NULL || i2v_safetensors_find(w->st, name) != NULL;
+}
+
+guint i2v_weights_log_unused(I2vWeights *w) {
+  if (w->st == NULL) return 0; /* the formula defines every name: nothing is left over */
+  guint unused = 0;
+  for (guint i = 0; i < i2v_safetensors_count(w->st); i++) {
+    const I2vSafetensorsEntry *e = i2v_safetensors_entry(w->st, i);
+    /* transformers checkpoints may carry position_ids buffers that no model reads */
+    if (g_hash_table_contains(w->used, e->name) || g_str_has_suffix(e->name, ".position_ids"))
+      continue;
+    g_info("%s: tensor '%s' of %s is not used by the model", w->component, e->name, e->file);
+    unused++;
+  }
+  return unused;
+}
+
+gint64 i2v_weights_loaded_params(const I2vWeights *w) {
+  return w->loaded_params;
+}

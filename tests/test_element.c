@@ -1,0 +1,347 @@
+/* The i2vgen element under GstHarness, on the tiny fixture model: caps, timestamps across jobs,
+ * EOS, flushing within a step, state cycles, properties, presets, errors and the shared model. */
+#include <gst/check/gstharness.h>
+#include <gst/video/video.h>
+#include <string.h>
+
+#include "golden.h"
+#include "gsti2vgen.h"
+
+#define W 32
+#define H 24
+
+static char *tiny_model(void) {
+  char **sets = golden_sets_with("tokenizer.json"); /* the tiny-layout sets */
+  g_assert_nonnull(sets[0]);
+  char *dir = g_build_filename(sets[0], "model", NULL);
+  g_strfreev(sets);
+  return dir;
+}
+
+/* A harness around a fresh i2vgen on the tiny model making `frames` frames in `steps` steps. */
+static GstHarness *make_harness(int frames, int steps, const char *in_format) {
+  GstHarness *h = gst_harness_new("i2vgen");
+  char *model = tiny_model();
+  g_object_set(h->element, "model-path", model, "width", W, "height", H, "num-frames", frames,
+               "steps", steps, "fps", 8, "prompt", "a test", NULL);
+  g_free(model);
+  char *caps = g_strdup_printf("video/x-raw,format=%s,width=20,height=14,framerate=0/1", in_format);
+  gst_harness_set_src_caps_str(h, caps);
+  g_free(caps);
+  return h;
+}
+
+/* A still image buffer of the harness's input caps, filled with a gradient. */
+static GstBuffer *make_image(GstHarness *h) {
+  GstCaps *caps = gst_pad_get_current_caps(h->srcpad);
+  GstVideoInfo info;
+  g_assert_true(gst_video_info_from_caps(&info, caps));
+  gst_caps_unref(caps);
+  GstBuffer *buf = gst_buffer_new_allocate(NULL, GST_VIDEO_INFO_SIZE(&info), NULL);
+  GstMapInfo map;
+  gst_buffer_map(buf, &map, GST_MAP_WRITE);
+  for (gsize i = 0; i < map.size; i++) map.data[i] = (guint8)(i * 7);
+  gst_buffer_unmap(buf, &map);
+  return buf;
+}
+
+static void test_caps_and_timestamps(void) {
+  const int frames = 3;
+  GstHarness *h = make_harness(frames, 2, "RGB");
+  gst_harness_set_sink_caps_str(h, "video/x-raw,format={RGB,RGBA}");
+  g_assert_cmpint(gst_harness_push(h, make_image(h)), ==, GST_FLOW_OK);
+  GstClockTime expect_pts = 0;
+  for (int i = 0; i < frames; i++) {
+    GstBuffer *buf = gst_harness_pull(h);
+    g_assert_nonnull(buf);
+    GstClockTime end = gst_util_uint64_scale(i + 1, GST_SECOND, 8);
+    g_assert_cmpuint(GST_BUFFER_PTS(buf), ==, expect_pts);
+    g_assert_cmpuint(GST_BUFFER_DURATION(buf), ==, end - expect_pts);
+    g_assert_cmpuint(GST_BUFFER_OFFSET(buf), ==, i);
+    g_assert_cmpuint(GST_BUFFER_OFFSET_END(buf), ==, i + 1);
+    g_assert_cmpint(GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DISCONT), ==, i == 0);
+    g_assert_cmpuint(gst_buffer_get_size(buf), ==, W * H * 3);
+    expect_pts = end;
+    gst_buffer_unref(buf);
+  }
+  GstCaps *caps = gst_pad_get_current_caps(h->sinkpad);
+  GstStructure *s = gst_caps_get_structure(caps, 0);
+  int w, hh, num, den;
+  g_assert_true(gst_structure_get_int(s, "width", &w) && gst_structure_get_int(s, "height", &hh));
+  g_assert_true(gst_structure_get_fraction(s, "framerate", &num, &den));
+  g_assert_cmpint(w, ==, W);
+  g_assert_cmpint(hh, ==, H);
+  g_assert_cmpint(num, ==, 8);
+  g_assert_cmpint(den, ==, 1);
+  g_assert_cmpstr(gst_structure_get_string(s, "format"), ==, "RGB");
+  gst_caps_unref(caps);
+  gst_harness_teardown(h);
+}
+
+static void test_rgba_downstream(void) {
+  GstHarness *h = make_harness(1, 1, "I420");
+  gst_harness_set_sink_caps_str(h, "video/x-raw,format=RGBA");
+  gst_harness_push(h, make_image(h));
+  GstBuffer *buf = gst_harness_pull(h);
+  g_assert_cmpuint(gst_buffer_get_size(buf), ==, W * H * 4);
+  GstMapInfo map;
+  gst_buffer_map(buf, &map, GST_MAP_READ);
+  for (int i = 0; i < W * H; i++) g_assert_cmpuint(map.data[4 * i + 3], ==, 255);
+  gst_buffer_unmap(buf, &map);
+  gst_buffer_unref(buf);
+  gst_harness_teardown(h);
+}
+
+/* Two images: 2N buffers with one continuous time line, then EOS after the last job. */
+static void test_two_jobs_then_eos(void) {
+  const int frames = 2;
+  GstHarness *h = make_harness(frames, 1, "BGRx");
+  gst_harness_push(h, make_image(h));
+  gst_harness_push(h, make_image(h));
+  g_assert_true(gst_harness_push_event(h, gst_event_new_eos()));
+  GstClockTime expect_pts = 0;
+  for (int i = 0; i < 2 * frames; i++) {
+    GstBuffer *buf = gst_harness_pull(h);
+    g_assert_cmpuint(GST_BUFFER_PTS(buf), ==, expect_pts);
+    g_assert_cmpuint(GST_BUFFER_OFFSET(buf), ==, i);
+    expect_pts += GST_BUFFER_DURATION(buf);
+    gst_buffer_unref(buf);
+  }
+  g_assert_cmpuint(expect_pts, ==, gst_util_uint64_scale(2 * frames, GST_SECOND, 8));
+  /* events in order: stream-start, caps, segment, ..., eos */
+  GstEventType want[] = {GST_EVENT_STREAM_START, GST_EVENT_CAPS, GST_EVENT_SEGMENT};
+  for (guint i = 0; i < G_N_ELEMENTS(want); i++) {
+    GstEvent *ev = gst_harness_pull_event(h);
+    g_assert_cmpint(GST_EVENT_TYPE(ev), ==, want[i]);
+    gst_event_unref(ev);
+  }
+  GstEvent *ev;
+  gboolean eos = FALSE;
+  while (!eos && (ev = gst_harness_pull_event(h)) != NULL) {
+    eos = GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
+    gst_event_unref(ev);
+  }
+  g_assert_true(eos);
+  gst_harness_teardown(h);
+}
+
+/* Highest "step" of the i2vgen-progress messages on bus so far (-1 if none). */
+static int drain_progress(GstBus *bus, int highest) {
+  GstMessage *m;
+  while ((m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) != NULL) {
+    const GstStructure *s = gst_message_get_structure(m);
+    int step;
+    if (gst_structure_has_name(s, "i2vgen-progress") && gst_structure_get_int(s, "step", &step))
+      highest = MAX(highest, step);
+    gst_message_unref(m);
+  }
+  return highest;
+}
+
+/* FLUSH_START in the middle of a long job stops it within one denoising step. */
+static void test_flush_cancels_within_a_step(void) {
+  GstHarness *h = make_harness(2, 200, "RGB");
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_push(h, make_image(h));
+  int step = -1;
+  while ((step = drain_progress(bus, step)) < 2) g_usleep(1000);
+  g_assert_true(gst_harness_push_event(h, gst_event_new_flush_start()));
+  /* the task has paused: no step beyond the one running when the flush came */
+  int after = drain_progress(bus, step);
+  g_assert_cmpint(after, <=, step + 1);
+  g_assert_cmpint(after, <, 200);
+  g_assert_cmpuint(gst_harness_buffers_in_queue(h), ==, 0);
+  g_assert_true(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+  /* after the flush the element works again */
+  g_object_set(h->element, "steps", 1, NULL);
+  gst_harness_push(h, make_image(h));
+  GstBuffer *buf = gst_harness_pull(h);
+  g_assert_true(GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DISCONT));
+  gst_buffer_unref(buf);
+  gst_element_set_bus(h->element, NULL);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
+/* 20 PLAYING→NULL cycles with a job running: no deadlock; ASan checks leaks. */
+static void test_state_cycles(void) {
+  GstHarness *h = make_harness(2, 50, "RGB");
+  for (int i = 0; i < 20; i++) {
+    gst_harness_play(h);
+    gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=20,height=14,framerate=0/1");
+    gst_harness_push(h, make_image(h));
+    g_usleep(2000);
+    g_assert_cmpint(gst_element_set_state(h->element, GST_STATE_NULL), ==,
+                    GST_STATE_CHANGE_SUCCESS);
+  }
+  gst_harness_teardown(h);
+}
+
+static void test_properties(void) {
+  GstElement *e = gst_element_factory_make("i2vgen", NULL);
+  guint steps;
+  g_object_get(e, "steps", &steps, NULL);
+  g_assert_cmpuint(steps, ==, 50);
+  g_object_set(e, "steps", 30, NULL);
+  g_object_get(e, "steps", &steps, NULL);
+  g_assert_cmpuint(steps, ==, 30);
+  /* out of range: GObject refuses with a warning naming the property, value unchanged */
+  g_test_expect_message("GLib-GObject", G_LOG_LEVEL_WARNING, "*steps*");
+  g_object_set(e, "steps", 0, NULL);
+  g_test_assert_expected_messages();
+  g_object_get(e, "steps", &steps, NULL);
+  g_assert_cmpuint(steps, ==, 30);
+  char *device;
+  g_test_expect_message("i2vgen", G_LOG_LEVEL_WARNING, "*'gpu0'*'device'*cuda:N*");
+  g_object_set(e, "device", "gpu0", NULL);
+  g_test_assert_expected_messages();
+  g_object_get(e, "device", &device, NULL);
+  g_assert_cmpstr(device, ==, "auto");
+  g_free(device);
+  g_object_set(e, "device", "cuda:1", NULL);
+  g_object_get(e, "device", &device, NULL);
+  g_assert_cmpstr(device, ==, "cuda:1");
+  g_free(device);
+  g_test_expect_message("i2vgen", G_LOG_LEVEL_WARNING, "*'fp64'*'precision'*");
+  g_object_set(e, "precision", "fp64", NULL);
+  g_test_assert_expected_messages();
+  g_test_expect_message("i2vgen", G_LOG_LEVEL_WARNING, "*'int8'*'variant'*");
+  g_object_set(e, "variant", "int8", NULL);
+  g_test_assert_expected_messages();
+  gst_object_unref(e);
+}
+
+static void test_presets(void) {
+  GstElement *e = gst_element_factory_make("i2vgen", NULL);
+  char **names = gst_preset_get_preset_names(GST_PRESET(e));
+  const char *want[] = {"fast", "standard", "high", "creative", "model-default"};
+  for (guint i = 0; i < G_N_ELEMENTS(want); i++)
+    g_assert_true(names && g_strv_contains((const char *const *)names, want[i]));
+  g_strfreev(names);
+  g_object_set(e, "preset", "high", NULL);
+  guint w, frames, steps;
+  double g;
+  g_object_get(e, "width", &w, "num-frames", &frames, "steps", &steps, "guidance-scale", &g, NULL);
+  g_assert_cmpuint(w, ==, 768);
+  g_assert_cmpuint(frames, ==, 24);
+  g_assert_cmpuint(steps, ==, 80);
+  g_assert_cmpfloat(g, ==, 10.0);
+  g_test_expect_message("i2vgen", G_LOG_LEVEL_WARNING, "*'turbo'*'preset'*fast*");
+  g_object_set(e, "preset", "turbo", NULL);
+  g_test_assert_expected_messages();
+  g_object_get(e, "width", &w, NULL);
+  g_assert_cmpuint(w, ==, 768);
+  gst_object_unref(e);
+}
+
+/* A missing model directory: the state change fails with an error naming the path. */
+static void test_missing_model(void) {
+  GstElement *e = gst_element_factory_make("i2vgen", NULL);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  g_object_set(e, "model-path", "/nonexistent/i2vgen-model", NULL);
+  g_assert_cmpint(gst_element_set_state(e, GST_STATE_PAUSED), ==, GST_STATE_CHANGE_FAILURE);
+  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  g_assert_nonnull(m);
+  GError *err;
+  gst_message_parse_error(m, &err, NULL);
+  g_assert_nonnull(strstr(err->message, "/nonexistent/i2vgen-model"));
+  g_assert_nonnull(strstr(err->message, "i2vgen-xl"));
+  g_error_free(err);
+  gst_message_unref(m);
+  gst_element_set_state(e, GST_STATE_NULL);
+  gst_element_set_bus(e, NULL);
+  gst_object_unref(bus);
+  gst_object_unref(e);
+}
+
+/* No model-path and no I2VGEN_MODEL: the error says how to set one. */
+static void test_no_model_configured(void) {
+  g_unsetenv("I2VGEN_MODEL");
+  GstElement *e = gst_element_factory_make("i2vgen", NULL);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  g_assert_cmpint(gst_element_set_state(e, GST_STATE_PAUSED), ==, GST_STATE_CHANGE_FAILURE);
+  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  GError *err;
+  gst_message_parse_error(m, &err, NULL);
+  g_assert_nonnull(strstr(err->message, "model-path"));
+  g_assert_nonnull(strstr(err->message, "I2VGEN_MODEL"));
+  g_error_free(err);
+  gst_message_unref(m);
+  gst_element_set_state(e, GST_STATE_NULL);
+  gst_element_set_bus(e, NULL);
+  gst_object_unref(bus);
+  gst_object_unref(e);
+}
+
+/* Downstream that takes neither RGB nor RGBA: a not-negotiated error that says why. */
+static void test_not_negotiated(void) {
+  GstHarness *h = make_harness(1, 1, "RGB");
+  gst_harness_set_sink_caps_str(h, "video/x-raw,format=I420");
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_push(h, make_image(h));
+  GstMessage *m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_ERROR);
+  g_assert_nonnull(m);
+  GError *err;
+  gst_message_parse_error(m, &err, NULL);
+  g_assert_true(g_error_matches(err, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION));
+  g_assert_nonnull(strstr(err->message, "RGB or RGBA"));
+  g_error_free(err);
+  gst_message_unref(m);
+  gst_element_set_bus(h->element, NULL);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
+/* A prompt the engine refuses (not UTF-8): a settings error on the bus, no crash, no frames. */
+static void test_invalid_prompt_error(void) {
+  GstHarness *h = make_harness(1, 1, "RGB");
+  g_object_set(h->element, "prompt", "caf\xe9 au lait", NULL);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_push(h, make_image(h));
+  GstMessage *m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_ERROR);
+  g_assert_nonnull(m);
+  GError *err;
+  gst_message_parse_error(m, &err, NULL);
+  g_assert_true(g_error_matches(err, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_SETTINGS));
+  g_assert_nonnull(strstr(err->message, "UTF-8"));
+  g_error_free(err);
+  gst_message_unref(m);
+  g_assert_cmpuint(gst_harness_buffers_in_queue(h), ==, 0);
+  gst_element_set_bus(h->element, NULL);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
+/* Two elements with the same model settings share one loaded model. */
+static void test_shared_model(void) {
+  GstHarness *a = make_harness(1, 1, "RGB"), *b = make_harness(1, 1, "RGB");
+  /* the plugin has its own copy of the type: plain casts, the layout is gsti2vgen.h's */
+  GstI2vgen *ea = (GstI2vgen *)a->element, *eb = (GstI2vgen *)b->element;
+  g_assert_nonnull(ea->model);
+  g_assert_true(ea->model == eb->model);
+  gst_harness_teardown(a);
+  gst_harness_teardown(b);
+}
+
+int main(int argc, char **argv) {
+  gst_init(&argc, &argv);
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/element/caps-and-timestamps", test_caps_and_timestamps);
+  g_test_add_func("/element/rgba-downstream", test_rgba_downstream);
+  g_test_add_func("/element/two-jobs-then-eos", test_two_jobs_then_eos);
+  g_test_add_func("/element/flush-cancels-within-a-step", test_flush_cancels_within_a_step);
+  g_test_add_func("/element/state-cycles", test_state_cycles);
+  g_test_add_func("/element/shared-model", test_shared_model);
+  g_test_add_func("/element/properties", test_properties);
+  g_test_add_func("/element/presets", test_presets);
+  g_test_add_func("/element/missing-model", test_missing_model);
+  g_test_add_func("/element/no-model-configured", test_no_model_configured);
+  g_test_add_func("/element/not-negotiated", test_not_negotiated);
+  g_test_add_func("/element/invalid-prompt-error", test_invalid_prompt_error);
+  return g_test_run();
+}
