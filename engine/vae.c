@@ -7,7 +7,7 @@
  * nearest ×2 up-sampler except on the last) → GroupNorm+SiLU → conv_out.
  *
  * Activations flow through two scratch buffers sized for the largest feature map (see Flow), so
- * a 704×1280 frame needs two full-resolution activations plus one stage's temporaries. */
+ * a 704×1280 frame needs two full-resolution activations plus one resnet temporary. */
 #include "vae.h"
 
 #include <math.h>
@@ -381,26 +381,26 @@ static void flow_conv(I2vBackend *be, Flow *f, const Conv *c) {
   f->x = y;
 }
 
+/* The residual goes into the output first, so that x (whose buffer the next stage overwrites
+ * anyway) can be normalised in place: one temporary per resnet. */
 static void resnet_forward(I2vVae *m, Flow *f, const Resnet *r) {
   I2vBackend *be = m->be;
-  const I2vTensor *x = &f->x;
-  int64_t h = x->shape[1], w = x->shape[2];
+  I2vTensor x = f->x;
+  int64_t h = x.shape[1], w = x.shape[2];
   I2vTensor out = flow_target(f, h, w, r->cout);
-  size_t mark = i2v_scratch_mark(be);
-  I2vTensor t_in = i2v_scratch_tensor(be, 4, x->shape);
-  int64_t shape_out[4] = {1, h, w, r->cout};
-  I2vTensor t_out = i2v_scratch_tensor(be, 4, shape_out);
-  i2v_op_group_norm(be, &t_in, x, &r->norm1.gamma, &r->norm1.beta, 1, m->groups, VAE_NORM_EPS,
-                    I2V_ACT_SILU);
-  conv_same(be, &t_out, &t_in, &r->conv1, FALSE);
-  i2v_op_group_norm(be, &t_out, &t_out, &r->norm2.gamma, &r->norm2.beta, 1, m->groups, VAE_NORM_EPS,
-                    I2V_ACT_SILU);
-  /* out = shortcut(x) (or x), then out += conv2(t_out) */
   if (r->has_shortcut)
-    conv_same(be, &out, x, &r->shortcut, FALSE);
+    conv_same(be, &out, &x, &r->shortcut, FALSE);
   else
-    i2v_op_copy(be, &out, x);
-  conv_same(be, &out, &t_out, &r->conv2, TRUE);
+    i2v_op_copy(be, &out, &x);
+  size_t mark = i2v_scratch_mark(be);
+  int64_t shape[4] = {1, h, w, r->cout};
+  I2vTensor t = i2v_scratch_tensor(be, 4, shape);
+  i2v_op_group_norm(be, &x, &x, &r->norm1.gamma, &r->norm1.beta, 1, m->groups, VAE_NORM_EPS,
+                    I2V_ACT_SILU);
+  conv_same(be, &t, &x, &r->conv1, FALSE);
+  i2v_op_group_norm(be, &t, &t, &r->norm2.gamma, &r->norm2.beta, 1, m->groups, VAE_NORM_EPS,
+                    I2V_ACT_SILU);
+  conv_same(be, &out, &t, &r->conv2, TRUE);
   i2v_scratch_release(be, mark);
   f->x = out;
 }
@@ -457,16 +457,12 @@ static void downsample_forward(I2vVae *m, Flow *f, const Conv *c) {
   f->x = y;
 }
 
-/* diffusers Upsample2D: nearest ×2, then a 3×3 conv. */
+/* diffusers Upsample2D: nearest ×2 into the other buffer, then a 3×3 conv back. */
 static void upsample_forward(I2vVae *m, Flow *f, const Conv *c) {
-  size_t mark = i2v_scratch_mark(m->be);
-  int64_t shape[4] = {1, 2 * f->x.shape[1], 2 * f->x.shape[2], chan(&f->x)};
-  I2vTensor big = i2v_scratch_tensor(m->be, 4, shape);
+  I2vTensor big = flow_target(f, 2 * f->x.shape[1], 2 * f->x.shape[2], chan(&f->x));
   i2v_op_upsample_nearest(m->be, &big, &f->x);
-  I2vTensor y = flow_target(f, shape[1], shape[2], c->w.shape[0]);
-  conv_same(m->be, &y, &big, c, FALSE);
-  i2v_scratch_release(m->be, mark);
-  f->x = y;
+  f->x = big;
+  flow_conv(m->be, f, c);
 }
 
 static void block_forward(I2vVae *m, Flow *f, const Block *b, gboolean down) {
