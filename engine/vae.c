@@ -338,12 +338,13 @@ double i2v_vae_scaling_factor(const I2vVae *m) {
 /* Two scratch buffers, each as large as the largest feature map of a pass: every stage reads the
  * current activation x from one and writes its result into the other. */
 typedef struct {
+  I2vBackend *be;
   I2vTensor buf[2];
   I2vTensor x; /* the current activation: a view into one of buf */
 } Flow;
 
 static Flow flow_new(I2vBackend *be, int64_t max_elems) {
-  Flow f = {0};
+  Flow f = {.be = be};
   for (int i = 0; i < 2; i++) f.buf[i] = i2v_scratch_tensor(be, 1, &max_elems);
   return f;
 }
@@ -353,6 +354,13 @@ static I2vTensor flow_other(const Flow *f, int ndim, const int64_t *shape) {
   const I2vTensor *other = f->x.data == f->buf[0].data ? &f->buf[1] : &f->buf[0];
   I2vTensor y = *other;
   i2v_tensor_set_shape(&y, other->dtype, ndim, shape);
+  if (i2v_tensor_numel(&y) > i2v_tensor_numel(other)) { /* a sizing bug, not bad input */
+    i2v_backend_failf(f->be,
+                      "vae: a %" G_GINT64_FORMAT "-element activation exceeds the %" G_GINT64_FORMAT
+                      "-element flow buffer",
+                      i2v_tensor_numel(&y), i2v_tensor_numel(other));
+    y.data = NULL;
+  }
   return y;
 }
 
@@ -513,17 +521,18 @@ static gboolean flow_store_nchw(I2vBackend *be, const Flow *f, float *host, GErr
   return i2v_backend_check(be, error) && i2v_tensor_download_f32(&y, host, error);
 }
 
-/* Elements of the largest feature map either pass holds in a Flow buffer for an image of
- * height × width. At level l (resolution 2^-l) the encoder receives block_out[l-1] channels from
- * the down-sampler above and the decoder block_out[l+1] from the up-sampler below. */
-static int64_t largest_activation(const I2vVae *m, int64_t height, int64_t width) {
+/* Elements of the largest feature map a pass holds in a Flow buffer for an image of
+ * height × width. At level l (resolution 2^-l) the encoder also holds the block_out[l-1]
+ * channels coming from the down-sampler above, the decoder the block_out[l+1] channels coming
+ * from the up-sampler below. */
+static int64_t largest_activation(const I2vVae *m, int64_t height, int64_t width,
+                                  gboolean decoder) {
   int n = m->n_levels;
   int64_t most = MAX(m->in_channels, m->out_channels) * height * width;
   most = MAX(most, 2 * m->latent * (height >> (n - 1)) * (width >> (n - 1)));
   for (int l = 0; l < n; l++) {
-    int64_t c = m->block_out[l];
-    if (l > 0) c = MAX(c, m->block_out[l - 1]);
-    if (l + 1 < n) c = MAX(c, m->block_out[l + 1]);
+    int from = decoder ? l + 1 : l - 1;
+    int64_t c = MAX(m->block_out[l], m->block_out[CLAMP(from, 0, n - 1)]);
     most = MAX(most, c * (height >> l) * (width >> l));
   }
   return most;
@@ -541,7 +550,7 @@ gboolean i2v_vae_encode(I2vVae *m, const float *x, int height, int width, float 
     return FALSE;
   }
   size_t mark = i2v_scratch_mark(be);
-  Flow f = flow_new(be, largest_activation(m, height, width));
+  Flow f = flow_new(be, largest_activation(m, height, width, FALSE));
   flow_load_nchw(be, &f, x, m->in_channels, height, width);
   flow_conv(be, &f, &m->enc_conv_in);
   for (int i = 0; i < m->n_levels; i++) {
@@ -563,7 +572,7 @@ static gboolean decode_one(I2vVae *m, const float *z, int h, int w, float *out, 
   I2vBackend *be = m->be;
   int s = i2v_vae_downscale(m);
   size_t mark = i2v_scratch_mark(be);
-  Flow f = flow_new(be, largest_activation(m, (int64_t)h * s, (int64_t)w * s));
+  Flow f = flow_new(be, largest_activation(m, (int64_t)h * s, (int64_t)w * s, TRUE));
   flow_load_nchw(be, &f, z, m->latent, h, w);
   flow_conv(be, &f, &m->post_quant_conv);
   i2v_tap(be, "post_quant_conv", &f.x);
