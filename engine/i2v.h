@@ -21,10 +21,10 @@ G_BEGIN_DECLS
 typedef struct I2vModel I2vModel;
 
 typedef struct {
-  const char *path;    /* diffusers model directory */
-  const char *variant; /* NULL or "fp16" */
-  const char *device;  /* "auto", "cpu", "cuda:N" (NULL = "auto") */
-  const char *precision; /* NULL (backend default), "fp32", "fp16", "bf16" */
+  const char *path;         /* diffusers model directory */
+  const char *variant;      /* NULL or "fp16" */
+  const char *device;       /* "auto", "cpu", "cuda:N" (NULL = "auto") */
+  const char *precision;    /* NULL (backend default), "fp32", "fp16", "bf16" */
   gboolean formula_weights; /* take weights from the README-realcfg formula instead of files */
   guint64 formula_seed;
 } I2vModelOptions;
@@ -70,8 +70,8 @@ typedef struct {
 } I2vFrame;
 
 typedef struct {
-  int step, steps;    /* denoising step just finished (1-based); steps when decoding */
-  int frame, frames;  /* frames decoded so far */
+  int step, steps;   /* denoising step just finished (1-based); steps when decoding */
+  int frame, frames; /* frames decoded so far */
   gint64 elapsed_us, eta_us;
 } I2vProgress;
 

@@ -15,6 +15,8 @@ struct I2vModelDir {
   JsonObject *index; /* model_index.json */
   gboolean formula;  /* weights from the README-realcfg formula */
   guint64 seed;
+  I2vWeightsRecordFn record; /* weights are recording sources (mkmodel) */
+  void *record_user;
 };
 
 /* Parses path as a JSON object (new reference) or fails naming the file. */
@@ -92,6 +94,11 @@ I2vModelDir *i2v_model_dir_open(const char *dir, const char *variant, GError **e
   return md;
 }
 
+void i2v_model_dir_record(I2vModelDir *md, I2vWeightsRecordFn fn, void *user) {
+  md->record = fn;
+  md->record_user = user;
+}
+
 void i2v_model_dir_use_formula(I2vModelDir *md, guint64 seed) {
   md->formula = TRUE;
   md->seed = seed;
@@ -145,6 +152,7 @@ static const char *weights_base(const I2vModelDir *md, const char *component, GE
 I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, GError **error) {
   const char *base = weights_base(md, component, error);
   if (base == NULL) return NULL;
+  if (md->record != NULL) return i2v_weights_new_recorder(component, md->record, md->record_user);
   if (md->formula) return i2v_weights_new_formula(md->seed, component);
   /* diffusers' file names: the variant goes before the last suffix of each name */
   char *single, *index;

@@ -20,13 +20,16 @@
 
 /* Configuration files of a model directory, relative to it. */
 static const char *const config_files[] = {
-    "model_index.json",          "unet/config.json",
-    "vae/config.json",           "text_encoder/config.json",
-    "image_encoder/config.json", "scheduler/scheduler_config.json",
+    "model_index.json",
+    "unet/config.json",
+    "vae/config.json",
+    "text_encoder/config.json",
+    "image_encoder/config.json",
+    "scheduler/scheduler_config.json",
     "feature_extractor/preprocessor_config.json",
 };
-static const char *const tokenizer_files[] = {
-    "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"};
+static const char *const tokenizer_files[] = {"vocab.json", "merges.txt", "tokenizer_config.json",
+                                              "special_tokens_map.json"};
 
 typedef struct {
   char *name;
@@ -47,7 +50,7 @@ static const Component components[] = {
 };
 
 typedef struct {
-  gboolean hash;  /* formula weights; else Gaussian */
+  gboolean hash; /* formula weights; else Gaussian */
   guint64 seed;
   I2vDType dtype; /* F32 or F16 */
 } Init;
@@ -121,8 +124,8 @@ static gboolean write_configs(const char *config, const char *out_dir, GError **
   return ok;
 }
 
-static void record_tensor(const char *component, const char *name, int ndim,
-                          const int64_t *shape, void *user) {
+static void record_tensor(const char *component, const char *name, int ndim, const int64_t *shape,
+                          void *user) {
   (void)component;
   GArray *list = user;
   Recorded r = {.name = g_strdup(name), .ndim = ndim};
