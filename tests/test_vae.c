@@ -152,6 +152,7 @@ static void run_vae_case(const char *set, Loaded *l, const I2vSafetensors *st, J
   l->be->tap = compare_tap;
   l->be->tap_user = &tc;
   char *prefix = g_strconcat(name, ".", NULL);
+  double flops = l->be->flops;
   if (strcmp(kind, "encode") == 0) {
     char *x = g_strconcat(prefix, "x", NULL), *mo = g_strconcat(prefix, "moments", NULL);
     check_encode(l->vae, set, "vae", st, x, prefix, mo);
@@ -185,6 +186,7 @@ static void run_vae_case(const char *set, Loaded *l, const I2vSafetensors *st, J
     g_free(out_name);
   }
   l->be->tap = NULL;
+  g_test_message("%s: %.2f GFLOP", name, (l->be->flops - flops) / 1e9);
   /* every intermediate the set recorded must have been seen */
   g_assert_cmpint(tc.compared, ==, n_debug);
   g_free(prefix);
