@@ -7,35 +7,8 @@
 #include <sys/wait.h>
 
 #include "golden.h"
+#include "tool_run.h"
 
-typedef struct {
-  char *out, *err;
-  int status; /* exit status, -1 if it did not exit normally */
-} ToolRun;
-
-/* Runs i2vgen with args (NULL-terminated). */
-static ToolRun run_tool(const char *const *args) {
-  const char *tool = g_getenv("I2VGEN_TOOL");
-  g_assert_nonnull(tool);
-  GPtrArray *argv = g_ptr_array_new();
-  g_ptr_array_add(argv, (char *)tool);
-  for (const char *const *a = args; *a != NULL; a++) g_ptr_array_add(argv, (char *)*a);
-  g_ptr_array_add(argv, NULL);
-  ToolRun run = {NULL, NULL, -1};
-  int wait_status;
-  GError *err = NULL;
-  g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                             &run.out, &run.err, &wait_status, &err));
-  g_assert_no_error(err);
-  if (WIFEXITED(wait_status)) run.status = WEXITSTATUS(wait_status);
-  g_ptr_array_unref(argv);
-  return run;
-}
-
-static void tool_run_clear(ToolRun *run) {
-  g_free(run->out);
-  g_free(run->err);
-}
 
 /* u8 tensors are exact: same shape, same bytes. */
 static void check_u8(const I2vSafetensors *got, const I2vSafetensors *ref, const char *name) {
@@ -108,7 +81,7 @@ static void run_case(const char *set, JsonObject *p, const char *tmp) {
                         "fp16",
                         NULL};
   gint64 t0 = g_get_monotonic_time();
-  ToolRun run = run_tool(args);
+  ToolRun run = tool_run(args);
   g_test_message("%s: i2vgen encode ran %.2f s; stderr: %s", name,
                  (g_get_monotonic_time() - t0) / 1e6, run.err);
   g_assert_cmpint(run.status, ==, 0);
@@ -186,7 +159,7 @@ static char *any_set(void) {
 }
 
 static void expect_failure(const char *const *args, int status, const char *culprit) {
-  ToolRun run = run_tool(args);
+  ToolRun run = tool_run(args);
   g_test_message("exit %d, stderr: %s", run.status, run.err);
   g_assert_cmpint(run.status, ==, status);
   g_assert_nonnull(strstr(run.err, culprit));
