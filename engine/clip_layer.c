@@ -76,32 +76,26 @@ static gboolean load_linear(I2vWeights *w, I2vBackend *be, const char *prefix, c
   return ok;
 }
 
-/* Loads q_proj, k_proj, v_proj and copies them into rows [0,C), [C,2C), [2C,3C) of one packed
+/* Loads q_proj, k_proj, v_proj stacked into rows [0,C), [C,2C), [2C,3C) of one packed
  * projection, so the attention reads q, k, v out of a single GEMM result. */
 static gboolean load_qkv(I2vClipLayer *l, I2vWeights *w, I2vBackend *be, const char *prefix,
                          int64_t c, GError **error) {
-  static const char *const names[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"};
-  int64_t wshape[] = {3 * c, c}, bshape[] = {3 * c};
-  if (!i2v_tensor_alloc(be, &l->qkv_w, be->weight_dtype, 2, wshape, error) ||
-      !i2v_tensor_alloc(be, &l->qkv_b, be->weight_dtype, 1, bshape, error))
-    return FALSE;
+  static const char *const parts[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"};
+  char *wnames[3], *bnames[3];
   for (int i = 0; i < 3; i++) {
-    I2vTensor wi = {0}, bi = {0};
-    if (!load_linear(w, be, prefix, names[i], c, c, &wi, &bi, error)) {
-      i2v_tensor_free(&wi);
-      return FALSE;
-    }
-    I2vTensor wrows = i2v_tensor_rows(&l->qkv_w, i * c, c);
-    I2vTensor brows = i2v_tensor_rows(&l->qkv_b, i * c, c);
-    i2v_op_copy(be, &wrows, &wi);
-    i2v_op_copy(be, &brows, &bi);
-    /* the copies must be done before the sources go */
-    gboolean ok = i2v_backend_check(be, error);
-    i2v_tensor_free(&wi);
-    i2v_tensor_free(&bi);
-    if (!ok) return FALSE;
+    wnames[i] = g_strconcat(prefix, parts[i], ".weight", NULL);
+    bnames[i] = g_strconcat(prefix, parts[i], ".bias", NULL);
   }
-  return TRUE;
+  int64_t wshape[] = {c, c}, bshape[] = {c};
+  gboolean ok =
+      i2v_weights_load_stacked(w, be, (const char *const *)wnames, 3, 2, wshape, &l->qkv_w,
+                               error) &&
+      i2v_weights_load_stacked(w, be, (const char *const *)bnames, 3, 1, bshape, &l->qkv_b, error);
+  for (int i = 0; i < 3; i++) {
+    g_free(wnames[i]);
+    g_free(bnames[i]);
+  }
+  return ok;
 }
 
 gboolean i2v_clip_layer_load(I2vClipLayer *l, I2vWeights *w, I2vBackend *be, const char *prefix,

@@ -46,6 +46,11 @@ JsonObject *i2v_model_dir_config(const I2vModelDir *md, const char *component, G
  * called. Returns a new source (i2v_weights_free) or NULL. */
 I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, GError **error);
 
+/* The single-file weight path of component for md's variant ("<dir>/unet/diffusion_pytorch_model
+ * .fp16.safetensors"), whether or not it exists: new string (g_free), NULL with error when the
+ * component has no weights. */
+char *i2v_model_dir_weight_path(const I2vModelDir *md, const char *component, GError **error);
+
 /* Config accessors: each fails with I2V_ERROR_CONFIG naming file (a label for messages, e.g.
  * "unet/config.json"), key, the value found and what was expected. */
 gboolean i2v_config_int(JsonObject *cfg, const char *file, const char *key, gint64 *out,

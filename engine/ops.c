@@ -193,6 +193,11 @@ void i2v_op_conv2d(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTe
   if (!ready(be, "conv2d", 4, y, x, w, b)) return;
   if (!expect(be, x->ndim == 4 && y->ndim == 4 && w->ndim == 4, "conv2d", "needs 4-D NHWC", x))
     return;
+  if (p->stride < 1 || p->pad_top < 0 || p->pad_left < 0 || p->pad_bottom < 0 || p->pad_right < 0) {
+    i2v_backend_failf(be, "conv2d: stride %d must be >= 1 and paddings %d %d %d %d >= 0", p->stride,
+                      p->pad_top, p->pad_left, p->pad_bottom, p->pad_right);
+    return;
+  }
   int64_t kh = w->shape[1], kw = w->shape[2];
   int64_t ho = (x->shape[1] + p->pad_top + p->pad_bottom - kh) / p->stride + 1;
   int64_t wo = (x->shape[2] + p->pad_left + p->pad_right - kw) / p->stride + 1;

@@ -225,6 +225,43 @@ gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int n
   return TRUE;
 }
 
+gboolean i2v_weights_load_stacked(I2vWeights *w, I2vBackend *be, const char *const *names,
+                                  int count, int ndim, const int64_t *shape, I2vTensor *out,
+                                  GError **error) {
+  memset(out, 0, sizeof(*out));
+  int64_t stacked[I2V_MAX_DIMS], part = 1;
+  memcpy(stacked, shape, sizeof(int64_t) * ndim);
+  stacked[0] *= count;
+  for (int d = 0; d < ndim; d++) part *= shape[d];
+  float *values = NULL;
+  for (int i = 0; i < count; i++) {
+    if (w->record != NULL) {
+      w->record(w->component, names[i], ndim, shape, w->record_user);
+      continue;
+    }
+    const I2vSafetensorsEntry *e = NULL;
+    if (w->st != NULL && (e = find_checked(w, names[i], ndim, shape, error)) == NULL) {
+      g_free(values);
+      return FALSE;
+    }
+    if (values == NULL) values = g_new(float, MAX(part * count, 1));
+    float *v = source_values(w, e, names[i], ndim, shape, part);
+    memcpy(values + i * part, v, sizeof(float) * part);
+    g_free(v);
+  }
+  for (int i = 0; i < count; i++)
+    if (g_hash_table_add(w->used, g_strdup(names[i]))) w->loaded_params += part;
+  if (w->record != NULL) { /* listing only: the shape, no memory */
+    i2v_tensor_set_shape(out, be->weight_dtype, ndim, stacked);
+    return TRUE;
+  }
+  gboolean ok = i2v_tensor_alloc(be, out, be->weight_dtype, ndim, stacked, error) &&
+                i2v_tensor_upload_f32(out, values, error);
+  if (!ok) i2v_tensor_free(out);
+  g_free(values);
+  return ok;
+}
+
 gboolean i2v_weights_load_1d(I2vWeights *w, I2vBackend *be, const char *name, int64_t n,
                              I2vTensor *out, GError **error) {
   return i2v_weights_load(w, be, name, 1, &n, I2V_LAYOUT_AS_IS, out, error);

@@ -53,6 +53,13 @@ void i2v_formula_fill(const char *name, int ndim, const int64_t *shape, guint64 
 gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int ndim,
                           const int64_t *shape, I2vLayout layout, I2vTensor *out, GError **error);
 
+/* Loads count tensors of the same PyTorch shape (names[i], layout AS_IS) stacked along dim 0
+ * into one new backend tensor [count·shape[0], ...] — e.g. q, k and v projections packed for a
+ * single GEMM. Same checks and errors as i2v_weights_load. */
+gboolean i2v_weights_load_stacked(I2vWeights *w, I2vBackend *be, const char *const *names,
+                                  int count, int ndim, const int64_t *shape, I2vTensor *out,
+                                  GError **error);
+
 /* Convenience forms of i2v_weights_load for 1-D ([n]) and 2-D ([a,b]) tensors. */
 gboolean i2v_weights_load_1d(I2vWeights *w, I2vBackend *be, const char *name, int64_t n,
                              I2vTensor *out, GError **error);

@@ -103,12 +103,10 @@ int cmd_bench(int argc, char **argv) {
     err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--model is required");
     status = 2;
   }
-  I2vModelOptions o = {
-      .path = model, .variant = variant, .device = device, .precision = precision};
+  I2vModelOptions o = {.path = model, .variant = variant, .device = device, .precision = precision};
   if (status == 0 && formula != NULL) {
     o.formula_weights = TRUE;
-    if (!g_ascii_string_to_unsigned(formula, 0, 0, G_MAXUINT64, &o.formula_seed, &err))
-      status = 2;
+    if (!g_ascii_string_to_unsigned(formula, 0, 0, G_MAXUINT64, &o.formula_seed, &err)) status = 2;
   }
   gint64 t0 = g_get_monotonic_time();
   if (status == 0 && (m = i2v_model_load(&o, &err)) == NULL) status = 1;
@@ -153,7 +151,8 @@ int cmd_bench(int argc, char **argv) {
       Summary s = summarize(rec, stage_names[i]);
       if (s.count == 0) continue;
       double tflops = s.sum_s > 0 ? s.flops / s.sum_s * 1e-12 : 0;
-      fprintf(stderr, "  %-18s %9.3f s mean (±%.3f, min %.3f, max %.3f, n=%d)  %.2f TFLOP  %.2f TFLOP/s\n",
+      fprintf(stderr,
+              "  %-18s %9.3f s mean (±%.3f, min %.3f, max %.3f, n=%d)  %.2f TFLOP  %.2f TFLOP/s\n",
               stage_names[i], mean(&s), spread(&s), s.min_s, s.max_s, s.count,
               s.flops / MAX(s.count, 1) * 1e-12, tflops);
       g_string_append_printf(json,
@@ -166,14 +165,16 @@ int cmd_bench(int argc, char **argv) {
     double fixed_s = 0;
     for (int i = 0; i < 4; i++) fixed_s += mean(&(pre[i] = summarize(rec, stage_names[i])));
     double job50_s = fixed_s + 50 * mean(&step) + frames * mean(&dec);
-    double job50_flop = 50 * step.flops / MAX(step.count, 1) + dec.flops / MAX(dec.count, 1) * frames;
+    double job50_flop =
+        50 * step.flops / MAX(step.count, 1) + dec.flops / MAX(dec.count, 1) * frames;
     for (int i = 0; i < 4; i++) job50_flop += pre[i].flops;
     fprintf(stderr, "  %-18s %9.3f s\n", "this run", total_s);
     fprintf(stderr, "  %-18s %9.3f s (%.1f TFLOP)\n", "50-step estimate", job50_s,
             job50_flop * 1e-12);
     fprintf(stderr, "  %-18s %9.1f MB\n", "peak RSS", rss_mb);
-    g_string_append_printf(json, ",\"total_s\":%.4f,\"job50_s\":%.4f,\"job50_tflop\":%.3f,"
-                                 "\"peak_rss_mb\":%.1f",
+    g_string_append_printf(json,
+                           ",\"total_s\":%.4f,\"job50_s\":%.4f,\"job50_tflop\":%.3f,"
+                           "\"peak_rss_mb\":%.1f",
                            total_s, job50_s, job50_flop * 1e-12, rss_mb);
     if (peak_tflops > 0) {
       double bound = job50_flop * 1e-12 / peak_tflops;

@@ -7,12 +7,16 @@
 /* subcommand entry points */
 int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
 
 static const I2vCommand commands[] = {
     /* subcommand table */
     {"tokenize", "print the token ids of prompts", cmd_tokenize},
     {"generate", "generate a clip from an image and a prompt (PNG frames, tensor dumps)",
      cmd_generate},
+    {"encode", "conditioning tensors of a prompt and an image; VAE decode of latents", cmd_encode},
+    {"mkmodel", "write a diffusers-format model directory with synthetic weights", cmd_mkmodel},
     {NULL, NULL, NULL},
 };
 
