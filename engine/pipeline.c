@@ -285,12 +285,9 @@ static gboolean encode_image_vae(Gen *g, const I2vImage *image, GError **error) 
       memcpy(noise, g->p->vae_posterior_noise, lc * hw * sizeof(float));
     else
       i2v_noise_normal(g->p->seed, I2V_NOISE_STREAM_POSTERIOR, noise, lc * hw);
+    i2v_vae_posterior(moments, (int)lc, hw, NULL, logvar, std);
     float scaling = (float)i2v_vae_scaling_factor(g->m->vae);
-    for (int64_t i = 0; i < lc * hw; i++) {
-      logvar[i] = fminf(fmaxf(moments[lc * hw + i], -30.0f), 20.0f);
-      std[i] = expf(0.5f * logvar[i]);
-      z0[i] = (moments[i] + std[i] * noise[i]) * scaling;
-    }
+    for (int64_t i = 0; i < lc * hw; i++) z0[i] = (moments[i] + std[i] * noise[i]) * scaling;
     int64_t per_video = lc * g->f * hw;
     for (int64_t c = 0; c < lc; c++) {
       memcpy(g->image_latents + c * g->f * hw, z0 + c * hw, hw * sizeof(float));
@@ -427,17 +424,15 @@ static gboolean decode(Gen *g, GError **error) {
   int64_t pixels = (int64_t)g->p->width * g->p->height;
   if (!i2v_unet_download_ncfhw(g->be, &g->latents, g->host_latents, error)) return FALSE;
   dump(g, "latents_final", g->host_latents, 5, (int64_t[]){1, lc, F, g->h, g->w});
-  /* 1/scaling_factor in double, applied as a float32 multiplication (reference §2.8). */
-  float inv_scaling = (float)(1.0 / i2v_vae_scaling_factor(g->m->vae));
   gint64 decode_start = g_get_monotonic_time();
   for (int64_t f0 = 0; f0 < F; f0 += chunk) {
     if (g_cancellable_set_error_if_cancelled(g->cancellable, error)) return FALSE;
     int64_t n = MIN(chunk, F - f0);
     StageStart start = stage_start(g);
-    for (int64_t k = 0; k < n; k++)
+    for (int64_t k = 0; k < n; k++) /* [C, F, h, w] → [n, C, h, w] */
       for (int64_t c = 0; c < lc; c++)
-        for (int64_t i = 0; i < hw; i++)
-          g->z[(k * lc + c) * hw + i] = g->host_latents[(c * F + f0 + k) * hw + i] * inv_scaling;
+        i2v_vae_unscale_latents(g->m->vae, g->host_latents + (c * F + f0 + k) * hw, hw,
+                                g->z + (k * lc + c) * hw);
     if (!i2v_vae_decode(g->m->vae, g->z, (int)n, (int)g->h, (int)g->w, g->decoded, error) ||
         !stage_end(g, start, "vae_decode_frame", (int)f0, error))
       return FALSE;
