@@ -8,7 +8,11 @@
  *
  * Frames are handed to callbacks.frame as soon as each is decoded; progress after every step;
  * a GCancellable is honoured between steps (error G_IO_ERROR_CANCELLED). Every failure is a
- * GError (domain I2V_ERROR, see error.h) with a message a user can act on. */
+ * GError (domain I2V_ERROR, see error.h) with a message a user can act on.
+ *
+ * Threads: a model may be used from several threads; generations on one model run one at a
+ * time (a second i2v_generate waits for the first). Devices: "auto" and "cpu" give the fp32 CPU
+ * backend; "cuda:N" fails with I2V_ERROR_BACKEND until libi2v is built with CUDA. */
 #pragma once
 
 #include <gio/gio.h>
@@ -30,7 +34,7 @@ typedef struct {
   guint64 formula_seed;
 } I2vModelOptions;
 
-/* Loads (or finds in the process-wide cache: same path+variant+device+precision) a model.
+/* Loads (or finds in the process-wide cache: same path+variant+device+precision+weights) a model.
  * Returns a new reference (i2v_model_unref) or NULL with error. */
 I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error);
 
