@@ -70,7 +70,8 @@ static void linspace_f32(float *out, int n, float start, float end) {
 /* rescale_zero_terminal_snr (Lin et al. 2023, Alg. 1) in float32 as diffusers runs it: shift
  * √ᾱ so the last is 0, scale so the first is kept, and turn ᾱ back into betas. */
 static void rescale_zero_terminal_snr(float *betas, int n) {
-  float *sqrt_ab = g_new(float, n);
+  g_return_if_fail(n > 0); /* num_train_timesteps is checked at load */
+  float *sqrt_ab = g_new(float, (gsize)n);
   double acc = 1.0;
   for (int i = 0; i < n; i++) {
     acc *= (float)(1.0f - betas[i]);

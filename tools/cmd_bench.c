@@ -163,7 +163,10 @@ int cmd_bench(int argc, char **argv) {
     /* the 50-step job the presets describe, extrapolated from the measured stages */
     Summary pre[4];
     double fixed_s = 0;
-    for (int i = 0; i < 4; i++) fixed_s += mean(&(pre[i] = summarize(rec, stage_names[i])));
+    for (int i = 0; i < 4; i++) {
+      pre[i] = summarize(rec, stage_names[i]);
+      fixed_s += mean(&pre[i]);
+    }
     double job50_s = fixed_s + 50 * mean(&step) + frames * mean(&dec);
     double job50_flop =
         50 * step.flops / MAX(step.count, 1) + dec.flops / MAX(dec.count, 1) * frames;

@@ -9,6 +9,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 static const I2vCommand commands[] = {
     /* subcommand table */
@@ -17,6 +18,7 @@ static const I2vCommand commands[] = {
      cmd_generate},
     {"encode", "conditioning tensors of a prompt and an image; VAE decode of latents", cmd_encode},
     {"mkmodel", "write a diffusers-format model directory with synthetic weights", cmd_mkmodel},
+    {"bench", "time a generation stage by stage (JSON line on stdout)", cmd_bench},
     {NULL, NULL, NULL},
 };
 
