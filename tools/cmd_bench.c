@@ -1,8 +1,8 @@
 /* i2vgen bench: times one generation stage by stage (model load, each encoder, every UNet step,
  * VAE decode per frame), counts the FLOPs the op table executed, and prints a table on stderr
  * and one JSON line on stdout. Weights come from a model directory, or from the README-realcfg
- * formula (--formula SEED) so real-size runs need no weight file: cost does not depend on the
- * values. */
+ * formula (--formula-weights SEED) so real-size runs need no weight file: cost does not depend on
+ * the values. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,7 +78,7 @@ int cmd_bench(int argc, char **argv) {
       {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weights variant (fp16)", "V"},
       {"device", 0, 0, G_OPTION_ARG_STRING, &device, "auto, cpu or cuda:N", "D"},
       {"precision", 0, 0, G_OPTION_ARG_STRING, &precision, "fp32, fp16 or bf16", "P"},
-      {"formula", 0, 0, G_OPTION_ARG_STRING, &formula,
+      {"formula-weights", 0, 0, G_OPTION_ARG_STRING, &formula,
        "use README-realcfg formula weights with this set seed instead of weight files", "SEED"},
       {"image", 0, 0, G_OPTION_ARG_FILENAME, &image_path, "input image (default: a gradient)",
        "FILE"},
@@ -106,7 +106,7 @@ int cmd_bench(int argc, char **argv) {
   I2vModelOptions o = {.path = model, .variant = variant, .device = device, .precision = precision};
   if (status == 0 && formula != NULL) {
     o.formula_weights = TRUE;
-    if (!g_ascii_string_to_unsigned(formula, 0, 0, G_MAXUINT64, &o.formula_seed, &err)) status = 2;
+    if (!cmd_parse_u64(formula, "--formula-weights", &o.formula_seed, &err)) status = 2;
   }
   gint64 t0 = g_get_monotonic_time();
   if (status == 0 && (m = i2v_model_load(&o, &err)) == NULL) status = 1;
@@ -145,18 +145,18 @@ int cmd_bench(int argc, char **argv) {
     GString *json = g_string_new(NULL);
     g_string_append_printf(json,
                            "{\"device\":\"%s\",\"width\":%d,\"height\":%d,\"frames\":%d,"
-                           "\"steps\":%d,\"guidance\":%g,\"load_s\":%.4f",
+                           "\"steps\":%d,\"guidance\":%g,\"load_s\":%.6g",
                            i2v_model_device(m), width, height, frames, steps, guidance, load_s);
     for (guint i = 0; i < G_N_ELEMENTS(stage_names); i++) {
       Summary s = summarize(rec, stage_names[i]);
       if (s.count == 0) continue;
       double tflops = s.sum_s > 0 ? s.flops / s.sum_s * 1e-12 : 0;
       fprintf(stderr,
-              "  %-18s %9.3f s mean (±%.3f, min %.3f, max %.3f, n=%d)  %.2f TFLOP  %.2f TFLOP/s\n",
+              "  %-18s %9.3f s mean (±%.3f, min %.3f, max %.3f, n=%d)  %.4g GFLOP  %.4g TFLOP/s\n",
               stage_names[i], mean(&s), spread(&s), s.min_s, s.max_s, s.count,
-              s.flops / MAX(s.count, 1) * 1e-12, tflops);
+              s.flops / MAX(s.count, 1) * 1e-9, tflops);
       g_string_append_printf(json,
-                             ",\"%s_s\":%.5f,\"%s_spread_s\":%.5f,\"%s_tflop\":%.5f,\"%s_n\":%d",
+                             ",\"%s_s\":%.6g,\"%s_spread_s\":%.6g,\"%s_tflop\":%.6g,\"%s_n\":%d",
                              stage_names[i], mean(&s), stage_names[i], spread(&s), stage_names[i],
                              s.flops / MAX(s.count, 1) * 1e-12, stage_names[i], s.count);
     }
@@ -176,14 +176,14 @@ int cmd_bench(int argc, char **argv) {
             job50_flop * 1e-12);
     fprintf(stderr, "  %-18s %9.1f MB\n", "peak RSS", rss_mb);
     g_string_append_printf(json,
-                           ",\"total_s\":%.4f,\"job50_s\":%.4f,\"job50_tflop\":%.3f,"
+                           ",\"total_s\":%.6g,\"job50_s\":%.6g,\"job50_tflop\":%.6g,"
                            "\"peak_rss_mb\":%.1f",
                            total_s, job50_s, job50_flop * 1e-12, rss_mb);
     if (peak_tflops > 0) {
       double bound = job50_flop * 1e-12 / peak_tflops;
       fprintf(stderr, "  %-18s %9.3f s at %g TFLOP/s: measured / bound = %.2f\n", "FLOP bound",
               bound, peak_tflops, job50_s / bound);
-      g_string_append_printf(json, ",\"flop_bound_s\":%.4f,\"ratio_to_bound\":%.3f", bound,
+      g_string_append_printf(json, ",\"flop_bound_s\":%.6g,\"ratio_to_bound\":%.6g", bound,
                              job50_s / bound);
     }
     g_string_append(json, "}");

@@ -17,16 +17,6 @@ typedef struct {
   int frames_written;
 } Sink;
 
-/* Parses a 64-bit unsigned integer in decimal or 0x-hex. */
-static gboolean parse_u64(const char *text, const char *option, guint64 *out, GError **error) {
-  gboolean hex = g_str_has_prefix(text, "0x") || g_str_has_prefix(text, "0X");
-  if (g_ascii_string_to_unsigned(hex ? text + 2 : text, hex ? 16 : 10, 0, G_MAXUINT64, out, NULL))
-    return TRUE;
-  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-              "%s '%s': expected an unsigned 64-bit integer (decimal or 0x-hex)", option, text);
-  return FALSE;
-}
-
 /* An --out pattern must hold exactly one %d conversion (flags and width allowed, e.g. %03d) and
  * otherwise only %% escapes, so it is safe to hand to printf. */
 static gboolean check_pattern(const char *pattern, GError **error) {
@@ -184,9 +174,9 @@ int cmd_generate(int argc, char **argv) {
   } else if (model == NULL || image == NULL || prompt == NULL) {
     err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--model, --image and --prompt are required");
     status = 2;
-  } else if ((seed != NULL && !parse_u64(seed, "--seed", &p.seed, &err)) ||
+  } else if ((seed != NULL && !cmd_parse_u64(seed, "--seed", &p.seed, &err)) ||
              (formula != NULL &&
-              !parse_u64(formula, "--formula-weights", &mo.formula_seed, &err)) ||
+              !cmd_parse_u64(formula, "--formula-weights", &mo.formula_seed, &err)) ||
              (out != NULL && !check_pattern(out, &err))) {
     status = 2;
   }

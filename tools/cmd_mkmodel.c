@@ -198,16 +198,6 @@ static gboolean write_component(const char *out_dir, const char *component, cons
   return ok;
 }
 
-/* Parses a 64-bit unsigned seed in decimal or 0x-hex. */
-static gboolean parse_seed(const char *text, const char *option, guint64 *out, GError **error) {
-  guint base = g_str_has_prefix(text, "0x") || g_str_has_prefix(text, "0X") ? 16 : 10;
-  if (g_ascii_string_to_unsigned(base == 16 ? text + 2 : text, base, 0, G_MAXUINT64, out, NULL))
-    return TRUE;
-  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-              "%s '%s': expected an unsigned 64-bit integer (decimal or 0x-hex)", option, text);
-  return FALSE;
-}
-
 int cmd_mkmodel(int argc, char **argv) {
   char *config = NULL, *dtype = NULL, *init_name = NULL, *set_seed = NULL, *seed = NULL,
        *out = NULL;
@@ -249,7 +239,7 @@ int cmd_mkmodel(int argc, char **argv) {
     init.dtype = dtype && strcmp(dtype, "f16") == 0 ? I2V_DTYPE_F16 : I2V_DTYPE_F32;
     const char *seed_text = init.hash ? set_seed : seed;
     const char *seed_option = init.hash ? "--set-seed" : "--seed";
-    if (seed_text != NULL && !parse_seed(seed_text, seed_option, &init.seed, &err)) status = 2;
+    if (seed_text != NULL && !cmd_parse_u64(seed_text, seed_option, &init.seed, &err)) status = 2;
   }
   if (status == 0 && !write_configs(config, out, &err)) status = 1;
   for (guint i = 0; status == 0 && !configs_only && i2v_weight_components[i] != NULL; i++)

@@ -22,12 +22,6 @@ static const I2vCommand commands[] = {
     {NULL, NULL, NULL},
 };
 
-int cmd_fail(const char *name, GError *err) {
-  fprintf(stderr, "i2vgen %s: %s\n", name, err ? err->message : "failed");
-  g_clear_error(&err);
-  return 1;
-}
-
 static void usage(FILE *out) {
   fprintf(out, "usage: i2vgen COMMAND [OPTIONS...]\n\ncommands:\n");
   for (const I2vCommand *c = commands; c->name != NULL; c++)
