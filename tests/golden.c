@@ -103,7 +103,8 @@ gboolean golden_check(const I2vSafetensors *st, const char *name, const float *g
       }
     }
     ok = worst <= atol;
-    g_test_message("%s %s: max abs err %.3g (atol %.3g) at %" G_GINT64_FORMAT " (got %.7g ref %.7g)%s",
+    g_test_message("%s %s: max abs err %.3g (atol %.3g) at %" G_GINT64_FORMAT
+                   " (got %.7g ref %.7g)%s",
                    label, name, worst, atol, at, got[at], r[at], ok ? "" : "  FAIL");
   }
   i2v_host_tensor_free(&ref);
@@ -111,7 +112,7 @@ gboolean golden_check(const I2vSafetensors *st, const char *name, const float *g
 }
 
 float *golden_nhwc_to_nchw(const float *x, int64_t n, int64_t h, int64_t w, int64_t c) {
-  float *y = g_new(float, n * h * w * c);
+  float *y = g_new(float, n *h *w *c);
   for (int64_t b = 0; b < n; b++)
     for (int64_t i = 0; i < h * w; i++)
       for (int64_t k = 0; k < c; k++) y[(b * c + k) * h * w + i] = x[(b * h * w + i) * c + k];

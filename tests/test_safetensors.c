@@ -258,6 +258,7 @@ static void test_writer_roundtrip(void) {
   i2v_safetensors_writer_add(w, "m.bf16", I2V_DTYPE_BF16, 1, s2 + 1, bf16); /* replaces */
   i2v_safetensors_writer_add(w, "ids \"quoted\" é", I2V_DTYPE_I64, 2, s2, i64);
   i2v_safetensors_writer_add(w, "u8", I2V_DTYPE_U8, 5, s5, u8);
+  i2v_safetensors_writer_add(w, "v.f16", I2V_DTYPE_F16, 1, s3, f16); /* at an odd offset */
   i2v_safetensors_writer_add(w, "empty", I2V_DTYPE_F32, 2, s0, f32);
   GError *err = NULL;
   g_assert_true(i2v_safetensors_writer_save(w, path, &err));
@@ -270,12 +271,14 @@ static void test_writer_roundtrip(void) {
   guint64 hlen = 0;
   for (int i = 7; i >= 0; i--) hlen = hlen << 8 | (guint8)bytes[i];
   g_assert_cmpuint(hlen % 8, ==, 0);
-  g_assert_cmpuint(len, ==, 8 + hlen + sizeof f32 + sizeof f16 + 2 * 2 + sizeof i64 + sizeof u8);
+  g_assert_cmpuint(len, ==,
+                   8 + hlen + sizeof f32 + 2 * sizeof f16 + 2 * 2 + sizeof i64 + sizeof u8);
   char *header = g_strndup(bytes + 8, hlen);
   g_assert_true(g_str_has_prefix(header, "{\"__metadata__\":{\"format\":\"pt\"}"));
   /* names appear in sorted order */
   const char *order[] = {"\"a.f16\"",  "\"empty\"", "\"ids \\\"quoted\\\" é\"",
-                         "\"m.bf16\"", "\"u8\"",    "\"z.f32\""};
+                         "\"m.bf16\"", "\"u8\"",    "\"v.f16\"",
+                         "\"z.f32\""};
   const char *prev = header;
   for (guint i = 0; i < G_N_ELEMENTS(order); i++) {
     const char *at = strstr(header, order[i]);
@@ -288,7 +291,7 @@ static void test_writer_roundtrip(void) {
 
   I2vSafetensors *st = i2v_safetensors_open(path, &err);
   g_assert_no_error(err);
-  g_assert_cmpuint(i2v_safetensors_count(st), ==, 6);
+  g_assert_cmpuint(i2v_safetensors_count(st), ==, 7);
   const I2vSafetensorsEntry *e = i2v_safetensors_find(st, "z.f32");
   g_assert_cmpmem(e->data, e->nbytes, f32, sizeof f32);
   g_assert_cmpint(e->shape[1], ==, 3);
@@ -307,6 +310,11 @@ static void test_writer_roundtrip(void) {
   I2vTensor t;
   g_assert_true(i2v_safetensors_read_f32(st, "a.f16", &t, &err));
   g_assert_cmpfloat(((float *)t.data)[0], ==, 1.0f);
+  g_assert_cmpfloat(((float *)t.data)[1], ==, -2.0f);
+  g_assert_cmpfloat(((float *)t.data)[2], ==, i2v_f16_to_f32(1));
+  i2v_host_tensor_free(&t);
+  g_assert_true(((uintptr_t)i2v_safetensors_find(st, "v.f16")->data & 1) != 0);
+  g_assert_true(i2v_safetensors_read_f32(st, "v.f16", &t, &err));
   g_assert_cmpfloat(((float *)t.data)[1], ==, -2.0f);
   g_assert_cmpfloat(((float *)t.data)[2], ==, i2v_f16_to_f32(1));
   i2v_host_tensor_free(&t);

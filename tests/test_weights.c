@@ -211,16 +211,17 @@ static void test_formula_load(void) {
 
 /* ---- loading from files ---- */
 
-/* The fp32 weight files of the fixture sets that ship them. */
+/* The weight files (fp32 and fp16) of the fixture sets that ship them. */
 static GPtrArray *model_weight_files(void) {
   GPtrArray *files = g_ptr_array_new_with_free_func(g_free);
   char **sets = golden_sets_with("manifest.json");
-  const char *rel[] = {"unet/diffusion_pytorch_model.safetensors",
-                       "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
-                       "image_encoder/model.safetensors"};
+  const char *rel[] = {"unet/diffusion_pytorch_model", "vae/diffusion_pytorch_model",
+                       "text_encoder/model", "image_encoder/model"};
   for (char **s = sets; *s != NULL; s++) {
-    for (guint i = 0; i < G_N_ELEMENTS(rel); i++) {
-      char *p = g_build_filename(*s, "model", rel[i], NULL);
+    for (guint i = 0; i < 2 * G_N_ELEMENTS(rel); i++) {
+      char *file = g_strconcat(rel[i / 2], i % 2 ? ".fp16.safetensors" : ".safetensors", NULL);
+      char *p = g_build_filename(*s, "model", file, NULL);
+      g_free(file);
       if (g_file_test(p, G_FILE_TEST_EXISTS))
         g_ptr_array_add(files, p);
       else
@@ -231,8 +232,9 @@ static GPtrArray *model_weight_files(void) {
   return files;
 }
 
-/* Loads every tensor of every model file (4-D as CONV2D, [.,.,3,1,1] as CONV_FRAMES, others as
- * is) into backends of weight dtype F32 and F16 and checks each value against the file. */
+/* Loads every tensor of every model file, fp32 and fp16 (4-D as CONV2D, [.,.,3,1,1] as CONV_FRAMES,
+ * others as is) into backends of weight dtype F32 and F16 and checks each value against the file.
+ */
 static void check_load_all(I2vDType weight_dtype) {
   GPtrArray *files = model_weight_files();
   if (files->len == 0) g_test_skip("no fixture set has model weight files");
