@@ -1,6 +1,6 @@
 # Shared by the shell tests of the plugin (test_pipelines.sh, test_examples.sh): TAP output, the
 # tiny fixture model, and reading media files back with gst-discoverer-1.0 and a decoder.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # RC, LOG, WHY, DISCOVERED are read by the callers
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

@@ -4,13 +4,16 @@
 # Python script (their progress lines and output files), and their answers to bad input. TAP.
 # EXAMPLES_DIR and EMBED (the built examples/embed) come from meson.
 set -u
+# WHY is read by check() in the library
+# shellcheck disable=SC2034
+# shellcheck source=tests/gst_test_lib.sh
 . "$(dirname "$0")/gst_test_lib.sh"
 
 MODEL=$(tiny_model) || { echo "Bail out! no tiny fixture model"; exit 1; }
 export I2VGEN_MODEL=$MODEL
 EX=$EXAMPLES_DIR
 W=32 H=32 FRAMES=3 FPS=8
-SMALL=(width=$W height=$H num-frames=$FRAMES steps=2 fps=$FPS)
+SMALL=("width=$W" "height=$H" "num-frames=$FRAMES" steps=2 "fps=$FPS")
 
 # image-to-mp4.sh on the shipped example image
 run_captured image-to-mp4 "$EX/image-to-mp4.sh" "$EX/sunset.png" "$TMP/sunset.mp4" "${SMALL[@]}" \

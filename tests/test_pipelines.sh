@@ -3,11 +3,14 @@
 # outputs read back with gst-discoverer-1.0 and decoded, presets from a launch line, and the errors
 # and warnings a user sees for a missing model, bad property values and impossible caps. TAP.
 set -u
+# WHY is read by check() in the library
+# shellcheck disable=SC2034
+# shellcheck source=tests/gst_test_lib.sh
 . "$(dirname "$0")/gst_test_lib.sh"
 
 MODEL=$(tiny_model) || { echo "Bail out! no tiny fixture model"; exit 1; }
 W=32 H=24 FRAMES=3 FPS=8
-GEN=(i2vgen model-path="$MODEL" "prompt=a test" width=$W height=$H num-frames=$FRAMES steps=2 fps=$FPS)
+GEN=(i2vgen model-path="$MODEL" "prompt=a test" "width=$W" "height=$H" "num-frames=$FRAMES" steps=2 "fps=$FPS")
 make_png "$TMP/in.png" 40 30
 
 # filesrc of the test image, decoded, into i2vgen with the settings above
