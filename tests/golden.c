@@ -69,6 +69,32 @@ double golden_atol(const char *set, const char *group, const char *tensor) {
   return atol;
 }
 
+gboolean golden_formula_seed(const char *set, guint64 *seed) {
+  JsonNode *root = golden_json(set, "manifest.json");
+  JsonObject *o = json_node_get_object(root);
+  JsonObject *w =
+      json_object_has_member(o, "weights") ? json_object_get_object_member(o, "weights") : NULL;
+  const char *hex = w ? json_object_get_string_member_with_default(w, "seed_hex", NULL) : NULL;
+  if (hex != NULL) {
+    char *end = NULL;
+    *seed = g_ascii_strtoull(hex, &end, 16); /* accepts the 0x prefix */
+    g_assert_true(end != hex && *end == '\0');
+  }
+  json_node_unref(root);
+  return hex != NULL;
+}
+
+I2vModelDir *golden_open_model(const char *set, const char *variant) {
+  char *dir = g_build_filename(set, "model", NULL);
+  GError *err = NULL;
+  I2vModelDir *md = i2v_model_dir_open(dir, variant, &err);
+  g_assert_no_error(err);
+  guint64 seed;
+  if (golden_formula_seed(set, &seed)) i2v_model_dir_use_formula(md, seed);
+  g_free(dir);
+  return md;
+}
+
 double golden_max_abs_diff(const float *a, const float *b, int64_t n) {
   double m = 0;
   for (int64_t i = 0; i < n; i++) {

@@ -9,7 +9,6 @@
 #include "golden.h"
 #include "tool_run.h"
 
-
 /* u8 tensors are exact: same shape, same bytes. */
 static void check_u8(const I2vSafetensors *got, const I2vSafetensors *ref, const char *name) {
   const I2vSafetensorsEntry *g = i2v_safetensors_find(got, name),

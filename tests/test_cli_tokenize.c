@@ -8,7 +8,6 @@
 #include "tool_run.h"
 #include "golden_prompt.h"
 
-
 /* A golden id array as the tool prints it: ids separated by single spaces. */
 static char *ids_line(JsonArray *ids) {
   GString *line = g_string_new(NULL);

@@ -18,36 +18,12 @@
 
 /* ---- fixture sets ---- */
 
-/* TRUE and the seed when the set's manifest names formula weights (weights.seed_hex). */
-static gboolean formula_seed(const char *set, guint64 *seed) {
-  JsonNode *root = golden_json(set, "manifest.json");
-  JsonObject *o = json_node_get_object(root);
-  JsonObject *w =
-      json_object_has_member(o, "weights") ? json_object_get_object_member(o, "weights") : NULL;
-  const char *hex = w ? json_object_get_string_member_with_default(w, "seed_hex", NULL) : NULL;
-  if (hex != NULL) *seed = g_ascii_strtoull(hex, NULL, 16);
-  json_node_unref(root);
-  return hex != NULL;
-}
-
 /* Whether I2V_TEST_WEIGHTS selects this set. */
 static gboolean set_selected(const char *set) {
   const char *want = g_getenv("I2V_TEST_WEIGHTS");
   guint64 seed;
   if (want == NULL || *want == '\0') return TRUE;
-  return strcmp(want, formula_seed(set, &seed) ? "formula" : "files") == 0;
-}
-
-/* Opens set/model with variant (NULL or "fp16"), switched to formula weights when the set says. */
-static I2vModelDir *open_model(const char *set, const char *variant) {
-  char *dir = g_build_filename(set, "model", NULL);
-  GError *err = NULL;
-  I2vModelDir *md = i2v_model_dir_open(dir, variant, &err);
-  g_assert_no_error(err);
-  guint64 seed;
-  if (formula_seed(set, &seed)) i2v_model_dir_use_formula(md, seed);
-  g_free(dir);
-  return md;
+  return strcmp(want, golden_formula_seed(set, &seed) ? "formula" : "files") == 0;
 }
 
 /* Copies the int64 values of an I64 golden tensor (any alignment) into ids[n]. */
@@ -178,7 +154,7 @@ static void test_text_set(gconstpointer data) {
     g_free(name);
   }
 
-  I2vModelDir *md = open_model(set, NULL);
+  I2vModelDir *md = golden_open_model(set, NULL);
   I2vBackend *be = i2v_cpu_backend_new();
   GError *err = NULL;
   double t0 = cpu_seconds();
@@ -319,7 +295,7 @@ static void test_vision_set(gconstpointer data) {
   I2vSafetensors *st = golden_open(set, "image_encoder.safetensors");
   char **cases = prefixes_of(st, "pixel_values");
   g_assert_cmpint(g_strv_length(cases), >, 0);
-  I2vModelDir *md = open_model(set, NULL);
+  I2vModelDir *md = golden_open_model(set, NULL);
   I2vBackend *be = i2v_cpu_backend_new();
   GError *err = NULL;
   double t0 = cpu_seconds();
@@ -355,7 +331,7 @@ static void check_pipeline_case(const char *set, JsonObject *pc, const char *var
   I2vSafetensors *st = golden_open(set, json_object_get_string_member(pc, "file"));
   char *group = g_strconcat("pipeline_", name, NULL);
   Errors e = errors_new(set, group);
-  I2vModelDir *md = open_model(set, variant);
+  I2vModelDir *md = golden_open_model(set, variant);
   I2vBackend *be = i2v_cpu_backend_new();
   GError *err = NULL;
 
@@ -641,7 +617,7 @@ static void test_default_act(gconstpointer data) {
 
 /* Bad forward arguments are errors naming the value, not crashes. */
 static void test_bad_input(gconstpointer data) {
-  I2vModelDir *md = open_model(data, NULL);
+  I2vModelDir *md = golden_open_model(data, NULL);
   I2vBackend *be = i2v_cpu_backend_new();
   GError *err = NULL;
   I2vClipText *text = i2v_clip_text_load(md, be, &err);
@@ -693,7 +669,7 @@ static void add_per_set(const char *what, const char *file, GTestDataFunc fn, GP
   char **sets = golden_sets_with(file);
   for (char **s = sets; *s != NULL; s++) {
     guint64 seed;
-    if (!set_selected(*s) || (need_files && formula_seed(*s, &seed))) continue;
+    if (!set_selected(*s) || (need_files && golden_formula_seed(*s, &seed))) continue;
     char *base = g_path_get_basename(*s);
     char *path = g_strdup_printf("/clip/%s/%s", what, base);
     char *set = g_strdup(*s);

@@ -126,15 +126,6 @@ static JsonArray *pipeline_cases(JsonNode *manifest) {
              : NULL;
 }
 
-/* Formula-weight sets name their seed in manifest → weights.seed_hex. */
-static gboolean formula_seed(JsonNode *manifest, guint64 *seed) {
-  JsonObject *w = member_object(json_node_get_object(manifest), "weights");
-  if (w == NULL || !json_object_has_member(w, "seed_hex")) return FALSE;
-  const char *hex = json_object_get_string_member(w, "seed_hex");
-  *seed = g_ascii_strtoull(g_str_has_prefix(hex, "0x") ? hex + 2 : hex, NULL, 16);
-  return TRUE;
-}
-
 /* The input image's file name from the manifest (files.input_image or image_preprocess.image). */
 static const char *input_png(JsonNode *manifest) {
   JsonObject *files = member_object(json_node_get_object(manifest), "files");
@@ -152,7 +143,7 @@ static void case_open(Case *k, const char *set, JsonNode *manifest, JsonObject *
   k->st = golden_open(set, json_object_get_string_member(c, "file"));
   k->model_dir = g_build_filename(set, "model", NULL);
   k->mo.path = k->model_dir;
-  k->mo.formula_weights = formula_seed(manifest, &k->mo.formula_seed);
+  k->mo.formula_weights = golden_formula_seed(set, &k->mo.formula_seed);
   if (!k->mo.formula_weights && strstr(json_object_get_string_member(c, "weights"), "fp16"))
     k->mo.variant = "fp16";
 
@@ -294,7 +285,7 @@ static int for_each_case(gboolean formula,
     JsonNode *manifest = golden_json(*set, "manifest.json");
     JsonArray *cases = pipeline_cases(manifest);
     guint64 seed;
-    if (cases != NULL && formula_seed(manifest, &seed) == formula) {
+    if (cases != NULL && golden_formula_seed(*set, &seed) == formula) {
       for (guint i = 0; i < json_array_get_length(cases); i++, count++)
         fn(*set, manifest, json_array_get_object_element(cases, i));
     }

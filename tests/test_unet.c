@@ -20,40 +20,12 @@ static I2vBackend *backend;
 static char *loaded_set;
 static I2vUnet *loaded_unet;
 
-/* The set's weight seed when its manifest names one (formula weights), else FALSE. */
-static gboolean formula_seed(const char *set, guint64 *seed) {
-  JsonNode *root = golden_json(set, "manifest.json");
-  JsonObject *m = json_node_get_object(root);
-  gboolean found = FALSE;
-  if (json_object_has_member(m, "weights")) {
-    JsonObject *w = json_object_get_object_member(m, "weights");
-    const char *hex = json_object_get_string_member_with_default(w, "seed_hex", NULL);
-    if (hex != NULL) {
-      *seed = g_ascii_strtoull(g_str_has_prefix(hex, "0x") ? hex + 2 : hex, NULL, 16);
-      found = TRUE;
-    }
-  }
-  json_node_unref(root);
-  return found;
-}
-
-static I2vModelDir *open_model(const char *set) {
-  char *dir = g_build_filename(set, "model", NULL);
-  GError *err = NULL;
-  I2vModelDir *md = i2v_model_dir_open(dir, NULL, &err);
-  g_assert_no_error(err);
-  guint64 seed;
-  if (formula_seed(set, &seed)) i2v_model_dir_use_formula(md, seed);
-  g_free(dir);
-  return md;
-}
-
 /* The UNet of set, loaded on first use (the previous set's is freed). */
 static I2vUnet *unet_of(const char *set) {
   if (loaded_set != NULL && strcmp(loaded_set, set) == 0) return loaded_unet;
   i2v_unet_free(loaded_unet);
   g_free(loaded_set);
-  I2vModelDir *md = open_model(set);
+  I2vModelDir *md = golden_open_model(set, NULL);
   GError *err = NULL;
   g_test_timer_start();
   loaded_unet = i2v_unet_load(md, backend, &err);
@@ -264,7 +236,7 @@ static void test_params(gconstpointer data) {
 static const char *set_with_files(char **sets) {
   for (int i = 0; sets[i] != NULL; i++) {
     guint64 seed;
-    if (!formula_seed(sets[i], &seed)) return sets[i];
+    if (!golden_formula_seed(sets[i], &seed)) return sets[i];
   }
   g_test_skip("no fixture set with UNet weight files");
   return NULL;

@@ -25,18 +25,6 @@ static JsonObject *manifest_files(JsonNode *manifest) {
   return json_object_get_object_member(json_node_get_object(manifest), "files");
 }
 
-/* Formula weights when the set's manifest names a seed (README-realcfg), else the files. */
-static void use_set_weights(I2vModelDir *md, const char *set) {
-  JsonNode *man = golden_json(set, "manifest.json");
-  JsonObject *o = json_node_get_object(man);
-  if (json_object_has_member(o, "weights")) {
-    const char *hex =
-        json_object_get_string_member(json_object_get_object_member(o, "weights"), "seed_hex");
-    i2v_model_dir_use_formula(md, g_ascii_strtoull(hex, NULL, 16));
-  }
-  json_node_unref(man);
-}
-
 static Loaded *load_vae(const char *set, const char *variant) {
   if (loaded_cache == NULL)
     loaded_cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -48,16 +36,12 @@ static Loaded *load_vae(const char *set, const char *variant) {
   }
   l = g_new0(Loaded, 1);
   GError *err = NULL;
-  char *dir = g_build_filename(set, "model", NULL);
-  l->md = i2v_model_dir_open(dir, variant, &err);
-  g_assert_no_error(err);
-  use_set_weights(l->md, set);
+  l->md = golden_open_model(set, variant);
   l->be = i2v_cpu_backend_new();
   gint64 t0 = g_get_monotonic_time();
   l->vae = i2v_vae_load(l->md, l->be, &err);
   g_assert_no_error(err);
-  g_test_message("%s: VAE loaded in %.2f s", dir, (g_get_monotonic_time() - t0) / 1e6);
-  g_free(dir);
+  g_test_message("%s: VAE loaded in %.2f s", set, (g_get_monotonic_time() - t0) / 1e6);
   g_hash_table_insert(loaded_cache, key, l);
   return l;
 }
