@@ -20,14 +20,16 @@
  *
  * ## Example launch lines
  * |[
- * gst-launch-1.0 filesrc location=cat.jpg ! jpegdec ! videoconvert ! \
- *     i2vgen model-path=/models/i2vgen-xl prompt="a cat turning its head" preset=standard ! \
- *     videoconvert ! x264enc ! mp4mux ! filesink location=cat.mp4
+ * gst-launch-1.0 -e filesrc location=cat.jpg ! jpegdec ! videoconvert ! \
+ *     i2vgen model-path=/models/i2vgen-xl preset=standard prompt="a cat turning its head" ! \
+ *     videoconvert ! video/x-raw,format=I420 ! x264enc ! mp4mux ! filesink location=cat.mp4
  * ]| Generates a 16-frame 512×512 clip from one JPEG and writes it as MP4.
  * |[
  * gst-launch-1.0 multifilesrc location=img-%03d.png caps=image/png,framerate=1/1 ! pngdec ! \
- *     videoconvert ! i2vgen prompt="slow zoom" num-frames=8 ! videoconvert ! autovideosink
- * ]| Previews one clip per image of a folder, as one continuous video.
+ *     videoconvert ! i2vgen prompt="slow zoom" num-frames=8 ! videoconvert ! \
+ *     autovideosink sync=false
+ * ]| Shows one clip per image of a folder, as one continuous video, frame by frame as the model
+ * decodes them (a synchronised sink would drop them as late).
  */
 #include "gsti2vgen.h"
 
