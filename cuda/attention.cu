@@ -39,7 +39,7 @@ __global__ void __launch_bounds__(ATTN_THREADS) attention_kernel(AttnArgs a) {
   // shared row of one key: TPQ slices of DPT floats, each padded by 4 floats so that the TPQ
   // threads of a query (reading their own slices) hit different banks
   constexpr int SLICE = DPT + 4, ROW = TPQ * SLICE;
-  extern __shared__ float4 smem4[];
+  CU_DYNAMIC_SHARED(float4, smem4);
   float *ks = reinterpret_cast<float *>(smem4), *vs = ks + ATTN_BK * ROW;
 
   const CuAttnShape &s = a.s;
@@ -144,7 +144,8 @@ template <int DPT, int TPQ> static cudaError_t launch(cudaStream_t st, AttnArgs 
   int64_t blocks = a.q_tiles * a.s.heads * a.s.n_outer * a.s.n_inner;
   if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
   size_t smem = 2 * ATTN_BK * TPQ * (DPT + 4) * sizeof(float);
-  attention_kernel<DPT, TPQ><<<(unsigned)blocks, threads, smem, st>>>(a);
+  auto kernel = attention_kernel<DPT, TPQ>; // (no template commas inside the macro)
+  CU_LAUNCH(kernel, (unsigned)blocks, threads, smem, st)(a);
   return cudaGetLastError();
 }
 

@@ -49,11 +49,20 @@ __device__ __forceinline__ float act1(float x, int act) {
 
 #define CU_THREADS 256
 
+// Hooks that let tests/cudasim run these kernels on the CPU (it defines them first): the launch,
+// the block's dynamic shared memory, and the grid size of grid-stride loops.
+#ifndef CU_LAUNCH
+#define CU_LAUNCH(kernel, blocks, threads, smem, stream)                                           \
+  kernel<<<(blocks), (threads), (smem), (stream)>>>
+#define CU_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#define CU_MAX_BLOCKS 65536
+#endif
+
 // Blocks for a grid-stride loop over n items: enough to fill any GPU, never more than needed.
 static inline unsigned cu_blocks(int64_t n) {
   int64_t b = (n + CU_THREADS - 1) / CU_THREADS;
   if (b < 1) b = 1;
-  return (unsigned)(b < 65536 ? b : 65536);
+  return (unsigned)(b < CU_MAX_BLOCKS ? b : CU_MAX_BLOCKS);
 }
 
 // for (i = first index of this thread; i < n; i += all threads of the grid)

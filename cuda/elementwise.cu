@@ -104,49 +104,50 @@ __global__ void convert_kernel(CuBuf y, CuBuf x, int64_t n) {
 extern "C" {
 
 cudaError_t cu_act(cudaStream_t st, CuBuf y, CuBuf x, int64_t n, int act) {
-  act_kernel<<<cu_blocks(n), CU_THREADS, 0, st>>>(y, x, n, act);
+  CU_LAUNCH(act_kernel, cu_blocks(n), CU_THREADS, 0, st)(y, x, n, act);
   return cudaGetLastError();
 }
 
 cudaError_t cu_bias_act(cudaStream_t st, CuBuf y, int64_t ldy, CuBuf b, int64_t M, int64_t N,
                         int act) {
-  bias_act_kernel<<<cu_blocks(M * N), CU_THREADS, 0, st>>>(y, ldy, b, M, N, act);
+  CU_LAUNCH(bias_act_kernel, cu_blocks(M * N), CU_THREADS, 0, st)(y, ldy, b, M, N, act);
   return cudaGetLastError();
 }
 
 cudaError_t cu_geglu(cudaStream_t st, CuBuf y, CuBuf x, int64_t rows, int64_t F) {
-  geglu_kernel<<<cu_blocks(rows * F), CU_THREADS, 0, st>>>(y, x, rows, F);
+  CU_LAUNCH(geglu_kernel, cu_blocks(rows * F), CU_THREADS, 0, st)(y, x, rows, F);
   return cudaGetLastError();
 }
 
 cudaError_t cu_axpby(cudaStream_t st, CuBuf y, float alpha, CuBuf a, float beta, CuBuf b,
                      int64_t n) {
-  axpby_kernel<<<cu_blocks(n), CU_THREADS, 0, st>>>(y, alpha, a, beta, b, n);
+  CU_LAUNCH(axpby_kernel, cu_blocks(n), CU_THREADS, 0, st)(y, alpha, a, beta, b, n);
   return cudaGetLastError();
 }
 
 cudaError_t cu_add_rows(cudaStream_t st, CuBuf x, CuBuf v, int64_t rows, int64_t T, int64_t C) {
-  add_rows_kernel<<<cu_blocks(rows * C), CU_THREADS, 0, st>>>(x, v, rows, T, C);
+  CU_LAUNCH(add_rows_kernel, cu_blocks(rows * C), CU_THREADS, 0, st)(x, v, rows, T, C);
   return cudaGetLastError();
 }
 
 cudaError_t cu_concat_last(cudaStream_t st, CuBuf y, CuBuf a, CuBuf b, int64_t rows, int64_t Ca,
                            int64_t Cb) {
-  concat_last_kernel<<<cu_blocks(rows * (Ca + Cb)), CU_THREADS, 0, st>>>(y, a, b, rows, Ca, Cb);
+  CU_LAUNCH(concat_last_kernel, cu_blocks(rows * (Ca + Cb)), CU_THREADS, 0, st)
+  (y, a, b, rows, Ca, Cb);
   return cudaGetLastError();
 }
 
 cudaError_t cu_upsample_nearest(cudaStream_t st, CuBuf y, CuBuf x, int64_t N, int64_t H, int64_t W,
                                 int64_t C, int64_t Ho, int64_t Wo) {
-  upsample_nearest_kernel<<<cu_blocks(N * Ho * Wo * C), CU_THREADS, 0, st>>>(y, x, N, H, W, C, Ho,
-                                                                             Wo);
+  CU_LAUNCH(upsample_nearest_kernel, cu_blocks(N * Ho * Wo * C), CU_THREADS, 0, st)
+  (y, x, N, H, W, C, Ho, Wo);
   return cudaGetLastError();
 }
 
 cudaError_t cu_adaptive_avg_pool(cudaStream_t st, CuBuf y, CuBuf x, int64_t N, int64_t H, int64_t W,
                                  int64_t C, int64_t Ho, int64_t Wo) {
-  adaptive_avg_pool_kernel<<<cu_blocks(N * Ho * Wo * C), CU_THREADS, 0, st>>>(y, x, N, H, W, C, Ho,
-                                                                              Wo);
+  CU_LAUNCH(adaptive_avg_pool_kernel, cu_blocks(N * Ho * Wo * C), CU_THREADS, 0, st)
+  (y, x, N, H, W, C, Ho, Wo);
   return cudaGetLastError();
 }
 
@@ -160,23 +161,23 @@ cudaError_t cu_permute(cudaStream_t st, CuBuf y, CuBuf x, const int64_t sh[5],
     n *= sh[d];
   }
   if (n == 0) return cudaSuccess;
-  permute_kernel<<<cu_blocks(n), CU_THREADS, 0, st>>>(y, x, s, t, n);
+  CU_LAUNCH(permute_kernel, cu_blocks(n), CU_THREADS, 0, st)(y, x, s, t, n);
   return cudaGetLastError();
 }
 
 cudaError_t cu_gather_rows(cudaStream_t st, CuBuf y, CuBuf table, const int64_t *ids, int64_t rows,
                            int64_t D) {
-  gather_rows_kernel<<<cu_blocks(rows * D), CU_THREADS, 0, st>>>(y, table, ids, rows, D);
+  CU_LAUNCH(gather_rows_kernel, cu_blocks(rows * D), CU_THREADS, 0, st)(y, table, ids, rows, D);
   return cudaGetLastError();
 }
 
 cudaError_t cu_fill(cudaStream_t st, CuBuf y, int64_t n, float value) {
-  fill_kernel<<<cu_blocks(n), CU_THREADS, 0, st>>>(y, n, value);
+  CU_LAUNCH(fill_kernel, cu_blocks(n), CU_THREADS, 0, st)(y, n, value);
   return cudaGetLastError();
 }
 
 cudaError_t cu_convert(cudaStream_t st, CuBuf y, CuBuf x, int64_t n) {
-  convert_kernel<<<cu_blocks(n), CU_THREADS, 0, st>>>(y, x, n);
+  CU_LAUNCH(convert_kernel, cu_blocks(n), CU_THREADS, 0, st)(y, x, n);
   return cudaGetLastError();
 }
 

@@ -129,10 +129,12 @@ cudaError_t cu_group_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf 
   // float2 needs 8-byte alignment: round the offset past the partials up
   size_t off = ((size_t)(groups * chunks) * sizeof(Welford) + 15) & ~(size_t)15;
   float2 *stats = reinterpret_cast<float2 *>(static_cast<char *>(work) + off);
-  gn_stats_kernel<<<(unsigned)(groups * chunks), CU_THREADS, 0, st>>>(x, T, C, G, chunks, part);
-  gn_finalize_kernel<<<(unsigned)((groups + 63) / 64), 64, 0, st>>>(part, groups, chunks, eps,
-                                                                    stats);
-  gn_apply_kernel<<<cu_blocks(n), CU_THREADS, 0, st>>>(y, x, gamma, beta, T, C, G, stats, act, n);
+  CU_LAUNCH(gn_stats_kernel, (unsigned)(groups * chunks), CU_THREADS, 0, st)
+  (x, T, C, G, chunks, part);
+  CU_LAUNCH(gn_finalize_kernel, (unsigned)((groups + 63) / 64), 64, 0, st)
+  (part, groups, chunks, eps, stats);
+  CU_LAUNCH(gn_apply_kernel, cu_blocks(n), CU_THREADS, 0, st)
+  (y, x, gamma, beta, T, C, G, stats, act, n);
   return cudaGetLastError();
 }
 
@@ -140,8 +142,9 @@ cudaError_t cu_layer_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf 
                           int64_t C, float eps) {
   if (rows == 0) return cudaSuccess;
   const int64_t rows_per_block = CU_THREADS / 32;
-  layer_norm_kernel<<<(unsigned)((rows + rows_per_block - 1) / rows_per_block), CU_THREADS, 0,
-                      st>>>(y, x, gamma, beta, rows, C, eps);
+  CU_LAUNCH(layer_norm_kernel, (unsigned)((rows + rows_per_block - 1) / rows_per_block), CU_THREADS,
+            0, st)
+  (y, x, gamma, beta, rows, C, eps);
   return cudaGetLastError();
 }
 

@@ -455,8 +455,8 @@ static void test_gather_fill_copy(gconstpointer data) {
   assert_pair(&y, "fill");
   int64_t cs[] = {14, 24};
   Pair c = out(2, cs, FALSE), f = pair_of(I2V_DTYPE_F32, 2, cs, -1, 1, FALSE);
-  i2v_op_copy(cpu, &c.c, &t.c);
-  i2v_op_copy(g, &c.g, &t.g);
+  i2v_op_copy(cpu, &c.c, &y.c);
+  i2v_op_copy(g, &c.g, &y.g);
   assert_pair(&c, "copy");
   i2v_op_copy(cpu, &c.c, &f.c); /* with a dtype conversion on the GPU */
   i2v_op_copy(g, &c.g, &f.g);
