@@ -14,25 +14,13 @@
 // V, so they add nothing. Masked keys (past kv_len, or past the query under a causal mask) score
 // −inf and weigh exp2(−inf) = 0.
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "device.cuh"
+#include "attention.cuh"
 
 #define ATTN_BK 32
 #define ATTN_THREADS 128
-
-struct AttnArgs {
-  CuSeqView out, q, k, v;
-  CuAttnShape s;
-  float scale_log2;   // scale · log2(e): softmax in base 2 (exp2f is one MUFU instruction)
-  int64_t q_tiles;    // query tiles per (sequence, head)
-  int rows_per_block; // queries per block = blockDim.x / TPQ
-};
-
-// Element offset of token 0, dim 0 of head h in sequence (outer, inner) of view v.
-__device__ __forceinline__ int64_t head_base(const CuSeqView &v, int64_t outer, int64_t inner,
-                                             int h, int head_dim) {
-  return v.offset + outer * v.outer + inner * v.inner + (int64_t)h * head_dim;
-}
 
 template <int DPT, int TPQ>
 __global__ void __launch_bounds__(ATTN_THREADS) attention_kernel(AttnArgs a) {
@@ -155,6 +143,17 @@ extern "C" cudaError_t cu_attention(cudaStream_t st, const CuSeqView *out, const
     return cudaErrorInvalidValue;
   if (s->q_len == 0 || s->heads == 0 || s->n_outer * s->n_inner == 0) return cudaSuccess;
   AttnArgs a = {*out, *q, *k, *v, *s, s->scale * 1.44269504088896340736f, 0, 0};
+  // 16-bit operands and enough queries to fill a tile: the tensor-core kernel
+  // (I2V_CUDA_ATTENTION=scalar forces this file's kernel, to tell the two apart on a GPU)
+  static int scalar_only = -1;
+  if (scalar_only < 0) {
+    const char *env = getenv("I2V_CUDA_ATTENTION");
+    scalar_only = env != nullptr && strcmp(env, "scalar") == 0;
+  }
+  if (!scalar_only && cu_attention_mma_fits(&a)) {
+    cudaError_t e = cu_attention_mma(st, a);
+    if (e != cudaErrorNotSupported) return e;
+  }
   if (s->head_dim <= 16) return launch<16, 1>(st, a);
   if (s->head_dim <= 64) return launch<64, 1>(st, a);
   return launch<64, 2>(st, a);

@@ -26,6 +26,10 @@ void cusim_syncthreads() {
   block_bar->arrive_and_wait();
 }
 
+void cusim_syncwarp() {
+  warp_bars[threadIdx.x / 32]->arrive_and_wait();
+}
+
 float cusim_shfl(float v, int src_lane) {
   unsigned warp = threadIdx.x / 32, base = warp * 32;
   auto &bar = *warp_bars[warp];

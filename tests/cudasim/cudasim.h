@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <type_traits>
 
 using std::max;
 using std::min;
@@ -21,6 +22,7 @@ extern thread_local dim3 threadIdx, blockIdx;
 extern dim3 blockDim, gridDim;
 
 void cusim_syncthreads();
+void cusim_syncwarp();
 float cusim_shfl(float v, int src_lane);
 void *cusim_dynamic_smem();
 void cusim_launch(unsigned blocks, unsigned threads, size_t smem,
@@ -28,6 +30,9 @@ void cusim_launch(unsigned blocks, unsigned threads, size_t smem,
 
 inline void __syncthreads() {
   cusim_syncthreads();
+}
+inline void __syncwarp(unsigned = 0xffffffffu) {
+  cusim_syncwarp();
 }
 inline float __shfl_xor_sync(unsigned, float v, int mask) {
   return cusim_shfl(v, (int)(threadIdx.x % 32) ^ mask);
@@ -59,3 +64,69 @@ inline float __fmul_rn(float a, float b) {
     (void)(stream);                                                                                \
     cusim_launch((blocks), (threads), (smem), [&] { kernel(args...); });                           \
   }
+
+// The shared-memory size attribute of a kernel: the simulator has no limit.
+template <class F> cudaError_t cudaFuncSetAttribute(F *, cudaFuncAttribute, int) {
+  return cudaSuccess;
+}
+
+// WMMA 16×16×16: lane 0 of the warp stands for the whole warp (it alone loads, multiplies and
+// stores whole tiles; the other lanes' fragments are unused). No barriers are added, so the
+// kernel's own __syncwarp/__syncthreads must order the tiles against the lanes' plain accesses,
+// as on a GPU.
+#define CU_SIM_WMMA 1
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+template <class Use, int M, int N, int K, class T, class Layout = void> struct fragment {
+  float x[16 * 16];
+};
+inline bool cusim_lane0() {
+  return threadIdx.x % 32 == 0;
+}
+template <class F> void fill_fragment(F &f, float v) {
+  if (cusim_lane0())
+    for (float &e : f.x) e = v;
+}
+template <class Use, class T, class L, class P>
+void load_matrix_sync(fragment<Use, 16, 16, 16, T, L> &f, const P *p, unsigned ldm) {
+  constexpr bool rows = std::is_same<L, row_major>::value;
+  if (cusim_lane0())
+    for (unsigned r = 0; r < 16; r++)
+      for (unsigned c = 0; c < 16; c++)
+        f.x[r * 16 + c] = (float)(rows ? p[r * ldm + c] : p[c * ldm + r]);
+}
+template <class T>
+void load_matrix_sync(fragment<accumulator, 16, 16, 16, T> &f, const float *p, unsigned ldm,
+                      layout_t l) {
+  if (cusim_lane0())
+    for (unsigned r = 0; r < 16; r++)
+      for (unsigned c = 0; c < 16; c++)
+        f.x[r * 16 + c] = l == mem_row_major ? p[r * ldm + c] : p[c * ldm + r];
+}
+template <class T>
+void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, T> &f, unsigned ldm,
+                       layout_t l) {
+  if (cusim_lane0())
+    for (unsigned r = 0; r < 16; r++)
+      for (unsigned c = 0; c < 16; c++)
+        (l == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.x[r * 16 + c];
+}
+template <class D, class A, class B> void mma_sync(D &d, const A &a, const B &b, const D &c) {
+  if (!cusim_lane0()) return;
+  float out[16 * 16];
+  for (int r = 0; r < 16; r++)
+    for (int n = 0; n < 16; n++) {
+      float acc = c.x[r * 16 + n];
+      for (int k = 0; k < 16; k++) acc += a.x[r * 16 + k] * b.x[k * 16 + n];
+      out[r * 16 + n] = acc;
+    }
+  for (int i = 0; i < 256; i++) d.x[i] = out[i];
+}
+} // namespace wmma
+} // namespace nvcuda
