@@ -105,7 +105,14 @@ static const CublasApi *cublas_api(GError **error) {
 static gboolean cuda_alloc(I2vBackend *be, I2vTensor *t, GError **error) {
   CudaPriv *p = be->priv;
   size_t n = i2v_tensor_nbytes(t);
-  if (cudaSetDevice(p->device) != cudaSuccess || cudaMalloc(&t->data, MAX(n, 1)) != cudaSuccess) {
+  cudaError_t dev = cudaSetDevice(p->device);
+  if (dev != cudaSuccess) {
+    cudaGetLastError();
+    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot select the device: %s", be->name,
+                cudaGetErrorString(dev));
+    return FALSE;
+  }
+  if (cudaMalloc(&t->data, MAX(n, 1)) != cudaSuccess) {
     t->data = NULL;
     char shape[96];
     char *what = g_strdup_printf("for a %s %s tensor", i2v_dtype_name(t->dtype),
