@@ -4,7 +4,7 @@
 #   .device/bundle.tar.xz = bin/ (i2vgen, test-cuda-ops built here with -Dcuda=enabled),
 #                           lib/ (their shared libraries except the C library itself),
 #                           tiny/ (the tiny fixture model and its input image).
-# .device/ is git-ignored (.git/info/exclude); carry it with the device run (carry: [".device"]).
+# .device/ ignores itself (.device/.gitignore); carry it with the device run (carry: [".device"]).
 # device-check.sh unpacks and uses the bundle when the project cannot be configured there.
 #
 # Usage: tools/device-bundle.sh [cuda-arch (default sm_90: H100/H200)]
@@ -14,7 +14,6 @@ arch=${1:-sm_90}
 build=build-device
 fixtures=${I2V_FIXTURES:-../shared/fixtures}
 
-grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >>"$(git rev-parse --git-path info/exclude)"
 [ -d "$build" ] || meson setup "$build" -Dcuda=enabled -Dcuda-arch="$arch" -Dbuildtype=release
 ninja -C "$build" tools/i2vgen tests/test-cuda-ops
 
@@ -30,6 +29,7 @@ cp -r "$fixtures/tiny-i2vgen-xl/model" "$stage/tiny/model"
 cp "$fixtures/tiny-i2vgen-xl/golden/input_image.png" "$stage/tiny/"
 git rev-parse HEAD >"$stage/COMMIT"
 mkdir -p .device
+echo '*' >.device/.gitignore
 tar -C "$stage" -cJf .device/bundle.tar.xz .
 ls -l .device/bundle.tar.xz
 echo "carry: [\".device\"]; on the device: OUT=\$OUT tools/device-check.sh"

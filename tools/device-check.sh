@@ -11,7 +11,7 @@
 # Build: with meson, ninja and the development packages present it configures build-cuda with
 # -Dcuda=enabled for this GPU's architecture. Otherwise (the lent GPU machines have no GLib or
 # OpenBLAS development files and no network) it unpacks .device/bundle.tar.xz, made beforehand on
-# a build machine by tools/device-bundle.sh and carried along.
+# a build machine by tools/device-bundle.sh and carried along (I2V_USE_BUNDLE=1 forces that).
 #
 # Needs from the pipeline branch (skipped with a note when the i2vgen binary lacks them):
 #   i2vgen generate --model DIR --image PNG --prompt T --device D --precision P --width W
@@ -71,7 +71,7 @@ log "GPU architecture $arch"
 # ---- 2. build (or unpack the bundle) ----
 BIN=
 TINY=
-if command -v meson >/dev/null && command -v ninja >/dev/null &&
+if [ -z "${I2V_USE_BUNDLE:-}" ] && command -v meson >/dev/null && command -v ninja >/dev/null &&
   pkg-config --exists glib-2.0 json-glib-1.0 gdk-pixbuf-2.0 openblas 2>/dev/null; then
   if [ ! -f build-cuda/build.ninja ]; then
     step configure 120 meson setup build-cuda -Dcuda=enabled -Dcuda-arch="$arch" \
@@ -103,6 +103,10 @@ G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda 240 \
   bash -c "'$TEST_CUDA' --tap -m slow >'$OUT/test-cuda.log' 2>&1"
 grep -E '^(not ok|ok .*SKIP)' "$OUT/test-cuda.log" | head -20 | tee -a "$SUMMARY"
 grep -cE '^ok' "$OUT/test-cuda.log" | sed 's/^/test-cuda ok lines: /' >>"$SUMMARY"
+if nvidia-smi -L >/dev/null 2>&1 && grep -q 'SKIP no CUDA backend' "$OUT/test-cuda.log"; then
+  note "a GPU is present but the CUDA backend did not start (see test-cuda.log)"
+  failed=$((failed + 1))
+fi
 
 # ---- 4. the whole tiny pipeline: CUDA (each precision) against the CPU ----
 has_command() { "$I2VGEN" "$1" --help >/dev/null 2>&1; }
