@@ -21,8 +21,10 @@ int i2v_clip_text_max_positions(const I2vClipText *m);
 /* Runs the embeddings and the first n_layers encoder layers on batch × len ids (causal mask, no
  * padding mask), optionally the final LayerNorm, into out: host float32 [batch, len, hidden].
  * The pipeline's prompt embeddings are n_layers = num_layers - 1 with final_norm (clip_skip 1);
- * hidden_states.k of transformers is n_layers = k without it. */
-gboolean i2v_clip_text_forward(I2vClipText *m, const int64_t *ids, int batch, int len,
-                               int n_layers, gboolean final_norm, float *out, GError **error);
+ * hidden_states.k of transformers is n_layers = k without it.
+ * Debug taps: "hidden_states.<l>" [batch, len, hidden] after the embeddings (l = 0) and after
+ * each layer l that runs. */
+gboolean i2v_clip_text_forward(I2vClipText *m, const int64_t *ids, int batch, int len, int n_layers,
+                               gboolean final_norm, float *out, GError **error);
 
 G_END_DECLS

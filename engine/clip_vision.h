@@ -15,18 +15,19 @@ I2vClipVision *i2v_clip_vision_load(I2vModelDir *md, I2vBackend *be, GError **er
 /* Frees the encoder (NULL allowed). */
 void i2v_clip_vision_free(I2vClipVision *m);
 
-int i2v_clip_vision_image_size(const I2vClipVision *m);  /* input side, e.g. 224 */
+int i2v_clip_vision_image_size(const I2vClipVision *m); /* input side, e.g. 224 */
 int i2v_clip_vision_hidden_size(const I2vClipVision *m);
-int i2v_clip_vision_num_tokens(const I2vClipVision *m);  /* patches + 1 (CLS) */
+int i2v_clip_vision_num_tokens(const I2vClipVision *m); /* patches + 1 (CLS) */
 int i2v_clip_vision_num_layers(const I2vClipVision *m);
 int i2v_clip_vision_projection_dim(const I2vClipVision *m);
 
 /* pixel_values: host float32 [batch, 3, S, S]. image_embeds (host [batch, projection_dim]) =
  * visual_projection(post_layernorm(CLS token after all layers)). When hidden is not NULL it
  * receives hidden_states.n_hidden ([batch, tokens, hidden]; 0 = pre_layrnorm(embeddings)) and
- * the encoder stops there unless image_embeds is also requested. */
+ * the encoder stops there unless image_embeds is also requested.
+ * Debug taps: "hidden_states.<l>" [batch, tokens, hidden] after pre_layrnorm (l = 0) and after
+ * each layer l that runs. */
 gboolean i2v_clip_vision_forward(I2vClipVision *m, const float *pixel_values, int batch,
-                                 float *image_embeds, int n_hidden, float *hidden,
-                                 GError **error);
+                                 float *image_embeds, int n_hidden, float *hidden, GError **error);
 
 G_END_DECLS

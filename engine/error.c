@@ -1,3 +1,3 @@
 #include "error.h"
 
-G_DEFINE_QUARK(i2v-error-quark, i2v_error)
+G_DEFINE_QUARK(i2v - error - quark, i2v_error)

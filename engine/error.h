@@ -9,13 +9,13 @@ G_BEGIN_DECLS
 #define I2V_ERROR (i2v_error_quark())
 
 typedef enum {
-  I2V_ERROR_IO,       /* a file cannot be opened, read or mapped */
-  I2V_ERROR_FORMAT,   /* a file is malformed (safetensors header, JSON, vocab, merges, image) */
-  I2V_ERROR_CONFIG,   /* a config.json key is missing or has a bad value */
-  I2V_ERROR_MISSING,  /* a component, weight file or tensor is missing */
-  I2V_ERROR_SHAPE,    /* a tensor has the wrong shape or dtype */
-  I2V_ERROR_INVALID,  /* a bad parameter (frames, size, steps, guidance, ...) */
-  I2V_ERROR_BACKEND,  /* a backend failure (allocation, CUDA status, unsupported op) */
+  I2V_ERROR_IO,      /* a file cannot be opened, read or mapped */
+  I2V_ERROR_FORMAT,  /* a file is malformed (safetensors header, JSON, vocab, merges, image) */
+  I2V_ERROR_CONFIG,  /* a config.json key is missing or has a bad value */
+  I2V_ERROR_MISSING, /* a component, weight file or tensor is missing */
+  I2V_ERROR_SHAPE,   /* a tensor has the wrong shape or dtype */
+  I2V_ERROR_INVALID, /* a bad parameter (frames, size, steps, guidance, ...) */
+  I2V_ERROR_BACKEND, /* a backend failure (allocation, CUDA status, unsupported op) */
   I2V_ERROR_NO_MEMORY,
 } I2vErrorCode;
 

@@ -8,28 +8,33 @@
  *
  * Frames are handed to callbacks.frame as soon as each is decoded; progress after every step;
  * a GCancellable is honoured between steps (error G_IO_ERROR_CANCELLED). Every failure is a
- * GError (domain I2V_ERROR, see error.h) with a message a user can act on. */
+ * GError (domain I2V_ERROR, see error.h) with a message a user can act on.
+ *
+ * Threads: a model may be used from several threads; generations on one model run one at a
+ * time (a second i2v_generate waits for the first). Devices: "auto" and "cpu" give the fp32 CPU
+ * backend; "cuda:N" fails with I2V_ERROR_BACKEND until libi2v is built with CUDA. */
 #pragma once
 
 #include <gio/gio.h>
 
 #include "error.h"
 #include "image.h"
+#include "tensor.h"
 
 G_BEGIN_DECLS
 
 typedef struct I2vModel I2vModel;
 
 typedef struct {
-  const char *path;    /* diffusers model directory */
-  const char *variant; /* NULL or "fp16" */
-  const char *device;  /* "auto", "cpu", "cuda:N" (NULL = "auto") */
-  const char *precision; /* NULL (backend default), "fp32", "fp16", "bf16" */
+  const char *path;         /* diffusers model directory */
+  const char *variant;      /* NULL or "fp16" */
+  const char *device;       /* "auto", "cpu", "cuda:N" (NULL = "auto") */
+  const char *precision;    /* NULL (backend default), "fp32", "fp16", "bf16" */
   gboolean formula_weights; /* take weights from the README-realcfg formula instead of files */
   guint64 formula_seed;
 } I2vModelOptions;
 
-/* Loads (or finds in the process-wide cache: same path+variant+device+precision) a model.
+/* Loads (or finds in the process-wide cache: same path+variant+device+precision+weights) a model.
  * Returns a new reference (i2v_model_unref) or NULL with error. */
 I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error);
 
@@ -40,18 +45,25 @@ void i2v_model_unref(I2vModel *m);
 /* Name of the device the model runs on ("cpu", "cuda:0"); owned by m. */
 const char *i2v_model_device(const I2vModel *m);
 
+/* What width and height must be multiples of (the VAE down-scale factor: 8 for I2VGen-XL). */
+int i2v_model_size_multiple(const I2vModel *m);
+
+/* Channels of the video latents (4): init_latents is [1, C, F, H/m, W/m] with m as above. */
+int i2v_model_latent_channels(const I2vModel *m);
+
 /* Generation parameters. Strings are borrowed for the duration of the call. */
 typedef struct {
   const char *prompt;
   const char *negative_prompt; /* NULL = "" */
   int steps;                   /* DDIM steps (50) */
   double guidance;             /* classifier-free guidance scale (9.0); <= 1 runs one branch */
-  guint64 seed;                /* initial noise and posterior noise derive from it */
+  guint64 seed;                /* initial and posterior noise derive from it (noise.h) */
   int frames;                  /* 16 */
   int fps;                     /* target_fps micro-conditioning (16) */
   int width, height;           /* 1280 × 704; multiples of the VAE factor (8) */
   int decode_chunk_size;       /* frames per VAE decode call (1) */
-  /* Explicit noise (host float32) instead of the seed, for parity tests; NULL = from seed. */
+  /* Explicit noise (host float32, PyTorch layouts) instead of the seed, for parity tests;
+   * NULL = from the seed through the generator documented in noise.h. */
   const float *init_latents;        /* [1, 4, F, H/8, W/8] */
   const float *vae_posterior_noise; /* [1, 4, H/8, W/8] */
 } I2vParams;
@@ -70,16 +82,38 @@ typedef struct {
 } I2vFrame;
 
 typedef struct {
-  int step, steps;    /* denoising step just finished (1-based); steps when decoding */
-  int frame, frames;  /* frames decoded so far */
+  int step, steps;   /* denoising step just finished (1-based); steps when decoding */
+  int frame, frames; /* frames decoded so far */
   gint64 elapsed_us, eta_us;
 } I2vProgress;
+
+/* One timed stage of a generation, for benchmarks. name is one of "text_encoder",
+ * "image_encoder", "vae_encoder", "unet_prepare", "unet_step" (index = step, UNet + guidance +
+ * DDIM update) and "vae_decode_frame" (index = first frame of the decode call, which covers
+ * decode_chunk_size frames). Times are taken after a backend sync. */
+typedef struct {
+  const char *name; /* static string */
+  int index;
+  gint64 us;    /* wall time */
+  double flops; /* FLOPs the op table dispatched during the stage (I2vBackend.flops) */
+} I2vStage;
 
 typedef struct {
   /* Called after every denoising step and every decoded frame (may be NULL). */
   void (*progress)(const I2vProgress *p, void *user);
   /* Called with each frame as soon as it is decoded; return FALSE to stop (error CANCELLED). */
   gboolean (*frame)(const I2vFrame *f, void *user);
+  /* Debugging (may be NULL): receives intermediates as host float32 tensors (backend NULL,
+   * valid during the call) under the golden file names and PyTorch layouts of fixtures
+   * README §4.9: "encoder_hidden_states", "prompt_embeds", "negative_prompt_embeds",
+   * "clip_pixel_values", "image_embeddings", "vae_input", "vae_mean", "vae_logvar", "vae_std",
+   * "image_latents", "init_latents", "vae_posterior_noise", "step{i}.unet_out",
+   * "step{i}.noise_pred", "step{i}.pred_original_sample", "step{i}.latents", "latents_final",
+   * "video" and "frames". Setting it costs device-to-host copies every step. */
+  void (*dump)(const char *name, const I2vTensor *t, void *user);
+  /* Benchmarking (may be NULL): called at the end of every stage; setting it adds a backend sync
+   * per stage. */
+  void (*stage)(const I2vStage *s, void *user);
   void *user;
 } I2vCallbacks;
 

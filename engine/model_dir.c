@@ -15,6 +15,8 @@ struct I2vModelDir {
   JsonObject *index; /* model_index.json */
   gboolean formula;  /* weights from the README-realcfg formula */
   guint64 seed;
+  I2vWeightsRecordFn record; /* weights are recording sources (mkmodel) */
+  void *record_user;
 };
 
 /* Parses path as a JSON object (new reference) or fails naming the file. */
@@ -92,6 +94,11 @@ I2vModelDir *i2v_model_dir_open(const char *dir, const char *variant, GError **e
   return md;
 }
 
+void i2v_model_dir_record(I2vModelDir *md, I2vWeightsRecordFn fn, void *user) {
+  md->record = fn;
+  md->record_user = user;
+}
+
 void i2v_model_dir_use_formula(I2vModelDir *md, guint64 seed) {
   md->formula = TRUE;
   md->seed = seed;
@@ -142,11 +149,13 @@ static const char *weights_base(const I2vModelDir *md, const char *component, GE
   return NULL;
 }
 
-I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, GError **error) {
+/* The paths a component's weights may have for md's variant: [0] the single file, [1] the
+ * shard index (diffusers' names: the variant goes before the last suffix). FALSE with error when
+ * the component has no weights. */
+static gboolean weight_candidates(const I2vModelDir *md, const char *component, char **paths,
+                                  GError **error) {
   const char *base = weights_base(md, component, error);
-  if (base == NULL) return NULL;
-  if (md->formula) return i2v_weights_new_formula(md->seed, component);
-  /* diffusers' file names: the variant goes before the last suffix of each name */
+  if (base == NULL) return FALSE;
   char *single, *index;
   if (md->variant != NULL) {
     single = g_strdup_printf("%s.%s.safetensors", base, md->variant);
@@ -155,10 +164,29 @@ I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, 
     single = g_strdup_printf("%s.safetensors", base);
     index = g_strdup_printf("%s.safetensors.index.json", base);
   }
-  char *candidates[2] = {i2v_model_dir_file(md, component, single),
-                         i2v_model_dir_file(md, component, index)};
+  paths[0] = i2v_model_dir_file(md, component, single);
+  paths[1] = i2v_model_dir_file(md, component, index);
   g_free(single);
   g_free(index);
+  return TRUE;
+}
+
+char *i2v_model_dir_weight_path(const I2vModelDir *md, const char *component, GError **error) {
+  char *paths[2];
+  if (!weight_candidates(md, component, paths, error)) return NULL;
+  g_free(paths[1]);
+  return paths[0];
+}
+
+I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, GError **error) {
+  char *candidates[2];
+  if (!weight_candidates(md, component, candidates, error)) return NULL;
+  if (md->record != NULL || md->formula) {
+    g_free(candidates[0]);
+    g_free(candidates[1]);
+    return md->record != NULL ? i2v_weights_new_recorder(component, md->record, md->record_user)
+                              : i2v_weights_new_formula(md->seed, component);
+  }
   I2vWeights *w = NULL;
   for (guint i = 0; i < G_N_ELEMENTS(candidates) && w == NULL; i++) {
     if (!g_file_test(candidates[i], G_FILE_TEST_EXISTS)) continue;

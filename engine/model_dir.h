@@ -21,6 +21,10 @@ I2vModelDir *i2v_model_dir_open(const char *dir, const char *variant, GError **e
 /* Switches weight loading to formula weights of the given set seed (no weight file is read). */
 void i2v_model_dir_use_formula(I2vModelDir *md, guint64 seed);
 
+/* Makes every weight source a recorder reporting to fn (see i2v_weights_new_recorder): loading
+ * a network then lists its tensors without reading or allocating any weight. */
+void i2v_model_dir_record(I2vModelDir *md, I2vWeightsRecordFn fn, void *user);
+
 /* Frees the handle (NULL allowed). */
 void i2v_model_dir_free(I2vModelDir *md);
 
@@ -42,6 +46,11 @@ JsonObject *i2v_model_dir_config(const I2vModelDir *md, const char *component, G
  * called. Returns a new source (i2v_weights_free) or NULL. */
 I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, GError **error);
 
+/* The single-file weight path of component for md's variant ("<dir>/unet/diffusion_pytorch_model
+ * .fp16.safetensors"), whether or not it exists: new string (g_free), NULL with error when the
+ * component has no weights. */
+char *i2v_model_dir_weight_path(const I2vModelDir *md, const char *component, GError **error);
+
 /* Config accessors: each fails with I2V_ERROR_CONFIG naming file (a label for messages, e.g.
  * "unet/config.json"), key, the value found and what was expected. */
 gboolean i2v_config_int(JsonObject *cfg, const char *file, const char *key, gint64 *out,
@@ -57,8 +66,8 @@ gboolean i2v_config_bool(JsonObject *cfg, const char *file, const char *key, gbo
 gboolean i2v_config_int_array(JsonObject *cfg, const char *file, const char *key, gint64 **out,
                               int *n, GError **error);
 /* Array of strings: *out is a NULL-terminated g_strv (g_strfreev). */
-gboolean i2v_config_string_array(JsonObject *cfg, const char *file, const char *key,
-                                 char ***out, GError **error);
+gboolean i2v_config_string_array(JsonObject *cfg, const char *file, const char *key, char ***out,
+                                 GError **error);
 /* Optional forms: return def when the key is absent or JSON null. */
 gint64 i2v_config_int_or(JsonObject *cfg, const char *key, gint64 def);
 double i2v_config_double_or(JsonObject *cfg, const char *key, double def);

@@ -184,6 +184,7 @@ void i2v_op_linear(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTe
       !expect(be, b == NULL || i2v_tensor_numel(b) == N, "linear", "bias must be [N]", b) ||
       !expect(be, !accumulate || act == I2V_ACT_NONE, "linear", "accumulate needs no act", y))
     return;
+  be->flops += 2.0 * (double)rows_of(x) * (double)N * (double)K;
   be->ops->linear(be, y, x, w, b, act, accumulate);
 }
 
@@ -192,29 +193,39 @@ void i2v_op_conv2d(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTe
   if (!ready(be, "conv2d", 4, y, x, w, b)) return;
   if (!expect(be, x->ndim == 4 && y->ndim == 4 && w->ndim == 4, "conv2d", "needs 4-D NHWC", x))
     return;
+  if (p->stride < 1 || p->pad_top < 0 || p->pad_left < 0 || p->pad_bottom < 0 || p->pad_right < 0) {
+    i2v_backend_failf(be, "conv2d: stride %d must be >= 1 and paddings %d %d %d %d >= 0", p->stride,
+                      p->pad_top, p->pad_left, p->pad_bottom, p->pad_right);
+    return;
+  }
   int64_t kh = w->shape[1], kw = w->shape[2];
   int64_t ho = (x->shape[1] + p->pad_top + p->pad_bottom - kh) / p->stride + 1;
   int64_t wo = (x->shape[2] + p->pad_left + p->pad_right - kw) / p->stride + 1;
   if (!expect(be, w->shape[3] == x->shape[3], "conv2d", "weight Cin must match x", w) ||
-      !expect(be, y->shape[0] == x->shape[0] && y->shape[1] == ho && y->shape[2] == wo &&
-                      y->shape[3] == w->shape[0],
+      !expect(be,
+              y->shape[0] == x->shape[0] && y->shape[1] == ho && y->shape[2] == wo &&
+                  y->shape[3] == w->shape[0],
               "conv2d", "output must be [N, Ho, Wo, Co]", y) ||
       !expect(be, b == NULL || i2v_tensor_numel(b) == w->shape[0], "conv2d", "bias [Co]", b))
     return;
+  be->flops += 2.0 * (double)i2v_tensor_numel(y) * (double)(kh * kw * w->shape[3]);
   be->ops->conv2d(be, y, x, w, b, p, accumulate);
 }
 
 void i2v_op_conv_frames(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                         const I2vTensor *b, gboolean accumulate) {
   if (!ready(be, "conv_frames", 4, y, x, w, b)) return;
-  if (!expect(be, x->ndim == 4 && y->ndim == 4 && w->ndim == 3 && w->shape[1] == 3 &&
-                      w->shape[2] == x->shape[3],
+  if (!expect(be,
+              x->ndim == 4 && y->ndim == 4 && w->ndim == 3 && w->shape[1] == 3 &&
+                  w->shape[2] == x->shape[3],
               "conv_frames", "x [B,F,T,Ci], w [Co,3,Ci]", w) ||
-      !expect(be, y->shape[0] == x->shape[0] && y->shape[1] == x->shape[1] &&
-                      y->shape[2] == x->shape[2] && y->shape[3] == w->shape[0],
+      !expect(be,
+              y->shape[0] == x->shape[0] && y->shape[1] == x->shape[1] &&
+                  y->shape[2] == x->shape[2] && y->shape[3] == w->shape[0],
               "conv_frames", "y must be [B,F,T,Co]", y) ||
       !expect(be, y->data != x->data, "conv_frames", "y must not alias x", y))
     return;
+  be->flops += 2.0 * 3.0 * (double)i2v_tensor_numel(y) * (double)x->shape[3];
   be->ops->conv_frames(be, y, x, w, b, accumulate);
 }
 
@@ -248,7 +259,8 @@ static gboolean view_fits(I2vBackend *be, const I2vSeqView *v, int64_t n_outer, 
   int64_t last = v->offset + (n_outer - 1) * v->outer_stride + (n_inner - 1) * v->inner_stride +
                  (len - 1) * v->token_stride + width;
   if (v->t->data != NULL && v->offset >= 0 && last <= i2v_tensor_numel(v->t)) return TRUE;
-  i2v_backend_failf(be, "attention: %s view reaches element %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT,
+  i2v_backend_failf(be,
+                    "attention: %s view reaches element %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT,
                     what, last, i2v_tensor_numel(v->t));
   return FALSE;
 }
@@ -259,7 +271,8 @@ void i2v_op_attention(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q
   int64_t width = (int64_t)s->heads * s->head_dim;
   int64_t kv_outer = (s->n_outer + s->kv_outer_div - 1) / MAX(s->kv_outer_div, 1);
   if (s->kv_outer_div < 1 || s->n_outer % s->kv_outer_div != 0) {
-    i2v_backend_failf(be, "attention: n_outer %" G_GINT64_FORMAT " not divisible by %" G_GINT64_FORMAT,
+    i2v_backend_failf(be,
+                      "attention: n_outer %" G_GINT64_FORMAT " not divisible by %" G_GINT64_FORMAT,
                       s->n_outer, s->kv_outer_div);
     return;
   }
@@ -268,6 +281,9 @@ void i2v_op_attention(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q
       !view_fits(be, k, kv_outer, s->n_inner, s->kv_len, width, "k") ||
       !view_fits(be, v, kv_outer, s->n_inner, s->kv_len, width, "v"))
     return;
+  /* q·kᵀ and p·v: 2 multiply-adds per (query, key, channel) */
+  be->flops += 4.0 * (double)(s->n_outer * s->n_inner) * (double)s->q_len * (double)s->kv_len *
+               (double)width;
   be->ops->attention(be, out, q, k, v, s);
 }
 
@@ -313,16 +329,18 @@ void i2v_op_axpby(I2vBackend *be, I2vTensor *y, float alpha, const I2vTensor *a,
 
 void i2v_op_concat_last(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b) {
   if (!ready(be, "concat_last", 3, y, a, b)) return;
-  if (!expect(be, last_dim(y) == last_dim(a) + last_dim(b) && rows_of(a) == rows_of(y) &&
-                      rows_of(b) == rows_of(y),
+  if (!expect(be,
+              last_dim(y) == last_dim(a) + last_dim(b) && rows_of(a) == rows_of(y) &&
+                  rows_of(b) == rows_of(y),
               "concat_last", "y must be [rows, Ca + Cb]", y))
     return;
   be->ops->concat_last(be, y, a, b);
 }
 
 static gboolean same_nc(I2vBackend *be, const char *op, const I2vTensor *y, const I2vTensor *x) {
-  return expect(be, x->ndim == 4 && y->ndim == 4 && y->shape[0] == x->shape[0] &&
-                        y->shape[3] == x->shape[3] && y->shape[1] > 0 && y->shape[2] > 0,
+  return expect(be,
+                x->ndim == 4 && y->ndim == 4 && y->shape[0] == x->shape[0] &&
+                    y->shape[3] == x->shape[3] && y->shape[1] > 0 && y->shape[2] > 0,
                 op, "x, y must be [N, H, W, C] with equal N and C", y);
 }
 
@@ -349,16 +367,16 @@ void i2v_op_permute(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int 
   be->ops->permute(be, y, x, perm);
 }
 
-void i2v_op_gather_rows(I2vBackend *be, I2vTensor *y, const I2vTensor *table,
-                        const int64_t *ids) {
+void i2v_op_gather_rows(I2vBackend *be, I2vTensor *y, const I2vTensor *table, const int64_t *ids) {
   if (!ready(be, "gather_rows", 2, y, table)) return;
   if (!expect(be, table->ndim == 2 && last_dim(y) == table->shape[1], "gather_rows",
               "table [V, D], y [n, D]", y))
     return;
   for (int64_t i = 0; i < rows_of(y); i++) {
     if (ids[i] < 0 || ids[i] >= table->shape[0]) {
-      i2v_backend_failf(be, "gather_rows: id %" G_GINT64_FORMAT " outside the table of %" G_GINT64_FORMAT " rows",
-                        ids[i], table->shape[0]);
+      i2v_backend_failf(
+          be, "gather_rows: id %" G_GINT64_FORMAT " outside the table of %" G_GINT64_FORMAT " rows",
+          ids[i], table->shape[0]);
       return;
     }
   }

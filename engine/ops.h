@@ -48,8 +48,8 @@ typedef struct {
                                attention of F frames over one per-video context uses F. */
   int64_t q_len, kv_len;    /* tokens per q sequence, per k/v sequence */
   int heads, head_dim;
-  float scale;      /* multiplies q·kᵀ before the softmax */
-  gboolean causal;  /* token j of q attends to k tokens 0..j only (CLIP text) */
+  float scale;     /* multiplies q·kᵀ before the softmax */
+  gboolean causal; /* token j of q attends to k tokens 0..j only (CLIP text) */
 } I2vAttnShape;
 
 typedef struct {
@@ -78,8 +78,8 @@ typedef struct {
   void (*layer_norm)(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
                      const I2vTensor *beta, float eps);
   /* softmax(scale·q·kᵀ [+ causal mask])·v per sequence and head, written to out. */
-  void (*attention)(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q,
-                    const I2vSeqView *k, const I2vSeqView *v, const I2vAttnShape *s);
+  void (*attention)(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q, const I2vSeqView *k,
+                    const I2vSeqView *v, const I2vAttnShape *s);
   /* y = act(x) elementwise; y may alias x. */
   void (*unary)(I2vBackend *be, I2vTensor *y, const I2vTensor *x, I2vAct act);
   /* y[M,F] = x[M,:F] · gelu(x[M,F:]) (GEGLU: first half value, second half gate). */
@@ -96,7 +96,8 @@ typedef struct {
   /* y[N,Ho,Wo,C] = nearest resize of x[N,H,W,C]: src = min(floor(dst·(in/out)), in-1) with the
    * ratio and product in float32 (PyTorch "nearest"). */
   void (*upsample_nearest)(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
-  /* y[N,Ho,Wo,C] = AdaptiveAvgPool2d of x[N,H,W,C]: window [floor(i·in/out), ceil((i+1)·in/out)). */
+  /* y[N,Ho,Wo,C] = AdaptiveAvgPool2d of x[N,H,W,C]: window [floor(i·in/out), ceil((i+1)·in/out)).
+   */
   void (*adaptive_avg_pool)(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
   /* y = x permuted: y.shape[d] = x.shape[perm[d]] (same rank, ≤ 5 dims). */
   void (*permute)(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int *perm);
@@ -131,14 +132,15 @@ typedef struct {
 typedef void (*I2vTapFn)(const char *name, const I2vTensor *t, void *user);
 
 struct I2vBackend {
-  const char *name;       /* "cpu", "cuda:0" */
-  I2vDType act_dtype;     /* dtype of activations made by i2v_scratch_tensor */
-  I2vDType weight_dtype;  /* dtype weights are converted to at load */
+  const char *name;      /* "cpu", "cuda:0" */
+  I2vDType act_dtype;    /* dtype of activations made by i2v_scratch_tensor */
+  I2vDType weight_dtype; /* dtype weights are converted to at load */
   const I2vOps *ops;
   const I2vMemOps *mem;
-  GError *error;          /* first sticky error, or NULL */
-  void *priv;             /* backend state */
-  I2vTapFn tap;           /* NULL unless a test installs one */
+  GError *error; /* first sticky error, or NULL */
+  double flops;  /* FLOPs of the GEMM-like ops dispatched so far (2 per multiply-add) */
+  void *priv;    /* backend state */
+  I2vTapFn tap;  /* NULL unless a test installs one */
   void *tap_user;
 };
 
@@ -206,8 +208,7 @@ void i2v_op_concat_last(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const 
 void i2v_op_upsample_nearest(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
 void i2v_op_adaptive_avg_pool(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
 void i2v_op_permute(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int *perm);
-void i2v_op_gather_rows(I2vBackend *be, I2vTensor *y, const I2vTensor *table,
-                        const int64_t *ids);
+void i2v_op_gather_rows(I2vBackend *be, I2vTensor *y, const I2vTensor *table, const int64_t *ids);
 void i2v_op_fill(I2vBackend *be, I2vTensor *y, float value);
 void i2v_op_copy(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
 

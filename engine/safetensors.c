@@ -496,7 +496,10 @@ typedef struct {
   I2vDType dtype;
   int ndim;
   int64_t shape[I2V_MAX_DIMS];
-  GBytes *data;
+  size_t nbytes;
+  GBytes *data;         /* a copy, or NULL for a lazy tensor */
+  I2vTensorFillFn fill; /* lazy tensors: makes the data at save time */
+  void *fill_user;
 } WriterTensor;
 
 struct I2vSafetensorsWriter {
@@ -505,7 +508,7 @@ struct I2vSafetensorsWriter {
 
 static void writer_tensor_free(gpointer p) {
   WriterTensor *t = p;
-  g_bytes_unref(t->data);
+  if (t->data != NULL) g_bytes_unref(t->data);
   g_free(t);
 }
 
@@ -521,17 +524,33 @@ void i2v_safetensors_writer_free(I2vSafetensorsWriter *w) {
   g_free(w);
 }
 
-void i2v_safetensors_writer_add(I2vSafetensorsWriter *w, const char *name, I2vDType dtype, int ndim,
-                                const int64_t *shape, const void *data) {
-  g_return_if_fail(ndim >= 0 && ndim <= I2V_MAX_DIMS);
+static WriterTensor *writer_tensor_new(I2vSafetensorsWriter *w, const char *name, I2vDType dtype,
+                                       int ndim, const int64_t *shape) {
   WriterTensor *t = g_new0(WriterTensor, 1);
   I2vTensor view = {0};
   i2v_tensor_set_shape(&view, dtype, ndim, shape);
   t->dtype = dtype;
   t->ndim = ndim;
   memcpy(t->shape, view.shape, sizeof t->shape);
-  t->data = g_bytes_new(data, i2v_tensor_nbytes(&view));
+  t->nbytes = i2v_tensor_nbytes(&view);
   g_hash_table_replace(w->tensors, g_strdup(name), t);
+  return t;
+}
+
+void i2v_safetensors_writer_add(I2vSafetensorsWriter *w, const char *name, I2vDType dtype, int ndim,
+                                const int64_t *shape, const void *data) {
+  g_return_if_fail(ndim >= 0 && ndim <= I2V_MAX_DIMS);
+  WriterTensor *t = writer_tensor_new(w, name, dtype, ndim, shape);
+  t->data = g_bytes_new(data, t->nbytes);
+}
+
+void i2v_safetensors_writer_add_lazy(I2vSafetensorsWriter *w, const char *name, I2vDType dtype,
+                                     int ndim, const int64_t *shape, I2vTensorFillFn fill,
+                                     void *user) {
+  g_return_if_fail(ndim >= 0 && ndim <= I2V_MAX_DIMS);
+  WriterTensor *t = writer_tensor_new(w, name, dtype, ndim, shape);
+  t->fill = fill;
+  t->fill_user = user;
 }
 
 static gint name_cmp(gconstpointer a, gconstpointer b) {
@@ -562,7 +581,7 @@ static GString *writer_header(I2vSafetensorsWriter *w, GPtrArray *names) {
     json_builder_set_member_name(b, "data_offsets");
     json_builder_begin_array(b);
     json_builder_add_int_value(b, (gint64)offset);
-    offset += g_bytes_get_size(t->data);
+    offset += t->nbytes;
     json_builder_add_int_value(b, (gint64)offset);
     json_builder_end_array(b);
     json_builder_end_object(b);
@@ -598,9 +617,17 @@ gboolean i2v_safetensors_writer_save(I2vSafetensorsWriter *w, const char *path, 
     ok = fwrite(len_le, 1, 8, fp) == 8 && fwrite(header->str, 1, header->len, fp) == header->len;
     for (guint i = 0; i < names->len && ok; i++) {
       WriterTensor *t = g_hash_table_lookup(w->tensors, g_ptr_array_index(names, i));
-      gsize n;
-      const void *data = g_bytes_get_data(t->data, &n);
+      size_t n = t->nbytes;
+      void *made = NULL;
+      const void *data;
+      if (t->data != NULL) {
+        data = g_bytes_get_data(t->data, NULL);
+      } else {
+        data = made = g_malloc(MAX(n, 1));
+        t->fill(made, (int64_t)(n / i2v_dtype_size(t->dtype)), t->fill_user);
+      }
       ok = n == 0 || fwrite(data, 1, n, fp) == n;
+      g_free(made);
     }
     if (fclose(fp) != 0) ok = FALSE;
   }

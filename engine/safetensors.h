@@ -52,8 +52,17 @@ I2vSafetensorsWriter *i2v_safetensors_writer_new(void);
 void i2v_safetensors_writer_free(I2vSafetensorsWriter *w);
 
 /* Adds a copy of nbytes of data under name (replacing an earlier tensor of that name). */
-void i2v_safetensors_writer_add(I2vSafetensorsWriter *w, const char *name, I2vDType dtype,
-                                int ndim, const int64_t *shape, const void *data);
+void i2v_safetensors_writer_add(I2vSafetensorsWriter *w, const char *name, I2vDType dtype, int ndim,
+                                const int64_t *shape, const void *data);
+
+/* Fills dst (n elements of the tensor's dtype) when the writer reaches a lazy tensor. */
+typedef void (*I2vTensorFillFn)(void *dst, int64_t n, void *user);
+
+/* Adds a tensor whose data fill produces while the file is written (one tensor in memory at a
+ * time: for multi-gigabyte files). user must stay valid until save. */
+void i2v_safetensors_writer_add_lazy(I2vSafetensorsWriter *w, const char *name, I2vDType dtype,
+                                     int ndim, const int64_t *shape, I2vTensorFillFn fill,
+                                     void *user);
 
 /* Writes the collected tensors to path (header padded to a multiple of 8, metadata
  * {"format":"pt"}). */

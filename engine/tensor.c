@@ -7,11 +7,15 @@
 
 size_t i2v_dtype_size(I2vDType dtype) {
   switch (dtype) {
-  case I2V_DTYPE_F32: return 4;
+  case I2V_DTYPE_F32:
+    return 4;
   case I2V_DTYPE_F16:
-  case I2V_DTYPE_BF16: return 2;
-  case I2V_DTYPE_I64: return 8;
-  case I2V_DTYPE_U8: return 1;
+  case I2V_DTYPE_BF16:
+    return 2;
+  case I2V_DTYPE_I64:
+    return 8;
+  case I2V_DTYPE_U8:
+    return 1;
   }
   return 0;
 }
@@ -136,13 +140,16 @@ uint16_t i2v_f32_to_bf16(float f) {
 
 void i2v_convert_to_f32(float *dst, const void *src, I2vDType src_dtype, int64_t n) {
   switch (src_dtype) {
-  case I2V_DTYPE_F32: memcpy(dst, src, (size_t)n * 4); break;
+  case I2V_DTYPE_F32:
+    memcpy(dst, src, (size_t)n * 4);
+    break;
   case I2V_DTYPE_F16:
     for (int64_t i = 0; i < n; i++) dst[i] = i2v_f16_to_f32(((const uint16_t *)src)[i]);
     break;
   case I2V_DTYPE_BF16:
     for (int64_t i = 0; i < n; i++) dst[i] = i2v_bf16_to_f32(((const uint16_t *)src)[i]);
     break;
-  default: g_return_if_reached();
+  default:
+    g_return_if_reached();
   }
 }

@@ -8,10 +8,12 @@
 #include "error.h"
 
 struct I2vWeights {
-  char *component;    /* "unet", for messages */
-  I2vSafetensors *st; /* NULL for formula weights */
-  guint64 seed;       /* formula set seed */
-  GHashTable *used;   /* names asked for (owned strings) */
+  char *component;           /* "unet", for messages */
+  I2vSafetensors *st;        /* NULL for formula weights */
+  guint64 seed;              /* formula set seed */
+  GHashTable *used;          /* names asked for (owned strings) */
+  I2vWeightsRecordFn record; /* recording source: report and allocate nothing */
+  void *record_user;
   gint64 loaded_params;
 };
 
@@ -31,6 +33,13 @@ I2vWeights *i2v_weights_new_safetensors(I2vSafetensors *st, const char *componen
 I2vWeights *i2v_weights_new_formula(guint64 seed, const char *component) {
   I2vWeights *w = weights_new(component);
   w->seed = seed;
+  return w;
+}
+
+I2vWeights *i2v_weights_new_recorder(const char *component, I2vWeightsRecordFn fn, void *user) {
+  I2vWeights *w = weights_new(component);
+  w->record = fn;
+  w->record_user = user;
   return w;
 }
 
@@ -61,30 +70,32 @@ static inline guint64 splitmix64_at(guint64 key, guint64 i) {
   return z ^ (z >> 31);
 }
 
-void i2v_formula_fill(const char *name, int ndim, const int64_t *shape, guint64 seed, float *out) {
-  guint64 key = fnv1a64(name) ^ seed;
-  int64_t n = 1, fan_in = 1;
-  for (int d = 0; d < ndim; d++) {
-    n *= shape[d];
-    if (d > 0) fan_in *= shape[d];
-  }
+double i2v_formula_scale(const char *name, int ndim, const int64_t *shape, gboolean *norm) {
+  int64_t fan_in = 1;
+  for (int d = 1; d < ndim; d++) fan_in *= shape[d];
   /* the rules of section 2.3, first match wins */
-  gboolean norm = FALSE;
-  double s;
+  *norm = FALSE;
   if (ndim == 2 && (g_str_has_suffix(name, "token_embedding.weight") ||
                     g_str_has_suffix(name, "position_embedding.weight")))
-    s = 0x1p-6; /* R1 embedding table */
-  else if (ndim == 2 &&
-           (g_str_has_suffix(name, "to_q.weight") || g_str_has_suffix(name, "to_k.weight") ||
-            g_str_has_suffix(name, "q_proj.weight") || g_str_has_suffix(name, "k_proj.weight")))
-    s = 2.0 / sqrt((double)fan_in); /* R2q attention query/key */
-  else if (ndim >= 2)
-    s = 1.0 / sqrt((double)fan_in); /* R2 matrix / kernel */
-  else if (g_str_has_suffix(name, ".weight")) {
-    norm = TRUE; /* R3 norm scale: 1 + u/8 */
-    s = 0x1p-3;
-  } else
-    s = 0x1p-6;                     /* R4 bias, R5 other */
+    return 0x1p-6; /* R1 embedding table */
+  if (ndim == 2 &&
+      (g_str_has_suffix(name, "to_q.weight") || g_str_has_suffix(name, "to_k.weight") ||
+       g_str_has_suffix(name, "q_proj.weight") || g_str_has_suffix(name, "k_proj.weight")))
+    return 2.0 / sqrt((double)fan_in);              /* R2q attention query/key */
+  if (ndim >= 2) return 1.0 / sqrt((double)fan_in); /* R2 matrix / kernel */
+  if (g_str_has_suffix(name, ".weight")) {
+    *norm = TRUE; /* R3 norm scale: 1 + u/8 */
+    return 0x1p-3;
+  }
+  return 0x1p-6; /* R4 bias, R5 other */
+}
+
+void i2v_formula_fill(const char *name, int ndim, const int64_t *shape, guint64 seed, float *out) {
+  guint64 key = fnv1a64(name) ^ seed;
+  int64_t n = 1;
+  for (int d = 0; d < ndim; d++) n *= shape[d];
+  gboolean norm;
+  double s = i2v_formula_scale(name, ndim, shape, &norm);
   double offset = norm ? 1.0 : 0.0; /* 1 + u·s and 0 + u·s are both exact sums */
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) {
@@ -181,6 +192,12 @@ gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int n
                 (int)layout, i2v_shape_format(ndim, shape, buf, sizeof buf));
     return FALSE;
   }
+  if (w->record != NULL) { /* listing only: the shape, no memory */
+    w->record(w->component, name, ndim, shape, w->record_user);
+    i2v_tensor_set_shape(out, be->weight_dtype, out_ndim, out_shape);
+    if (g_hash_table_add(w->used, g_strdup(name))) w->loaded_params += i2v_tensor_numel(out);
+    return TRUE;
+  }
   const I2vSafetensorsEntry *e = NULL;
   if (w->st != NULL && (e = find_checked(w, name, ndim, shape, error)) == NULL) return FALSE;
   if (!i2v_tensor_alloc(be, out, be->weight_dtype, out_ndim, out_shape, error)) return FALSE;
@@ -206,6 +223,43 @@ gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int n
   }
   if (g_hash_table_add(w->used, g_strdup(name))) w->loaded_params += n;
   return TRUE;
+}
+
+gboolean i2v_weights_load_stacked(I2vWeights *w, I2vBackend *be, const char *const *names,
+                                  int count, int ndim, const int64_t *shape, I2vTensor *out,
+                                  GError **error) {
+  memset(out, 0, sizeof(*out));
+  int64_t stacked[I2V_MAX_DIMS], part = 1;
+  memcpy(stacked, shape, sizeof(int64_t) * ndim);
+  stacked[0] *= count;
+  for (int d = 0; d < ndim; d++) part *= shape[d];
+  float *values = NULL;
+  for (int i = 0; i < count; i++) {
+    if (w->record != NULL) {
+      w->record(w->component, names[i], ndim, shape, w->record_user);
+      continue;
+    }
+    const I2vSafetensorsEntry *e = NULL;
+    if (w->st != NULL && (e = find_checked(w, names[i], ndim, shape, error)) == NULL) {
+      g_free(values);
+      return FALSE;
+    }
+    if (values == NULL) values = g_new(float, MAX(part * count, 1));
+    float *v = source_values(w, e, names[i], ndim, shape, part);
+    memcpy(values + i * part, v, sizeof(float) * part);
+    g_free(v);
+  }
+  for (int i = 0; i < count; i++)
+    if (g_hash_table_add(w->used, g_strdup(names[i]))) w->loaded_params += part;
+  if (w->record != NULL) { /* listing only: the shape, no memory */
+    i2v_tensor_set_shape(out, be->weight_dtype, ndim, stacked);
+    return TRUE;
+  }
+  gboolean ok = i2v_tensor_alloc(be, out, be->weight_dtype, ndim, stacked, error) &&
+                i2v_tensor_upload_f32(out, values, error);
+  if (!ok) i2v_tensor_free(out);
+  g_free(values);
+  return ok;
 }
 
 gboolean i2v_weights_load_1d(I2vWeights *w, I2vBackend *be, const char *name, int64_t n,

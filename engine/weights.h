@@ -28,8 +28,21 @@ I2vWeights *i2v_weights_new_safetensors(I2vSafetensors *st, const char *componen
 /* Weights from the README-realcfg formula with the given 64-bit set seed. */
 I2vWeights *i2v_weights_new_formula(guint64 seed, const char *component);
 
+/* Receives each tensor a network loader asks a recording source for (PyTorch name and shape). */
+typedef void (*I2vWeightsRecordFn)(const char *component, const char *name, int ndim,
+                                   const int64_t *shape, void *user);
+
+/* A recording source: every load reports (name, shape) to fn and returns a tensor with that
+ * shape and no memory. Running a network's loader against it lists the tensors the network
+ * reads (i2vgen mkmodel writes exactly those). */
+I2vWeights *i2v_weights_new_recorder(const char *component, I2vWeightsRecordFn fn, void *user);
+
 /* Frees the source (NULL allowed). */
 void i2v_weights_free(I2vWeights *w);
+
+/* The scale s of the formula rule that applies to tensor name (values u·s, or 1 + u·s for a norm
+ * scale, which sets *norm). */
+double i2v_formula_scale(const char *name, int ndim, const int64_t *shape, gboolean *norm);
 
 /* Fills out (float32, row-major) with the formula values of tensor name of the given shape. */
 void i2v_formula_fill(const char *name, int ndim, const int64_t *shape, guint64 seed, float *out);
@@ -40,11 +53,18 @@ void i2v_formula_fill(const char *name, int ndim, const int64_t *shape, guint64 
 gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int ndim,
                           const int64_t *shape, I2vLayout layout, I2vTensor *out, GError **error);
 
+/* Loads count tensors of the same PyTorch shape (names[i], layout AS_IS) stacked along dim 0
+ * into one new backend tensor [count·shape[0], ...] — e.g. q, k and v projections packed for a
+ * single GEMM. Same checks and errors as i2v_weights_load. */
+gboolean i2v_weights_load_stacked(I2vWeights *w, I2vBackend *be, const char *const *names,
+                                  int count, int ndim, const int64_t *shape, I2vTensor *out,
+                                  GError **error);
+
 /* Convenience forms of i2v_weights_load for 1-D ([n]) and 2-D ([a,b]) tensors. */
 gboolean i2v_weights_load_1d(I2vWeights *w, I2vBackend *be, const char *name, int64_t n,
                              I2vTensor *out, GError **error);
-gboolean i2v_weights_load_2d(I2vWeights *w, I2vBackend *be, const char *name, int64_t a,
-                             int64_t b, I2vTensor *out, GError **error);
+gboolean i2v_weights_load_2d(I2vWeights *w, I2vBackend *be, const char *name, int64_t a, int64_t b,
+                             I2vTensor *out, GError **error);
 
 /* Conv2d weight [co,ci,k,k] with layout CONV2D. */
 gboolean i2v_weights_load_conv(I2vWeights *w, I2vBackend *be, const char *name, int64_t co,
@@ -53,7 +73,8 @@ gboolean i2v_weights_load_conv(I2vWeights *w, I2vBackend *be, const char *name, 
 /* TRUE if the source has tensor name (always TRUE for formula weights). */
 gboolean i2v_weights_has(I2vWeights *w, const char *name);
 
-/* Logs (g_info, domain "i2v") every tensor of the file that no load asked for; returns the count. */
+/* Logs (g_info, domain "i2v") every tensor of the file that no load asked for; returns the count.
+ */
 guint i2v_weights_log_unused(I2vWeights *w);
 
 /* Number of parameters loaded so far (for the parameter-count checks). */

@@ -36,7 +36,9 @@
 GST_DEBUG_CATEGORY_STATIC(gst_i2vgen_debug);
 #define GST_CAT_DEFAULT gst_i2vgen_debug
 
-#define SINK_FORMATS "{ RGB, BGR, RGBA, BGRA, ARGB, ABGR, RGBx, BGRx, xRGB, xBGR, I420, YV12, NV12, Y42B, Y444, GRAY8 }"
+#define SINK_FORMATS                                                                               \
+  "{ RGB, BGR, RGBA, BGRA, ARGB, ABGR, RGBx, BGRx, xRGB, xBGR, I420, YV12, NV12, Y42B, Y444, "     \
+  "GRAY8 }"
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_VIDEO_CAPS_MAKE(SINK_FORMATS)));
@@ -205,7 +207,8 @@ static gboolean gst_i2vgen_sink_event(GstPad *pad, GstObject *parent, GstEvent *
     gst_pad_push_event(self->srcpad, event);
     GST_PAD_STREAM_UNLOCK(self->srcpad);
     return gst_pad_start_task(self->srcpad, (GstTaskFunction)gst_i2vgen_loop, self->srcpad, NULL);
-  default: return gst_pad_event_default(pad, parent, event);
+  default:
+    return gst_pad_event_default(pad, parent, event);
   }
 }
 
@@ -248,9 +251,8 @@ static gboolean negotiate(GstI2vgen *self, const GstI2vgenSettings *s) {
     gst_caps_replace(&self->out_caps, caps);
     if (!gst_pad_push_event(self->srcpad, gst_event_new_caps(caps))) {
       gst_caps_unref(caps);
-      GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Downstream refused the caps %" GST_PTR_FORMAT,
-                                                  self->out_caps),
-                        (NULL));
+      GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                        ("Downstream refused the caps %" GST_PTR_FORMAT, self->out_caps), (NULL));
       return FALSE;
     }
   }
@@ -275,7 +277,8 @@ static gboolean push_frame(const I2vFrame *f, void *user) {
   JobContext *ctx = user;
   GstI2vgen *self = ctx->self;
   guint fps = ctx->settings->fps;
-  int w = f->image->width, h = f->image->height, bpp = self->out_format == GST_VIDEO_FORMAT_RGBA ? 4 : 3;
+  int w = f->image->width, h = f->image->height,
+      bpp = self->out_format == GST_VIDEO_FORMAT_RGBA ? 4 : 3;
   GstBuffer *buf = gst_buffer_new_allocate(NULL, (gsize)w * h * bpp, NULL);
   GstMapInfo map;
   gst_buffer_map(buf, &map, GST_MAP_WRITE);
@@ -312,9 +315,9 @@ static void post_progress(const I2vProgress *p, void *user) {
   JobContext *ctx = user;
   GstStructure *st = gst_structure_new(
       "i2vgen-progress", "job", G_TYPE_UINT, ctx->self->job_index, "step", G_TYPE_INT, p->step,
-      "steps", G_TYPE_INT, p->steps, "frame", G_TYPE_INT, p->frame, "frames", G_TYPE_INT,
-      p->frames, "elapsed-ms", G_TYPE_UINT64, (guint64)(p->elapsed_us / 1000), "eta-ms",
-      G_TYPE_UINT64, (guint64)(p->eta_us / 1000), NULL);
+      "steps", G_TYPE_INT, p->steps, "frame", G_TYPE_INT, p->frame, "frames", G_TYPE_INT, p->frames,
+      "elapsed-ms", G_TYPE_UINT64, (guint64)(p->elapsed_us / 1000), "eta-ms", G_TYPE_UINT64,
+      (guint64)(p->eta_us / 1000), NULL);
   gst_element_post_message(GST_ELEMENT(ctx->self),
                            gst_message_new_element(GST_OBJECT(ctx->self), st));
 }
@@ -482,9 +485,8 @@ static I2vModel *load_model(GstI2vgen *self) {
                            path, err->message),
                           (NULL));
       else
-        GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Cannot load the model from %s: %s", path,
-                                                 err->message),
-                          (NULL));
+        GST_ELEMENT_ERROR(self, LIBRARY, INIT,
+                          ("Cannot load the model from %s: %s", path, err->message), (NULL));
       g_error_free(err);
     }
   }
@@ -578,7 +580,9 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
                                     GParamSpec *pspec) {
   GstI2vgen *self = GST_I2VGEN(object);
   switch (prop_id) {
-  case PROP_MODEL_PATH: set_checked_string(self, &self->model_path, value, "model-path", NULL, NULL); break;
+  case PROP_MODEL_PATH:
+    set_checked_string(self, &self->model_path, value, "model-path", NULL, NULL);
+    break;
   case PROP_VARIANT:
     set_checked_string(self, &self->variant, value, "variant", variant_valid, "'' or 'fp16'");
     break;
@@ -590,17 +594,33 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
     set_checked_string(self, &self->precision, value, "precision", precision_valid,
                        "'fp32', 'fp16' or 'bf16'");
     break;
-  case PROP_PROMPT: set_checked_string(self, &self->props.prompt, value, "prompt", NULL, NULL); break;
+  case PROP_PROMPT:
+    set_checked_string(self, &self->props.prompt, value, "prompt", NULL, NULL);
+    break;
   case PROP_NEGATIVE_PROMPT:
     set_checked_string(self, &self->props.negative_prompt, value, "negative-prompt", NULL, NULL);
     break;
-  case PROP_STEPS: SET_UINT(props.steps); break;
-  case PROP_NUM_FRAMES: SET_UINT(props.num_frames); break;
-  case PROP_FPS: SET_UINT(props.fps); break;
-  case PROP_WIDTH: SET_UINT(props.width); break;
-  case PROP_HEIGHT: SET_UINT(props.height); break;
-  case PROP_DECODE_CHUNK_SIZE: SET_UINT(props.decode_chunk_size); break;
-  case PROP_MAX_QUEUED_JOBS: SET_UINT(max_queued_jobs); break;
+  case PROP_STEPS:
+    SET_UINT(props.steps);
+    break;
+  case PROP_NUM_FRAMES:
+    SET_UINT(props.num_frames);
+    break;
+  case PROP_FPS:
+    SET_UINT(props.fps);
+    break;
+  case PROP_WIDTH:
+    SET_UINT(props.width);
+    break;
+  case PROP_HEIGHT:
+    SET_UINT(props.height);
+    break;
+  case PROP_DECODE_CHUNK_SIZE:
+    SET_UINT(props.decode_chunk_size);
+    break;
+  case PROP_MAX_QUEUED_JOBS:
+    SET_UINT(max_queued_jobs);
+    break;
   case PROP_GUIDANCE_SCALE:
     GST_OBJECT_LOCK(self);
     self->props.guidance = g_value_get_double(value);
@@ -611,8 +631,12 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
     self->props.seed = g_value_get_uint64(value);
     GST_OBJECT_UNLOCK(self);
     break;
-  case PROP_PRESET: apply_preset(self, g_value_get_string(value)); break;
-  default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  case PROP_PRESET:
+    apply_preset(self, g_value_get_string(value));
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    break;
   }
 }
 
@@ -621,23 +645,57 @@ static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *valu
   GstI2vgen *self = GST_I2VGEN(object);
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
-  case PROP_MODEL_PATH: g_value_set_string(value, self->model_path); break;
-  case PROP_VARIANT: g_value_set_string(value, self->variant); break;
-  case PROP_DEVICE: g_value_set_string(value, self->device); break;
-  case PROP_PRECISION: g_value_set_string(value, self->precision); break;
-  case PROP_PROMPT: g_value_set_string(value, self->props.prompt); break;
-  case PROP_NEGATIVE_PROMPT: g_value_set_string(value, self->props.negative_prompt); break;
-  case PROP_STEPS: g_value_set_uint(value, self->props.steps); break;
-  case PROP_GUIDANCE_SCALE: g_value_set_double(value, self->props.guidance); break;
-  case PROP_SEED: g_value_set_uint64(value, self->props.seed); break;
-  case PROP_NUM_FRAMES: g_value_set_uint(value, self->props.num_frames); break;
-  case PROP_FPS: g_value_set_uint(value, self->props.fps); break;
-  case PROP_WIDTH: g_value_set_uint(value, self->props.width); break;
-  case PROP_HEIGHT: g_value_set_uint(value, self->props.height); break;
-  case PROP_DECODE_CHUNK_SIZE: g_value_set_uint(value, self->props.decode_chunk_size); break;
-  case PROP_MAX_QUEUED_JOBS: g_value_set_uint(value, self->max_queued_jobs); break;
-  case PROP_PRESET: g_value_set_string(value, self->preset); break;
-  default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  case PROP_MODEL_PATH:
+    g_value_set_string(value, self->model_path);
+    break;
+  case PROP_VARIANT:
+    g_value_set_string(value, self->variant);
+    break;
+  case PROP_DEVICE:
+    g_value_set_string(value, self->device);
+    break;
+  case PROP_PRECISION:
+    g_value_set_string(value, self->precision);
+    break;
+  case PROP_PROMPT:
+    g_value_set_string(value, self->props.prompt);
+    break;
+  case PROP_NEGATIVE_PROMPT:
+    g_value_set_string(value, self->props.negative_prompt);
+    break;
+  case PROP_STEPS:
+    g_value_set_uint(value, self->props.steps);
+    break;
+  case PROP_GUIDANCE_SCALE:
+    g_value_set_double(value, self->props.guidance);
+    break;
+  case PROP_SEED:
+    g_value_set_uint64(value, self->props.seed);
+    break;
+  case PROP_NUM_FRAMES:
+    g_value_set_uint(value, self->props.num_frames);
+    break;
+  case PROP_FPS:
+    g_value_set_uint(value, self->props.fps);
+    break;
+  case PROP_WIDTH:
+    g_value_set_uint(value, self->props.width);
+    break;
+  case PROP_HEIGHT:
+    g_value_set_uint(value, self->props.height);
+    break;
+  case PROP_DECODE_CHUNK_SIZE:
+    g_value_set_uint(value, self->props.decode_chunk_size);
+    break;
+  case PROP_MAX_QUEUED_JOBS:
+    g_value_set_uint(value, self->max_queued_jobs);
+    break;
+  case PROP_PRESET:
+    g_value_set_string(value, self->preset);
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    break;
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -718,10 +776,10 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
       g_param_spec_uint64("seed", "Seed",
                           "Seed of the initial noise; job k since PAUSED uses seed + k", 0,
                           G_MAXUINT64, 0, FLAGS_JOB));
-  g_object_class_install_property(
-      gobject_class, PROP_NUM_FRAMES,
-      g_param_spec_uint("num-frames", "Frames", "Frames per generated clip", 1, 256,
-                        DEFAULT_NUM_FRAMES, FLAGS_JOB));
+  g_object_class_install_property(gobject_class, PROP_NUM_FRAMES,
+                                  g_param_spec_uint("num-frames", "Frames",
+                                                    "Frames per generated clip", 1, 256,
+                                                    DEFAULT_NUM_FRAMES, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_FPS,
       g_param_spec_uint("fps", "Frame rate",
@@ -770,8 +828,7 @@ static void gst_i2vgen_init(GstI2vgen *self) {
   gst_pad_set_event_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_i2vgen_sink_event));
   gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
   self->srcpad = gst_pad_new_from_static_template(&src_template, "src");
-  gst_pad_set_activatemode_function(self->srcpad,
-                                    GST_DEBUG_FUNCPTR(gst_i2vgen_src_activate_mode));
+  gst_pad_set_activatemode_function(self->srcpad, GST_DEBUG_FUNCPTR(gst_i2vgen_src_activate_mode));
   gst_pad_set_query_function(self->srcpad, GST_DEBUG_FUNCPTR(gst_i2vgen_src_query));
   gst_pad_use_fixed_caps(self->srcpad);
   gst_element_add_pad(GST_ELEMENT(self), self->srcpad);

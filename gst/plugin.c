@@ -10,5 +10,5 @@ static gboolean plugin_init(GstPlugin *plugin) {
 #endif
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, i2vgen,
-                  "Image-to-video generation with I2VGen-XL", plugin_init, I2VGEN_VERSION,
-                  "LGPL", "i2vgen", "i2vgen")
+                  "Image-to-video generation with I2VGen-XL", plugin_init, I2VGEN_VERSION, "LGPL",
+                  "i2vgen", "i2vgen")

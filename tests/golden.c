@@ -69,6 +69,32 @@ double golden_atol(const char *set, const char *group, const char *tensor) {
   return atol;
 }
 
+gboolean golden_formula_seed(const char *set, guint64 *seed) {
+  JsonNode *root = golden_json(set, "manifest.json");
+  JsonObject *o = json_node_get_object(root);
+  JsonObject *w =
+      json_object_has_member(o, "weights") ? json_object_get_object_member(o, "weights") : NULL;
+  const char *hex = w ? json_object_get_string_member_with_default(w, "seed_hex", NULL) : NULL;
+  if (hex != NULL) {
+    char *end = NULL;
+    *seed = g_ascii_strtoull(hex, &end, 16); /* accepts the 0x prefix */
+    g_assert_true(end != hex && *end == '\0');
+  }
+  json_node_unref(root);
+  return hex != NULL;
+}
+
+I2vModelDir *golden_open_model(const char *set, const char *variant) {
+  char *dir = g_build_filename(set, "model", NULL);
+  GError *err = NULL;
+  I2vModelDir *md = i2v_model_dir_open(dir, variant, &err);
+  g_assert_no_error(err);
+  guint64 seed;
+  if (golden_formula_seed(set, &seed)) i2v_model_dir_use_formula(md, seed);
+  g_free(dir);
+  return md;
+}
+
 double golden_max_abs_diff(const float *a, const float *b, int64_t n) {
   double m = 0;
   for (int64_t i = 0; i < n; i++) {
@@ -103,7 +129,8 @@ gboolean golden_check(const I2vSafetensors *st, const char *name, const float *g
       }
     }
     ok = worst <= atol;
-    g_test_message("%s %s: max abs err %.3g (atol %.3g) at %" G_GINT64_FORMAT " (got %.7g ref %.7g)%s",
+    g_test_message("%s %s: max abs err %.3g (atol %.3g) at %" G_GINT64_FORMAT
+                   " (got %.7g ref %.7g)%s",
                    label, name, worst, atol, at, got[at], r[at], ok ? "" : "  FAIL");
   }
   i2v_host_tensor_free(&ref);
@@ -111,7 +138,7 @@ gboolean golden_check(const I2vSafetensors *st, const char *name, const float *g
 }
 
 float *golden_nhwc_to_nchw(const float *x, int64_t n, int64_t h, int64_t w, int64_t c) {
-  float *y = g_new(float, n * h * w * c);
+  float *y = g_new(float, n *h *w *c);
   for (int64_t b = 0; b < n; b++)
     for (int64_t i = 0; i < h * w; i++)
       for (int64_t k = 0; k < c; k++) y[(b * c + k) * h * w + i] = x[(b * h * w + i) * c + k];

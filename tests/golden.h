@@ -5,6 +5,7 @@
 
 #include <json-glib/json-glib.h>
 
+#include "model_dir.h"
 #include "safetensors.h"
 
 G_BEGIN_DECLS
@@ -33,6 +34,14 @@ double golden_atol(const char *set, const char *group, const char *tensor);
  * label; returns TRUE when within tolerance (the caller asserts). */
 gboolean golden_check(const I2vSafetensors *st, const char *name, const float *got, int64_t n,
                       double atol, const char *label);
+
+/* TRUE and the set seed when the set's manifest names formula weights (weights.seed_hex, an
+ * unsigned 64-bit hex string; README-realcfg), FALSE for sets with weight files. */
+gboolean golden_formula_seed(const char *set, guint64 *seed);
+
+/* Opens set/model with variant (NULL or "fp16"), switched to formula weights when the set names
+ * a seed; aborts the test on failure. Free with i2v_model_dir_free. */
+I2vModelDir *golden_open_model(const char *set, const char *variant);
 
 /* The max |a - b| over n values. */
 double golden_max_abs_diff(const float *a, const float *b, int64_t n);

@@ -5,37 +5,8 @@
 #include <sys/wait.h>
 
 #include "golden.h"
+#include "tool_run.h"
 #include "golden_prompt.h"
-
-/* The result of one run of the tool. */
-typedef struct {
-  char *out, *err;
-  int status; /* exit status, -1 if it did not exit normally */
-} ToolRun;
-
-/* Runs i2vgen with args (NULL-terminated) and returns its output and exit status. */
-static ToolRun run_tool(const char *const *args) {
-  const char *tool = g_getenv("I2VGEN_TOOL");
-  g_assert_nonnull(tool);
-  GPtrArray *argv = g_ptr_array_new();
-  g_ptr_array_add(argv, (char *)tool);
-  for (const char *const *a = args; *a != NULL; a++) g_ptr_array_add(argv, (char *)*a);
-  g_ptr_array_add(argv, NULL);
-  ToolRun run = {NULL, NULL, -1};
-  int wait_status;
-  GError *err = NULL;
-  g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                             &run.out, &run.err, &wait_status, &err));
-  g_assert_no_error(err);
-  if (WIFEXITED(wait_status)) run.status = WEXITSTATUS(wait_status);
-  g_ptr_array_unref(argv);
-  return run;
-}
-
-static void tool_run_clear(ToolRun *run) {
-  g_free(run->out);
-  g_free(run->err);
-}
 
 /* A golden id array as the tool prints it: ids separated by single spaces. */
 static char *ids_line(JsonArray *ids) {
@@ -64,7 +35,7 @@ static void check_set(const char *set, const char *extra_option, const char *ids
     g_ptr_array_add(args, golden_case_prompt(json_array_get_object_element(cases, i)));
   g_ptr_array_add(args, NULL);
 
-  ToolRun run = run_tool((const char *const *)args->pdata);
+  ToolRun run = tool_run((const char *const *)args->pdata);
   g_assert_cmpstr(run.err, ==, "");
   g_assert_cmpint(run.status, ==, 0);
   char **lines = g_strsplit(run.out, "\n", -1);
@@ -101,7 +72,7 @@ static void test_missing_model_dir(void) {
   char *tmp = g_dir_make_tmp("i2v-cli-XXXXXX", NULL);
   char *missing = g_build_filename(tmp, "no-such-model", NULL);
   const char *args[] = {"tokenize", "--model", missing, "a photo of a cat", NULL};
-  ToolRun run = run_tool(args);
+  ToolRun run = tool_run(args);
   g_assert_cmpint(run.status, ==, 1);
   g_assert_cmpstr(run.out, ==, "");
   g_assert_nonnull(strstr(run.err, missing));
@@ -113,7 +84,7 @@ static void test_missing_model_dir(void) {
 
 static void test_bad_usage(void) {
   const char *no_model[] = {"tokenize", "a photo of a cat", NULL};
-  ToolRun run = run_tool(no_model);
+  ToolRun run = tool_run(no_model);
   g_assert_cmpint(run.status, ==, 2);
   g_assert_nonnull(strstr(run.err, "--model"));
   tool_run_clear(&run);

@@ -12,41 +12,6 @@ static const char *const components[] = {
     "unet", "vae", "text_encoder", "image_encoder", "tokenizer", "scheduler", "feature_extractor"};
 static const char *const weight_components[] = {"unet", "vae", "text_encoder", "image_encoder"};
 
-/* ---- a host-memory backend with memory ops only ---- */
-
-static gboolean fake_alloc(I2vBackend *be, I2vTensor *t, GError **error) {
-  (void)be, (void)error;
-  t->data = g_malloc0(MAX(i2v_tensor_nbytes(t), 1));
-  return TRUE;
-}
-
-static void fake_free(I2vBackend *be, I2vTensor *t) {
-  (void)be;
-  g_free(t->data);
-  t->data = NULL;
-}
-
-static gboolean fake_copy_in(I2vBackend *be, I2vTensor *t, const void *host, GError **error) {
-  (void)be, (void)error;
-  memcpy(t->data, host, i2v_tensor_nbytes(t));
-  return TRUE;
-}
-
-static void fake_destroy(I2vBackend *be) {
-  g_free(be);
-}
-
-static const I2vMemOps fake_mem = {
-    .alloc = fake_alloc, .free = fake_free, .upload = fake_copy_in, .destroy = fake_destroy};
-
-static I2vBackend *fake_backend(void) {
-  I2vBackend *be = g_new0(I2vBackend, 1);
-  be->name = "fake";
-  be->weight_dtype = be->act_dtype = I2V_DTYPE_F32;
-  be->mem = &fake_mem;
-  return be;
-}
-
 /* ---- helpers ---- */
 
 static void assert_message(const GError *err, const char *const *needles) {
@@ -248,7 +213,7 @@ static void test_open_every_set(void) {
  * with values rounded to half; formula weights for sets without files. */
 static void test_weights_every_set(void) {
   char **sets = golden_sets_with("manifest.json");
-  I2vBackend *be = fake_backend();
+  I2vBackend *be = i2v_cpu_backend_new();
   guint from_files = 0, formula = 0;
   for (char **s = sets; *s != NULL; s++) {
     char *dir = set_model(*s);

@@ -375,33 +375,37 @@ static void check_attention(const I2vSeqView *out, const I2vSeqView *q, const I2
 }
 
 /* Plain [N, T, C] tensors for q, k/v (per-video context when kv_outer_div > 1) and out. */
+/* sharpness multiplies the usual 1/√head_dim scale (large: rows whose exps underflow). */
 static void check_attention_plain(int64_t N, int64_t T, int64_t L, int heads, int hd,
-                                  int64_t kv_div, gboolean causal, const char *what) {
+                                  int64_t kv_div, gboolean causal, float sharpness,
+                                  const char *what) {
   int64_t C = (int64_t)heads * hd, qs[] = {N, T, C}, ks[] = {N / kv_div, L, C};
   float *qh, *kh, *vh, *oh;
   I2vTensor q = random_tensor(3, qs, &qh), k = random_tensor(3, ks, &kh);
   I2vTensor v = random_tensor(3, ks, &vh), out = random_tensor(3, qs, &oh);
   I2vSeqView qv = {&q, 0, T * C, 0, C}, kv = {&k, 0, L * C, 0, C}, vv = {&v, 0, L * C, 0, C};
   I2vSeqView ov = {&out, 0, T * C, 0, C};
-  I2vAttnShape s = {N, 1, kv_div, T, L, heads, hd, 1.0f / sqrtf((float)hd), causal};
+  I2vAttnShape s = {N, 1, kv_div, T, L, heads, hd, sharpness / sqrtf((float)hd), causal};
   check_attention(&ov, &qv, &kv, &vv, qh, kh, vh, oh, &s, what);
   i2v_tensor_free(&q), i2v_tensor_free(&k), i2v_tensor_free(&v), i2v_tensor_free(&out);
   g_free(qh), g_free(kh), g_free(vh), g_free(oh);
 }
 
 static void test_attention_plain(void) {
-  check_attention_plain(2, 9, 9, 2, 4, 1, FALSE, "attention plain hd4");
-  check_attention_plain(1, 1, 1, 1, 4, 1, FALSE, "attention one token");
-  check_attention_plain(3, 5, 7, 3, 64, 1, FALSE, "attention hd64 q≠kv");
-  check_attention_plain(2, 77, 77, 2, 80, 1, TRUE, "attention causal hd80 (gemm)");
-  check_attention_plain(1, 13, 13, 2, 8, 1, TRUE, "attention causal (scalar)");
-  check_attention_plain(6, 10, 7, 2, 4, 3, FALSE, "attention cross kv_outer_div 3");
+  check_attention_plain(2, 9, 9, 2, 4, 1, FALSE, 1, "attention plain hd4");
+  check_attention_plain(1, 1, 1, 1, 4, 1, FALSE, 1, "attention one token");
+  check_attention_plain(3, 5, 7, 3, 64, 1, FALSE, 1, "attention hd64 q≠kv");
+  check_attention_plain(2, 77, 77, 2, 80, 1, TRUE, 1, "attention causal hd80 (gemm)");
+  check_attention_plain(1, 13, 13, 2, 8, 1, TRUE, 1, "attention causal (scalar)");
+  check_attention_plain(6, 10, 7, 2, 4, 3, FALSE, 1, "attention cross kv_outer_div 3");
+  check_attention_plain(2, 9, 11, 2, 16, 1, FALSE, 200, "attention peaked (scalar)");
 }
 
 static void test_attention_long(void) {
-  check_attention_plain(1, 600, 600, 2, 64, 1, FALSE, "attention 600 tokens");
-  check_attention_plain(1, 600, 600, 1, 4, 1, TRUE, "attention 600 tokens causal hd4");
-  check_attention_plain(4, 300, 77, 2, 80, 2, FALSE, "attention 300 × 77 cross div 2");
+  check_attention_plain(1, 600, 600, 2, 64, 1, FALSE, 1, "attention 600 tokens");
+  check_attention_plain(1, 600, 600, 1, 4, 1, TRUE, 1, "attention 600 tokens causal hd4");
+  check_attention_plain(4, 300, 77, 2, 80, 2, FALSE, 1, "attention 300 × 77 cross div 2");
+  check_attention_plain(1, 70, 90, 2, 16, 1, TRUE, 200, "attention peaked causal (gemm)");
 }
 
 /* Packed QKV: one [N, T, 3C] tensor, q/k/v at channel offsets 0, C, 2C. */
@@ -462,6 +466,25 @@ static void test_unary(void) {
       i2v_tensor_free(&x);
       g_free(xh);
     }
+}
+
+/* Far tails, where exp over- or underflows: each value within 1e-5 relative (1e-30 absolute). */
+static void test_unary_tails(void) {
+  static const float xs[] = {-1000, -100, -88.5f, -87.5f, -20, 20, 87.5f, 88.5f, 100, 1000};
+  static const I2vAct acts[] = {I2V_ACT_SILU, I2V_ACT_GELU, I2V_ACT_QUICK_GELU};
+  int64_t n = G_N_ELEMENTS(xs);
+  I2vTensor x = tensor_from(1, &n, xs), y = tensor_from(1, &n, NULL);
+  for (guint a = 0; a < G_N_ELEMENTS(acts); a++) {
+    i2v_op_unary(be, &y, &x, acts[a]);
+    float *got = download(&y);
+    for (int64_t i = 0; i < n; i++) {
+      double want = act_ref(xs[i], acts[a]);
+      if (!(fabs(got[i] - want) <= 1e-5 * fabs(want) + 1e-30))
+        g_error("unary act %d at %g: got %g, want %g", acts[a], xs[i], got[i], want);
+    }
+    g_free(got);
+  }
+  i2v_tensor_free(&x), i2v_tensor_free(&y);
 }
 
 static void test_geglu(void) {
@@ -718,6 +741,10 @@ static void bad_conv_cin(void) {
   I2vConvParams p = {1, 1, 1, 1, 1};
   i2v_op_conv2d(be, &e_x4, &e_x4, &e_y4, NULL, &p, FALSE);
 }
+static void bad_conv_stride(void) {
+  I2vConvParams p = {0, 1, 1, 1, 1};
+  i2v_op_conv2d(be, &e_x4, &e_x4, &e_w4, NULL, &p, FALSE);
+}
 static void bad_conv_frames_alias(void) {
   int64_t ws[] = {3, 3, 3}; /* [Co, 3, Ci] from the first 27 weights of e_w4 */
   I2vTensor first = i2v_tensor_rows(&e_w4, 0, 1), w = i2v_tensor_view(&first, 3, ws);
@@ -771,6 +798,7 @@ static void test_errors(void) {
   expect_failure(bad_no_memory, "add:", "operand 1 has no memory");
   expect_failure(bad_conv_out, "conv2d:", "[N, Ho, Wo, Co]");
   expect_failure(bad_conv_cin, "conv2d:", "Cin");
+  expect_failure(bad_conv_stride, "conv2d:", "stride 0 must be >= 1");
   expect_failure(bad_conv_frames_alias, "conv_frames:", "alias");
   expect_failure(bad_group_norm_groups, "group_norm:", "C % groups");
   expect_failure(bad_group_norm_samples, "group_norm:", "rows % samples");
@@ -868,6 +896,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/ops/attention/packed", test_attention_packed);
   g_test_add_func("/ops/attention/temporal", test_attention_temporal);
   g_test_add_func("/ops/unary", test_unary);
+  g_test_add_func("/ops/unary-tails", test_unary_tails);
   g_test_add_func("/ops/geglu", test_geglu);
   g_test_add_func("/ops/add-axpby", test_add_axpby);
   g_test_add_func("/ops/add-rows", test_add_rows);

@@ -12,10 +12,10 @@ static void test_f16_roundtrip(void) {
   }
   g_assert_cmpfloat(i2v_f16_to_f32(0x3c00), ==, 1.0f);
   g_assert_cmpfloat(i2v_f16_to_f32(0x0001), ==, ldexpf(1, -24));
-  g_assert_cmpuint(i2v_f32_to_f16(65520.0f), ==, 0x7c00);     /* ties to even → inf */
+  g_assert_cmpuint(i2v_f32_to_f16(65520.0f), ==, 0x7c00);              /* ties to even → inf */
   g_assert_cmpuint(i2v_f32_to_f16(1.0f + ldexpf(1, -11)), ==, 0x3c00); /* tie → even */
   g_assert_cmpuint(i2v_f32_to_f16(1.0f + 3 * ldexpf(1, -11)), ==, 0x3c02);
-  g_assert_cmpuint(i2v_f32_to_f16(ldexpf(1, -25)), ==, 0);    /* tie with 0 → 0 */
+  g_assert_cmpuint(i2v_f32_to_f16(ldexpf(1, -25)), ==, 0); /* tie with 0 → 0 */
   g_assert_cmpuint(i2v_f32_to_f16(ldexpf(3, -26)), ==, 1);
 }
 

@@ -9,56 +9,11 @@
 #include "golden.h"
 #include "weights.h"
 
-/* ---- a host-memory backend with memory ops only (loading needs no op table) ---- */
-
-static gboolean fake_alloc(I2vBackend *be, I2vTensor *t, GError **error) {
-  (void)be, (void)error;
-  t->data = g_malloc0(MAX(i2v_tensor_nbytes(t), 1));
-  return TRUE;
-}
-
-static void fake_free(I2vBackend *be, I2vTensor *t) {
-  (void)be;
-  g_free(t->data);
-  t->data = NULL;
-}
-
-static gboolean fake_upload(I2vBackend *be, I2vTensor *t, const void *host, GError **error) {
-  (void)be, (void)error;
-  memcpy(t->data, host, i2v_tensor_nbytes(t));
-  return TRUE;
-}
-
-static gboolean fake_download(I2vBackend *be, const I2vTensor *t, void *host, GError **error) {
-  (void)be, (void)error;
-  memcpy(host, t->data, i2v_tensor_nbytes(t));
-  return TRUE;
-}
-
-static gboolean fake_sync(I2vBackend *be, GError **error) {
-  (void)be, (void)error;
-  return TRUE;
-}
-
-static void fake_destroy(I2vBackend *be) {
-  g_free(be);
-}
-
-static const I2vMemOps fake_mem = {
-    .alloc = fake_alloc,
-    .free = fake_free,
-    .upload = fake_upload,
-    .download = fake_download,
-    .sync = fake_sync,
-    .destroy = fake_destroy,
-};
-
-static I2vBackend *fake_backend(I2vDType weight_dtype) {
-  I2vBackend *be = g_new0(I2vBackend, 1);
-  be->name = "fake";
-  be->act_dtype = I2V_DTYPE_F32;
+/* The CPU backend with weights kept in weight_dtype: its memory side copies bytes whatever the
+ * dtype, which is all loading needs (no op runs on F16/BF16 weights here). */
+static I2vBackend *weights_backend(I2vDType weight_dtype) {
+  I2vBackend *be = i2v_cpu_backend_new();
   be->weight_dtype = weight_dtype;
-  be->mem = &fake_mem;
   return be;
 }
 
@@ -68,15 +23,6 @@ static guint64 parse_seed_hex(const char *hex) {
   char *end = NULL;
   guint64 seed = g_ascii_strtoull(hex, &end, 16); /* accepts the 0x prefix */
   g_assert_true(end != NULL && *end == '\0' && end != hex);
-  return seed;
-}
-
-/* The set seed of a formula set, from golden/manifest.json → weights.seed_hex. */
-static guint64 set_seed(const char *set) {
-  JsonNode *root = golden_json(set, "manifest.json");
-  JsonObject *weights = json_object_get_object_member(json_node_get_object(root), "weights");
-  guint64 seed = parse_seed_hex(json_object_get_string_member(weights, "seed_hex"));
-  json_node_unref(root);
   return seed;
 }
 
@@ -112,7 +58,8 @@ static void test_formula_manifest(void) {
   guint tensors = 0, hashed = 0;
   gint64 hashed_values = 0;
   for (char **s = sets; *s != NULL; s++) {
-    guint64 seed = set_seed(*s);
+    guint64 seed;
+    g_assert_true(golden_formula_seed(*s, &seed));
     JsonNode *root = golden_json(*s, "weights_manifest.json");
     JsonObject *comps = json_object_get_object_member(json_node_get_object(root), "components");
     GList *names = json_object_get_members(comps);
@@ -180,7 +127,7 @@ static void test_formula_manifest(void) {
 /* Loading from a formula source gives the formula values in the requested layout; every name
  * exists and nothing is left unused. */
 static void test_formula_load(void) {
-  I2vBackend *be = fake_backend(I2V_DTYPE_F32);
+  I2vBackend *be = weights_backend(I2V_DTYPE_F32);
   I2vWeights *w = i2v_weights_new_formula(G_GUINT64_CONSTANT(0x8000000000000001), "unet");
   g_assert_true(i2v_weights_has(w, "anything.at.all"));
   int64_t shape[5] = {6, 5, 3, 1, 1};
@@ -238,7 +185,7 @@ static GPtrArray *model_weight_files(void) {
 static void check_load_all(I2vDType weight_dtype) {
   GPtrArray *files = model_weight_files();
   if (files->len == 0) g_test_skip("no fixture set has model weight files");
-  I2vBackend *be = fake_backend(weight_dtype);
+  I2vBackend *be = weights_backend(weight_dtype);
   guint layouts[3] = {0};
   for (guint f = 0; f < files->len; f++) {
     const char *path = g_ptr_array_index(files, f);
@@ -349,7 +296,7 @@ static void test_load_errors(void) {
   GError *err = NULL;
   I2vWeights *w = i2v_weights_new_safetensors(i2v_safetensors_open(path, &err), "unet");
   g_assert_no_error(err);
-  I2vBackend *be = fake_backend(I2V_DTYPE_F32);
+  I2vBackend *be = weights_backend(I2V_DTYPE_F32);
   int64_t s46[] = {4, 6}, s64[] = {6, 4}, s3[] = {3}, s4d[] = {2, 3, 2, 2};
   g_assert_false(i2v_weights_has(w, "absent.weight"));
   expect_load_error(w, be, "absent.weight", 2, s46, I2V_LAYOUT_AS_IS, I2V_ERROR_MISSING,

@@ -10,23 +10,22 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "clip_text.h"
-#include "clip_vision.h"
 #include "commands.h"
 #include "error.h"
-#include "model_dir.h"
-#include "unet3d.h"
-#include "vae.h"
+#include "model_tensors.h"
 
 /* Configuration files of a model directory, relative to it. */
 static const char *const config_files[] = {
-    "model_index.json",          "unet/config.json",
-    "vae/config.json",           "text_encoder/config.json",
-    "image_encoder/config.json", "scheduler/scheduler_config.json",
+    "model_index.json",
+    "unet/config.json",
+    "vae/config.json",
+    "text_encoder/config.json",
+    "image_encoder/config.json",
+    "scheduler/scheduler_config.json",
     "feature_extractor/preprocessor_config.json",
 };
-static const char *const tokenizer_files[] = {
-    "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"};
+static const char *const tokenizer_files[] = {"vocab.json", "merges.txt", "tokenizer_config.json",
+                                              "special_tokens_map.json"};
 
 typedef struct {
   char *name;
@@ -35,19 +34,7 @@ typedef struct {
 } Recorded;
 
 typedef struct {
-  const char *component;
-  const char *weight_base; /* file name without ".safetensors" */
-} Component;
-
-static const Component components[] = {
-    {"unet", "diffusion_pytorch_model"},
-    {"vae", "diffusion_pytorch_model"},
-    {"text_encoder", "model"},
-    {"image_encoder", "model"},
-};
-
-typedef struct {
-  gboolean hash;  /* formula weights; else Gaussian */
+  gboolean hash; /* formula weights; else Gaussian */
   guint64 seed;
   I2vDType dtype; /* F32 or F16 */
 } Init;
@@ -96,15 +83,10 @@ static gboolean copy_file(const char *src_dir, const char *resource_dir, const c
 static gboolean write_configs(const char *config, const char *out_dir, GError **error) {
   const char *src_dir = NULL;
   char *resource_dir = NULL;
-  if (strcmp(config, "tiny") == 0 || strcmp(config, "i2vgen-xl") == 0) {
+  if (strcmp(config, "tiny") == 0 || strcmp(config, "i2vgen-xl") == 0)
     resource_dir = g_strconcat("/i2vgen/", config, NULL);
-  } else if (g_file_test(config, G_FILE_TEST_IS_DIR)) {
-    src_dir = config;
-  } else {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-                "--config '%s': expected 'tiny', 'i2vgen-xl' or a model directory", config);
-    return FALSE;
-  }
+  else
+    src_dir = config; /* a directory: checked by the caller */
   gboolean ok = TRUE;
   for (guint i = 0; ok && i < G_N_ELEMENTS(config_files); i++)
     ok = copy_file(src_dir, resource_dir, config_files[i], out_dir, error);
@@ -121,8 +103,8 @@ static gboolean write_configs(const char *config, const char *out_dir, GError **
   return ok;
 }
 
-static void record_tensor(const char *component, const char *name, int ndim,
-                          const int64_t *shape, void *user) {
+static void record_tensor(const char *component, const char *name, int ndim, const int64_t *shape,
+                          void *user) {
   (void)component;
   GArray *list = user;
   Recorded r = {.name = g_strdup(name), .ndim = ndim};
@@ -134,38 +116,12 @@ static void recorded_clear(gpointer p) {
   g_free(((Recorded *)p)->name);
 }
 
-/* Runs the network loader of component against a recording source: the tensors it reads. */
+/* The tensors component's loader reads (names and shapes). */
 static GArray *list_tensors(const char *out_dir, const char *component, GError **error) {
   GArray *list = g_array_new(FALSE, FALSE, sizeof(Recorded));
   g_array_set_clear_func(list, recorded_clear);
-  I2vModelDir *md = i2v_model_dir_open(out_dir, NULL, error);
-  if (md == NULL) {
-    g_array_unref(list);
-    return NULL;
-  }
-  i2v_model_dir_record(md, record_tensor, list);
-  I2vBackend *be = i2v_cpu_backend_new();
-  gboolean ok = FALSE;
-  if (strcmp(component, "unet") == 0) {
-    I2vUnet *m = i2v_unet_load(md, be, error);
-    ok = m != NULL;
-    i2v_unet_free(m);
-  } else if (strcmp(component, "vae") == 0) {
-    I2vVae *m = i2v_vae_load(md, be, error);
-    ok = m != NULL;
-    i2v_vae_free(m);
-  } else if (strcmp(component, "text_encoder") == 0) {
-    I2vClipText *m = i2v_clip_text_load(md, be, error);
-    ok = m != NULL;
-    i2v_clip_text_free(m);
-  } else {
-    I2vClipVision *m = i2v_clip_vision_load(md, be, error);
-    ok = m != NULL;
-    i2v_clip_vision_free(m);
-  }
-  i2v_backend_free(be);
-  i2v_model_dir_free(md);
-  if (!ok) g_clear_pointer(&list, g_array_unref);
+  if (!i2v_model_dir_list_tensors(out_dir, component, record_tensor, list, error))
+    g_clear_pointer(&list, g_array_unref);
   return list;
 }
 
@@ -212,11 +168,19 @@ static void fill_tensor(void *dst, int64_t n, void *user) {
   }
 }
 
-/* Writes the weights of one component: every tensor its loader reads, filled per init. */
-static gboolean write_component(const char *out_dir, const Component *c, const Init *init,
+/* Writes the weights of one component: every tensor its loader reads, filled per init, under
+ * the file name the model directory has for the dtype's variant. */
+static gboolean write_component(const char *out_dir, const char *component, const Init *init,
                                 GError **error) {
-  GArray *list = list_tensors(out_dir, c->component, error);
-  if (list == NULL) return FALSE;
+  I2vModelDir *md =
+      i2v_model_dir_open(out_dir, init->dtype == I2V_DTYPE_F16 ? "fp16" : NULL, error);
+  char *path = md ? i2v_model_dir_weight_path(md, component, error) : NULL;
+  i2v_model_dir_free(md);
+  GArray *list = path ? list_tensors(out_dir, component, error) : NULL;
+  if (list == NULL) {
+    g_free(path);
+    return FALSE;
+  }
   I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
   FillJob *jobs = g_new(FillJob, list->len);
   for (guint i = 0; i < list->len; i++) {
@@ -225,32 +189,19 @@ static gboolean write_component(const char *out_dir, const Component *c, const I
     i2v_safetensors_writer_add_lazy(w, r->name, init->dtype, r->ndim, r->shape, fill_tensor,
                                     &jobs[i]);
   }
-  char *file = g_strdup_printf("%s%s.safetensors", c->weight_base,
-                               init->dtype == I2V_DTYPE_F16 ? ".fp16" : "");
-  char *path = g_build_filename(out_dir, c->component, file, NULL);
   gboolean ok = i2v_safetensors_writer_save(w, path, error);
   if (ok) fprintf(stderr, "mkmodel: %s (%u tensors)\n", path, list->len);
   g_free(path);
-  g_free(file);
   g_free(jobs);
   i2v_safetensors_writer_free(w);
   g_array_unref(list);
   return ok;
 }
 
-/* Parses a 64-bit unsigned seed in decimal or 0x-hex. */
-static gboolean parse_seed(const char *text, const char *option, guint64 *out, GError **error) {
-  guint base = g_str_has_prefix(text, "0x") || g_str_has_prefix(text, "0X") ? 16 : 10;
-  if (g_ascii_string_to_unsigned(base == 16 ? text + 2 : text, base, 0, G_MAXUINT64, out, NULL))
-    return TRUE;
-  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-              "%s '%s': expected an unsigned 64-bit integer (decimal or 0x-hex)", option, text);
-  return FALSE;
-}
-
 int cmd_mkmodel(int argc, char **argv) {
   char *config = NULL, *dtype = NULL, *init_name = NULL, *set_seed = NULL, *seed = NULL,
        *out = NULL;
+  gboolean configs_only = FALSE;
   GOptionEntry entries[] = {
       {"config", 0, 0, G_OPTION_ARG_STRING, &config, "tiny, i2vgen-xl or a model DIR", "CFG"},
       {"dtype", 0, 0, G_OPTION_ARG_STRING, &dtype, "f32 (default) or f16 (fp16 variant)", "T"},
@@ -258,6 +209,8 @@ int cmd_mkmodel(int argc, char **argv) {
       {"set-seed", 0, 0, G_OPTION_ARG_STRING, &set_seed, "set seed of --init hash (0x-hex)", "S"},
       {"seed", 0, 0, G_OPTION_ARG_STRING, &seed, "seed of --init random", "S"},
       {"out", 0, 0, G_OPTION_ARG_FILENAME, &out, "output model directory", "DIR"},
+      {"configs-only", 0, 0, G_OPTION_ARG_NONE, &configs_only,
+       "write the configuration and tokenizer files only, no weights", NULL},
       {NULL}};
   GOptionContext *ctx = g_option_context_new("- write a diffusers-format model directory");
   g_option_context_add_main_entries(ctx, entries, NULL);
@@ -268,6 +221,11 @@ int cmd_mkmodel(int argc, char **argv) {
     status = 2;
   } else if (config == NULL || out == NULL) {
     err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--config and --out are required");
+    status = 2;
+  } else if (strcmp(config, "tiny") != 0 && strcmp(config, "i2vgen-xl") != 0 &&
+             !g_file_test(config, G_FILE_TEST_IS_DIR)) {
+    err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID,
+                      "--config '%s': expected 'tiny', 'i2vgen-xl' or a model directory", config);
     status = 2;
   } else if (dtype && strcmp(dtype, "f32") != 0 && strcmp(dtype, "f16") != 0) {
     err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--dtype '%s': expected f32 or f16", dtype);
@@ -281,11 +239,11 @@ int cmd_mkmodel(int argc, char **argv) {
     init.dtype = dtype && strcmp(dtype, "f16") == 0 ? I2V_DTYPE_F16 : I2V_DTYPE_F32;
     const char *seed_text = init.hash ? set_seed : seed;
     const char *seed_option = init.hash ? "--set-seed" : "--seed";
-    if (seed_text != NULL && !parse_seed(seed_text, seed_option, &init.seed, &err)) status = 2;
+    if (seed_text != NULL && !cmd_parse_u64(seed_text, seed_option, &init.seed, &err)) status = 2;
   }
   if (status == 0 && !write_configs(config, out, &err)) status = 1;
-  for (guint i = 0; status == 0 && i < G_N_ELEMENTS(components); i++)
-    if (!write_component(out, &components[i], &init, &err)) status = 1;
+  for (guint i = 0; status == 0 && !configs_only && i2v_weight_components[i] != NULL; i++)
+    if (!write_component(out, i2v_weight_components[i], &init, &err)) status = 1;
   if (status != 0) cmd_fail("mkmodel", err);
   g_option_context_free(ctx);
   g_free(config);

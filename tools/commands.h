@@ -10,5 +10,8 @@ typedef struct {
   int (*run)(int argc, char **argv);
 } I2vCommand;
 
-/* Prints "i2vgen NAME: message" for err on stderr and returns 1. */
+/* Prints "i2vgen NAME: message" for err on stderr, frees err and returns 1. */
 int cmd_fail(const char *name, GError *err);
+
+/* Parses an unsigned 64-bit integer in decimal or 0x-hex (seeds); the error names option. */
+gboolean cmd_parse_u64(const char *text, const char *option, guint64 *out, GError **error);

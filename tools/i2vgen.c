@@ -6,18 +6,21 @@
 
 /* subcommand entry points */
 int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 static const I2vCommand commands[] = {
     /* subcommand table */
     {"tokenize", "print the token ids of prompts", cmd_tokenize},
+    {"generate", "generate a clip from an image and a prompt (PNG frames, tensor dumps)",
+     cmd_generate},
+    {"encode", "conditioning tensors of a prompt and an image; VAE decode of latents", cmd_encode},
+    {"mkmodel", "write a diffusers-format model directory with synthetic weights", cmd_mkmodel},
+    {"bench", "time a generation stage by stage (JSON line on stdout)", cmd_bench},
     {NULL, NULL, NULL},
 };
-
-int cmd_fail(const char *name, GError *err) {
-  fprintf(stderr, "i2vgen %s: %s\n", name, err ? err->message : "failed");
-  g_clear_error(&err);
-  return 1;
-}
 
 static void usage(FILE *out) {
   fprintf(out, "usage: i2vgen COMMAND [OPTIONS...]\n\ncommands:\n");

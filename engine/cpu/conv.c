@@ -1,11 +1,13 @@
 /* Convolutions on the CPU as GEMMs: conv2d through im2col in bounded row blocks (a 1×1 stride-1
  * unpadded conv is a plain GEMM), the temporal conv as three GEMMs over frame-shifted rows. */
+#include <omp.h>
 #include <string.h>
 
 #include "cpu_ops.h"
 
-/* Upper bound of one im2col block: big enough for efficient GEMMs, small enough that a 3×3 conv
- * over 16 frames of 64×64×320 does not need the whole 750 MB column matrix at once. */
+/* Upper bound of the im2col workspace (all threads' blocks): blocks stay big enough for
+ * efficient GEMMs, while a 3×3 conv over 16 frames of 64×64×320 does not need the whole 750 MB
+ * column matrix at once. */
 #define CONV_COL_BYTES ((size_t)32 << 20)
 
 /* Writes rows [m0, m0 + rows) of the column matrix of x: row m = output pixel (n, oh, ow), holding
@@ -14,7 +16,6 @@ static void im2col_rows(float *col, const I2vTensor *xt, int64_t kh, int64_t kw,
                         const I2vConvParams *p, int64_t Ho, int64_t Wo, int64_t m0, int64_t rows) {
   const float *x = xt->data;
   int64_t H = xt->shape[1], W = xt->shape[2], Ci = xt->shape[3], K = kh * kw * Ci;
-#pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; r++) {
     int64_t m = m0 + r, ow = m % Wo, oh = (m / Wo) % Ho, n = m / (Wo * Ho);
     int64_t ih0 = oh * p->stride - p->pad_top, iw0 = ow * p->stride - p->pad_left;
@@ -47,14 +48,22 @@ void cpu_conv2d(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTenso
     cpu_gemm_xwt(yd, Co, x->data, Ci, w->data, Ci, M, Co, Ci, bias, accumulate);
     return;
   }
-  int64_t block = CLAMP((int64_t)(CONV_COL_BYTES / sizeof(float)) / MAX(K, 1), 1, MAX(M, 1));
+  /* each thread fills its own block of the column matrix and multiplies it (one sgemm); the
+   * number of blocks is a multiple of the thread count so the threads finish together */
+  int threads = omp_get_max_threads();
+  int64_t max_block = MAX((int64_t)(CONV_COL_BYTES / sizeof(float)) / threads / MAX(K, 1), 1);
+  int64_t n_blocks = (M + max_block - 1) / max_block;
+  n_blocks = (n_blocks + threads - 1) / threads * threads;
+  int64_t block = MAX((M + n_blocks - 1) / n_blocks, 1);
   size_t mark = i2v_scratch_mark(be);
-  float *col = cpu_scratch(be, (size_t)(block * K) * sizeof(float));
+  float *col = cpu_scratch(be, (size_t)(threads * block * K) * sizeof(float));
   if (col == NULL) return;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int64_t m0 = 0; m0 < M; m0 += block) {
+    float *mine = col + omp_get_thread_num() * block * K;
     int64_t rows = MIN(block, M - m0);
-    im2col_rows(col, x, kh, kw, p, Ho, Wo, m0, rows);
-    cpu_gemm_xwt(yd + m0 * Co, Co, col, K, w->data, K, rows, Co, K, bias, accumulate);
+    im2col_rows(mine, x, kh, kw, p, Ho, Wo, m0, rows);
+    cpu_gemm_xwt_1(yd + m0 * Co, Co, mine, K, w->data, K, rows, Co, K, bias, accumulate);
   }
   i2v_scratch_release(be, mark);
 }

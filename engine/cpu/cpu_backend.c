@@ -1,6 +1,7 @@
 /* The CPU backend's memory side: plain host memory for tensors and a chunked scratch arena.
  * The arena hands out memory bump-style from chunks that are kept once made, so a denoising loop
  * allocates on its first step only; release(mark) returns everything allocated after mark. */
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,8 @@ static const I2vMemOps cpu_mem = {
 };
 
 I2vBackend *i2v_cpu_backend_new(void) {
+  /* all threading is OpenMP's: each sgemm runs in the thread that calls it (cpu_ops.h) */
+  openblas_set_num_threads(1);
   I2vBackend *be = g_new0(I2vBackend, 1);
   CpuPriv *p = g_new0(CpuPriv, 1);
   p->chunks = g_array_new(FALSE, FALSE, sizeof(Chunk));

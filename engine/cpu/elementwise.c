@@ -7,6 +7,34 @@ static int64_t last_dim(const I2vTensor *t) {
   return t->ndim > 0 ? t->shape[t->ndim - 1] : 1;
 }
 
+void cpu_act_row(float *y, const float *x, int64_t n, I2vAct act) {
+  switch (act) {
+  case I2V_ACT_SILU:
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = cpu_act1(x[i], I2V_ACT_SILU);
+    break;
+  case I2V_ACT_GELU:
+    for (int64_t i = 0; i < n; i++) y[i] = cpu_act1(x[i], I2V_ACT_GELU);
+    break;
+  case I2V_ACT_QUICK_GELU:
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = cpu_act1(x[i], I2V_ACT_QUICK_GELU);
+    break;
+  case I2V_ACT_NONE:
+  default:
+    if (y != x) memmove(y, x, (size_t)n * sizeof(float));
+  }
+}
+
+/* Elements per task of the threaded elementwise loops: large enough to amortise the task. */
+#define ACT_BLOCK 4096
+
+void cpu_act_apply(float *y, const float *x, int64_t n, I2vAct act) {
+  if (act == I2V_ACT_NONE && y == x) return;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i += ACT_BLOCK) cpu_act_row(y + i, x + i, MIN(ACT_BLOCK, n - i), act);
+}
+
 void cpu_unary(I2vBackend *be, I2vTensor *y, const I2vTensor *x, I2vAct act) {
   (void)be;
   cpu_act_apply(y->data, x->data, i2v_tensor_numel(x), act);

@@ -1,16 +1,20 @@
-/* Linear layers on the CPU: one OpenBLAS sgemm per call, bias folded into the GEMM's C operand. */
+/* Linear layers on the CPU: single-threaded OpenBLAS sgemms on per-thread slices of the output,
+ * the bias folded into the GEMM's C operand. */
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "cpu_ops.h"
 
-void cpu_gemm_xwt(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w, int64_t ldw,
-                  int64_t M, int64_t N, int64_t K, const float *b, gboolean accumulate) {
-  if (M == 0 || N == 0) return;
+/* Below this many rows per thread a GEMM is split over output columns instead of rows. */
+#define GEMM_MIN_ROWS_PER_THREAD 32
+
+void cpu_gemm_xwt_1(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w, int64_t ldw,
+                    int64_t M, int64_t N, int64_t K, const float *b, gboolean accumulate) {
+  if (M <= 0 || N <= 0) return;
   /* Pre-load C with the bias (or add it to what is accumulated) so sgemm adds onto it with
    * beta = 1: one pass over y instead of a second bias pass after the GEMM. */
   if (b != NULL) {
-#pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; m++) {
       float *row = y + m * ldy;
       if (accumulate)
@@ -29,13 +33,24 @@ void cpu_gemm_xwt(float *y, int64_t ldy, const float *x, int64_t ldx, const floa
               (blasint)ldx, w, (blasint)ldw, beta, y, (blasint)ldy);
 }
 
-void cpu_act_apply(float *y, const float *x, int64_t n, I2vAct act) {
-  if (act == I2V_ACT_NONE) {
-    if (y != x) memmove(y, x, (size_t)n * sizeof(float));
-    return;
+void cpu_gemm_xwt(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w, int64_t ldw,
+                  int64_t M, int64_t N, int64_t K, const float *b, gboolean accumulate) {
+  int threads = omp_get_max_threads();
+  /* each thread takes a slice of rows (of x and y) or, for few rows (a time embedding, a pooled
+   * vector), a slice of output columns (of w, b and y) */
+  gboolean by_rows = M >= (int64_t)threads * GEMM_MIN_ROWS_PER_THREAD || N < threads;
+  int64_t total = by_rows ? M : N;
+#pragma omp parallel num_threads(threads)
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int64_t first = total * t / nt, count = total * (t + 1) / nt - first;
+    if (by_rows)
+      cpu_gemm_xwt_1(y + first * ldy, ldy, x + first * ldx, ldx, w, ldw, count, N, K, b,
+                     accumulate);
+    else
+      cpu_gemm_xwt_1(y + first, ldy, x, ldx, w + first * ldw, ldw, M, count, K,
+                     b ? b + first : NULL, accumulate);
   }
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++) y[i] = cpu_act1(x[i], act);
 }
 
 void cpu_linear(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,

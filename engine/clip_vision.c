@@ -1,0 +1,214 @@
+/* The CLIP vision encoder with projection (transformers CLIPVisionModelWithProjection): patch
+ * embedding (a conv with kernel = stride = patch), class token, position embeddings,
+ * pre_layrnorm, pre-LN encoder layers without mask, post_layernorm on the class token and a
+ * bias-free projection. */
+#include "clip_vision.h"
+
+#include "clip_layer.h"
+#include "error.h"
+
+#define CONFIG_FILE "image_encoder/config.json"
+
+struct I2vClipVision {
+  I2vBackend *be;
+  I2vClipDims d;
+  int image_size, patch_size, channels, projection_dim;
+  int grid; /* patches per side: image_size / patch_size */
+  I2vTensor class_embedding, patch_embedding, position_embedding;
+  I2vTensor pre_w, pre_b;
+  I2vClipLayer *layers;
+  I2vTensor post_w, post_b;
+  I2vTensor projection;
+};
+
+/* A required positive integer key of the vision config. */
+static gboolean read_size(JsonObject *cfg, const char *key, int *out, GError **error) {
+  gint64 v;
+  if (!i2v_config_int(cfg, CONFIG_FILE, key, &v, error)) return FALSE;
+  if (v <= 0 || v > G_MAXINT32) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+                "%s: %s is %" G_GINT64_FORMAT ", expected a positive integer", CONFIG_FILE, key, v);
+    return FALSE;
+  }
+  *out = (int)v;
+  return TRUE;
+}
+
+/* Reads every size of the vision tower from its config. */
+static gboolean read_config(I2vClipVision *m, I2vModelDir *md, GError **error) {
+  JsonObject *cfg = i2v_model_dir_config(md, "image_encoder", error);
+  if (cfg == NULL) return FALSE;
+  gboolean ok = i2v_clip_dims_read(cfg, CONFIG_FILE, &m->d, error) &&
+                read_size(cfg, "image_size", &m->image_size, error) &&
+                read_size(cfg, "patch_size", &m->patch_size, error) &&
+                read_size(cfg, "num_channels", &m->channels, error) &&
+                read_size(cfg, "projection_dim", &m->projection_dim, error);
+  json_object_unref(cfg);
+  if (!ok) return FALSE;
+  if (m->patch_size > m->image_size) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: patch_size %d exceeds image_size %d",
+                CONFIG_FILE, m->patch_size, m->image_size);
+    return FALSE;
+  }
+  /* transformers: num_patches = (image_size // patch_size)², as the strided conv yields */
+  m->grid = m->image_size / m->patch_size;
+  return TRUE;
+}
+
+/* Loads every tensor of the vision tower with the shapes the config implies. */
+static gboolean load_weights(I2vClipVision *m, I2vWeights *w, GError **error) {
+  int64_t c = m->d.hidden, tokens = i2v_clip_vision_num_tokens(m);
+  if (!i2v_weights_load_1d(w, m->be, "vision_model.embeddings.class_embedding", c,
+                           &m->class_embedding, error) ||
+      !i2v_weights_load_conv(w, m->be, "vision_model.embeddings.patch_embedding.weight", c,
+                             m->channels, m->patch_size, &m->patch_embedding, error) ||
+      !i2v_weights_load_2d(w, m->be, "vision_model.embeddings.position_embedding.weight", tokens, c,
+                           &m->position_embedding, error) ||
+      !i2v_clip_norm_load(w, m->be, "vision_model.pre_layrnorm", c, &m->pre_w, &m->pre_b, error))
+    return FALSE;
+  m->layers = i2v_clip_layers_load(w, m->be, "vision_model", &m->d, error);
+  return m->layers != NULL &&
+         i2v_clip_norm_load(w, m->be, "vision_model.post_layernorm", c, &m->post_w, &m->post_b,
+                            error) &&
+         i2v_weights_load_2d(w, m->be, "visual_projection.weight", m->projection_dim, c,
+                             &m->projection, error);
+}
+
+I2vClipVision *i2v_clip_vision_load(I2vModelDir *md, I2vBackend *be, GError **error) {
+  I2vClipVision *m = g_new0(I2vClipVision, 1);
+  m->be = be;
+  if (!read_config(m, md, error)) {
+    i2v_clip_vision_free(m);
+    return NULL;
+  }
+  I2vWeights *w = i2v_model_dir_weights(md, "image_encoder", error);
+  gboolean ok = w != NULL && load_weights(m, w, error);
+  if (ok) i2v_weights_log_unused(w);
+  i2v_weights_free(w);
+  if (!ok) {
+    i2v_clip_vision_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void i2v_clip_vision_free(I2vClipVision *m) {
+  if (m == NULL) return;
+  I2vTensor *all[] = {&m->class_embedding, &m->patch_embedding, &m->position_embedding,
+                      &m->pre_w,           &m->pre_b,           &m->post_w,
+                      &m->post_b,          &m->projection};
+  for (guint i = 0; i < G_N_ELEMENTS(all); i++) i2v_tensor_free(all[i]);
+  i2v_clip_layers_free(m->layers, m->d.layers);
+  g_free(m);
+}
+
+int i2v_clip_vision_image_size(const I2vClipVision *m) {
+  return m->image_size;
+}
+
+int i2v_clip_vision_hidden_size(const I2vClipVision *m) {
+  return m->d.hidden;
+}
+
+int i2v_clip_vision_num_tokens(const I2vClipVision *m) {
+  return m->grid * m->grid + 1;
+}
+
+int i2v_clip_vision_num_layers(const I2vClipVision *m) {
+  return m->d.layers;
+}
+
+int i2v_clip_vision_projection_dim(const I2vClipVision *m) {
+  return m->projection_dim;
+}
+
+/* x [B, tokens, C] ← [class token; patch embeddings of the pixels] + positions, then
+ * pre_layrnorm: transformers' hidden_states[0]. pixel_values are host NCHW; the conv wants
+ * NHWC, so they are uploaded as they are and permuted on the backend. */
+static gboolean embed(I2vClipVision *m, const float *pixel_values, I2vTensor *x, GError **error) {
+  I2vBackend *be = m->be;
+  int64_t b = x->shape[0], tokens = x->shape[1], c = m->d.hidden, s = m->image_size;
+  int64_t patches = (int64_t)m->grid * m->grid;
+  size_t mark = i2v_scratch_mark(be);
+  int64_t nchw_shape[] = {b, m->channels, s, s}, nhwc_shape[] = {b, s, s, m->channels};
+  int64_t grid_shape[] = {b, m->grid, m->grid, c};
+  I2vTensor nchw = i2v_scratch_tensor(be, 4, nchw_shape);
+  I2vTensor nhwc = i2v_scratch_tensor(be, 4, nhwc_shape);
+  I2vTensor grid = i2v_scratch_tensor(be, 4, grid_shape);
+  if (!i2v_backend_check(be, error) || !i2v_tensor_upload_f32(&nchw, pixel_values, error)) {
+    i2v_scratch_release(be, mark);
+    return FALSE;
+  }
+  static const int to_nhwc[] = {0, 2, 3, 1};
+  i2v_op_permute(be, &nhwc, &nchw, to_nhwc);
+  I2vConvParams conv = {.stride = m->patch_size};
+  i2v_op_conv2d(be, &grid, &nhwc, &m->patch_embedding, NULL, &conv, FALSE);
+
+  /* row b·tokens is the class token, rows b·tokens + 1 … the patches in row-major order */
+  int64_t rows_shape[] = {b * tokens, c}, patch_rows_shape[] = {b * patches, c};
+  int64_t class_shape[] = {1, c};
+  I2vTensor rows = i2v_tensor_view(x, 2, rows_shape);
+  I2vTensor patch_rows = i2v_tensor_view(&grid, 2, patch_rows_shape);
+  I2vTensor class_row = i2v_tensor_view(&m->class_embedding, 2, class_shape);
+  for (int64_t i = 0; i < b; i++) {
+    I2vTensor dst_class = i2v_tensor_rows(&rows, i * tokens, 1);
+    I2vTensor dst_patches = i2v_tensor_rows(&rows, i * tokens + 1, patches);
+    I2vTensor src_patches = i2v_tensor_rows(&patch_rows, i * patches, patches);
+    i2v_op_copy(be, &dst_class, &class_row);
+    i2v_op_copy(be, &dst_patches, &src_patches);
+  }
+  i2v_clip_add_positions(be, x, &m->position_embedding);
+  i2v_op_layer_norm(be, x, x, &m->pre_w, &m->pre_b, m->d.eps);
+  i2v_scratch_release(be, mark);
+  return TRUE;
+}
+
+/* image_embeds [B, projection_dim] = visual_projection(post_layernorm(x[:, 0])). */
+static gboolean project(I2vClipVision *m, const I2vTensor *x, float *image_embeds, GError **error) {
+  I2vBackend *be = m->be;
+  int64_t b = x->shape[0], tokens = x->shape[1], c = m->d.hidden;
+  size_t mark = i2v_scratch_mark(be);
+  int64_t cls_shape[] = {b, c}, emb_shape[] = {b, m->projection_dim},
+          rows_shape[] = {b * tokens, c};
+  I2vTensor cls = i2v_scratch_tensor(be, 2, cls_shape);
+  I2vTensor emb = i2v_scratch_tensor(be, 2, emb_shape);
+  I2vTensor rows = i2v_tensor_view(x, 2, rows_shape);
+  for (int64_t i = 0; i < b; i++) {
+    I2vTensor src = i2v_tensor_rows(&rows, i * tokens, 1);
+    I2vTensor dst = i2v_tensor_rows(&cls, i, 1);
+    i2v_op_copy(be, &dst, &src);
+  }
+  i2v_op_layer_norm(be, &cls, &cls, &m->post_w, &m->post_b, m->d.eps);
+  i2v_op_linear(be, &emb, &cls, &m->projection, NULL, I2V_ACT_NONE, FALSE);
+  gboolean ok = i2v_tensor_download_f32(&emb, image_embeds, error);
+  i2v_scratch_release(be, mark);
+  return ok;
+}
+
+gboolean i2v_clip_vision_forward(I2vClipVision *m, const float *pixel_values, int batch,
+                                 float *image_embeds, int n_hidden, float *hidden, GError **error) {
+  if (batch < 1 || (hidden != NULL && (n_hidden < 0 || n_hidden > m->d.layers))) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "image encoder: batch %d, hidden state %d requested; expected batch >= 1 and a "
+                "hidden state 0..%d",
+                batch, n_hidden, m->d.layers);
+    return FALSE;
+  }
+  I2vBackend *be = m->be;
+  size_t mark = i2v_scratch_mark(be);
+  int64_t shape[] = {batch, i2v_clip_vision_num_tokens(m), m->d.hidden};
+  I2vTensor x = i2v_scratch_tensor(be, 3, shape);
+  gboolean ok = embed(m, pixel_values, &x, error);
+  int n_layers = image_embeds != NULL ? m->d.layers : (hidden != NULL ? n_hidden : 0);
+  if (ok) i2v_clip_tap_hidden(be, 0, &x);
+  if (ok && hidden != NULL && n_hidden == 0) ok = i2v_tensor_download_f32(&x, hidden, error);
+  for (int l = 0; ok && l < n_layers; l++) {
+    i2v_clip_layer_forward(be, &m->layers[l], &m->d, &x, FALSE);
+    i2v_clip_tap_hidden(be, l + 1, &x);
+    if (hidden != NULL && n_hidden == l + 1) ok = i2v_tensor_download_f32(&x, hidden, error);
+  }
+  if (ok && image_embeds != NULL) ok = project(m, &x, image_embeds, error);
+  if (ok) ok = i2v_backend_check(be, error);
+  i2v_scratch_release(be, mark);
+  return ok;
+}

@@ -1,0 +1,229 @@
+/* I2vModel: loading every component of a diffusers I2VGen-XL directory onto a backend, the
+ * cross-component consistency checks, and the process-wide cache of loaded models (refcounted,
+ * keyed by path + variant + device + precision + weight source). */
+#include "model.h"
+
+#include <string.h>
+
+/* The cache: key → model (borrowed; a model removes itself when its last reference goes). Loads
+ * run under the lock so two callers asking for the same model load it once. */
+static GMutex cache_lock;
+static GHashTable *cache;
+
+/* Maps a device name to a backend; cuda:N names get a clear error until a CUDA backend exists. */
+static I2vBackend *backend_for_device(const char *device, const char *precision, char **name,
+                                      GError **error) {
+  if (device == NULL || strcmp(device, "auto") == 0 || strcmp(device, "cpu") == 0) {
+    if (precision != NULL && strcmp(precision, "fp32") != 0) {
+      if (strcmp(precision, "fp16") == 0 || strcmp(precision, "bf16") == 0)
+        g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND,
+                    "precision \"%s\" is not available on device \"cpu\" (the CPU backend "
+                    "computes in fp32 only)",
+                    precision);
+      else
+        g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                    "precision \"%s\" is unknown (expected \"fp32\", \"fp16\" or \"bf16\")",
+                    precision);
+      return NULL;
+    }
+    *name = g_strdup("cpu");
+    return i2v_cpu_backend_new();
+  }
+  if (g_str_has_prefix(device, "cuda")) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND,
+                "device \"%s\": this libi2v was built without CUDA (use \"cpu\" or \"auto\")",
+                device);
+    return NULL;
+  }
+  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+              "device \"%s\" is unknown (expected \"auto\", \"cpu\" or \"cuda:N\")", device);
+  return NULL;
+}
+
+/* Three numbers of array key (image_mean / image_std) into out. */
+static gboolean config_float3(JsonObject *cfg, const char *file, const char *key, float out[3],
+                              GError **error) {
+  JsonNode *node = json_object_get_member(cfg, key);
+  JsonArray *arr = node != NULL && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
+  gboolean ok = arr != NULL && json_array_get_length(arr) == 3;
+  for (guint i = 0; ok && i < 3; i++) {
+    JsonNode *v = json_array_get_element(arr, i);
+    GType type = JSON_NODE_HOLDS_VALUE(v) ? json_node_get_value_type(v) : G_TYPE_INVALID;
+    ok = type == G_TYPE_DOUBLE || type == G_TYPE_INT64;
+    if (ok) out[i] = (float)json_node_get_double(v);
+  }
+  if (!ok)
+    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+                "%s: %s must be an array of 3 numbers (one per RGB channel)", file, key);
+  return ok;
+}
+
+/* CLIP normalisation and input size from feature_extractor/preprocessor_config.json. The
+ * pipeline resizes to crop_size (an {"height","width"} object or a number), which must be the
+ * vision encoder's image_size. */
+static gboolean load_feature_extractor(I2vModel *m, GError **error) {
+  JsonObject *cfg = i2v_model_dir_config(m->md, "feature_extractor", error);
+  if (cfg == NULL) return FALSE;
+  char *file = i2v_model_dir_file(m->md, "feature_extractor", "preprocessor_config.json");
+  int size = i2v_clip_vision_image_size(m->vision);
+  gint64 crop_h = size, crop_w = size;
+  JsonNode *crop = json_object_get_member(cfg, "crop_size");
+  if (crop != NULL && JSON_NODE_HOLDS_OBJECT(crop)) {
+    crop_h = i2v_config_int_or(json_node_get_object(crop), "height", -1);
+    crop_w = i2v_config_int_or(json_node_get_object(crop), "width", -1);
+  } else if (crop != NULL && !JSON_NODE_HOLDS_NULL(crop)) {
+    crop_h = crop_w = i2v_config_int_or(cfg, "crop_size", -1);
+  }
+  gboolean ok = config_float3(cfg, file, "image_mean", m->clip_mean, error) &&
+                config_float3(cfg, file, "image_std", m->clip_std, error);
+  if (ok && (crop_h != size || crop_w != size)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+                "%s: crop_size %" G_GINT64_FORMAT "×%" G_GINT64_FORMAT
+                " does not match image_encoder/config.json image_size %d",
+                file, crop_w, crop_h, size);
+    ok = FALSE;
+  }
+  m->clip_size = size;
+  g_free(file);
+  json_object_unref(cfg);
+  return ok;
+}
+
+/* The sizes the components exchange must agree (a mixed-up directory fails here, not in an
+ * op's shape check). */
+static gboolean check_consistency(I2vModel *m, GError **error) {
+  int cross = i2v_unet_cross_attention_dim(m->unet);
+  const struct {
+    const char *what;
+    int value, expected;
+  } checks[] = {
+      {"text_encoder/config.json hidden_size", i2v_clip_text_hidden_size(m->text), cross},
+      {"image_encoder/config.json projection_dim", i2v_clip_vision_projection_dim(m->vision),
+       cross},
+      {"vae/config.json latent_channels", i2v_vae_latent_channels(m->vae),
+       i2v_unet_in_channels(m->unet)},
+      {"unet/config.json out_channels", i2v_unet_out_channels(m->unet),
+       i2v_unet_in_channels(m->unet)},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(checks); i++) {
+    if (checks[i].value != checks[i].expected) {
+      g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+                  "%s is %d but the UNet expects %d (unet/config.json cross_attention_dim / "
+                  "in_channels)",
+                  checks[i].what, checks[i].value, checks[i].expected);
+      return FALSE;
+    }
+  }
+  int max_len = i2v_tokenizer_max_length(m->tokenizer);
+  if (max_len < 2 || max_len > i2v_clip_text_max_positions(m->text)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+                "tokenizer/tokenizer_config.json model_max_length %d is outside 2..%d "
+                "(text_encoder/config.json max_position_embeddings)",
+                max_len, i2v_clip_text_max_positions(m->text));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void model_free(I2vModel *m) {
+  i2v_ddim_free(m->ddim);
+  i2v_unet_free(m->unet);
+  i2v_vae_free(m->vae);
+  i2v_clip_vision_free(m->vision);
+  i2v_clip_text_free(m->text);
+  i2v_tokenizer_free(m->tokenizer);
+  i2v_model_dir_free(m->md);
+  if (m->be != NULL) i2v_backend_free(m->be);
+  g_mutex_clear(&m->lock);
+  g_free(m->device);
+  g_free(m->key);
+  g_free(m);
+}
+
+/* The tokenizer from the directory's tokenizer/ folder. */
+static I2vTokenizer *load_tokenizer(I2vModelDir *md, GError **error) {
+  char *dir = g_build_filename(i2v_model_dir_path(md), "tokenizer", NULL);
+  I2vTokenizer *tok = i2v_tokenizer_load(dir, error);
+  g_free(dir);
+  return tok;
+}
+
+/* Loads every component of opts->path onto a new backend; takes ownership of key. */
+static I2vModel *model_new(const I2vModelOptions *opts, char *key, GError **error) {
+  I2vModel *m = g_new0(I2vModel, 1);
+  m->refcount = 1;
+  m->key = key;
+  g_mutex_init(&m->lock);
+  gboolean ok = (m->be = backend_for_device(opts->device, opts->precision, &m->device, error)) &&
+                (m->md = i2v_model_dir_open(opts->path, opts->variant, error));
+  if (ok && opts->formula_weights) i2v_model_dir_use_formula(m->md, opts->formula_seed);
+  ok = ok && (m->tokenizer = load_tokenizer(m->md, error)) &&
+       (m->text = i2v_clip_text_load(m->md, m->be, error)) &&
+       (m->vision = i2v_clip_vision_load(m->md, m->be, error)) &&
+       (m->vae = i2v_vae_load(m->md, m->be, error)) &&
+       (m->unet = i2v_unet_load(m->md, m->be, error)) && (m->ddim = i2v_ddim_load(m->md, error)) &&
+       load_feature_extractor(m, error) && check_consistency(m, error);
+  if (!ok) {
+    model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error) {
+  if (opts == NULL || opts->path == NULL) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID, "no model path given");
+    return NULL;
+  }
+  char *path = g_canonicalize_filename(opts->path, NULL);
+  char *weights = opts->formula_weights
+                      ? g_strdup_printf("formula:%" G_GINT64_MODIFIER "x", opts->formula_seed)
+                      : g_strdup("files");
+  const char *device =
+      opts->device == NULL || strcmp(opts->device, "auto") == 0 ? "cpu" : opts->device;
+  char *key = g_strdup_printf("%s|%s|%s|%s|%s", path, opts->variant ? opts->variant : "", device,
+                              opts->precision ? opts->precision : "default", weights);
+  g_free(path);
+  g_free(weights);
+
+  g_mutex_lock(&cache_lock);
+  if (cache == NULL) cache = g_hash_table_new(g_str_hash, g_str_equal);
+  I2vModel *m = g_hash_table_lookup(cache, key);
+  if (m != NULL) {
+    m->refcount++;
+    g_free(key);
+  } else {
+    m = model_new(opts, key, error);
+    if (m != NULL) g_hash_table_insert(cache, m->key, m);
+  }
+  g_mutex_unlock(&cache_lock);
+  return m;
+}
+
+I2vModel *i2v_model_ref(I2vModel *m) {
+  g_mutex_lock(&cache_lock);
+  m->refcount++;
+  g_mutex_unlock(&cache_lock);
+  return m;
+}
+
+void i2v_model_unref(I2vModel *m) {
+  if (m == NULL) return;
+  g_mutex_lock(&cache_lock);
+  gboolean last = --m->refcount == 0;
+  if (last) g_hash_table_remove(cache, m->key);
+  g_mutex_unlock(&cache_lock);
+  if (last) model_free(m);
+}
+
+const char *i2v_model_device(const I2vModel *m) {
+  return m->device;
+}
+
+int i2v_model_size_multiple(const I2vModel *m) {
+  return i2v_vae_downscale(m->vae);
+}
+
+int i2v_model_latent_channels(const I2vModel *m) {
+  return i2v_vae_latent_channels(m->vae);
+}

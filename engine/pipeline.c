@@ -1,0 +1,482 @@
+/* One I2VGen-XL generation, as diffusers' I2VGenXLPipeline.__call__ computes it (reference §2,
+ * fixtures README §5): prompts → CLIP text, image → CLIP image embedding and VAE latents, the
+ * DDIM loop over the 3D UNet with classifier-free guidance, frame-by-frame VAE decode to RGB8.
+ *
+ * Batch convention under CFG: row 0 is the unconditional branch (negative prompt, zero image
+ * embedding), row 1 the conditional one. Everything sized by the loop is allocated before it;
+ * each step only takes scratch (mark/release) and frames reuse one decode buffer. */
+#include <math.h>
+#include <string.h>
+
+#include "model.h"
+#include "noise.h"
+
+#define MAX_FRAMES 256
+#define MAX_SIDE 8192
+#define MAX_FPS 1000
+
+void i2v_params_init(I2vParams *p) {
+  memset(p, 0, sizeof(*p));
+  p->prompt = "";
+  p->steps = 50;
+  p->guidance = 9.0;
+  p->frames = 16;
+  p->fps = 16;
+  p->width = 1280;
+  p->height = 704;
+  p->decode_chunk_size = 1;
+}
+
+static gboolean check_range(const char *name, gint64 v, gint64 lo, gint64 hi, GError **error) {
+  if (v >= lo && v <= hi) return TRUE;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+              "%s %" G_GINT64_FORMAT " is out of range (expected %" G_GINT64_FORMAT
+              "..%" G_GINT64_FORMAT ")",
+              name, v, lo, hi);
+  return FALSE;
+}
+
+static gboolean check_side(const char *name, int v, int multiple, GError **error) {
+  if (!check_range(name, v, multiple, MAX_SIDE, error)) return FALSE;
+  if (v % multiple == 0) return TRUE;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+              "%s %d is not a multiple of %d (the model's VAE down-scale factor)", name, v,
+              multiple);
+  return FALSE;
+}
+
+static gboolean check_text(const char *name, const char *text, GError **error) {
+  if (text == NULL || g_utf8_validate(text, -1, NULL)) return TRUE;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID, "%s is not valid UTF-8", name);
+  return FALSE;
+}
+
+gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **error) {
+  int multiple = i2v_vae_downscale(m->vae);
+  if (!check_range("frames", p->frames, 1, MAX_FRAMES, error) ||
+      !check_range("steps", p->steps, 1, i2v_ddim_num_train_timesteps(m->ddim), error) ||
+      !check_range("fps", p->fps, 1, MAX_FPS, error) ||
+      !check_range("decode_chunk_size", p->decode_chunk_size, 1, MAX_FRAMES, error) ||
+      !check_side("width", p->width, multiple, error) ||
+      !check_side("height", p->height, multiple, error) ||
+      !check_text("prompt", p->prompt, error) ||
+      !check_text("negative_prompt", p->negative_prompt, error))
+    return FALSE;
+  if (!(p->guidance >= 0 && isfinite(p->guidance))) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "guidance %g is out of range (expected a finite value >= 0; <= 1 turns "
+                "classifier-free guidance off)",
+                p->guidance);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The state of one generation. Host buffers use PyTorch layouts (what the dump callback and the
+ * goldens use); backend video tensors are channels-last [B, F, h, w, C] (unet3d.h). */
+typedef struct {
+  I2vModel *m;
+  I2vBackend *be;
+  const I2vParams *p;
+  const I2vCallbacks *cb;
+  GCancellable *cancellable;
+  gboolean cfg;             /* classifier-free guidance: batch [uncond, cond] */
+  int bc;                   /* UNet batch: 2 with CFG, else 1 */
+  int64_t lc, f, h, w;      /* latent channels, frames, latent height and width */
+  int64_t tokens, dim;      /* text tokens (77), cross-attention width */
+  gint64 start_us;          /* generation start (monotonic) */
+  gint64 frame_estimate_us; /* decode time per frame, estimated before decoding starts */
+  float *text_ctx;          /* [Bc, tokens, dim] */
+  float *image_emb;         /* [Bc, 1, dim] */
+  float *image_latents;     /* [Bc, lc, F, h, w] */
+  float *host_latents;      /* [1, lc, F, h, w] */
+  float *dump_buf;          /* [Bc, lc, F, h, w], only with a dump callback */
+  float *z, *decoded;       /* one decode chunk: [chunk, lc, h, w], [chunk, 3, H, W] */
+  float *video, *frames;    /* [1, 3, F, H, W], [1, F, H, W, 3], only with a dump callback */
+  I2vImage rgb;             /* the frame handed to the callback */
+  int64_t *timesteps;
+  I2vTensor text_t, emb_t, image_latents_t, latents, x_in, v_out, x0;
+  I2vUnetCond *cond;
+} Gen;
+
+static gboolean dumping(const Gen *g) {
+  return g->cb != NULL && g->cb->dump != NULL;
+}
+
+/* Hands a host float32 buffer to the dump callback under name with the given shape. */
+static void dump(const Gen *g, const char *name, const float *data, int ndim,
+                 const int64_t *shape) {
+  if (!dumping(g)) return;
+  I2vTensor t = {.dtype = I2V_DTYPE_F32, .ndim = ndim, .data = (void *)data};
+  memcpy(t.shape, shape, ndim * sizeof(int64_t));
+  g->cb->dump(name, &t, g->cb->user);
+}
+
+/* Downloads a channels-last video tensor [B, F, h, w, C] and dumps it as [B, C, F, h, w]. */
+static gboolean dump_video(const Gen *g, const char *name, const I2vTensor *t, GError **error) {
+  if (!dumping(g)) return TRUE;
+  if (!i2v_unet_download_ncfhw(g->be, t, g->dump_buf, error)) return FALSE;
+  dump(g, name, g->dump_buf, 5, (int64_t[]){t->shape[0], g->lc, g->f, g->h, g->w});
+  return TRUE;
+}
+
+/* The start of a timed stage (I2vStage). */
+typedef struct {
+  gint64 us;
+  double flops;
+} StageStart;
+
+static StageStart stage_start(const Gen *g) {
+  return (StageStart){g_get_monotonic_time(), g->be->flops};
+}
+
+/* Reports a finished stage to the stage callback, after a backend sync so that queued work is
+ * counted where it belongs. */
+static gboolean stage_end(const Gen *g, StageStart start, const char *name, int index,
+                          GError **error) {
+  if (g->cb == NULL || g->cb->stage == NULL) return TRUE;
+  if (!i2v_backend_check(g->be, error)) return FALSE;
+  I2vStage s = {.name = name,
+                .index = index,
+                .us = g_get_monotonic_time() - start.us,
+                .flops = g->be->flops - start.flops};
+  g->cb->stage(&s, g->cb->user);
+  return TRUE;
+}
+
+static void report(const Gen *g, int step, int frame, gint64 eta_us) {
+  if (g->cb == NULL || g->cb->progress == NULL) return;
+  I2vProgress pr = {.step = step,
+                    .steps = g->p->steps,
+                    .frame = frame,
+                    .frames = g->p->frames,
+                    .elapsed_us = g_get_monotonic_time() - g->start_us,
+                    .eta_us = eta_us};
+  g->cb->progress(&pr, g->cb->user);
+}
+
+/* Sizes and every buffer of the generation (none is allocated later). */
+static void gen_init(Gen *g, I2vModel *m, const I2vParams *p, const I2vCallbacks *cb,
+                     GCancellable *cancellable) {
+  memset(g, 0, sizeof(*g));
+  g->m = m;
+  g->be = m->be;
+  g->p = p;
+  g->cb = cb;
+  g->cancellable = cancellable;
+  g->start_us = g_get_monotonic_time();
+  g->cfg = p->guidance > 1.0; /* do_classifier_free_guidance */
+  g->bc = g->cfg ? 2 : 1;
+  int s = i2v_vae_downscale(m->vae);
+  g->lc = i2v_vae_latent_channels(m->vae);
+  g->f = p->frames;
+  g->h = p->height / s;
+  g->w = p->width / s;
+  g->tokens = i2v_tokenizer_max_length(m->tokenizer);
+  g->dim = i2v_unet_cross_attention_dim(m->unet);
+  int64_t latent_numel = g->lc * g->f * g->h * g->w; /* one video's latents */
+  int64_t chunk = MIN(p->decode_chunk_size, p->frames);
+  int64_t pixels = (int64_t)p->width * p->height;
+  g->text_ctx = g_new(float, g->bc * g->tokens * g->dim);
+  g->image_emb = g_new0(float, g->bc * g->dim);
+  g->image_latents = g_new(float, latent_numel * g->bc);
+  g->host_latents = g_new(float, latent_numel);
+  g->z = g_new(float, chunk * g->lc * g->h * g->w);
+  g->decoded = g_new(float, chunk * 3 * pixels);
+  g->rgb = i2v_image_new(p->width, p->height);
+  g->timesteps = g_new(int64_t, p->steps);
+  if (dumping(g)) {
+    g->dump_buf = g_new(float, latent_numel * g->bc);
+    g->video = g_new(float, 3 * g->f * pixels);
+    g->frames = g_new(float, 3 * g->f * pixels);
+  }
+}
+
+static void gen_clear(Gen *g) {
+  i2v_unet_cond_free(g->cond);
+  I2vTensor *tensors[] = {&g->text_t, &g->emb_t, &g->image_latents_t, &g->latents, &g->x_in,
+                          &g->v_out,  &g->x0};
+  for (guint i = 0; i < G_N_ELEMENTS(tensors); i++) i2v_tensor_free(tensors[i]);
+  g_free(g->text_ctx);
+  g_free(g->image_emb);
+  g_free(g->image_latents);
+  g_free(g->host_latents);
+  g_free(g->dump_buf);
+  g_free(g->z);
+  g_free(g->decoded);
+  g_free(g->video);
+  g_free(g->frames);
+  g_free(g->timesteps);
+  i2v_image_clear(&g->rgb);
+}
+
+/* Text conditioning (§2.2): [negative; prompt] under CFG, each padded to the tokenizer's length
+ * (longer prompts are truncated, as the reference does), through the first num_layers − 1 CLIP
+ * layers + the final LayerNorm (clip_skip 1). */
+static gboolean encode_prompts(Gen *g, GError **error) {
+  const char *rows[2] = {g->p->negative_prompt ? g->p->negative_prompt : "",
+                         g->p->prompt ? g->p->prompt : ""};
+  const char **texts = g->cfg ? rows : rows + 1;
+  int64_t *ids = g_new(int64_t, g->bc * g->tokens);
+  gboolean ok = TRUE;
+  for (int b = 0; ok && b < g->bc; b++) {
+    gboolean truncated = FALSE;
+    ok = i2v_tokenizer_encode_padded(g->m->tokenizer, texts[b], ids + b * g->tokens, &truncated,
+                                     error);
+    if (ok && truncated)
+      g_info("%s truncated to %" G_GINT64_FORMAT " tokens (the CLIP text limit)",
+             b == g->bc - 1 ? "prompt" : "negative prompt", g->tokens);
+  }
+  StageStart start = stage_start(g);
+  ok = ok &&
+       i2v_clip_text_forward(g->m->text, ids, g->bc, (int)g->tokens,
+                             i2v_clip_text_num_layers(g->m->text) - 1, TRUE, g->text_ctx, error) &&
+       stage_end(g, start, "text_encoder", 0, error);
+  g_free(ids);
+  if (!ok) return FALSE;
+  int64_t one[3] = {1, g->tokens, g->dim};
+  dump(g, "encoder_hidden_states", g->text_ctx, 3, (int64_t[]){g->bc, g->tokens, g->dim});
+  dump(g, "prompt_embeds", g->text_ctx + (g->bc - 1) * g->tokens * g->dim, 3, one);
+  if (g->cfg) dump(g, "negative_prompt_embeds", g->text_ctx, 3, one);
+  return TRUE;
+}
+
+/* Global image conditioning (§2.3): center-crop-wide to a width × width square, BILINEAR to the
+ * CLIP input size, CLIP-normalise, projected image embedding; zeros for the unconditional row. */
+static gboolean encode_image_clip(Gen *g, const I2vImage *image, GError **error) {
+  int s = g->m->clip_size;
+  I2vImage square = i2v_image_center_crop_wide(image, g->p->width, g->p->width, NULL);
+  I2vImage small = i2v_image_resize(&square, s, s, I2V_RESAMPLE_BILINEAR);
+  float *pixels = g_new(float, 3 * s * s);
+  i2v_image_to_clip_pixels(&small, g->m->clip_mean, g->m->clip_std, pixels);
+  float *emb = g->image_emb + (g->bc - 1) * g->dim;
+  StageStart start = stage_start(g);
+  gboolean ok = i2v_clip_vision_forward(g->m->vision, pixels, 1, emb, 0, NULL, error) &&
+                stage_end(g, start, "image_encoder", 0, error);
+  if (ok) {
+    dump(g, "clip_pixel_values", pixels, 4, (int64_t[]){1, 3, s, s});
+    dump(g, "image_embeddings", g->image_emb, 3, (int64_t[]){g->bc, 1, g->dim});
+  }
+  g_free(pixels);
+  i2v_image_clear(&small);
+  i2v_image_clear(&square);
+  return ok;
+}
+
+/* Local image conditioning (§2.4, README 5.5): VAE posterior sample of the center-crop-wide
+ * image (mean + exp(½·clamp(logvar)).noise) × scaling_factor as frame 0, then the frame-position
+ * mask k/(F−1) for frames k ≥ 1; both CFG rows identical. */
+static gboolean encode_image_vae(Gen *g, const I2vImage *image, GError **error) {
+  int W = g->p->width, H = g->p->height;
+  int64_t hw = g->h * g->w, lc = g->lc;
+  I2vImage crop = i2v_image_center_crop_wide(image, W, H, NULL);
+  float *input = g_new(float, 3 * (int64_t)W * H);
+  float *moments = g_new(float, 2 * lc * hw);
+  float *noise = g_new(float, 4 * lc * hw); /* noise, std, logvar, sample */
+  float *std = noise + lc * hw, *logvar = std + lc * hw, *z0 = logvar + lc * hw;
+  i2v_image_to_vae_input(&crop, input);
+  StageStart start = stage_start(g);
+  gboolean ok = i2v_vae_encode(g->m->vae, input, H, W, moments, error);
+  /* The decoder costs about twice the encoder: a first guess for the progress ETA. */
+  g->frame_estimate_us = 2 * (g_get_monotonic_time() - start.us);
+  ok = ok && stage_end(g, start, "vae_encoder", 0, error);
+  if (ok) {
+    if (g->p->vae_posterior_noise != NULL)
+      memcpy(noise, g->p->vae_posterior_noise, lc * hw * sizeof(float));
+    else
+      i2v_noise_normal(g->p->seed, I2V_NOISE_STREAM_POSTERIOR, noise, lc * hw);
+    i2v_vae_posterior(moments, (int)lc, hw, NULL, logvar, std);
+    float scaling = (float)i2v_vae_scaling_factor(g->m->vae);
+    for (int64_t i = 0; i < lc * hw; i++) z0[i] = (moments[i] + std[i] * noise[i]) * scaling;
+    int64_t per_video = lc * g->f * hw;
+    for (int64_t c = 0; c < lc; c++) {
+      memcpy(g->image_latents + c * g->f * hw, z0 + c * hw, hw * sizeof(float));
+      for (int64_t k = 1; k < g->f; k++) {
+        float mask = (float)((double)k / (double)(g->f - 1));
+        float *frame = g->image_latents + (c * g->f + k) * hw;
+        for (int64_t i = 0; i < hw; i++) frame[i] = mask;
+      }
+    }
+    if (g->cfg) memcpy(g->image_latents + per_video, g->image_latents, per_video * sizeof(float));
+    int64_t lat[4] = {1, lc, g->h, g->w};
+    dump(g, "vae_input", input, 4, (int64_t[]){1, 3, H, W});
+    dump(g, "vae_mean", moments, 4, lat);
+    dump(g, "vae_logvar", logvar, 4, lat);
+    dump(g, "vae_std", std, 4, lat);
+    dump(g, "vae_posterior_noise", noise, 4, lat);
+    dump(g, "image_latents", g->image_latents, 5, (int64_t[]){g->bc, lc, g->f, g->h, g->w});
+  }
+  g_free(noise);
+  g_free(moments);
+  g_free(input);
+  i2v_image_clear(&crop);
+  return ok;
+}
+
+/* A new persistent backend tensor holding host float32 data of the given shape. */
+static gboolean upload(I2vBackend *be, const float *data, int ndim, const int64_t *shape,
+                       I2vTensor *out, GError **error) {
+  return i2v_tensor_alloc(be, out, be->act_dtype, ndim, shape, error) &&
+         i2v_tensor_upload_f32(out, data, error);
+}
+
+/* Uploads the conditioning, computes the UNet's loop invariants and sets up the latents: the
+ * initial noise (explicit or from the seed), the CFG input, the output and x̂0 tensors. */
+static gboolean prepare_loop(Gen *g, GError **error) {
+  I2vBackend *be = g->be;
+  int64_t fps[2] = {g->p->fps, g->p->fps};
+  StageStart start = stage_start(g);
+  if (!upload(be, g->text_ctx, 3, (int64_t[]){g->bc, g->tokens, g->dim}, &g->text_t, error) ||
+      !upload(be, g->image_emb, 3, (int64_t[]){g->bc, 1, g->dim}, &g->emb_t, error) ||
+      !i2v_unet_upload_ncfhw(be, g->image_latents, g->bc, g->lc, g->f, g->h, g->w,
+                             &g->image_latents_t, error) ||
+      !(g->cond =
+            i2v_unet_prepare(g->m->unet, &g->text_t, &g->emb_t, &g->image_latents_t, fps, error)) ||
+      !stage_end(g, start, "unet_prepare", 0, error))
+    return FALSE;
+
+  const float *noise = g->p->init_latents;
+  if (noise == NULL) {
+    i2v_noise_normal(g->p->seed, I2V_NOISE_STREAM_LATENTS, g->host_latents,
+                     g->lc * g->f * g->h * g->w);
+    noise = g->host_latents;
+  }
+  dump(g, "init_latents", noise, 5, (int64_t[]){1, g->lc, g->f, g->h, g->w});
+  int64_t out_shape[5] = {g->bc, g->f, g->h, g->w, g->lc};
+  int64_t one_shape[5] = {1, g->f, g->h, g->w, g->lc};
+  return i2v_unet_upload_ncfhw(be, noise, 1, g->lc, g->f, g->h, g->w, &g->latents, error) &&
+         (!g->cfg || i2v_tensor_alloc(be, &g->x_in, be->act_dtype, 5, out_shape, error)) &&
+         i2v_tensor_alloc(be, &g->v_out, be->act_dtype, 5, out_shape, error) &&
+         i2v_tensor_alloc(be, &g->x0, be->act_dtype, 5, one_shape, error) &&
+         i2v_ddim_timesteps(g->m->ddim, g->p->steps, g->timesteps, error);
+}
+
+/* Step i's intermediates for the dump callback (golden names). */
+static gboolean dump_step(const Gen *g, int i, const char *what, const I2vTensor *t,
+                          GError **error) {
+  if (!dumping(g)) return TRUE;
+  char name[64];
+  g_snprintf(name, sizeof(name), "step%d.%s", i, what);
+  return dump_video(g, name, t, error);
+}
+
+/* The denoising loop (§2.7): UNet on [latents; latents], v = u + g·(c − u), DDIM step in place. */
+static gboolean denoise(Gen *g, GError **error) {
+  I2vBackend *be = g->be;
+  int n = g->p->steps;
+  gint64 loop_start = g_get_monotonic_time();
+  I2vTensor uncond = i2v_tensor_rows(&g->v_out, 0, 1);
+  for (int i = 0; i < n; i++) {
+    if (g_cancellable_set_error_if_cancelled(g->cancellable, error)) return FALSE;
+    StageStart start = stage_start(g);
+    size_t mark = i2v_scratch_mark(be);
+    const I2vTensor *sample = &g->latents;
+    if (g->cfg) {
+      I2vTensor rows[2] = {i2v_tensor_rows(&g->x_in, 0, 1), i2v_tensor_rows(&g->x_in, 1, 1)};
+      i2v_op_copy(be, &rows[0], &g->latents);
+      i2v_op_copy(be, &rows[1], &g->latents);
+      sample = &g->x_in;
+    }
+    gboolean ok =
+        i2v_unet_forward(g->m->unet, g->cond, sample, g->timesteps[i], &g->v_out, error) &&
+        dump_step(g, i, "unet_out", &g->v_out, error);
+    if (ok && g->cfg) {
+      /* Same float32 rounding as diffusers: d = c − u, then u + g·d. */
+      I2vTensor cond = i2v_tensor_rows(&g->v_out, 1, 1);
+      i2v_op_axpby(be, &cond, 1.0f, &cond, -1.0f, &uncond);
+      i2v_op_axpby(be, &uncond, 1.0f, &uncond, (float)g->p->guidance, &cond);
+    }
+    if (ok)
+      i2v_ddim_step(g->m->ddim, be, n, g->timesteps[i], &uncond, &g->latents, &g->x0, &g->latents);
+    i2v_scratch_release(be, mark);
+    ok = ok && i2v_backend_check(be, error) && stage_end(g, start, "unet_step", i, error) &&
+         dump_step(g, i, "noise_pred", &uncond, error) &&
+         dump_step(g, i, "pred_original_sample", &g->x0, error) &&
+         dump_step(g, i, "latents", &g->latents, error);
+    if (!ok) return FALSE;
+    gint64 per_step = (g_get_monotonic_time() - loop_start) / (i + 1);
+    report(g, i + 1, 0, per_step * (n - i - 1) + g->frame_estimate_us * g->p->frames);
+  }
+  return TRUE;
+}
+
+/* §2.8 post-processing of one decoded frame x [3, H, W]: clamp(x/2 + 0.5, 0, 1), then
+ * round-half-even(y·255) to RGB8; also the float frame and video for the dump callback. */
+static void postprocess_frame(Gen *g, const float *x, int64_t f) {
+  int64_t pixels = (int64_t)g->p->width * g->p->height;
+  for (int64_t c = 0; c < 3; c++) {
+    for (int64_t i = 0; i < pixels; i++) {
+      float y = fminf(fmaxf(x[c * pixels + i] / 2 + 0.5f, 0.0f), 1.0f);
+      g->rgb.rgb[i * 3 + c] = (guint8)rintf(y * 255.0f);
+      if (g->frames != NULL) {
+        g->frames[(f * pixels + i) * 3 + c] = y;
+        g->video[(c * g->f + f) * pixels + i] = x[c * pixels + i];
+      }
+    }
+  }
+}
+
+/* Decodes z = latents·(1/scaling_factor) in chunks of decode_chunk_size frames, handing each
+ * frame to the callback as soon as it exists. */
+static gboolean decode(Gen *g, GError **error) {
+  int64_t hw = g->h * g->w, lc = g->lc, F = g->f;
+  int64_t chunk = MIN(g->p->decode_chunk_size, F);
+  int64_t pixels = (int64_t)g->p->width * g->p->height;
+  if (!i2v_unet_download_ncfhw(g->be, &g->latents, g->host_latents, error)) return FALSE;
+  dump(g, "latents_final", g->host_latents, 5, (int64_t[]){1, lc, F, g->h, g->w});
+  gint64 decode_start = g_get_monotonic_time();
+  for (int64_t f0 = 0; f0 < F; f0 += chunk) {
+    if (g_cancellable_set_error_if_cancelled(g->cancellable, error)) return FALSE;
+    int64_t n = MIN(chunk, F - f0);
+    StageStart start = stage_start(g);
+    for (int64_t k = 0; k < n; k++) /* [C, F, h, w] → [n, C, h, w] */
+      for (int64_t c = 0; c < lc; c++)
+        i2v_vae_unscale_latents(g->m->vae, g->host_latents + (c * F + f0 + k) * hw, hw,
+                                g->z + (k * lc + c) * hw);
+    if (!i2v_vae_decode(g->m->vae, g->z, (int)n, (int)g->h, (int)g->w, g->decoded, error) ||
+        !stage_end(g, start, "vae_decode_frame", (int)f0, error))
+      return FALSE;
+    for (int64_t k = 0; k < n; k++) {
+      int64_t f = f0 + k;
+      postprocess_frame(g, g->decoded + k * 3 * pixels, f);
+      I2vFrame frame = {.index = (int)f, .count = (int)F, .image = &g->rgb};
+      if (g->cb != NULL && g->cb->frame != NULL && !g->cb->frame(&frame, g->cb->user)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                    "generation stopped by the frame callback after frame %d of %d", (int)f + 1,
+                    (int)F);
+        return FALSE;
+      }
+      gint64 per_frame = (g_get_monotonic_time() - decode_start) / (f + 1);
+      report(g, g->p->steps, (int)f + 1, per_frame * (F - f - 1));
+    }
+  }
+  dump(g, "video", g->video, 5, (int64_t[]){1, 3, F, g->p->height, g->p->width});
+  dump(g, "frames", g->frames, 5, (int64_t[]){1, F, g->p->height, g->p->width, 3});
+  return TRUE;
+}
+
+gboolean i2v_generate(I2vModel *m, const I2vImage *image, const I2vParams *p,
+                      const I2vCallbacks *cb, GCancellable *cancellable, GError **error) {
+  g_return_val_if_fail(m != NULL && p != NULL, FALSE);
+  if (image == NULL || image->width <= 0 || image->height <= 0 || image->rgb == NULL) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "input image is %d×%d (expected a non-empty RGB8 image)", image ? image->width : 0,
+                image ? image->height : 0);
+    return FALSE;
+  }
+  if (!i2v_params_validate(m, p, error) || g_cancellable_set_error_if_cancelled(cancellable, error))
+    return FALSE;
+
+  g_mutex_lock(&m->lock);
+  Gen g;
+  gen_init(&g, m, p, cb, cancellable);
+  size_t mark = i2v_scratch_mark(m->be);
+  gboolean ok = encode_prompts(&g, error) && encode_image_clip(&g, image, error) &&
+                encode_image_vae(&g, image, error) && prepare_loop(&g, error) &&
+                denoise(&g, error) && decode(&g, error);
+  if (!ok) i2v_backend_check(m->be, NULL); /* drop a sticky error left by an aborted run */
+  i2v_scratch_release(m->be, mark);
+  gen_clear(&g);
+  g_mutex_unlock(&m->lock);
+  return ok;
+}

@@ -1,0 +1,815 @@
+/* The I2VGen-XL 3D UNet (diffusers I2VGenXLUNet, reference §3.2–3.3): configuration, weights,
+ * the loop-invariant conditioning and one forward, on channels-last activations. */
+#include "unet3d.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "error.h"
+#include "unet_blocks.h"
+
+#define CONFIG_FILE "unet/config.json"
+
+/* Constants hard-wired inside I2VGenXLUNet (reference §3.2, §3.3.2–3.3.4). */
+#define TRANSFORMER_IN_HEADS 8 /* transformer_in: 8 heads × attention_head_dim */
+#define ENCODER_HEADS 2        /* image-latent temporal encoder: 2 heads × in_channels */
+#define IMAGE_CONTEXT_POOL 32  /* AdaptiveAvgPool2d((32, 32)) before two stride-2 convs */
+#define NORM_OUT_EPS 1e-5f
+#define ENCODER_LN_EPS 1e-5f
+
+/* One down or up block of the UNet (CrossAttn{Down,Up}Block3D or {Down,Up}Block3D). */
+typedef struct {
+  gboolean cross; /* spatial + temporal transformers after each resnet/temp_conv */
+  int n_layers;
+  int64_t channels; /* output channels */
+  UnetResnet *resnets;
+  UnetTempConv *temp_convs;
+  UnetTransformer *attentions, *temp_attentions; /* NULL unless cross */
+  gboolean has_sampler;
+  UnetLinear sampler; /* down: 3×3 stride 2; up: 3×3 after nearest ×2 */
+} UnetStage;
+
+struct I2vUnet {
+  I2vBackend *be;
+  /* configuration */
+  int64_t in_channels, out_channels, ctx_dim, head_dim, temb_dim, sin_dim;
+  int groups, levels, layers;
+  int64_t *channels; /* block_out_channels[levels] */
+  /* embeddings and the image-latent branches */
+  UnetLinear time_1, time_2, fps_1, fps_2, ctx_emb_1, ctx_emb_2;
+  UnetLinear image_proj_in[3]; /* conv in→4in, 4in→4in, 4in→in */
+  UnetLinear image_context[3]; /* conv in→8in, (pool), 8in→16in s2, 16in→D s2 */
+  UnetNorm enc_norm;           /* image_latents_temporal_encoder */
+  UnetLinear enc_q, enc_k, enc_v, enc_out, enc_ff_1, enc_ff_2;
+  /* trunk */
+  UnetLinear conv_in, conv_out;
+  UnetTransformer transformer_in;
+  UnetStage *down, *up, mid; /* mid: resnets[2], temp_convs[2], one of each transformer */
+  UnetNorm norm_out;
+  /* every spatial transformer, in kv_slot order (their context K/V live in the condition) */
+  GPtrArray *spatial;
+  GPtrArray *tensors; /* every weight tensor, for freeing */
+  gint64 n_params;
+};
+
+struct I2vUnetCond {
+  I2vUnet *u;
+  int64_t batch, frames, h, w, ctx_len;
+  I2vTensor fps_emb;      /* [Bc, temb_dim] */
+  I2vTensor image_branch; /* [Bc, F, h, w, in_channels]: processed image latents */
+  I2vTensor *kv;          /* K, V [Bc, ctx_len, C] per spatial transformer */
+  int n_kv;
+};
+
+/* ---- configuration ---- */
+
+static gboolean config_fail(GError **error, const char *key, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+static gboolean config_fail(GError **error, const char *key, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: %s: %s", CONFIG_FILE, key, msg);
+  g_free(msg);
+  return FALSE;
+}
+
+/* Reads block types for key (one per level): TRUE in cross[i] for cross_name, FALSE for
+ * plain_name, an error naming the value otherwise. */
+static gboolean parse_block_types(JsonObject *cfg, const char *key, int levels,
+                                  const char *cross_name, const char *plain_name, gboolean *cross,
+                                  GError **error) {
+  char **types = NULL;
+  if (!i2v_config_string_array(cfg, CONFIG_FILE, key, &types, error)) return FALSE;
+  gboolean ok = TRUE;
+  if ((int)g_strv_length(types) != levels)
+    ok = config_fail(error, key, "has %u entries, expected %d (one per block_out_channels)",
+                     g_strv_length(types), levels);
+  for (int i = 0; ok && i < levels; i++) {
+    if (strcmp(types[i], cross_name) == 0)
+      cross[i] = TRUE;
+    else if (strcmp(types[i], plain_name) == 0)
+      cross[i] = FALSE;
+    else
+      ok = config_fail(error, key, "entry %d is \"%s\", expected \"%s\" or \"%s\"", i, types[i],
+                       cross_name, plain_name);
+  }
+  g_strfreev(types);
+  return ok;
+}
+
+/* Attentions over c channels have c / attention_head_dim heads (P-5), which must divide. */
+static gboolean check_heads(const I2vUnet *u, int64_t c, GError **error) {
+  if (c % u->head_dim == 0) return TRUE;
+  return config_fail(error, "attention_head_dim",
+                     "%" G_GINT64_FORMAT " does not divide the %" G_GINT64_FORMAT
+                     " channels of a transformer (heads = channels / attention_head_dim)",
+                     u->head_dim, c);
+}
+
+static gboolean positive(gint64 v, const char *key, GError **error) {
+  return v > 0 || config_fail(error, key, "%" G_GINT64_FORMAT ", expected > 0", v);
+}
+
+static gboolean parse_config(I2vUnet *u, JsonObject *cfg, gboolean **down_cross,
+                             gboolean **up_cross, GError **error) {
+  gint64 v[6];
+  const char *keys[6] = {"in_channels",      "out_channels",    "cross_attention_dim",
+                         "layers_per_block", "norm_num_groups", "attention_head_dim"};
+  for (int i = 0; i < 6; i++) {
+    /* attention_head_dim was absent from early config revisions; diffusers defaults it to 64 */
+    if (i == 5 && !json_object_has_member(cfg, keys[i])) {
+      v[i] = 64;
+      continue;
+    }
+    if (!i2v_config_int(cfg, CONFIG_FILE, keys[i], &v[i], error) || !positive(v[i], keys[i], error))
+      return FALSE;
+  }
+  u->in_channels = v[0];
+  u->out_channels = v[1];
+  u->ctx_dim = v[2];
+  u->layers = (int)v[3];
+  u->groups = (int)v[4];
+  u->head_dim = v[5];
+  gint64 *ch = NULL;
+  int n = 0;
+  if (!i2v_config_int_array(cfg, CONFIG_FILE, "block_out_channels", &ch, &n, error)) return FALSE;
+  u->channels = ch;
+  u->levels = n;
+  if (n < 1) return config_fail(error, "block_out_channels", "is empty");
+  for (int i = 0; i < n; i++) {
+    if (ch[i] <= 0 || ch[i] % u->groups != 0)
+      return config_fail(error, "block_out_channels",
+                         "entry %d is %" G_GINT64_FORMAT
+                         ", expected a positive multiple of norm_num_groups %d",
+                         i, ch[i], u->groups);
+  }
+  u->temb_dim = 4 * ch[0];
+  u->sin_dim = ch[0];
+  *down_cross = g_new0(gboolean, n);
+  *up_cross = g_new0(gboolean, n);
+  if (!parse_block_types(cfg, "down_block_types", n, "CrossAttnDownBlock3D", "DownBlock3D",
+                         *down_cross, error) ||
+      !parse_block_types(cfg, "up_block_types", n, "CrossAttnUpBlock3D", "UpBlock3D", *up_cross,
+                         error))
+    return FALSE;
+  /* levels with transformers: cross-attention blocks and the mid block (the last level) */
+  for (int i = 0; i < n; i++) {
+    if (((*down_cross)[i] || (*up_cross)[n - 1 - i] || i == n - 1) && !check_heads(u, ch[i], error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- loading ---- */
+
+/* Loads the spatial transformer attentions.j and the temporal one temp_attentions.j of c
+ * channels (heads checked by parse_config) and registers the spatial one's K/V slot. */
+static void load_cross_pair(I2vUnet *u, UnetLoader *ld, UnetTransformer *spatial,
+                            UnetTransformer *temporal, const char *prefix, int j, int64_t c) {
+  int heads = (int)(c / u->head_dim);
+  char *p = g_strdup_printf("%s.attentions.%d", prefix, j);
+  unet_load_transformer(ld, spatial, p, c, heads, (int)u->head_dim, u->ctx_dim);
+  spatial->kv_slot = (int)u->spatial->len;
+  g_ptr_array_add(u->spatial, spatial);
+  g_free(p);
+  p = g_strdup_printf("%s.temp_attentions.%d", prefix, j);
+  unet_load_transformer(ld, temporal, p, c, heads, (int)u->head_dim, 0);
+  g_free(p);
+}
+
+/* Allocates the per-layer arrays of a stage of n layers. */
+static void stage_init(UnetStage *s, int n, gboolean cross, int64_t channels) {
+  s->n_layers = n;
+  s->cross = cross;
+  s->channels = channels;
+  s->resnets = g_new0(UnetResnet, n);
+  s->temp_convs = g_new0(UnetTempConv, n);
+  if (cross) {
+    s->attentions = g_new0(UnetTransformer, n);
+    s->temp_attentions = g_new0(UnetTransformer, n);
+  }
+}
+
+static void stage_clear(UnetStage *s) {
+  g_free(s->resnets);
+  g_free(s->temp_convs);
+  g_free(s->attentions);
+  g_free(s->temp_attentions);
+}
+
+/* Loads resnet j (cin → s->channels), temp_conv j and, for cross stages, transformers j. */
+static void load_layer(I2vUnet *u, UnetLoader *ld, UnetStage *s, const char *prefix, int j,
+                       int64_t cin) {
+  char *p = g_strdup_printf("%s.resnets.%d", prefix, j);
+  unet_load_resnet(ld, &s->resnets[j], p, cin, s->channels, u->temb_dim);
+  g_free(p);
+  p = g_strdup_printf("%s.temp_convs.%d", prefix, j);
+  unet_load_temp_conv(ld, &s->temp_convs[j], p, s->channels);
+  g_free(p);
+  if (s->cross)
+    load_cross_pair(u, ld, &s->attentions[j], &s->temp_attentions[j], prefix, j, s->channels);
+}
+
+static void load_down(I2vUnet *u, UnetLoader *ld, const gboolean *cross) {
+  u->down = g_new0(UnetStage, u->levels);
+  for (int i = 0; i < u->levels; i++) {
+    UnetStage *s = &u->down[i];
+    int64_t cin = i == 0 ? u->channels[0] : u->channels[i - 1];
+    stage_init(s, u->layers, cross[i], u->channels[i]);
+    char *prefix = g_strdup_printf("down_blocks.%d", i);
+    for (int j = 0; j < s->n_layers; j++)
+      load_layer(u, ld, s, prefix, j, j == 0 ? cin : s->channels);
+    s->has_sampler = i < u->levels - 1;
+    if (s->has_sampler)
+      unet_load_conv(ld, &s->sampler, prefix, "downsamplers.0.conv", s->channels, s->channels, 3);
+    g_free(prefix);
+  }
+}
+
+/* Up block i mirrors level L-1-i: layers_per_block + 1 resnets whose inputs are the previous
+ * output concatenated with a skip (diffusers' prev_output_channel / res_skip_channels). */
+static void load_up(I2vUnet *u, UnetLoader *ld, const gboolean *cross) {
+  int L = u->levels;
+  u->up = g_new0(UnetStage, L);
+  for (int i = 0; i < L; i++) {
+    UnetStage *s = &u->up[i];
+    int64_t out = u->channels[L - 1 - i];
+    int64_t prev = u->channels[L - 1 - MAX(i - 1, 0)];
+    int64_t in = u->channels[L - 1 - MIN(i + 1, L - 1)];
+    stage_init(s, u->layers + 1, cross[i], out);
+    char *prefix = g_strdup_printf("up_blocks.%d", i);
+    for (int j = 0; j < s->n_layers; j++) {
+      int64_t skip = j == s->n_layers - 1 ? in : out;
+      load_layer(u, ld, s, prefix, j, (j == 0 ? prev : out) + skip);
+    }
+    s->has_sampler = i < L - 1;
+    if (s->has_sampler) unet_load_conv(ld, &s->sampler, prefix, "upsamplers.0.conv", out, out, 3);
+    g_free(prefix);
+  }
+}
+
+static void load_mid(I2vUnet *u, UnetLoader *ld) {
+  int64_t c = u->channels[u->levels - 1];
+  UnetStage *s = &u->mid;
+  stage_init(s, 2, TRUE, c);
+  for (int j = 0; j < 2; j++) {
+    char *p = g_strdup_printf("mid_block.resnets.%d", j);
+    unet_load_resnet(ld, &s->resnets[j], p, c, c, u->temb_dim);
+    g_free(p);
+    p = g_strdup_printf("mid_block.temp_convs.%d", j);
+    unet_load_temp_conv(ld, &s->temp_convs[j], p, c);
+    g_free(p);
+  }
+  load_cross_pair(u, ld, &s->attentions[0], &s->temp_attentions[0], "mid_block", 0, c);
+}
+
+/* Embeddings, the image-latent branches, conv_in/transformer_in and the output head. */
+static void load_stem(I2vUnet *u, UnetLoader *ld) {
+  int64_t in = u->in_channels, D = u->ctx_dim, T = u->temb_dim;
+  unet_load_linear(ld, &u->time_1, "time_embedding", "linear_1", T, u->sin_dim, TRUE);
+  unet_load_linear(ld, &u->time_2, "time_embedding", "linear_2", T, T, TRUE);
+  unet_load_linear(ld, &u->fps_1, "fps_embedding", "0", T, u->sin_dim, TRUE);
+  unet_load_linear(ld, &u->fps_2, "fps_embedding", "2", T, T, TRUE);
+  unet_load_linear(ld, &u->ctx_emb_1, "context_embedding", "0", T, D, TRUE);
+  unet_load_linear(ld, &u->ctx_emb_2, "context_embedding", "2", D * in, T, TRUE);
+  unet_load_conv(ld, &u->image_proj_in[0], "image_latents_proj_in", "0", 4 * in, in, 3);
+  unet_load_conv(ld, &u->image_proj_in[1], "image_latents_proj_in", "2", 4 * in, 4 * in, 3);
+  unet_load_conv(ld, &u->image_proj_in[2], "image_latents_proj_in", "4", in, 4 * in, 3);
+  unet_load_conv(ld, &u->image_context[0], "image_latents_context_embedding", "0", 8 * in, in, 3);
+  unet_load_conv(ld, &u->image_context[1], "image_latents_context_embedding", "3", 16 * in, 8 * in,
+                 3);
+  unet_load_conv(ld, &u->image_context[2], "image_latents_context_embedding", "5", D, 16 * in, 3);
+  const char *enc = "image_latents_temporal_encoder";
+  int64_t inner = ENCODER_HEADS * in;
+  unet_load_norm(ld, &u->enc_norm, enc, "norm1", in);
+  unet_load_linear(ld, &u->enc_q, enc, "attn1.to_q", inner, in, FALSE);
+  unet_load_linear(ld, &u->enc_k, enc, "attn1.to_k", inner, in, FALSE);
+  unet_load_linear(ld, &u->enc_v, enc, "attn1.to_v", inner, in, FALSE);
+  unet_load_linear(ld, &u->enc_out, enc, "attn1.to_out.0", in, inner, TRUE);
+  unet_load_linear(ld, &u->enc_ff_1, enc, "ff.net.0.proj", 4 * in, in, TRUE);
+  unet_load_linear(ld, &u->enc_ff_2, enc, "ff.net.2", in, 4 * in, TRUE);
+  unet_load_conv(ld, &u->conv_in, "conv_in", NULL, u->channels[0], 2 * in, 3);
+  unet_load_transformer(ld, &u->transformer_in, "transformer_in", u->channels[0],
+                        TRANSFORMER_IN_HEADS, (int)u->head_dim, 0);
+  unet_load_norm(ld, &u->norm_out, "conv_norm_out", NULL, u->channels[0]);
+  unet_load_conv(ld, &u->conv_out, "conv_out", NULL, u->out_channels, u->channels[0], 3);
+}
+
+I2vUnet *i2v_unet_load(I2vModelDir *md, I2vBackend *be, GError **error) {
+  JsonObject *cfg = i2v_model_dir_config(md, "unet", error);
+  if (cfg == NULL) return NULL;
+  I2vUnet *u = g_new0(I2vUnet, 1);
+  u->be = be;
+  u->spatial = g_ptr_array_new();
+  u->tensors = g_ptr_array_new();
+  gboolean *down_cross = NULL, *up_cross = NULL;
+  gboolean ok = parse_config(u, cfg, &down_cross, &up_cross, error);
+  json_object_unref(cfg);
+  UnetLoader ld = {.be = be, .tensors = u->tensors};
+  if (ok) ld.w = i2v_model_dir_weights(md, "unet", error);
+  ok = ok && ld.w != NULL;
+  if (ok) {
+    load_stem(u, &ld);
+    load_down(u, &ld, down_cross);
+    load_mid(u, &ld);
+    load_up(u, &ld, up_cross);
+  }
+  if (ok && ld.error != NULL) {
+    g_propagate_error(error, ld.error); /* the first failed load */
+    ok = FALSE;
+  }
+  if (ok) {
+    u->n_params = i2v_weights_loaded_params(ld.w);
+    i2v_weights_log_unused(ld.w);
+  }
+  i2v_weights_free(ld.w);
+  g_free(down_cross);
+  g_free(up_cross);
+  if (!ok) {
+    i2v_unet_free(u);
+    return NULL;
+  }
+  return u;
+}
+
+void i2v_unet_free(I2vUnet *u) {
+  if (u == NULL) return;
+  for (guint i = 0; i < u->tensors->len; i++) i2v_tensor_free(g_ptr_array_index(u->tensors, i));
+  g_ptr_array_unref(u->tensors);
+  g_ptr_array_unref(u->spatial);
+  for (int i = 0; u->down != NULL && i < u->levels; i++) stage_clear(&u->down[i]);
+  for (int i = 0; u->up != NULL && i < u->levels; i++) stage_clear(&u->up[i]);
+  stage_clear(&u->mid);
+  g_free(u->down);
+  g_free(u->up);
+  g_free(u->channels);
+  g_free(u);
+}
+
+int i2v_unet_in_channels(const I2vUnet *u) {
+  return (int)u->in_channels;
+}
+int i2v_unet_out_channels(const I2vUnet *u) {
+  return (int)u->out_channels;
+}
+int i2v_unet_cross_attention_dim(const I2vUnet *u) {
+  return (int)u->ctx_dim;
+}
+int i2v_unet_time_embed_dim(const I2vUnet *u) {
+  return (int)u->temb_dim;
+}
+int i2v_unet_num_levels(const I2vUnet *u) {
+  return u->levels;
+}
+gint64 i2v_unet_num_params(const I2vUnet *u) {
+  return u->n_params;
+}
+
+/* ---- embeddings ---- */
+
+/* exp as PyTorch's CPU kernel evaluates it for float32 (SLEEF expf_u10 with FMA, the vectorised
+ * path the reference ran). The sinusoid multiplies the frequency by timesteps up to 999, so the
+ * 1-ulp differences of a correctly rounded exp (a quarter of the 160 frequencies) would grow to
+ * 5e-5 in time_proj, above the golden tolerance. */
+static float torch_expf(float d) {
+  const float r_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931f;
+  const float l2u = 0.693145751953125f, l2l = 1.428606765330187045e-06f;
+  float q = nearbyintf(d * r_ln2);
+  float s = fmaf(q, -l2u, d);
+  s = fmaf(q, -l2l, s);
+  float u = 0.000198527617612853646278381f;
+  u = fmaf(u, s, 0.00139304355252534151077271f);
+  u = fmaf(u, s, 0.00833336077630519866943359f);
+  u = fmaf(u, s, 0.0416664853692054748535156f);
+  u = fmaf(u, s, 0.166666671633720397949219f);
+  u = fmaf(u, s, 0.5f);
+  float s2 = s * s;
+  u = 1.0f + fmaf(s2, u, s);
+  return ldexpf(u, (int)q); /* d is in [-ln(10000), 0]: no overflow/underflow handling needed */
+}
+
+/* diffusers Timesteps(dim, flip_sin_to_cos=True, downscale_freq_shift=0) of the integer value p,
+ * in float32 as PyTorch evaluates it: ω_k = exp(−ln(10000)·k / half), cosine half first; an
+ * odd dim gets a zero last column. */
+static void sinusoid(int64_t p, int dim, float *out) {
+  int half = dim / 2;
+  const float neg_log = (float)-log(10000.0);
+  for (int k = 0; k < half; k++) {
+    float freq = torch_expf(neg_log * (float)k / (float)half);
+    float arg = (float)p * freq;
+    out[k] = (float)cos((double)arg);
+    out[half + k] = (float)sin((double)arg);
+  }
+  if (dim % 2) out[dim - 1] = 0.0f;
+}
+
+/* y [Bc, temb] = l2(SiLU(l1(sinusoid(p_b)))) for per-row values p; taps the sinusoid. */
+static gboolean embed_scalars(I2vUnet *u, const int64_t *p, int64_t rows, const UnetLinear *l1,
+                              const UnetLinear *l2, const char *tap_name, I2vTensor *y,
+                              GError **error) {
+  I2vBackend *be = u->be;
+  float *host = g_new(float, rows * u->sin_dim);
+  for (int64_t r = 0; r < rows; r++) sinusoid(p[r], (int)u->sin_dim, host + r * u->sin_dim);
+  size_t mark = i2v_scratch_mark(be);
+  int64_t ss[2] = {rows, u->sin_dim}, hs[2] = {rows, u->temb_dim};
+  I2vTensor s = i2v_scratch_tensor(be, 2, ss);
+  gboolean ok = i2v_backend_check(be, error) && i2v_tensor_upload_f32(&s, host, error);
+  g_free(host);
+  if (ok) {
+    i2v_tap(be, tap_name, &s);
+    I2vTensor h = i2v_scratch_tensor(be, 2, hs);
+    i2v_op_linear(be, &h, &s, &l1->w, &l1->b, I2V_ACT_SILU, FALSE);
+    i2v_op_linear(be, y, &h, &l2->w, &l2->b, I2V_ACT_NONE, FALSE);
+  }
+  i2v_scratch_release(be, mark);
+  return ok;
+}
+
+/* ---- conditioning ---- */
+
+void i2v_unet_cond_free(I2vUnetCond *c) {
+  if (c == NULL) return;
+  i2v_tensor_free(&c->fps_emb);
+  i2v_tensor_free(&c->image_branch);
+  for (int i = 0; i < c->n_kv; i++) i2v_tensor_free(&c->kv[i]);
+  g_free(c->kv);
+  g_free(c);
+}
+
+static void conv_strided(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const UnetLinear *c,
+                         int stride) {
+  const I2vConvParams p = {
+      .stride = stride, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1};
+  i2v_op_conv2d(be, y, x, &c->w, &c->b, &p, FALSE);
+}
+
+/* A scratch [n, h, w, c] feature map. */
+static I2vTensor scratch_map(I2vBackend *be, int64_t n, int64_t h, int64_t w, int64_t c) {
+  int64_t s[4] = {n, h, w, c};
+  return i2v_scratch_tensor(be, 4, s);
+}
+
+/* Image-latent context tokens [Bc, 8, 8, D] from frame 0 of every video (reference §3.3.2). */
+static I2vTensor image_context_tokens(I2vUnet *u, const I2vUnetCond *c, const I2vTensor *latents) {
+  I2vBackend *be = u->be;
+  int64_t B = c->batch, in = u->in_channels, P = IMAGE_CONTEXT_POOL;
+  I2vTensor first = scratch_map(be, B, c->h, c->w, in);
+  for (int64_t b = 0; b < B; b++) {
+    I2vTensor dst = i2v_tensor_rows(&first, b, 1), src = i2v_tensor_rows(latents, b * c->frames, 1);
+    i2v_op_copy(be, &dst, &src);
+  }
+  I2vTensor c1 = scratch_map(be, B, c->h, c->w, 8 * in);
+  conv_strided(be, &c1, &first, &u->image_context[0], 1);
+  i2v_op_unary(be, &c1, &c1, I2V_ACT_SILU);
+  I2vTensor pooled = scratch_map(be, B, P, P, 8 * in);
+  i2v_op_adaptive_avg_pool(be, &pooled, &c1);
+  I2vTensor c2 = scratch_map(be, B, (P + 1) / 2, (P + 1) / 2, 16 * in);
+  conv_strided(be, &c2, &pooled, &u->image_context[1], 2);
+  i2v_op_unary(be, &c2, &c2, I2V_ACT_SILU);
+  I2vTensor c3 = scratch_map(be, B, (P + 3) / 4, (P + 3) / 4, u->ctx_dim);
+  conv_strided(be, &c3, &c2, &u->image_context[2], 2);
+  i2v_tap(be, "image_latents_context_embedding", &c3);
+  return c3;
+}
+
+/* The image-latent concat branch (reference §3.3.3) into c->image_branch. */
+static void image_branch(I2vUnet *u, I2vUnetCond *c, const I2vTensor *latents) {
+  I2vBackend *be = u->be;
+  int64_t N = c->batch * c->frames, in = u->in_channels, hw = c->h * c->w;
+  size_t mark = i2v_scratch_mark(be);
+  I2vTensor a = scratch_map(be, N, c->h, c->w, 4 * in), b = scratch_map(be, N, c->h, c->w, 4 * in);
+  conv_strided(be, &a, latents, &u->image_proj_in[0], 1);
+  i2v_op_unary(be, &a, &a, I2V_ACT_SILU);
+  conv_strided(be, &b, &a, &u->image_proj_in[1], 1);
+  i2v_op_unary(be, &b, &b, I2V_ACT_SILU);
+  int64_t xs[4] = {N, c->h, c->w, in};
+  I2vTensor x = i2v_tensor_view(&c->image_branch, 4, xs);
+  conv_strided(be, &x, &b, &u->image_proj_in[2], 1);
+  i2v_tap(be, "image_latents_proj_in", &x);
+  /* Temporal encoder over the F frames of each video pixel: u = x + Attn(LN(x)); y = u + FF(u)
+   * with no LayerNorm before the FF (P-10). */
+  int64_t rows = N * hw, inner = ENCODER_HEADS * in;
+  int64_t ns[2] = {rows, in}, qs[2] = {rows, inner}, fs[2] = {rows, 4 * in};
+  I2vTensor x2 = i2v_tensor_view(&x, 2, ns);
+  I2vTensor n = i2v_scratch_tensor(be, 2, ns);
+  i2v_op_layer_norm(be, &n, &x2, &u->enc_norm.gamma, &u->enc_norm.beta, ENCODER_LN_EPS);
+  I2vTensor q = i2v_scratch_tensor(be, 2, qs), k = i2v_scratch_tensor(be, 2, qs),
+            v = i2v_scratch_tensor(be, 2, qs), o = i2v_scratch_tensor(be, 2, qs);
+  i2v_op_linear(be, &q, &n, &u->enc_q.w, NULL, I2V_ACT_NONE, FALSE);
+  i2v_op_linear(be, &k, &n, &u->enc_k.w, NULL, I2V_ACT_NONE, FALSE);
+  i2v_op_linear(be, &v, &n, &u->enc_v.w, NULL, I2V_ACT_NONE, FALSE);
+  UnetSeqs seqs = unet_temporal_seqs(c->batch, c->frames, hw);
+  unet_attention(be, &o, &q, &k, &v, &seqs, &seqs, 1, ENCODER_HEADS, (int)in);
+  i2v_op_linear(be, &x2, &o, &u->enc_out.w, &u->enc_out.b, I2V_ACT_NONE, TRUE);
+  I2vTensor h = i2v_scratch_tensor(be, 2, fs);
+  i2v_op_linear(be, &h, &x2, &u->enc_ff_1.w, &u->enc_ff_1.b, I2V_ACT_GELU, FALSE);
+  i2v_op_linear(be, &x2, &h, &u->enc_ff_2.w, &u->enc_ff_2.b, I2V_ACT_NONE, TRUE);
+  int64_t ts[4] = {c->batch, c->frames, hw, in};
+  I2vTensor tv = i2v_tensor_view(&x, 4, ts);
+  i2v_tap(be, "image_latents_temporal_encoder", &tv);
+  i2v_scratch_release(be, mark);
+}
+
+/* The 145-token context [Bc·L, D] = [text | image-latent tokens | CLIP image tokens] per video
+ * and from it the cross-attention K/V of every spatial transformer (reference §3.3.2, §6.5). */
+static gboolean context_kv(I2vUnet *u, I2vUnetCond *c, const I2vTensor *text,
+                           const I2vTensor *image_emb, const I2vTensor *latents, GError **error) {
+  I2vBackend *be = u->be;
+  int64_t B = c->batch, D = u->ctx_dim, T = text->shape[1];
+  size_t mark = i2v_scratch_mark(be);
+  I2vTensor img = image_context_tokens(u, c, latents);
+  int64_t G = img.shape[1] * img.shape[2], K = u->in_channels;
+  int64_t es[2] = {B, u->temb_dim}, cs[2] = {B, K * D};
+  I2vTensor e1 = i2v_scratch_tensor(be, 2, es), clip = i2v_scratch_tensor(be, 2, cs);
+  i2v_op_linear(be, &e1, image_emb, &u->ctx_emb_1.w, &u->ctx_emb_1.b, I2V_ACT_SILU, FALSE);
+  i2v_op_linear(be, &clip, &e1, &u->ctx_emb_2.w, &u->ctx_emb_2.b, I2V_ACT_NONE, FALSE);
+  i2v_tap(be, "context_embedding", &clip);
+  c->ctx_len = T + G + K;
+  int64_t xs[2] = {B * c->ctx_len, D}, ts[2] = {B * T, D}, gs[2] = {B * G, D}, ks[2] = {B * K, D};
+  I2vTensor ctx = i2v_scratch_tensor(be, 2, xs);
+  const I2vTensor parts[3] = {i2v_tensor_view(text, 2, ts), i2v_tensor_view(&img, 2, gs),
+                              i2v_tensor_view(&clip, 2, ks)};
+  const int64_t lens[3] = {T, G, K};
+  for (int64_t b = 0; b < B; b++) {
+    int64_t row = b * c->ctx_len;
+    for (int p = 0; p < 3; p++) {
+      I2vTensor dst = i2v_tensor_rows(&ctx, row, lens[p]);
+      I2vTensor src = i2v_tensor_rows(&parts[p], b * lens[p], lens[p]);
+      i2v_op_copy(be, &dst, &src);
+      row += lens[p];
+    }
+  }
+  c->n_kv = 2 * (int)u->spatial->len;
+  c->kv = g_new0(I2vTensor, c->n_kv);
+  gboolean ok = TRUE;
+  for (guint i = 0; ok && i < u->spatial->len; i++) {
+    const UnetTBlock *blk = &((UnetTransformer *)g_ptr_array_index(u->spatial, i))->block;
+    int64_t ks3[3] = {B, c->ctx_len, blk->dim};
+    ok = i2v_tensor_alloc(be, &c->kv[2 * i], be->act_dtype, 3, ks3, error) &&
+         i2v_tensor_alloc(be, &c->kv[2 * i + 1], be->act_dtype, 3, ks3, error);
+    if (ok) {
+      i2v_op_linear(be, &c->kv[2 * i], &ctx, &blk->k2.w, NULL, I2V_ACT_NONE, FALSE);
+      i2v_op_linear(be, &c->kv[2 * i + 1], &ctx, &blk->v2.w, NULL, I2V_ACT_NONE, FALSE);
+    }
+  }
+  i2v_scratch_release(be, mark);
+  return ok;
+}
+
+static gboolean shape_fail(GError **error, const char *what, const I2vTensor *t,
+                           const char *expected) {
+  char buf[96];
+  g_set_error(error, I2V_ERROR, I2V_ERROR_SHAPE, "unet: %s has shape %s, expected %s", what,
+              i2v_shape_format(t->ndim, t->shape, buf, sizeof buf), expected);
+  return FALSE;
+}
+
+static gboolean check_inputs(const I2vUnet *u, const I2vTensor *text, const I2vTensor *image_emb,
+                             const I2vTensor *latents, GError **error) {
+  char exp[96];
+  g_snprintf(exp, sizeof exp, "[B, F, h, w, %" G_GINT64_FORMAT "]", u->in_channels);
+  if (latents->ndim != 5 || latents->shape[4] != u->in_channels)
+    return shape_fail(error, "image_latents", latents, exp);
+  int64_t B = latents->shape[0], D = u->ctx_dim;
+  g_snprintf(exp, sizeof exp, "[%" G_GINT64_FORMAT ", T, %" G_GINT64_FORMAT "]", B, D);
+  if (text->ndim != 3 || text->shape[0] != B || text->shape[2] != D)
+    return shape_fail(error, "text context", text, exp);
+  g_snprintf(exp, sizeof exp, "[%" G_GINT64_FORMAT ", 1, %" G_GINT64_FORMAT "]", B, D);
+  if (image_emb->shape[0] != B || i2v_tensor_numel(image_emb) != B * D)
+    return shape_fail(error, "image embedding", image_emb, exp);
+  return TRUE;
+}
+
+I2vUnetCond *i2v_unet_prepare(I2vUnet *u, const I2vTensor *text_ctx, const I2vTensor *image_emb,
+                              const I2vTensor *image_latents, const int64_t *fps, GError **error) {
+  I2vBackend *be = u->be;
+  if (!check_inputs(u, text_ctx, image_emb, image_latents, error)) return NULL;
+  I2vUnetCond *c = g_new0(I2vUnetCond, 1);
+  c->u = u;
+  c->batch = image_latents->shape[0];
+  c->frames = image_latents->shape[1];
+  c->h = image_latents->shape[2];
+  c->w = image_latents->shape[3];
+  int64_t es[2] = {c->batch, u->temb_dim};
+  int64_t ns[4] = {c->batch * c->frames, c->h, c->w, u->in_channels};
+  int64_t is2[2] = {c->batch, u->ctx_dim};
+  I2vTensor latents = i2v_tensor_view(image_latents, 4, ns);
+  I2vTensor emb2 = i2v_tensor_view(image_emb, 2, is2);
+  gboolean ok =
+      i2v_backend_check(be, error) &&
+      i2v_tensor_alloc(be, &c->fps_emb, be->act_dtype, 2, es, error) &&
+      i2v_tensor_alloc(be, &c->image_branch, be->act_dtype, 5, image_latents->shape, error) &&
+      embed_scalars(u, fps, c->batch, &u->fps_1, &u->fps_2, "time_proj.call1", &c->fps_emb, error);
+  if (ok) i2v_tap(be, "fps_embedding", &c->fps_emb);
+  ok = ok && context_kv(u, c, text_ctx, &emb2, &latents, error);
+  if (ok) image_branch(u, c, &latents);
+  if (!ok || !i2v_backend_check(be, error)) {
+    i2v_unet_cond_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* ---- forward ---- */
+
+/* Skip connections pushed by the down path, popped by the up path. */
+typedef struct {
+  I2vTensor *t;
+  int n;
+} SkipStack;
+
+/* The resnet → temp_conv (→ spatial → temporal transformer) sequence of layer j; out is
+ * allocated here, in place afterwards. */
+static I2vTensor stage_layer(const UnetRun *run, const UnetStage *s, int j, const I2vTensor *x) {
+  I2vTensor out = scratch_map(run->be, x->shape[0], x->shape[1], x->shape[2], s->channels);
+  unet_resnet_forward(run, &s->resnets[j], x, &out);
+  unet_temp_conv_forward(run, &s->temp_convs[j], &out);
+  if (s->cross) {
+    unet_transformer_forward(run, &s->attentions[j], &out);
+    unet_transformer_forward(run, &s->temp_attentions[j], &out);
+  }
+  return out;
+}
+
+static I2vTensor down_stage(const UnetRun *run, const UnetStage *s, I2vTensor x, SkipStack *skips) {
+  for (int j = 0; j < s->n_layers; j++) {
+    x = stage_layer(run, s, j, &x);
+    skips->t[skips->n++] = x;
+  }
+  if (s->has_sampler) {
+    /* 3×3 stride 2, symmetric pad 1 → ceil(n/2) (P-21) */
+    I2vTensor d =
+        scratch_map(run->be, x.shape[0], (x.shape[1] + 1) / 2, (x.shape[2] + 1) / 2, s->channels);
+    conv_strided(run->be, &d, &x, &s->sampler, 2);
+    x = d;
+    skips->t[skips->n++] = x;
+  }
+  return x;
+}
+
+static I2vTensor up_stage(const UnetRun *run, const UnetStage *s, I2vTensor x, SkipStack *skips) {
+  I2vBackend *be = run->be;
+  for (int j = 0; j < s->n_layers; j++) {
+    const I2vTensor *skip = &skips->t[--skips->n];
+    /* [current, skip] along channels (P-12); the concatenation is dropped after the resnet */
+    I2vTensor out = scratch_map(be, x.shape[0], x.shape[1], x.shape[2], s->channels);
+    size_t mark = i2v_scratch_mark(be);
+    I2vTensor cat =
+        scratch_map(be, x.shape[0], x.shape[1], x.shape[2], x.shape[3] + skip->shape[3]);
+    i2v_op_concat_last(be, &cat, &x, skip);
+    unet_resnet_forward(run, &s->resnets[j], &cat, &out);
+    i2v_scratch_release(be, mark);
+    unet_temp_conv_forward(run, &s->temp_convs[j], &out);
+    if (s->cross) {
+      unet_transformer_forward(run, &s->attentions[j], &out);
+      unet_transformer_forward(run, &s->temp_attentions[j], &out);
+    }
+    x = out;
+  }
+  if (s->has_sampler && skips->n > 0) {
+    /* nearest to the next skip's size: ×2, or the odd size diffusers forwards (P-22) */
+    const I2vTensor *next = &skips->t[skips->n - 1];
+    I2vTensor up = scratch_map(be, x.shape[0], next->shape[1], next->shape[2], x.shape[3]);
+    i2v_op_upsample_nearest(be, &up, &x);
+    I2vTensor y = scratch_map(be, x.shape[0], next->shape[1], next->shape[2], s->channels);
+    conv_strided(be, &y, &up, &s->sampler, 1);
+    x = y;
+  }
+  return x;
+}
+
+static I2vTensor mid_stage(const UnetRun *run, const UnetStage *s, const I2vTensor *x) {
+  I2vTensor a = scratch_map(run->be, x->shape[0], x->shape[1], x->shape[2], s->channels);
+  unet_resnet_forward(run, &s->resnets[0], x, &a);
+  unet_temp_conv_forward(run, &s->temp_convs[0], &a);
+  unet_transformer_forward(run, &s->attentions[0], &a);
+  unet_transformer_forward(run, &s->temp_attentions[0], &a);
+  I2vTensor b = scratch_map(run->be, x->shape[0], x->shape[1], x->shape[2], s->channels);
+  unet_resnet_forward(run, &s->resnets[1], &a, &b);
+  unet_temp_conv_forward(run, &s->temp_convs[1], &b);
+  return b;
+}
+
+/* emb_act = SiLU(time_embedding(t) + fps embedding) [Bc, temb] for the resnets. */
+static gboolean time_embedding(I2vUnet *u, const I2vUnetCond *c, int64_t timestep,
+                               I2vTensor *emb_act, GError **error) {
+  I2vBackend *be = u->be;
+  int64_t *t = g_new(int64_t, c->batch);
+  for (int64_t b = 0; b < c->batch; b++) t[b] = timestep; /* broadcast to the batch */
+  gboolean ok =
+      embed_scalars(u, t, c->batch, &u->time_1, &u->time_2, "time_proj.call0", emb_act, error);
+  g_free(t);
+  if (!ok) return FALSE;
+  i2v_tap(be, "time_embedding", emb_act);
+  i2v_op_add(be, emb_act, emb_act, &c->fps_emb);
+  i2v_op_unary(be, emb_act, emb_act, I2V_ACT_SILU);
+  return TRUE;
+}
+
+static gboolean check_video(const I2vUnetCond *c, const I2vTensor *t, int64_t channels,
+                            const char *what, GError **error) {
+  int64_t want[5] = {c->batch, c->frames, c->h, c->w, channels};
+  if (i2v_shape_equal(t->ndim, t->shape, 5, want)) return TRUE;
+  char exp[96];
+  return shape_fail(error, what, t, i2v_shape_format(5, want, exp, sizeof exp));
+}
+
+gboolean i2v_unet_forward(I2vUnet *u, const I2vUnetCond *c, const I2vTensor *sample,
+                          int64_t timestep, I2vTensor *out, GError **error) {
+  I2vBackend *be = u->be;
+  if (!check_video(c, sample, u->in_channels, "sample", error) ||
+      !check_video(c, out, u->out_channels, "output", error) || !i2v_backend_check(be, error))
+    return FALSE;
+  if (out->data == sample->data) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID, "unet: output must not alias the sample");
+    return FALSE;
+  }
+  int64_t N = c->batch * c->frames, in = u->in_channels;
+  size_t mark = i2v_scratch_mark(be);
+  int64_t es[2] = {c->batch, u->temb_dim};
+  UnetRun run = {.be = be,
+                 .groups = u->groups,
+                 .batch = c->batch,
+                 .frames = c->frames,
+                 .emb_act = i2v_scratch_tensor(be, 2, es),
+                 .kv = c->kv,
+                 .ctx_len = c->ctx_len};
+  if (!time_embedding(u, c, timestep, &run.emb_act, error)) {
+    i2v_scratch_release(be, mark);
+    return FALSE;
+  }
+  /* input: [noisy latents, processed image latents] on channels (P-12) → conv_in → transformer_in
+   */
+  int64_t ms[4] = {N, c->h, c->w, in};
+  I2vTensor s4 = i2v_tensor_view(sample, 4, ms), b4 = i2v_tensor_view(&c->image_branch, 4, ms);
+  I2vTensor cat = scratch_map(be, N, c->h, c->w, 2 * in);
+  i2v_op_concat_last(be, &cat, &s4, &b4);
+  I2vTensor x = scratch_map(be, N, c->h, c->w, u->channels[0]);
+  conv_strided(be, &x, &cat, &u->conv_in, 1);
+  i2v_tap(be, "conv_in", &x);
+  unet_transformer_forward(&run, &u->transformer_in, &x);
+  i2v_tap(be, "transformer_in", &x);
+
+  SkipStack skips = {.t = g_new(I2vTensor, 1 + u->levels * (u->layers + 1)), .n = 0};
+  skips.t[skips.n++] = x;
+  char name[32];
+  for (int i = 0; i < u->levels; i++) {
+    x = down_stage(&run, &u->down[i], x, &skips);
+    g_snprintf(name, sizeof name, "down_blocks.%d", i);
+    i2v_tap(be, name, &x);
+  }
+  x = mid_stage(&run, &u->mid, &x);
+  i2v_tap(be, "mid_block", &x);
+  for (int i = 0; i < u->levels; i++) {
+    x = up_stage(&run, &u->up[i], x, &skips);
+    g_snprintf(name, sizeof name, "up_blocks.%d", i);
+    i2v_tap(be, name, &x);
+  }
+  g_free(skips.t);
+
+  /* head: GroupNorm (per frame) → SiLU → conv_out */
+  I2vTensor norm = i2v_scratch_tensor(be, 4, x.shape);
+  i2v_op_group_norm(be, &norm, &x, &u->norm_out.gamma, &u->norm_out.beta, N, u->groups,
+                    NORM_OUT_EPS, I2V_ACT_NONE);
+  i2v_tap(be, "conv_norm_out", &norm);
+  i2v_op_unary(be, &norm, &norm, I2V_ACT_SILU);
+  int64_t os[4] = {N, c->h, c->w, u->out_channels};
+  I2vTensor o4 = i2v_tensor_view(out, 4, os);
+  conv_strided(be, &o4, &norm, &u->conv_out, 1);
+  i2v_tap(be, "conv_out", &o4);
+  i2v_scratch_release(be, mark);
+  return i2v_backend_check(be, error);
+}
+
+/* ---- layout helpers ---- */
+
+gboolean i2v_unet_upload_ncfhw(I2vBackend *be, const float *x, int64_t b, int64_t c, int64_t f,
+                               int64_t h, int64_t w, I2vTensor *out, GError **error) {
+  int64_t src_shape[5] = {b, c, f, h, w}, dst_shape[5] = {b, f, h, w, c};
+  const int perm[5] = {0, 2, 3, 4, 1};
+  if (!i2v_tensor_alloc(be, out, be->act_dtype, 5, dst_shape, error)) return FALSE;
+  size_t mark = i2v_scratch_mark(be);
+  I2vTensor tmp = i2v_scratch_tensor(be, 5, src_shape);
+  gboolean ok = i2v_backend_check(be, error) && i2v_tensor_upload_f32(&tmp, x, error);
+  if (ok) i2v_op_permute(be, out, &tmp, perm);
+  i2v_scratch_release(be, mark);
+  ok = ok && i2v_backend_check(be, error);
+  if (!ok) i2v_tensor_free(out);
+  return ok;
+}
+
+gboolean i2v_unet_download_ncfhw(I2vBackend *be, const I2vTensor *t, float *x, GError **error) {
+  if (t->ndim != 5) return shape_fail(error, "video tensor", t, "[B, F, h, w, C]");
+  int64_t dst_shape[5] = {t->shape[0], t->shape[4], t->shape[1], t->shape[2], t->shape[3]};
+  const int perm[5] = {0, 4, 1, 2, 3};
+  size_t mark = i2v_scratch_mark(be);
+  I2vTensor tmp = i2v_scratch_tensor(be, 5, dst_shape);
+  i2v_op_permute(be, &tmp, t, perm);
+  gboolean ok = i2v_tensor_download_f32(&tmp, x, error);
+  i2v_scratch_release(be, mark);
+  return ok;
+}

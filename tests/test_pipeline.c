@@ -1,0 +1,721 @@
+/* The whole pipeline (i2v.h) against every pipeline_*.safetensors case of every fixture set
+ * (manifest.json → files.pipeline[]): the recorded noise in, every dumped intermediate and the
+ * frames out. Plus cancellation, parameter and device errors, prompt truncation, the model
+ * cache, seeded noise and the CLI. Formula-weight (real-size) sets run under /pipeline/realcfg
+ * only (the slow suite). */
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "golden.h"
+#include "i2v.h"
+#include "noise.h"
+
+/* What the callbacks saw during one generation. */
+typedef struct {
+  GHashTable *dumps; /* name → host I2vTensor* copy */
+  int progress_calls, frame_calls;
+  int last_step, last_frame;
+  gboolean in_order;
+  guint8 *rgb; /* frames [F, H, W, 3] as handed to the frame callback */
+  GCancellable *cancel;
+  int cancel_at_step; /* cancel from the progress callback after this step (0: never) */
+  int stop_at_frame;  /* return FALSE from the frame callback at this frame (0: never) */
+  GHashTable *stages; /* stage name → count */
+  double step_flops;
+} Capture;
+
+static void free_tensor(gpointer t) {
+  i2v_host_tensor_free(t);
+  g_free(t);
+}
+
+static void capture_init(Capture *c) {
+  memset(c, 0, sizeof(*c));
+  c->dumps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, free_tensor);
+  c->in_order = TRUE;
+  c->stages = g_hash_table_new(g_str_hash, g_str_equal);
+}
+
+static void capture_clear(Capture *c) {
+  g_hash_table_unref(c->dumps);
+  g_hash_table_unref(c->stages);
+  g_free(c->rgb);
+}
+
+static void on_dump(const char *name, const I2vTensor *t, void *user) {
+  Capture *c = user;
+  I2vTensor *copy = g_new(I2vTensor, 1);
+  *copy = i2v_host_tensor(I2V_DTYPE_F32, t->ndim, t->shape);
+  memcpy(copy->data, t->data, i2v_tensor_nbytes(t));
+  g_hash_table_replace(c->dumps, g_strdup(name), copy);
+}
+
+static void on_progress(const I2vProgress *p, void *user) {
+  Capture *c = user;
+  c->progress_calls++;
+  /* steps come first (frame 0), then frames with step == steps, each counting up by one */
+  if (p->frame == 0)
+    c->in_order = c->in_order && p->step == c->last_step + 1 && c->last_frame == 0;
+  else
+    c->in_order = c->in_order && p->step == p->steps && p->frame == c->last_frame + 1;
+  c->in_order = c->in_order && p->elapsed_us >= 0 && p->eta_us >= 0;
+  c->last_step = p->step;
+  c->last_frame = p->frame;
+  if (c->cancel_at_step > 0 && p->step == c->cancel_at_step && p->frame == 0)
+    g_cancellable_cancel(c->cancel);
+}
+
+static gboolean on_frame(const I2vFrame *f, void *user) {
+  Capture *c = user;
+  const I2vImage *img = f->image;
+  size_t bytes = (size_t)img->width * img->height * 3;
+  if (c->rgb == NULL) c->rgb = g_malloc0(bytes * f->count);
+  c->in_order = c->in_order && f->index == c->frame_calls;
+  memcpy(c->rgb + bytes * f->index, img->rgb, bytes);
+  c->frame_calls++;
+  return c->stop_at_frame == 0 || c->frame_calls < c->stop_at_frame;
+}
+
+static void on_stage(const I2vStage *s, void *user) {
+  Capture *c = user;
+  int n = GPOINTER_TO_INT(g_hash_table_lookup(c->stages, s->name));
+  g_hash_table_insert(c->stages, (gpointer)s->name, GINT_TO_POINTER(n + 1));
+  g_assert_cmpint(s->us, >=, 0);
+  if (strcmp(s->name, "unet_step") == 0) c->step_flops += s->flops;
+}
+
+static int stage_count(const Capture *c, const char *name) {
+  return GPOINTER_TO_INT(g_hash_table_lookup(c->stages, name));
+}
+
+/* Runs a generation with the capturing callbacks (dumps only when with_dump). */
+static gboolean generate(I2vModel *m, const I2vImage *image, const I2vParams *p, Capture *c,
+                         gboolean with_dump, GError **error) {
+  I2vCallbacks cb = {.progress = on_progress,
+                     .frame = on_frame,
+                     .dump = with_dump ? on_dump : NULL,
+                     .stage = on_stage,
+                     .user = c};
+  return i2v_generate(m, image, p, &cb, c->cancel, error);
+}
+
+/* A pipeline case of a set: model options, call parameters, recorded noise, input image. */
+typedef struct {
+  const char *set;
+  const char *name;
+  char *group; /* "pipeline_<name>" in tolerances.json */
+  I2vSafetensors *st;
+  I2vModelOptions mo;
+  I2vParams p;
+  I2vTensor init_latents, posterior;
+  I2vImage image;
+  char *model_dir;
+} Case;
+
+static JsonObject *member_object(JsonObject *o, const char *key) {
+  return o != NULL && json_object_has_member(o, key) ? json_object_get_object_member(o, key) : NULL;
+}
+
+/* The manifest's pipeline cases (NULL if the set has none). */
+static JsonArray *pipeline_cases(JsonNode *manifest) {
+  JsonObject *files = member_object(json_node_get_object(manifest), "files");
+  return files != NULL && json_object_has_member(files, "pipeline")
+             ? json_object_get_array_member(files, "pipeline")
+             : NULL;
+}
+
+/* The input image's file name from the manifest (files.input_image or image_preprocess.image). */
+static const char *input_png(JsonNode *manifest) {
+  JsonObject *files = member_object(json_node_get_object(manifest), "files");
+  JsonObject *img = member_object(files, "input_image");
+  if (img == NULL) img = member_object(member_object(files, "image_preprocess"), "image");
+  g_assert_nonnull(img);
+  return json_object_get_string_member(img, "png");
+}
+
+static void case_open(Case *k, const char *set, JsonNode *manifest, JsonObject *c) {
+  memset(k, 0, sizeof(*k));
+  k->set = set;
+  k->name = json_object_get_string_member(c, "name");
+  k->group = g_strdup_printf("pipeline_%s", k->name);
+  k->st = golden_open(set, json_object_get_string_member(c, "file"));
+  k->model_dir = g_build_filename(set, "model", NULL);
+  k->mo.path = k->model_dir;
+  k->mo.formula_weights = golden_formula_seed(set, &k->mo.formula_seed);
+  if (!k->mo.formula_weights && strstr(json_object_get_string_member(c, "weights"), "fp16"))
+    k->mo.variant = "fp16";
+
+  JsonObject *call = json_object_get_object_member(c, "call");
+  i2v_params_init(&k->p);
+  k->p.prompt = json_object_get_string_member(call, "prompt");
+  k->p.negative_prompt = json_object_get_null_member(call, "negative_prompt")
+                             ? NULL
+                             : json_object_get_string_member(call, "negative_prompt");
+  k->p.height = (int)json_object_get_int_member(call, "height");
+  k->p.width = (int)json_object_get_int_member(call, "width");
+  k->p.frames = (int)json_object_get_int_member(call, "num_frames");
+  k->p.steps = (int)json_object_get_int_member(call, "num_inference_steps");
+  k->p.guidance = json_object_get_double_member(call, "guidance_scale");
+  k->p.fps = (int)json_object_get_int_member(call, "target_fps");
+  if (json_object_has_member(call, "decode_chunk_size"))
+    k->p.decode_chunk_size = (int)json_object_get_int_member(call, "decode_chunk_size");
+
+  GError *err = NULL;
+  g_assert_true(i2v_safetensors_read_f32(k->st, "init_latents", &k->init_latents, &err));
+  g_assert_true(i2v_safetensors_read_f32(k->st, "vae_posterior_noise", &k->posterior, &err));
+  g_assert_no_error(err);
+  k->p.init_latents = k->init_latents.data;
+  k->p.vae_posterior_noise = k->posterior.data;
+  char *png = g_build_filename(set, "golden", input_png(manifest), NULL);
+  g_assert_true(i2v_image_load(png, &k->image, &err));
+  g_assert_no_error(err);
+  g_free(png);
+}
+
+static void case_close(Case *k) {
+  i2v_safetensors_close(k->st);
+  i2v_host_tensor_free(&k->init_latents);
+  i2v_host_tensor_free(&k->posterior);
+  i2v_image_clear(&k->image);
+  g_free(k->model_dir);
+  g_free(k->group);
+}
+
+static I2vModel *load_model(const I2vModelOptions *mo) {
+  GError *err = NULL;
+  I2vModel *m = i2v_model_load(mo, &err);
+  g_assert_no_error(err);
+  return m;
+}
+
+/* Compares dumped tensor name with the golden one (tolerances.json atol of the case's group);
+ * records the worst |error| / atol ratio in *worst. */
+static void check_dump(const Case *k, const Capture *c, const char *name, double *worst) {
+  const I2vTensor *t = g_hash_table_lookup(c->dumps, name);
+  if (t == NULL) {
+    g_test_message("%s: %s was not dumped", k->name, name);
+    g_test_fail();
+    return;
+  }
+  I2vTensor ref;
+  GError *err = NULL;
+  g_assert_true(i2v_safetensors_read_f32(k->st, name, &ref, &err));
+  g_assert_cmpint(i2v_tensor_numel(&ref), ==, i2v_tensor_numel(t));
+  g_assert_true(i2v_shape_equal(ref.ndim, ref.shape, t->ndim, t->shape));
+  double atol = golden_atol(k->set, k->group, name);
+  double e = golden_max_abs_diff(t->data, ref.data, i2v_tensor_numel(t));
+  g_test_message("MAXERR %s %s %.3g atol %.3g%s", k->name, name, e, atol,
+                 e <= atol ? "" : "  FAIL");
+  if (!(e <= atol)) g_test_fail();
+  *worst = MAX(*worst, atol > 0 ? e / atol : (e > 0 ? INFINITY : 0));
+  i2v_host_tensor_free(&ref);
+}
+
+/* The RGB8 frames handed to the callback are round-half-even(frames·255) of the golden frames,
+ * up to the frames tolerance. */
+static void check_rgb(const Case *k, const Capture *c) {
+  I2vTensor ref;
+  GError *err = NULL;
+  g_assert_true(i2v_safetensors_read_f32(k->st, "frames", &ref, &err));
+  const float *r = ref.data;
+  double worst = 0, slack = 0.5 + 255 * golden_atol(k->set, k->group, "frames") + 1e-3;
+  for (int64_t i = 0; i < i2v_tensor_numel(&ref); i++)
+    worst = MAX(worst, fabs(c->rgb[i] - (double)r[i] * 255));
+  g_test_message("%s: rgb8 frames max |u8 - 255·frames| %.3g (allowed %.3g)", k->name, worst,
+                 slack);
+  g_assert_cmpfloat(worst, <=, slack);
+  i2v_host_tensor_free(&ref);
+}
+
+/* Runs one golden case: every dumped intermediate within tolerance, the RGB8 frames, callback
+ * order and counts. */
+static void run_case(const char *set, JsonNode *manifest, JsonObject *c) {
+  Case k;
+  case_open(&k, set, manifest, c);
+  I2vModel *m = load_model(&k.mo);
+  Capture cap;
+  capture_init(&cap);
+  GError *err = NULL;
+  gint64 t0 = g_get_monotonic_time();
+  g_assert_true(generate(m, &k.image, &k.p, &cap, TRUE, &err));
+  g_assert_no_error(err);
+  g_test_message("TIME %s %.2f s", k.name, (g_get_monotonic_time() - t0) / 1e6);
+  g_assert_true(cap.in_order);
+  g_assert_cmpint(cap.frame_calls, ==, k.p.frames);
+  g_assert_cmpint(cap.progress_calls, ==, k.p.steps + k.p.frames);
+
+  /* The tensors the pipeline must reproduce, then every other golden float tensor it dumps. */
+  static const char *const required[] = {"encoder_hidden_states",
+                                         "image_embeddings",
+                                         "image_latents",
+                                         "latents_final",
+                                         "video",
+                                         "frames"};
+  double worst = 0;
+  for (guint i = 0; i < G_N_ELEMENTS(required); i++) check_dump(&k, &cap, required[i], &worst);
+  for (int i = 0; i < k.p.steps; i++) {
+    char name[64];
+    g_snprintf(name, sizeof(name), "step%d.latents", i);
+    check_dump(&k, &cap, name, &worst);
+  }
+  for (guint i = 0; i < i2v_safetensors_count(k.st); i++) {
+    const I2vSafetensorsEntry *e = i2v_safetensors_entry(k.st, i);
+    gboolean is_required = g_str_has_suffix(e->name, ".latents");
+    for (guint j = 0; j < G_N_ELEMENTS(required); j++)
+      is_required = is_required || strcmp(e->name, required[j]) == 0;
+    if (!is_required && e->dtype == I2V_DTYPE_F32 && g_hash_table_contains(cap.dumps, e->name))
+      check_dump(&k, &cap, e->name, &worst);
+  }
+  g_test_message("WORST %s error/atol %.3g", k.name, worst);
+  check_rgb(&k, &cap);
+  capture_clear(&cap);
+  i2v_model_unref(m);
+  case_close(&k);
+}
+
+/* Calls fn on every pipeline case of every set whose weight source is (formula ? formula :
+ * files). Returns the number of cases. */
+static int for_each_case(gboolean formula,
+                         void (*fn)(const char *set, JsonNode *manifest, JsonObject *c)) {
+  char **sets = golden_sets_with("manifest.json");
+  int count = 0;
+  for (char **set = sets; *set != NULL; set++) {
+    JsonNode *manifest = golden_json(*set, "manifest.json");
+    JsonArray *cases = pipeline_cases(manifest);
+    guint64 seed;
+    if (cases != NULL && golden_formula_seed(*set, &seed) == formula) {
+      for (guint i = 0; i < json_array_get_length(cases); i++, count++)
+        fn(*set, manifest, json_array_get_object_element(cases, i));
+    }
+    json_node_unref(manifest);
+  }
+  g_strfreev(sets);
+  return count;
+}
+
+static void test_goldens(void) {
+  g_assert_cmpint(for_each_case(FALSE, run_case), >, 0);
+}
+
+/* A real-size case, plus the width check of i2v_params_validate (a no-op for the tiny sets'
+ * VAE factor of 1). The extra reference keeps the model in the cache between both. */
+static void run_realcfg_case(const char *set, JsonNode *manifest, JsonObject *c) {
+  Case k;
+  case_open(&k, set, manifest, c);
+  I2vModel *m = load_model(&k.mo);
+  run_case(set, manifest, c);
+  int s = i2v_model_size_multiple(m);
+  g_assert_cmpint(s, >, 1);
+  k.p.width += s / 2;
+  GError *err = NULL;
+  g_assert_false(i2v_params_validate(m, &k.p, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
+  char *value = g_strdup_printf("width %d", k.p.width);
+  g_assert_nonnull(strstr(err->message, value));
+  g_test_message("%s", err->message);
+  g_free(value);
+  g_error_free(err);
+  i2v_model_unref(m);
+  case_close(&k);
+}
+
+static void test_realcfg(void) {
+  g_assert_cmpint(for_each_case(TRUE, run_realcfg_case), >, 0);
+}
+
+/* The first file-weight pipeline case with classifier-free guidance (cancellation, parameter
+ * and CLI tests start from it). */
+static JsonObject *first_case;
+static char *first_set;
+static JsonNode *first_manifest;
+
+static void pick_first(const char *set, JsonNode *manifest, JsonObject *c) {
+  if (first_case != NULL || json_object_get_double_member(json_object_get_object_member(c, "call"),
+                                                          "guidance_scale") <= 1)
+    return;
+  first_set = g_strdup(set);
+  first_manifest = json_node_ref(manifest);
+  first_case = c;
+}
+
+static void open_first(Case *k) {
+  if (first_case == NULL) for_each_case(FALSE, pick_first);
+  g_assert_nonnull(first_case);
+  case_open(k, first_set, first_manifest, first_case);
+}
+
+static void test_cancel(void) {
+  Case k;
+  open_first(&k);
+  g_assert_cmpint(k.p.steps, >=, 2);
+  I2vModel *m = load_model(&k.mo);
+  GError *err = NULL;
+
+  Capture cap;
+  capture_init(&cap);
+  cap.cancel = g_cancellable_new();
+  cap.cancel_at_step = 1;
+  g_assert_false(generate(m, &k.image, &k.p, &cap, TRUE, &err));
+  g_assert_error(err, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error(&err);
+  g_assert_cmpint(cap.progress_calls, ==, 1);
+  g_assert_cmpint(cap.frame_calls, ==, 0);
+  g_object_unref(cap.cancel);
+  capture_clear(&cap);
+
+  /* Returning FALSE from the frame callback stops the decode. */
+  capture_init(&cap);
+  cap.stop_at_frame = 1;
+  g_assert_false(generate(m, &k.image, &k.p, &cap, FALSE, &err));
+  g_assert_error(err, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error(&err);
+  g_assert_cmpint(cap.frame_calls, ==, 1);
+  capture_clear(&cap);
+
+  /* The model is reusable after both: a full run gives the golden final latents. */
+  capture_init(&cap);
+  g_assert_true(generate(m, &k.image, &k.p, &cap, TRUE, &err));
+  g_assert_no_error(err);
+  double worst = 0;
+  check_dump(&k, &cap, "latents_final", &worst);
+  capture_clear(&cap);
+  i2v_model_unref(m);
+  case_close(&k);
+}
+
+/* p with one field changed must fail validation naming field and value. */
+static void expect_invalid(I2vModel *m, const I2vParams *p, const char *needle) {
+  GError *err = NULL;
+  g_assert_false(i2v_params_validate(m, p, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
+  g_test_message("%s", err->message);
+  g_assert_nonnull(strstr(err->message, needle));
+  g_error_free(err);
+}
+
+static void test_bad_params(void) {
+  Case k;
+  open_first(&k);
+  I2vModel *m = load_model(&k.mo);
+  GError *err = NULL;
+  g_assert_true(i2v_params_validate(m, &k.p, &err));
+  I2vParams p = k.p;
+  p.frames = 0;
+  expect_invalid(m, &p, "frames 0");
+  p = k.p;
+  p.steps = 0;
+  expect_invalid(m, &p, "steps 0");
+  p = k.p;
+  p.guidance = -1;
+  expect_invalid(m, &p, "guidance -1");
+  p.guidance = NAN;
+  expect_invalid(m, &p, "guidance");
+  p = k.p;
+  p.width = 0;
+  expect_invalid(m, &p, "width 0");
+  p = k.p;
+  p.height = -8;
+  expect_invalid(m, &p, "height -8");
+  p = k.p;
+  p.fps = 0;
+  expect_invalid(m, &p, "fps 0");
+  p = k.p;
+  p.decode_chunk_size = 0;
+  expect_invalid(m, &p, "decode_chunk_size 0");
+  p = k.p;
+  p.prompt = "\xff\xfe";
+  expect_invalid(m, &p, "prompt");
+
+  /* i2v_generate validates too, and rejects an empty image. */
+  p = k.p;
+  p.frames = 0;
+  Capture cap;
+  capture_init(&cap);
+  g_assert_false(generate(m, &k.image, &p, &cap, FALSE, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
+  g_clear_error(&err);
+  I2vImage empty = {0};
+  g_assert_false(generate(m, &empty, &k.p, &cap, FALSE, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
+  g_assert_nonnull(strstr(err->message, "0×0"));
+  g_clear_error(&err);
+  g_assert_cmpint(cap.progress_calls + cap.frame_calls, ==, 0);
+  capture_clear(&cap);
+  i2v_model_unref(m);
+  case_close(&k);
+}
+
+/* The text context of prompt in a cheap run (1 step, 1 frame, no CFG): new host tensor. */
+static I2vTensor prompt_context(I2vModel *m, const Case *k, const char *prompt) {
+  I2vParams p = k->p;
+  p.prompt = prompt;
+  p.guidance = 1.0;
+  p.steps = 1;
+  p.frames = 1;
+  p.init_latents = NULL; /* seeded noise: only the text context matters here */
+  p.vae_posterior_noise = NULL;
+  Capture cap;
+  capture_init(&cap);
+  GError *err = NULL;
+  g_assert_true(generate(m, &k->image, &p, &cap, TRUE, &err));
+  g_assert_no_error(err);
+  I2vTensor *t = g_hash_table_lookup(cap.dumps, "encoder_hidden_states");
+  g_assert_nonnull(t);
+  I2vTensor copy = i2v_host_tensor(I2V_DTYPE_F32, t->ndim, t->shape);
+  memcpy(copy.data, t->data, i2v_tensor_nbytes(t));
+  capture_clear(&cap);
+  return copy;
+}
+
+/* "a a a ..." with n words: one BPE token each. */
+static char *repeated_words(int n) {
+  GString *s = g_string_new(NULL);
+  for (int i = 0; i < n; i++) g_string_append(s, i ? " a" : "a");
+  return g_string_free(s, FALSE);
+}
+
+static void test_long_prompt(void) {
+  Case k;
+  open_first(&k);
+  I2vModel *m = load_model(&k.mo);
+  I2vTensor probe = prompt_context(m, &k, "a");
+  int tokens = (int)probe.shape[1]; /* the tokenizer's max length */
+  i2v_host_tensor_free(&probe);
+  char *longer = repeated_words(tokens + 20), *fitting = repeated_words(tokens - 2),
+       *shorter = repeated_words(tokens - 3);
+  I2vTensor a = prompt_context(m, &k, longer), b = prompt_context(m, &k, fitting),
+            c = prompt_context(m, &k, shorter);
+  int64_t n = i2v_tensor_numel(&a);
+  g_assert_cmpfloat(golden_max_abs_diff(a.data, b.data, n), ==, 0);
+  g_assert_cmpfloat(golden_max_abs_diff(a.data, c.data, n), >, 0);
+  i2v_host_tensor_free(&a);
+  i2v_host_tensor_free(&b);
+  i2v_host_tensor_free(&c);
+  g_free(longer);
+  g_free(fitting);
+  g_free(shorter);
+  i2v_model_unref(m);
+  case_close(&k);
+}
+
+static void expect_load_error(const I2vModelOptions *mo, int code, const char *needle) {
+  GError *err = NULL;
+  g_assert_null(i2v_model_load(mo, &err));
+  g_assert_error(err, I2V_ERROR, code);
+  g_test_message("%s", err->message);
+  g_assert_nonnull(strstr(err->message, needle));
+  g_error_free(err);
+}
+
+static void test_model_cache(void) {
+  Case k;
+  open_first(&k);
+  I2vModelOptions mo = k.mo;
+  I2vModel *a = load_model(&mo);
+  I2vModel *b = load_model(&mo);
+  g_assert_true(a == b);
+  g_assert_cmpstr(i2v_model_device(a), ==, "cpu");
+  mo.device = "cpu"; /* "auto" and "cpu" are the same model */
+  I2vModel *c = load_model(&mo);
+  g_assert_true(c == a);
+  i2v_model_unref(c);
+  mo.variant = "fp16";
+  I2vModel *d = load_model(&mo);
+  g_assert_true(d != a);
+  i2v_model_unref(d);
+  i2v_model_unref(b);
+  i2v_model_unref(a);
+
+  mo = k.mo;
+  mo.device = "cuda:0";
+  expect_load_error(&mo, I2V_ERROR_BACKEND, "cuda:0");
+  mo.device = "tpu";
+  expect_load_error(&mo, I2V_ERROR_INVALID, "tpu");
+  mo.device = NULL;
+  mo.precision = "fp16";
+  expect_load_error(&mo, I2V_ERROR_BACKEND, "fp16");
+  case_close(&k);
+}
+
+/* The generator of noise.h against values computed independently from its description. */
+static void test_noise(void) {
+  static const struct {
+    guint64 seed, stream;
+    float v[3];
+  } vectors[] = {
+      {0, 0, {-0.45275774598121643f, 0.20776604115962982f, 2.6506059169769287f}},
+      {42, 1, {0.08186130225658417f, 0.6916474103927612f, 1.5828430652618408f}},
+      {G_MAXUINT64, 0, {0.4038981795310974f, -0.24716992676258087f, -1.5578114986419678f}},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(vectors); i++) {
+    float got[3];
+    i2v_noise_normal(vectors[i].seed, vectors[i].stream, got, 3);
+    for (int j = 0; j < 3; j++) g_assert_cmpfloat_with_epsilon(got[j], vectors[i].v[j], 1e-6);
+  }
+  enum { N = 100000 };
+  float *x = g_new(float, N);
+  i2v_noise_normal(7, 0, x, N);
+  double sum = 0, sq = 0;
+  for (int i = 0; i < N; i++) sum += x[i], sq += (double)x[i] * x[i];
+  g_assert_cmpfloat(fabs(sum / N), <, 0.02);
+  g_assert_cmpfloat(fabs(sq / N - 1), <, 0.02);
+  g_free(x);
+}
+
+/* A seed gives the same clip twice and another seed another clip. */
+static void test_seeded(void) {
+  Case k;
+  open_first(&k);
+  I2vModel *m = load_model(&k.mo);
+  I2vParams p = k.p;
+  p.init_latents = NULL;
+  p.vae_posterior_noise = NULL;
+  size_t bytes = (size_t)p.width * p.height * 3 * p.frames;
+  guint8 *clips[3];
+  for (int i = 0; i < 3; i++) {
+    p.seed = i < 2 ? 1234 : 1235;
+    Capture cap;
+    capture_init(&cap);
+    GError *err = NULL;
+    g_assert_true(generate(m, &k.image, &p, &cap, FALSE, &err));
+    g_assert_no_error(err);
+    clips[i] = g_steal_pointer(&cap.rgb);
+    capture_clear(&cap);
+  }
+  g_assert_cmpmem(clips[0], bytes, clips[1], bytes);
+  g_assert_true(memcmp(clips[0], clips[2], bytes) != 0);
+  for (int i = 0; i < 3; i++) g_free(clips[i]);
+  i2v_model_unref(m);
+  case_close(&k);
+}
+
+/* Decoding several frames per VAE call gives the same clip; the stage callback sees every stage
+ * once (steps and decode calls once each) with the UNet's FLOPs. */
+static void test_chunks_and_stages(void) {
+  Case k;
+  open_first(&k);
+  g_assert_cmpint(k.p.frames, >=, 3);
+  I2vModel *m = load_model(&k.mo);
+  k.p.decode_chunk_size = k.p.frames - 1; /* one full chunk and a partial one */
+  Capture cap;
+  capture_init(&cap);
+  GError *err = NULL;
+  g_assert_true(generate(m, &k.image, &k.p, &cap, TRUE, &err));
+  g_assert_no_error(err);
+  g_assert_cmpint(cap.frame_calls, ==, k.p.frames);
+  g_assert_true(cap.in_order);
+  double worst = 0;
+  check_dump(&k, &cap, "video", &worst);
+  check_dump(&k, &cap, "frames", &worst);
+  static const char *const once[] = {"text_encoder", "image_encoder", "vae_encoder",
+                                     "unet_prepare"};
+  for (guint i = 0; i < G_N_ELEMENTS(once); i++) g_assert_cmpint(stage_count(&cap, once[i]), ==, 1);
+  g_assert_cmpint(stage_count(&cap, "unet_step"), ==, k.p.steps);
+  g_assert_cmpint(stage_count(&cap, "vae_decode_frame"), ==, 2);
+  g_assert_cmpfloat(cap.step_flops, >, 0);
+  capture_clear(&cap);
+  i2v_model_unref(m);
+  case_close(&k);
+}
+
+/* Runs the i2vgen tool; returns its exit status, stderr in *err_text (g_free). */
+static int run_cli(char **args, char **err_text) {
+  GError *err = NULL;
+  int status = -1;
+  g_assert_true(
+      g_spawn_sync(NULL, args, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, err_text, &status, &err));
+  g_assert_no_error(err);
+  return g_spawn_check_wait_status(status, NULL) ? 0 : WEXITSTATUS(status);
+}
+
+static void test_cli(void) {
+  char *tool = (char *)g_getenv("I2VGEN_TOOL"); /* the built i2vgen (meson sets it) */
+  if (tool == NULL) {
+    g_test_skip("I2VGEN_TOOL is not set");
+    return;
+  }
+  Case k;
+  open_first(&k);
+  char *tmp = g_dir_make_tmp("i2vgen-cli-XXXXXX", NULL);
+  char *missing = g_build_filename(tmp, "no-such-image.png", NULL);
+  char *err_text = NULL;
+  char *bad[] = {tool,    "generate", "--model", k.model_dir, "--image",
+                 missing, "--prompt", "x",       NULL};
+  g_assert_cmpint(run_cli(bad, &err_text), ==, 1);
+  g_assert_nonnull(strstr(err_text, missing));
+  g_free(err_text);
+
+  /* The golden case through the CLI: recorded noise in, PNG frames and a dump out. */
+  char *png = g_build_filename(first_set, "golden", input_png(first_manifest), NULL);
+  char *noise = g_strdup(i2v_safetensors_path(k.st));
+  char *pattern = g_build_filename(tmp, "frames", "f-%03d.png", NULL);
+  char *dump_path = g_build_filename(tmp, "dump.safetensors", NULL);
+  char *args[32] = {tool,    "generate", "--model",          k.model_dir, "--image",
+                    png,     "--prompt", (char *)k.p.prompt, "--noise",   noise,
+                    "--out", pattern,    "--dump",           dump_path};
+  int n = 14;
+  char *nums[6] = {g_strdup_printf("%d", k.p.steps),  g_strdup_printf("%g", k.p.guidance),
+                   g_strdup_printf("%d", k.p.frames), g_strdup_printf("%d", k.p.fps),
+                   g_strdup_printf("%d", k.p.width),  g_strdup_printf("%d", k.p.height)};
+  const char *opts[6] = {"--steps", "--guidance", "--frames", "--fps", "--width", "--height"};
+  for (int i = 0; i < 6; i++) args[n++] = (char *)opts[i], args[n++] = nums[i];
+  if (k.p.negative_prompt) args[n++] = "--negative-prompt", args[n++] = (char *)k.p.negative_prompt;
+  if (k.mo.variant) args[n++] = "--variant", args[n++] = (char *)k.mo.variant;
+  g_assert_cmpint(run_cli(args, &err_text), ==, 0);
+  g_assert_nonnull(strstr(err_text, "step 1/"));
+  g_free(err_text);
+
+  I2vSafetensors *dump = i2v_safetensors_open(dump_path, NULL);
+  g_assert_nonnull(dump);
+  static const char *const names[] = {"latents_final", "frames", "encoder_hidden_states"};
+  for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+    I2vTensor t;
+    g_assert_true(i2v_safetensors_read_f32(dump, names[i], &t, NULL));
+    g_assert_true(golden_check(k.st, names[i], t.data, i2v_tensor_numel(&t),
+                               golden_atol(k.set, k.group, names[i]), "cli"));
+    i2v_host_tensor_free(&t);
+  }
+  i2v_safetensors_close(dump);
+  for (int f = 0; f < k.p.frames; f++) {
+    char *frame = g_strdup_printf(pattern, f);
+    I2vImage img;
+    g_assert_true(i2v_image_load(frame, &img, NULL));
+    g_assert_cmpint(img.width, ==, k.p.width);
+    i2v_image_clear(&img);
+    g_remove(frame);
+    g_free(frame);
+  }
+  char *frames_dir = g_path_get_dirname(pattern);
+  g_rmdir(frames_dir);
+  g_remove(dump_path);
+  g_rmdir(tmp);
+  for (int i = 0; i < 6; i++) g_free(nums[i]);
+  g_free(frames_dir);
+  g_free(png);
+  g_free(noise);
+  g_free(pattern);
+  g_free(dump_path);
+  g_free(missing);
+  g_free(tmp);
+  case_close(&k);
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/pipeline/noise", test_noise);
+  g_test_add_func("/pipeline/goldens", test_goldens);
+  g_test_add_func("/pipeline/cancel", test_cancel);
+  g_test_add_func("/pipeline/bad-params", test_bad_params);
+  g_test_add_func("/pipeline/long-prompt", test_long_prompt);
+  g_test_add_func("/pipeline/model-cache", test_model_cache);
+  g_test_add_func("/pipeline/seeded", test_seeded);
+  g_test_add_func("/pipeline/chunks-and-stages", test_chunks_and_stages);
+  g_test_add_func("/pipeline/cli", test_cli);
+  g_test_add_func("/pipeline/realcfg", test_realcfg);
+  int rc = g_test_run();
+  if (first_manifest != NULL) json_node_unref(first_manifest);
+  g_free(first_set);
+  return rc;
+}

@@ -1,0 +1,206 @@
+/* i2vgen bench: times one generation stage by stage (model load, each encoder, every UNet step,
+ * VAE decode per frame), counts the FLOPs the op table executed, and prints a table on stderr
+ * and one JSON line on stdout. Weights come from a model directory, or from the README-realcfg
+ * formula (--formula-weights SEED) so real-size runs need no weight file: cost does not depend on
+ * the values. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "commands.h"
+#include "i2v.h"
+
+#define MAX_STAGES 4096
+
+typedef struct {
+  I2vStage stages[MAX_STAGES];
+  int n;
+} Recorder;
+
+static void record_stage(const I2vStage *s, void *user) {
+  Recorder *r = user;
+  if (r->n < MAX_STAGES) {
+    r->stages[r->n] = *s;
+    r->stages[r->n].name = g_intern_string(s->name);
+    r->n++;
+  }
+}
+
+typedef struct {
+  int count;
+  double sum_s, sum2_s, min_s, max_s, flops;
+} Summary;
+
+/* Sums the stages named name (interned) of r. */
+static Summary summarize(const Recorder *r, const char *name) {
+  Summary s = {.min_s = INFINITY};
+  const char *interned = g_intern_string(name);
+  for (int i = 0; i < r->n; i++) {
+    if (r->stages[i].name != interned) continue;
+    double t = r->stages[i].us * 1e-6;
+    s.count++;
+    s.sum_s += t;
+    s.sum2_s += t * t;
+    s.min_s = MIN(s.min_s, t);
+    s.max_s = MAX(s.max_s, t);
+    s.flops += r->stages[i].flops;
+  }
+  if (s.count == 0) s.min_s = 0;
+  return s;
+}
+
+static double mean(const Summary *s) {
+  return s->count ? s->sum_s / s->count : 0;
+}
+
+static double spread(const Summary *s) {
+  if (s->count < 2) return 0;
+  double m = mean(s);
+  return sqrt(MAX(0.0, s->sum2_s / s->count - m * m));
+}
+
+static const char *const stage_names[] = {"text_encoder", "image_encoder", "vae_encoder",
+                                          "unet_prepare", "unet_step",     "vae_decode_frame"};
+
+static gboolean frame_sink(const I2vFrame *f, void *user) {
+  (void)f, (void)user;
+  return TRUE;
+}
+
+int cmd_bench(int argc, char **argv) {
+  char *model = NULL, *variant = NULL, *device = NULL, *precision = NULL, *image_path = NULL,
+       *formula = NULL;
+  int width = 512, height = 512, frames = 16, steps = 3;
+  double guidance = 9.0, peak_tflops = 0;
+  GOptionEntry entries[] = {
+      {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "model directory", "DIR"},
+      {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weights variant (fp16)", "V"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &device, "auto, cpu or cuda:N", "D"},
+      {"precision", 0, 0, G_OPTION_ARG_STRING, &precision, "fp32, fp16 or bf16", "P"},
+      {"formula-weights", 0, 0, G_OPTION_ARG_STRING, &formula,
+       "use README-realcfg formula weights with this set seed instead of weight files", "SEED"},
+      {"image", 0, 0, G_OPTION_ARG_FILENAME, &image_path, "input image (default: a gradient)",
+       "FILE"},
+      {"width", 0, 0, G_OPTION_ARG_INT, &width, "video width (512)", "W"},
+      {"height", 0, 0, G_OPTION_ARG_INT, &height, "video height (512)", "H"},
+      {"frames", 0, 0, G_OPTION_ARG_INT, &frames, "frames (16)", "F"},
+      {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "denoising steps to time (3)", "N"},
+      {"guidance", 0, 0, G_OPTION_ARG_DOUBLE, &guidance, "guidance scale (9; > 1 = CFG)", "G"},
+      {"peak-tflops", 0, 0, G_OPTION_ARG_DOUBLE, &peak_tflops,
+       "device peak in TFLOP/s for the FLOP-bound ratio (e.g. 790 for an H100 in fp16)", "T"},
+      {NULL}};
+  GOptionContext *ctx = g_option_context_new("- time a generation stage by stage");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  GError *err = NULL;
+  int status = 0;
+  I2vModel *m = NULL;
+  I2vImage image = {0};
+  Recorder *rec = g_new0(Recorder, 1);
+  if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+    status = 2;
+  } else if (model == NULL) {
+    err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--model is required");
+    status = 2;
+  }
+  I2vModelOptions o = {.path = model, .variant = variant, .device = device, .precision = precision};
+  if (status == 0 && formula != NULL) {
+    o.formula_weights = TRUE;
+    if (!cmd_parse_u64(formula, "--formula-weights", &o.formula_seed, &err)) status = 2;
+  }
+  gint64 t0 = g_get_monotonic_time();
+  if (status == 0 && (m = i2v_model_load(&o, &err)) == NULL) status = 1;
+  double load_s = (g_get_monotonic_time() - t0) * 1e-6;
+  if (status == 0) {
+    if (image_path != NULL) {
+      if (!i2v_image_load(image_path, &image, &err)) status = 1;
+    } else {
+      image = i2v_image_new(width, height);
+      for (int i = 0; i < width * height * 3; i++) image.rgb[i] = (guint8)(i * 31 / 7);
+    }
+  }
+  double total_s = 0;
+  if (status == 0) {
+    I2vParams p;
+    i2v_params_init(&p);
+    p.prompt = "A painting of a squirrel eating a burger";
+    p.width = width;
+    p.height = height;
+    p.frames = frames;
+    p.steps = steps;
+    p.guidance = guidance;
+    I2vCallbacks cb = {.frame = frame_sink, .stage = record_stage, .user = rec};
+    t0 = g_get_monotonic_time();
+    if (!i2v_generate(m, &image, &p, &cb, NULL, &err)) status = 1;
+    total_s = (g_get_monotonic_time() - t0) * 1e-6;
+  }
+  if (status == 0) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = ru.ru_maxrss / 1024.0;
+    Summary step = summarize(rec, "unet_step"), dec = summarize(rec, "vae_decode_frame");
+    fprintf(stderr, "bench: %s, %dx%d, %d frames, %d steps, guidance %g\n", i2v_model_device(m),
+            width, height, frames, steps, guidance);
+    fprintf(stderr, "  %-18s %9.3f s\n", "model load", load_s);
+    GString *json = g_string_new(NULL);
+    g_string_append_printf(json,
+                           "{\"device\":\"%s\",\"width\":%d,\"height\":%d,\"frames\":%d,"
+                           "\"steps\":%d,\"guidance\":%g,\"load_s\":%.6g",
+                           i2v_model_device(m), width, height, frames, steps, guidance, load_s);
+    for (guint i = 0; i < G_N_ELEMENTS(stage_names); i++) {
+      Summary s = summarize(rec, stage_names[i]);
+      if (s.count == 0) continue;
+      double tflops = s.sum_s > 0 ? s.flops / s.sum_s * 1e-12 : 0;
+      fprintf(stderr,
+              "  %-18s %9.3f s mean (±%.3f, min %.3f, max %.3f, n=%d)  %.4g GFLOP  %.4g TFLOP/s\n",
+              stage_names[i], mean(&s), spread(&s), s.min_s, s.max_s, s.count,
+              s.flops / MAX(s.count, 1) * 1e-9, tflops);
+      g_string_append_printf(json,
+                             ",\"%s_s\":%.6g,\"%s_spread_s\":%.6g,\"%s_tflop\":%.6g,\"%s_n\":%d",
+                             stage_names[i], mean(&s), stage_names[i], spread(&s), stage_names[i],
+                             s.flops / MAX(s.count, 1) * 1e-12, stage_names[i], s.count);
+    }
+    /* the 50-step job the presets describe, extrapolated from the measured stages */
+    Summary pre[4];
+    double fixed_s = 0;
+    for (int i = 0; i < 4; i++) {
+      pre[i] = summarize(rec, stage_names[i]);
+      fixed_s += mean(&pre[i]);
+    }
+    double job50_s = fixed_s + 50 * mean(&step) + frames * mean(&dec);
+    double job50_flop =
+        50 * step.flops / MAX(step.count, 1) + dec.flops / MAX(dec.count, 1) * frames;
+    for (int i = 0; i < 4; i++) job50_flop += pre[i].flops;
+    fprintf(stderr, "  %-18s %9.3f s\n", "this run", total_s);
+    fprintf(stderr, "  %-18s %9.3f s (%.1f TFLOP)\n", "50-step estimate", job50_s,
+            job50_flop * 1e-12);
+    fprintf(stderr, "  %-18s %9.1f MB\n", "peak RSS", rss_mb);
+    g_string_append_printf(json,
+                           ",\"total_s\":%.6g,\"job50_s\":%.6g,\"job50_tflop\":%.6g,"
+                           "\"peak_rss_mb\":%.1f",
+                           total_s, job50_s, job50_flop * 1e-12, rss_mb);
+    if (peak_tflops > 0) {
+      double bound = job50_flop * 1e-12 / peak_tflops;
+      fprintf(stderr, "  %-18s %9.3f s at %g TFLOP/s: measured / bound = %.2f\n", "FLOP bound",
+              bound, peak_tflops, job50_s / bound);
+      g_string_append_printf(json, ",\"flop_bound_s\":%.6g,\"ratio_to_bound\":%.6g", bound,
+                             job50_s / bound);
+    }
+    g_string_append(json, "}");
+    printf("%s\n", json->str);
+    g_string_free(json, TRUE);
+  } else {
+    cmd_fail("bench", err);
+  }
+  i2v_image_clear(&image);
+  if (m) i2v_model_unref(m);
+  g_free(rec);
+  g_option_context_free(ctx);
+  g_free(model);
+  g_free(variant);
+  g_free(device);
+  g_free(precision);
+  g_free(image_path);
+  g_free(formula);
+  return status;
+}

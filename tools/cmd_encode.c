@@ -1,0 +1,292 @@
+/* i2vgen encode: the pipeline's conditioning tensors for one prompt and one image (text
+ * embeddings with clip_skip 1, the CLIP image embedding, the VAE posterior of the cropped image)
+ * and, with --decode, the frame-by-frame VAE decode of given latents. Tensors are written under
+ * the names and layouts of the golden pipeline files (fixtures README §4.9), so any stage can be
+ * compared with the reference. */
+#include <stdio.h>
+#include <string.h>
+
+#include "clip_text.h"
+#include "clip_vision.h"
+#include "commands.h"
+#include "error.h"
+#include "image.h"
+#include "tokenizer.h"
+#include "vae.h"
+
+#define FEATURE_EXTRACTOR_CONFIG "feature_extractor/preprocessor_config.json"
+
+/* The reference pipeline's default video size. */
+#define DEFAULT_HEIGHT 704
+#define DEFAULT_WIDTH 1280
+
+typedef struct {
+  I2vModelDir *md;
+  I2vBackend *be;
+  I2vVae *vae; /* loaded on first use */
+  I2vSafetensorsWriter *out;
+} Encoder;
+
+static void add_f32(Encoder *e, const char *name, int ndim, const int64_t *shape,
+                    const float *data) {
+  i2v_safetensors_writer_add(e->out, name, I2V_DTYPE_F32, ndim, shape, data);
+}
+
+/* An RGB8 image as the golden u8 tensors hold it: [H, W, 3]. */
+static void add_u8_image(Encoder *e, const char *name, const I2vImage *img) {
+  int64_t shape[3] = {img->height, img->width, 3};
+  i2v_safetensors_writer_add(e->out, name, I2V_DTYPE_U8, 3, shape, img->rgb);
+}
+
+static I2vVae *encoder_vae(Encoder *e, GError **error) {
+  if (e->vae == NULL) e->vae = i2v_vae_load(e->md, e->be, error);
+  return e->vae;
+}
+
+/* prompt_embeds [1, max_length, hidden]: the penultimate encoder layer plus the final LayerNorm
+ * (the pipeline's clip_skip = 1). */
+static gboolean encode_prompt(Encoder *e, const char *prompt, GError **error) {
+  char *dir = g_build_filename(i2v_model_dir_path(e->md), "tokenizer", NULL);
+  I2vTokenizer *tok = i2v_tokenizer_load(dir, error);
+  g_free(dir);
+  if (tok == NULL) return FALSE;
+  int len = i2v_tokenizer_max_length(tok);
+  int64_t *ids = g_new(int64_t, len);
+  gboolean truncated = FALSE;
+  gboolean ok = i2v_tokenizer_encode_padded(tok, prompt, ids, &truncated, error);
+  i2v_tokenizer_free(tok);
+  if (ok && truncated)
+    fprintf(stderr, "i2vgen encode: the prompt was truncated to %d tokens\n", len);
+  I2vClipText *text = ok ? i2v_clip_text_load(e->md, e->be, error) : NULL;
+  if (text != NULL) {
+    int hidden = i2v_clip_text_hidden_size(text);
+    float *embeds = g_new(float, (size_t)len *hidden);
+    ok = i2v_clip_text_forward(text, ids, 1, len, i2v_clip_text_num_layers(text) - 1, TRUE, embeds,
+                               error);
+    int64_t shape[3] = {1, len, hidden};
+    if (ok) add_f32(e, "prompt_embeds", 3, shape, embeds);
+    g_free(embeds);
+    i2v_clip_text_free(text);
+  }
+  g_free(ids);
+  return ok && text != NULL;
+}
+
+/* Reads member key of the feature-extractor config as three numbers (image_mean, image_std). */
+static gboolean read_rgb_triple(JsonObject *cfg, const char *key, float out[3], GError **error) {
+  JsonNode *node = json_object_get_member(cfg, key);
+  JsonArray *a = node != NULL && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
+  gboolean ok = a != NULL && json_array_get_length(a) == 3;
+  for (guint i = 0; ok && i < 3; i++) {
+    JsonNode *v = json_array_get_element(a, i);
+    ok = JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) != G_TYPE_STRING;
+    if (ok) out[i] = (float)json_node_get_double(v);
+  }
+  if (!ok)
+    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: %s must be an array of 3 numbers",
+                FEATURE_EXTRACTOR_CONFIG, key);
+  return ok;
+}
+
+/* The CLIP input size (crop_size {height, width}) and normalisation of the feature extractor. */
+static gboolean read_clip_preprocess(I2vModelDir *md, int *height, int *width, float mean[3],
+                                     float std[3], GError **error) {
+  JsonObject *cfg = i2v_model_dir_config(md, "feature_extractor", error);
+  if (cfg == NULL) return FALSE;
+  JsonNode *crop = json_object_get_member(cfg, "crop_size");
+  JsonObject *c = crop != NULL && JSON_NODE_HOLDS_OBJECT(crop) ? json_node_get_object(crop) : NULL;
+  gint64 h = 0, w = 0;
+  gboolean ok = c != NULL;
+  if (!ok)
+    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+                "%s: crop_size must be an object {\"height\": H, \"width\": W}",
+                FEATURE_EXTRACTOR_CONFIG);
+  ok = ok && i2v_config_int(c, FEATURE_EXTRACTOR_CONFIG, "height", &h, error) &&
+       i2v_config_int(c, FEATURE_EXTRACTOR_CONFIG, "width", &w, error) &&
+       read_rgb_triple(cfg, "image_mean", mean, error) &&
+       read_rgb_triple(cfg, "image_std", std, error);
+  json_object_unref(cfg);
+  *height = (int)h;
+  *width = (int)w;
+  return ok;
+}
+
+/* The global image embedding: _center_crop_wide to a width × width square, BILINEAR resize to
+ * the CLIP input size, normalise, CLIP vision with projection. */
+static gboolean encode_clip_image(Encoder *e, const I2vImage *img, int width, GError **error) {
+  int ch, cw;
+  float mean[3], std[3];
+  if (!read_clip_preprocess(e->md, &ch, &cw, mean, std, error)) return FALSE;
+  I2vClipVision *vision = i2v_clip_vision_load(e->md, e->be, error);
+  if (vision == NULL) return FALSE;
+  int side = i2v_clip_vision_image_size(vision);
+  gboolean ok = ch == side && cw == side;
+  if (!ok)
+    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+                "%s: crop_size %dx%d differs from image_encoder/config.json image_size %d",
+                FEATURE_EXTRACTOR_CONFIG, ch, cw, side);
+  if (ok) {
+    I2vImage square = i2v_image_center_crop_wide(img, width, width, NULL);
+    I2vImage clip_in = i2v_image_resize(&square, side, side, I2V_RESAMPLE_BILINEAR);
+    float *pixels = g_new(float, 3 * side * side);
+    int proj = i2v_clip_vision_projection_dim(vision);
+    float *embeds = g_new(float, proj);
+    i2v_image_to_clip_pixels(&clip_in, mean, std, pixels);
+    ok = i2v_clip_vision_forward(vision, pixels, 1, embeds, 0, NULL, error);
+    add_u8_image(e, "clip_input_u8", &clip_in);
+    int64_t pshape[4] = {1, 3, side, side}, eshape[2] = {1, proj};
+    add_f32(e, "clip_pixel_values", 4, pshape, pixels);
+    if (ok) add_f32(e, "image_embeds", 2, eshape, embeds);
+    g_free(pixels);
+    g_free(embeds);
+    i2v_image_clear(&clip_in);
+    i2v_image_clear(&square);
+  }
+  i2v_clip_vision_free(vision);
+  return ok;
+}
+
+/* The VAE posterior of the image cropped to width × height (the pipeline's image latents before
+ * sampling): vae_input and vae_mean / vae_logvar / vae_std [1, latent, h, w]. */
+static gboolean encode_vae_image(Encoder *e, const I2vImage *img, int height, int width,
+                                 GError **error) {
+  I2vVae *vae = encoder_vae(e, error);
+  if (vae == NULL) return FALSE;
+  I2vImage cropped = i2v_image_center_crop_wide(img, width, height, NULL);
+  add_u8_image(e, "vae_input_u8", &cropped);
+  float *x = g_new(float, 3 * (size_t)width * height);
+  i2v_image_to_vae_input(&cropped, x);
+  i2v_image_clear(&cropped);
+  int64_t xshape[4] = {1, 3, height, width};
+  add_f32(e, "vae_input", 4, xshape, x);
+  int s = i2v_vae_downscale(vae), latent = i2v_vae_latent_channels(vae);
+  int64_t hw = (int64_t)(height / s) * (width / s);
+  float *moments = g_new(float, 2 * latent * hw);
+  gboolean ok = i2v_vae_encode(vae, x, height, width, moments, error);
+  if (ok) {
+    float *post = g_new(float, 3 * latent * hw);
+    i2v_vae_posterior(moments, latent, hw, post, post + latent * hw, post + 2 * latent * hw);
+    static const char *const names[] = {"vae_mean", "vae_logvar", "vae_std"};
+    int64_t shape[4] = {1, latent, height / s, width / s};
+    for (int i = 0; i < 3; i++) add_f32(e, names[i], 4, shape, post + i * latent * hw);
+    g_free(post);
+  }
+  g_free(moments);
+  g_free(x);
+  return ok;
+}
+
+static gboolean encode_image(Encoder *e, const char *path, int height, int width, GError **error) {
+  I2vImage img;
+  if (!i2v_image_load(path, &img, error)) return FALSE;
+  gboolean ok =
+      encode_clip_image(e, &img, width, error) && encode_vae_image(e, &img, height, width, error);
+  i2v_image_clear(&img);
+  return ok;
+}
+
+/* video [1, 3, F, H, W] from the latents_final [1, latent, F, h, w] of a pipeline file. */
+static gboolean decode_file(Encoder *e, const char *path, GError **error) {
+  I2vVae *vae = encoder_vae(e, error);
+  if (vae == NULL) return FALSE;
+  I2vSafetensors *st = i2v_safetensors_open(path, error);
+  if (st == NULL) return FALSE;
+  I2vTensor lat = {0};
+  gboolean ok = i2v_safetensors_read_f32(st, "latents_final", &lat, error);
+  i2v_safetensors_close(st);
+  if (ok && (lat.ndim != 5 || lat.shape[0] != 1 || lat.shape[1] != i2v_vae_latent_channels(vae))) {
+    char buf[96];
+    g_set_error(error, I2V_ERROR, I2V_ERROR_SHAPE,
+                "%s: latents_final has shape %s, expected [1, %d, frames, h, w]", path,
+                i2v_shape_format(lat.ndim, lat.shape, buf, sizeof buf),
+                i2v_vae_latent_channels(vae));
+    ok = FALSE;
+  }
+  if (ok) {
+    int s = i2v_vae_downscale(vae);
+    int64_t shape[5] = {1, 3, lat.shape[2], lat.shape[3] * s, lat.shape[4] * s};
+    float *video = g_new(float, shape[1] * shape[2] * shape[3] * shape[4]);
+    ok = i2v_vae_decode_video(vae, lat.data, (int)lat.shape[2], (int)lat.shape[3],
+                              (int)lat.shape[4], video, error);
+    if (ok) add_f32(e, "video", 5, shape, video);
+    g_free(video);
+  }
+  i2v_host_tensor_free(&lat);
+  return ok;
+}
+
+static gboolean run_encode(const char *model, const char *variant, const char *prompt,
+                           const char *image, int height, int width, const char *decode,
+                           const char *out, GError **error) {
+  Encoder e = {0};
+  e.md = i2v_model_dir_open(model, variant, error);
+  if (e.md == NULL) return FALSE;
+  e.be = i2v_cpu_backend_new();
+  e.out = i2v_safetensors_writer_new();
+  gboolean ok = (prompt == NULL || encode_prompt(&e, prompt, error)) &&
+                (image == NULL || encode_image(&e, image, height, width, error)) &&
+                (decode == NULL || decode_file(&e, decode, error)) &&
+                i2v_safetensors_writer_save(e.out, out, error);
+  i2v_safetensors_writer_free(e.out);
+  i2v_vae_free(e.vae);
+  i2v_backend_free(e.be);
+  i2v_model_dir_free(e.md);
+  return ok;
+}
+
+int cmd_encode(int argc, char **argv) {
+  char *model = NULL, *variant = NULL, *prompt = NULL, *image = NULL, *decode = NULL, *out = NULL;
+  int height = DEFAULT_HEIGHT, width = DEFAULT_WIDTH;
+  GOptionEntry entries[] = {
+      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "model directory (diffusers layout)", "DIR"},
+      {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weight variant (fp16)", "NAME"},
+      /* FILENAME: the bytes as given (the tokenizer checks UTF-8), no locale conversion */
+      {"prompt", 'p', 0, G_OPTION_ARG_FILENAME, &prompt, "write prompt_embeds of TEXT", "TEXT"},
+      {"image", 'i', 0, G_OPTION_ARG_FILENAME, &image,
+       "write the CLIP and VAE conditioning of the PNG/JPEG FILE", "FILE"},
+      {"height", 'H', 0, G_OPTION_ARG_INT, &height, "video height (default 704)", "H"},
+      {"width", 'W', 0, G_OPTION_ARG_INT, &width, "video width (default 1280)", "W"},
+      {"decode", 0, 0, G_OPTION_ARG_FILENAME, &decode,
+       "write video: the VAE decode of latents_final of FILE.safetensors", "FILE"},
+      {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "output .safetensors file", "OUT"},
+      G_OPTION_ENTRY_NULL,
+  };
+  GOptionContext *ctx = g_option_context_new(
+      "- write the pipeline's conditioning tensors (golden pipeline file names) to OUT");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  GError *err = NULL;
+  int status = 0;
+  const char *usage = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &err))
+    usage = err->message;
+  else if (argc > 1)
+    usage = "unexpected argument (options only)";
+  else if (model == NULL)
+    usage = "--model DIR is required";
+  else if (out == NULL)
+    usage = "--out OUT.safetensors is required";
+  else if (prompt == NULL && image == NULL && decode == NULL)
+    usage = "nothing to do: give --prompt, --image and/or --decode";
+  else if (height < 1 || width < 1)
+    usage = "--height and --width must be positive";
+  if (usage != NULL) {
+    fprintf(stderr, "i2vgen encode: %s\n", usage);
+    status = 2;
+  } else if (image != NULL && !g_file_test(image, G_FILE_TEST_IS_REGULAR)) {
+    g_set_error(&err, I2V_ERROR, I2V_ERROR_IO, "image file %s: not found", image);
+    status = cmd_fail("encode", err);
+    err = NULL;
+  } else if (!run_encode(model, variant, prompt, image, height, width, decode, out, &err)) {
+    status = cmd_fail("encode", err);
+    err = NULL;
+  }
+  g_clear_error(&err);
+  g_option_context_free(ctx);
+  g_free(model);
+  g_free(variant);
+  g_free(prompt);
+  g_free(image);
+  g_free(decode);
+  g_free(out);
+  return status;
+}
