@@ -57,7 +57,7 @@ static gboolean parse_cuda(const char *device, int *index) {
 
 static I2vBackend *cpu_backend(const char *device, gboolean given, I2vDType dtype, GError **error) {
   if (given && dtype != I2V_DTYPE_F32) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND,
                 "precision %s is not available on device \"%s\": the CPU backend computes in "
                 "fp32 only (use precision fp32, or a CUDA device)",
                 dtype == I2V_DTYPE_F16 ? "fp16" : "bf16", device);
@@ -88,7 +88,7 @@ I2vBackend *i2v_backend_new_for_device(const char *device, const char *precision
     return be;
   }
   if (given && dtype != I2V_DTYPE_F32) { /* the CPU cannot honour the precision asked for */
-    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND,
                 "device auto: precision %s needs a CUDA device, and none is usable: %s",
                 dtype == I2V_DTYPE_F16 ? "fp16" : "bf16", cuda_err->message);
     g_error_free(cuda_err);
