@@ -1,9 +1,10 @@
 // A CPU stand-in for the CUDA execution model, force-included (-include cudasim.h) when the
 // kernels of cuda/*.cu are compiled as plain C++ for the simulated backend test (test-cuda-sim).
-// Every CUDA thread of a block is a host thread; blocks run one after another; __syncthreads and
-// warp shuffles are barriers; exited threads leave the barriers as they leave them on a GPU. It is
-// slow and meant for small shapes: its purpose is to run the kernels' index arithmetic, masks,
-// barriers and reductions on machines without a GPU, against the CPU reference backend.
+// Every CUDA thread of a block is a fiber on the calling thread; blocks run one after another;
+// __syncthreads, __syncwarp and warp shuffles are barriers; exited threads leave the barriers as
+// they do on a GPU. It is slow and meant for small shapes: its purpose is to run the kernels' index
+// arithmetic, masks, barriers and reductions on machines without a GPU, against the CPU reference
+// backend.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -18,8 +19,7 @@
 using std::max;
 using std::min;
 
-extern thread_local dim3 threadIdx, blockIdx;
-extern dim3 blockDim, gridDim;
+extern dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 void cusim_syncthreads();
 void cusim_syncwarp();
