@@ -13,11 +13,11 @@
 # OpenBLAS development files and no network) it unpacks .device/bundle.tar.xz, made beforehand on
 # a build machine by tools/device-bundle.sh and carried along (I2V_USE_BUNDLE=1 forces that).
 #
-# Needs from the pipeline branch (skipped with a note when the i2vgen binary lacks them):
+# Uses (skipped with a note when the i2vgen binary lacks them):
 #   i2vgen generate --model DIR --image PNG --prompt T --device D --precision P --width W
 #     --height H --frames F --steps N --seed S --dump FILE.safetensors
-#   i2vgen bench --model DIR --variant fp16 --device cuda --precision fp16 --width W --height H
-#     --frames F --steps N            (ASSUMED interface: bench is not written yet)
+#   i2vgen bench --model DIR --variant fp16 --device cuda:0 --precision fp16 --width W --height H
+#     --frames F --steps N
 #   i2vgen mkmodel --config i2vgen-xl --dtype f16 --init hash --out DIR
 set -u -o pipefail
 cd "$(dirname "$0")/.."
