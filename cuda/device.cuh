@@ -54,7 +54,7 @@ __device__ __forceinline__ float act1(float x, int act) {
 #ifndef CU_LAUNCH
 #define CU_LAUNCH(kernel, blocks, threads, smem, stream)                                           \
   kernel<<<(blocks), (threads), (smem), (stream)>>>
-#define CU_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#define CU_DYNAMIC_SHARED(type, name) extern __shared__ __align__(128) type name[]
 #define CU_MAX_BLOCKS 65536
 #endif
 

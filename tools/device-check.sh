@@ -102,6 +102,9 @@ fi
 G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda 240 \
   bash -c "'$TEST_CUDA' --tap -m slow >'$OUT/test-cuda.log' 2>&1"
 grep -E '^(not ok|ok .*SKIP)' "$OUT/test-cuda.log" | head -20 | tee -a "$SUMMARY"
+# the same with the scalar attention kernel only (tells a tensor-core kernel failure apart)
+I2V_CUDA_ATTENTION=scalar G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda-scalar-attn 120 \
+  bash -c "'$TEST_CUDA' --tap -p /cuda/fp16/attention -p /cuda/bf16/attention >>'$OUT/test-cuda.log' 2>&1"
 grep -cE '^ok' "$OUT/test-cuda.log" | sed 's/^/test-cuda ok lines: /' >>"$SUMMARY"
 if nvidia-smi -L >/dev/null 2>&1 && grep -q 'SKIP no CUDA backend' "$OUT/test-cuda.log"; then
   note "a GPU is present but the CUDA backend did not start (see test-cuda.log)"
