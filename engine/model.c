@@ -21,55 +21,6 @@ static I2vBackend *backend_for_device(const char *device, const char *precision,
   return be;
 }
 
-/* Three numbers of array key (image_mean / image_std) into out. */
-static gboolean config_float3(JsonObject *cfg, const char *file, const char *key, float out[3],
-                              GError **error) {
-  JsonNode *node = json_object_get_member(cfg, key);
-  JsonArray *arr = node != NULL && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
-  gboolean ok = arr != NULL && json_array_get_length(arr) == 3;
-  for (guint i = 0; ok && i < 3; i++) {
-    JsonNode *v = json_array_get_element(arr, i);
-    GType type = JSON_NODE_HOLDS_VALUE(v) ? json_node_get_value_type(v) : G_TYPE_INVALID;
-    ok = type == G_TYPE_DOUBLE || type == G_TYPE_INT64;
-    if (ok) out[i] = (float)json_node_get_double(v);
-  }
-  if (!ok)
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: %s must be an array of 3 numbers (one per RGB channel)", file, key);
-  return ok;
-}
-
-/* CLIP normalisation and input size from feature_extractor/preprocessor_config.json. The
- * pipeline resizes to crop_size (an {"height","width"} object or a number), which must be the
- * vision encoder's image_size. */
-static gboolean load_feature_extractor(I2vModel *m, GError **error) {
-  JsonObject *cfg = i2v_model_dir_config(m->md, "feature_extractor", error);
-  if (cfg == NULL) return FALSE;
-  char *file = i2v_model_dir_file(m->md, "feature_extractor", "preprocessor_config.json");
-  int size = i2v_clip_vision_image_size(m->vision);
-  gint64 crop_h = size, crop_w = size;
-  JsonNode *crop = json_object_get_member(cfg, "crop_size");
-  if (crop != NULL && JSON_NODE_HOLDS_OBJECT(crop)) {
-    crop_h = i2v_config_int_or(json_node_get_object(crop), "height", -1);
-    crop_w = i2v_config_int_or(json_node_get_object(crop), "width", -1);
-  } else if (crop != NULL && !JSON_NODE_HOLDS_NULL(crop)) {
-    crop_h = crop_w = i2v_config_int_or(cfg, "crop_size", -1);
-  }
-  gboolean ok = config_float3(cfg, file, "image_mean", m->clip_mean, error) &&
-                config_float3(cfg, file, "image_std", m->clip_std, error);
-  if (ok && (crop_h != size || crop_w != size)) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: crop_size %" G_GINT64_FORMAT "×%" G_GINT64_FORMAT
-                " does not match image_encoder/config.json image_size %d",
-                file, crop_w, crop_h, size);
-    ok = FALSE;
-  }
-  m->clip_size = size;
-  g_free(file);
-  json_object_unref(cfg);
-  return ok;
-}
-
 /* The sizes the components exchange must agree (a mixed-up directory fails here, not in an
  * op's shape check). */
 static gboolean check_consistency(I2vModel *m, GError **error) {
@@ -143,7 +94,8 @@ static I2vModel *model_new(const I2vModelOptions *opts, char *key, GError **erro
        (m->vision = i2v_clip_vision_load(m->md, m->be, error)) &&
        (m->vae = i2v_vae_load(m->md, m->be, error)) &&
        (m->unet = i2v_unet_load(m->md, m->be, error)) && (m->ddim = i2v_ddim_load(m->md, error)) &&
-       load_feature_extractor(m, error) && check_consistency(m, error);
+       i2v_clip_preprocess_load(m->md, i2v_clip_vision_image_size(m->vision), &m->clip_pp, error) &&
+       check_consistency(m, error);
   if (!ok) {
     model_free(m);
     return NULL;

@@ -4,6 +4,7 @@
 
 #include "clip_text.h"
 #include "clip_vision.h"
+#include "conditioning.h"
 #include "ddim.h"
 #include "i2v.h"
 #include "tokenizer.h"
@@ -25,8 +26,7 @@ struct I2vModel {
   I2vVae *vae;
   I2vUnet *unet;
   I2vDdim *ddim;
-  float clip_mean[3], clip_std[3]; /* feature_extractor image_mean / image_std */
-  int clip_size;                   /* CLIP input side: feature_extractor crop_size */
+  I2vClipPreprocess clip_pp; /* feature_extractor: CLIP input side, mean, std */
 };
 
 G_END_DECLS

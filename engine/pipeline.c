@@ -216,24 +216,11 @@ static void gen_clear(Gen *g) {
 static gboolean encode_prompts(Gen *g, GError **error) {
   const char *rows[2] = {g->p->negative_prompt ? g->p->negative_prompt : "",
                          g->p->prompt ? g->p->prompt : ""};
-  const char **texts = g->cfg ? rows : rows + 1;
-  int64_t *ids = g_new(int64_t, g->bc * g->tokens);
-  gboolean ok = TRUE;
-  for (int b = 0; ok && b < g->bc; b++) {
-    gboolean truncated = FALSE;
-    ok = i2v_tokenizer_encode_padded(g->m->tokenizer, texts[b], ids + b * g->tokens, &truncated,
-                                     error);
-    if (ok && truncated)
-      g_info("%s truncated to %" G_GINT64_FORMAT " tokens (the CLIP text limit)",
-             b == g->bc - 1 ? "prompt" : "negative prompt", g->tokens);
-  }
   StageStart start = stage_start(g);
-  ok = ok &&
-       i2v_clip_text_forward(g->m->text, ids, g->bc, (int)g->tokens,
-                             i2v_clip_text_num_layers(g->m->text) - 1, TRUE, g->text_ctx, error) &&
-       stage_end(g, start, "text_encoder", 0, error);
-  g_free(ids);
-  if (!ok) return FALSE;
+  if (!i2v_encode_prompts(g->m->tokenizer, g->m->text, g->cfg ? rows : rows + 1, g->bc, g->text_ctx,
+                          error) ||
+      !stage_end(g, start, "text_encoder", 0, error))
+    return FALSE;
   int64_t one[3] = {1, g->tokens, g->dim};
   dump(g, "encoder_hidden_states", g->text_ctx, 3, (int64_t[]){g->bc, g->tokens, g->dim});
   dump(g, "prompt_embeds", g->text_ctx + (g->bc - 1) * g->tokens * g->dim, 3, one);
@@ -244,22 +231,18 @@ static gboolean encode_prompts(Gen *g, GError **error) {
 /* Global image conditioning (§2.3): center-crop-wide to a width × width square, BILINEAR to the
  * CLIP input size, CLIP-normalise, projected image embedding; zeros for the unconditional row. */
 static gboolean encode_image_clip(Gen *g, const I2vImage *image, GError **error) {
-  int s = g->m->clip_size;
-  I2vImage square = i2v_image_center_crop_wide(image, g->p->width, g->p->width, NULL);
-  I2vImage small = i2v_image_resize(&square, s, s, I2V_RESAMPLE_BILINEAR);
-  float *pixels = g_new(float, 3 * s * s);
-  i2v_image_to_clip_pixels(&small, g->m->clip_mean, g->m->clip_std, pixels);
-  float *emb = g->image_emb + (g->bc - 1) * g->dim;
+  int size = g->m->clip_pp.size;
+  float *pixels = g_new(float, 3 * size * size);
+  float *emb = g->image_emb + (g->bc - 1) * g->dim; /* the unconditional row stays zero */
   StageStart start = stage_start(g);
-  gboolean ok = i2v_clip_vision_forward(g->m->vision, pixels, 1, emb, 0, NULL, error) &&
+  gboolean ok = i2v_encode_image_clip(g->m->vision, &g->m->clip_pp, image, g->p->width, NULL,
+                                      pixels, emb, error) &&
                 stage_end(g, start, "image_encoder", 0, error);
   if (ok) {
-    dump(g, "clip_pixel_values", pixels, 4, (int64_t[]){1, 3, s, s});
+    dump(g, "clip_pixel_values", pixels, 4, (int64_t[]){1, 3, size, size});
     dump(g, "image_embeddings", g->image_emb, 3, (int64_t[]){g->bc, 1, g->dim});
   }
   g_free(pixels);
-  i2v_image_clear(&small);
-  i2v_image_clear(&square);
   return ok;
 }
 
@@ -269,14 +252,12 @@ static gboolean encode_image_clip(Gen *g, const I2vImage *image, GError **error)
 static gboolean encode_image_vae(Gen *g, const I2vImage *image, GError **error) {
   int W = g->p->width, H = g->p->height;
   int64_t hw = g->h * g->w, lc = g->lc;
-  I2vImage crop = i2v_image_center_crop_wide(image, W, H, NULL);
   float *input = g_new(float, 3 * (int64_t)W * H);
   float *moments = g_new(float, 2 * lc * hw);
   float *noise = g_new(float, 4 * lc * hw); /* noise, std, logvar, sample */
   float *std = noise + lc * hw, *logvar = std + lc * hw, *z0 = logvar + lc * hw;
-  i2v_image_to_vae_input(&crop, input);
   StageStart start = stage_start(g);
-  gboolean ok = i2v_vae_encode(g->m->vae, input, H, W, moments, error);
+  gboolean ok = i2v_encode_image_vae(g->m->vae, image, W, H, NULL, input, moments, error);
   /* The decoder costs about twice the encoder: a first guess for the progress ETA. */
   g->frame_estimate_us = 2 * (g_get_monotonic_time() - start.us);
   ok = ok && stage_end(g, start, "vae_encoder", 0, error);
@@ -309,7 +290,6 @@ static gboolean encode_image_vae(Gen *g, const I2vImage *image, GError **error) 
   g_free(noise);
   g_free(moments);
   g_free(input);
-  i2v_image_clear(&crop);
   return ok;
 }
 

@@ -6,15 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "clip_text.h"
-#include "clip_vision.h"
 #include "commands.h"
+#include "conditioning.h"
 #include "error.h"
-#include "image.h"
-#include "tokenizer.h"
-#include "vae.h"
-
-#define FEATURE_EXTRACTOR_CONFIG "feature_extractor/preprocessor_config.json"
 
 /* The reference pipeline's default video size. */
 #define DEFAULT_HEIGHT 704
@@ -49,128 +43,69 @@ static gboolean encode_prompt(Encoder *e, const char *prompt, GError **error) {
   char *dir = g_build_filename(i2v_model_dir_path(e->md), "tokenizer", NULL);
   I2vTokenizer *tok = i2v_tokenizer_load(dir, error);
   g_free(dir);
-  if (tok == NULL) return FALSE;
-  int len = i2v_tokenizer_max_length(tok);
-  int64_t *ids = g_new(int64_t, len);
-  gboolean truncated = FALSE;
-  gboolean ok = i2v_tokenizer_encode_padded(tok, prompt, ids, &truncated, error);
-  i2v_tokenizer_free(tok);
-  if (ok && truncated)
-    fprintf(stderr, "i2vgen encode: the prompt was truncated to %d tokens\n", len);
-  I2vClipText *text = ok ? i2v_clip_text_load(e->md, e->be, error) : NULL;
-  if (text != NULL) {
-    int hidden = i2v_clip_text_hidden_size(text);
-    float *embeds = g_new(float, (size_t)len *hidden);
-    ok = i2v_clip_text_forward(text, ids, 1, len, i2v_clip_text_num_layers(text) - 1, TRUE, embeds,
-                               error);
+  I2vClipText *text = tok ? i2v_clip_text_load(e->md, e->be, error) : NULL;
+  gboolean ok = text != NULL;
+  if (ok) {
+    int len = i2v_tokenizer_max_length(tok), hidden = i2v_clip_text_hidden_size(text);
+    float *embeds = g_new(float, (gsize)len *hidden);
+    ok = i2v_encode_prompts(tok, text, &prompt, 1, embeds, error);
     int64_t shape[3] = {1, len, hidden};
     if (ok) add_f32(e, "prompt_embeds", 3, shape, embeds);
     g_free(embeds);
-    i2v_clip_text_free(text);
   }
-  g_free(ids);
-  return ok && text != NULL;
-}
-
-/* Reads member key of the feature-extractor config as three numbers (image_mean, image_std). */
-static gboolean read_rgb_triple(JsonObject *cfg, const char *key, float out[3], GError **error) {
-  JsonNode *node = json_object_get_member(cfg, key);
-  JsonArray *a = node != NULL && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
-  gboolean ok = a != NULL && json_array_get_length(a) == 3;
-  for (guint i = 0; ok && i < 3; i++) {
-    JsonNode *v = json_array_get_element(a, i);
-    ok = JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) != G_TYPE_STRING;
-    if (ok) out[i] = (float)json_node_get_double(v);
-  }
-  if (!ok)
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: %s must be an array of 3 numbers",
-                FEATURE_EXTRACTOR_CONFIG, key);
-  return ok;
-}
-
-/* The CLIP input size (crop_size {height, width}) and normalisation of the feature extractor. */
-static gboolean read_clip_preprocess(I2vModelDir *md, int *height, int *width, float mean[3],
-                                     float std[3], GError **error) {
-  JsonObject *cfg = i2v_model_dir_config(md, "feature_extractor", error);
-  if (cfg == NULL) return FALSE;
-  JsonNode *crop = json_object_get_member(cfg, "crop_size");
-  JsonObject *c = crop != NULL && JSON_NODE_HOLDS_OBJECT(crop) ? json_node_get_object(crop) : NULL;
-  gint64 h = 0, w = 0;
-  gboolean ok = c != NULL;
-  if (!ok)
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: crop_size must be an object {\"height\": H, \"width\": W}",
-                FEATURE_EXTRACTOR_CONFIG);
-  ok = ok && i2v_config_int(c, FEATURE_EXTRACTOR_CONFIG, "height", &h, error) &&
-       i2v_config_int(c, FEATURE_EXTRACTOR_CONFIG, "width", &w, error) &&
-       read_rgb_triple(cfg, "image_mean", mean, error) &&
-       read_rgb_triple(cfg, "image_std", std, error);
-  json_object_unref(cfg);
-  *height = (int)h;
-  *width = (int)w;
+  i2v_clip_text_free(text);
+  i2v_tokenizer_free(tok);
   return ok;
 }
 
 /* The global image embedding: _center_crop_wide to a width × width square, BILINEAR resize to
  * the CLIP input size, normalise, CLIP vision with projection. */
 static gboolean encode_clip_image(Encoder *e, const I2vImage *img, int width, GError **error) {
-  int ch, cw;
-  float mean[3], std[3];
-  if (!read_clip_preprocess(e->md, &ch, &cw, mean, std, error)) return FALSE;
   I2vClipVision *vision = i2v_clip_vision_load(e->md, e->be, error);
-  if (vision == NULL) return FALSE;
-  int side = i2v_clip_vision_image_size(vision);
-  gboolean ok = ch == side && cw == side;
-  if (!ok)
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: crop_size %dx%d differs from image_encoder/config.json image_size %d",
-                FEATURE_EXTRACTOR_CONFIG, ch, cw, side);
+  I2vClipPreprocess pp;
+  gboolean ok = vision != NULL &&
+                i2v_clip_preprocess_load(e->md, i2v_clip_vision_image_size(vision), &pp, error);
   if (ok) {
-    I2vImage square = i2v_image_center_crop_wide(img, width, width, NULL);
-    I2vImage clip_in = i2v_image_resize(&square, side, side, I2V_RESAMPLE_BILINEAR);
-    float *pixels = g_new(float, 3 * side * side);
     int proj = i2v_clip_vision_projection_dim(vision);
-    float *embeds = g_new(float, proj);
-    i2v_image_to_clip_pixels(&clip_in, mean, std, pixels);
-    ok = i2v_clip_vision_forward(vision, pixels, 1, embeds, 0, NULL, error);
-    add_u8_image(e, "clip_input_u8", &clip_in);
-    int64_t pshape[4] = {1, 3, side, side}, eshape[2] = {1, proj};
-    add_f32(e, "clip_pixel_values", 4, pshape, pixels);
-    if (ok) add_f32(e, "image_embeds", 2, eshape, embeds);
+    float *pixels = g_new(float, 3 * pp.size * pp.size), *embeds = g_new(float, proj);
+    I2vImage clip_in = {0};
+    ok = i2v_encode_image_clip(vision, &pp, img, width, &clip_in, pixels, embeds, error);
+    if (ok) {
+      int64_t pshape[4] = {1, 3, pp.size, pp.size}, eshape[2] = {1, proj};
+      add_u8_image(e, "clip_input_u8", &clip_in);
+      add_f32(e, "clip_pixel_values", 4, pshape, pixels);
+      add_f32(e, "image_embeds", 2, eshape, embeds);
+    }
+    i2v_image_clear(&clip_in);
     g_free(pixels);
     g_free(embeds);
-    i2v_image_clear(&clip_in);
-    i2v_image_clear(&square);
   }
   i2v_clip_vision_free(vision);
   return ok;
 }
 
 /* The VAE posterior of the image cropped to width × height (the pipeline's image latents before
- * sampling): vae_input and vae_mean / vae_logvar / vae_std [1, latent, h, w]. */
+ * sampling): vae_input_u8, vae_input and vae_mean / vae_logvar / vae_std [1, latent, h, w]. */
 static gboolean encode_vae_image(Encoder *e, const I2vImage *img, int height, int width,
                                  GError **error) {
   I2vVae *vae = encoder_vae(e, error);
   if (vae == NULL) return FALSE;
-  I2vImage cropped = i2v_image_center_crop_wide(img, width, height, NULL);
-  add_u8_image(e, "vae_input_u8", &cropped);
-  float *x = g_new(float, 3 * (size_t)width * height);
-  i2v_image_to_vae_input(&cropped, x);
-  i2v_image_clear(&cropped);
-  int64_t xshape[4] = {1, 3, height, width};
-  add_f32(e, "vae_input", 4, xshape, x);
   int s = i2v_vae_downscale(vae), latent = i2v_vae_latent_channels(vae);
   int64_t hw = (int64_t)(height / s) * (width / s);
-  float *moments = g_new(float, 2 * latent * hw);
-  gboolean ok = i2v_vae_encode(vae, x, height, width, moments, error);
+  float *x = g_new(float, 3 * (size_t)width * height), *moments = g_new(float, 2 * latent * hw);
+  I2vImage cropped = {0};
+  gboolean ok = i2v_encode_image_vae(vae, img, width, height, &cropped, x, moments, error);
   if (ok) {
+    int64_t xshape[4] = {1, 3, height, width}, shape[4] = {1, latent, height / s, width / s};
+    add_u8_image(e, "vae_input_u8", &cropped);
+    add_f32(e, "vae_input", 4, xshape, x);
     float *post = g_new(float, 3 * latent * hw);
     i2v_vae_posterior(moments, latent, hw, post, post + latent * hw, post + 2 * latent * hw);
     static const char *const names[] = {"vae_mean", "vae_logvar", "vae_std"};
-    int64_t shape[4] = {1, latent, height / s, width / s};
     for (int i = 0; i < 3; i++) add_f32(e, names[i], 4, shape, post + i * latent * hw);
     g_free(post);
   }
+  i2v_image_clear(&cropped);
   g_free(moments);
   g_free(x);
   return ok;
