@@ -5,39 +5,20 @@
 
 #include <string.h>
 
+#include "backend.h"
+#include "cuda_backend.h"
+
 /* The cache: key → model (borrowed; a model removes itself when its last reference goes). Loads
  * run under the lock so two callers asking for the same model load it once. */
 static GMutex cache_lock;
 static GHashTable *cache;
 
-/* Maps a device name to a backend; cuda:N names get a clear error until a CUDA backend exists. */
+/* Maps a device and precision name to a backend (backend.h); *name gets its device name. */
 static I2vBackend *backend_for_device(const char *device, const char *precision, char **name,
                                       GError **error) {
-  if (device == NULL || strcmp(device, "auto") == 0 || strcmp(device, "cpu") == 0) {
-    if (precision != NULL && strcmp(precision, "fp32") != 0) {
-      if (strcmp(precision, "fp16") == 0 || strcmp(precision, "bf16") == 0)
-        g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND,
-                    "precision \"%s\" is not available on device \"cpu\" (the CPU backend "
-                    "computes in fp32 only)",
-                    precision);
-      else
-        g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-                    "precision \"%s\" is unknown (expected \"fp32\", \"fp16\" or \"bf16\")",
-                    precision);
-      return NULL;
-    }
-    *name = g_strdup("cpu");
-    return i2v_cpu_backend_new();
-  }
-  if (g_str_has_prefix(device, "cuda")) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND,
-                "device \"%s\": this libi2v was built without CUDA (use \"cpu\" or \"auto\")",
-                device);
-    return NULL;
-  }
-  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-              "device \"%s\" is unknown (expected \"auto\", \"cpu\" or \"cuda:N\")", device);
-  return NULL;
+  I2vBackend *be = i2v_backend_new_for_device(device, precision, error);
+  if (be != NULL) *name = g_strdup(be->name);
+  return be;
 }
 
 /* The sizes the components exchange must agree (a mixed-up directory fails here, not in an
@@ -131,8 +112,11 @@ I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error) {
   char *weights = opts->formula_weights
                       ? g_strdup_printf("formula:%" G_GINT64_MODIFIER "x", opts->formula_seed)
                       : g_strdup("files");
-  const char *device =
-      opts->device == NULL || strcmp(opts->device, "auto") == 0 ? "cpu" : opts->device;
+  /* the key names the device "auto" resolves to (backend.h: CUDA device 0 when there is one) */
+  const char *device = opts->device == NULL || strcmp(opts->device, "auto") == 0
+                           ? (i2v_cuda_device_count() > 0 ? "cuda:0" : "cpu")
+                       : strcmp(opts->device, "cuda") == 0 ? "cuda:0"
+                                                           : opts->device;
   char *key = g_strdup_printf("%s|%s|%s|%s|%s", path, opts->variant ? opts->variant : "", device,
                               opts->precision ? opts->precision : "default", weights);
   g_free(path);

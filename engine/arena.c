@@ -1,0 +1,83 @@
+/* The chunked scratch arena. A mark is a global offset: the sizes of all chunks before the
+ * current one plus the bytes used in it; a chunk whose tail cannot hold a request is skipped (its
+ * tail stays unused until a release goes back into it). */
+#include "arena.h"
+
+typedef struct {
+  char *base;
+  size_t size;
+} Chunk;
+
+void i2v_arena_init(I2vArena *a, size_t align, size_t min_chunk, I2vChunkAllocFn alloc,
+                    I2vChunkFreeFn free, void *user) {
+  *a = (I2vArena){.chunks = g_array_new(FALSE, FALSE, sizeof(Chunk)),
+                  .align = align,
+                  .min_chunk = min_chunk,
+                  .alloc = alloc,
+                  .free = free,
+                  .user = user};
+}
+
+static size_t chunk_size(const I2vArena *a, guint i) {
+  return g_array_index(a->chunks, Chunk, i).size;
+}
+
+size_t i2v_arena_capacity(const I2vArena *a) {
+  size_t s = 0;
+  for (guint i = 0; i < a->chunks->len; i++) s += chunk_size(a, i);
+  return s;
+}
+
+void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error) {
+  bytes = (bytes + a->align - 1) & ~(a->align - 1);
+  for (;;) {
+    if (a->cur < a->chunks->len) {
+      Chunk *c = &g_array_index(a->chunks, Chunk, a->cur);
+      if (a->used + bytes <= c->size) {
+        void *ptr = c->base + a->used;
+        a->used += bytes;
+        return ptr;
+      }
+      if (a->cur + 1 < a->chunks->len) { /* try the next existing chunk */
+        a->cur++;
+        a->used = 0;
+        continue;
+      }
+    }
+    /* grow by at least the current capacity, so n requests make O(log n) chunks */
+    Chunk c = {.size = MAX(bytes, MAX(a->min_chunk, i2v_arena_capacity(a)))};
+    c.base = a->alloc(c.size, a->user, error);
+    if (c.base == NULL) return NULL;
+    g_array_append_val(a->chunks, c);
+    a->cur = a->chunks->len - 1;
+    a->used = 0;
+  }
+}
+
+size_t i2v_arena_mark(const I2vArena *a) {
+  size_t start = 0;
+  for (guint i = 0; i < a->cur && i < a->chunks->len; i++) start += chunk_size(a, i);
+  return start + a->used;
+}
+
+void i2v_arena_release(I2vArena *a, size_t mark) {
+  size_t start = 0;
+  for (guint i = 0; i < a->chunks->len; i++) {
+    size_t size = chunk_size(a, i);
+    if (mark <= start + size) {
+      a->cur = i;
+      a->used = mark - start;
+      return;
+    }
+    start += size;
+  }
+  a->cur = 0;
+  a->used = 0;
+}
+
+void i2v_arena_destroy(I2vArena *a) {
+  for (guint i = 0; i < a->chunks->len; i++)
+    a->free(g_array_index(a->chunks, Chunk, i).base, a->user);
+  g_array_unref(a->chunks);
+  a->chunks = NULL;
+}

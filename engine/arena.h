@@ -1,0 +1,42 @@
+/* A scratch arena over chunks of any memory (host or device): bump allocation, stack-like
+ * release to a mark, chunks kept once made, so a denoising loop allocates on its first step only.
+ * Used by the CUDA backend (chunks from cudaMalloc); the backend supplies the chunk allocator. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Makes a chunk of bytes (NULL with error on failure) / frees one. */
+typedef void *(*I2vChunkAllocFn)(size_t bytes, void *user, GError **error);
+typedef void (*I2vChunkFreeFn)(void *base, void *user);
+
+typedef struct {
+  GArray *chunks;   /* {base, size}, in order of creation */
+  guint cur;        /* chunk being filled */
+  size_t used;      /* bytes used in chunk cur */
+  size_t align;     /* every returned pointer is a multiple of this (a power of two) */
+  size_t min_chunk; /* smallest chunk made; chunks also grow with the arena (doubling) */
+  I2vChunkAllocFn alloc;
+  I2vChunkFreeFn free;
+  void *user;
+} I2vArena;
+
+/* Sets up an empty arena (no memory yet). align must be a power of two that chunks honour. */
+void i2v_arena_init(I2vArena *a, size_t align, size_t min_chunk, I2vChunkAllocFn alloc,
+                    I2vChunkFreeFn free, void *user);
+
+/* Returns bytes of scratch (owned by the arena) or NULL with error when a chunk cannot be made. */
+void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error);
+
+/* The current position; i2v_arena_release(mark) gives back everything allocated after it. */
+size_t i2v_arena_mark(const I2vArena *a);
+void i2v_arena_release(I2vArena *a, size_t mark);
+
+/* Total bytes of all chunks. */
+size_t i2v_arena_capacity(const I2vArena *a);
+
+/* Frees every chunk and the arena's bookkeeping. */
+void i2v_arena_destroy(I2vArena *a);
+
+G_END_DECLS

@@ -1,0 +1,207 @@
+// The simulator's CUDA runtime: host memory stands in for device memory, streams run everything
+// at once (in order), and kernels run through cusim_launch: every CUDA thread of a block is a
+// fiber (ucontext) on the calling thread; __syncthreads and warp barriers switch fibers; blocks
+// run one after another. A fiber that returns leaves the barriers, as exited threads do on a GPU;
+// barriers that can never be released (threads of one warp waiting at different barriers) abort
+// with a message instead of hanging.
+#include <ucontext.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "cudasim.h"
+
+dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+namespace {
+enum State { RUNNABLE, AT_BLOCK, AT_WARP, DONE };
+
+// Stack of one fiber: kernels keep small arrays (and, simulated, 1 KB WMMA fragments) on it;
+// generous for sanitizer builds.
+constexpr size_t STACK = 256 << 10;
+
+struct Fiber {
+  ucontext_t ctx;
+  State state;
+};
+
+ucontext_t scheduler;
+std::vector<Fiber> fibers;
+std::vector<char> stacks;
+unsigned current;
+const std::function<void()> *body;
+std::vector<float> shfl_slots;
+std::vector<float4> dyn_smem;
+cudaError_t last_error = cudaSuccess;
+
+void fiber_main() {
+  (*body)();
+  fibers[current].state = DONE; // returning resumes the scheduler (uc_link)
+}
+
+void wait_at(State s) {
+  fibers[current].state = s;
+  swapcontext(&fibers[current].ctx, &scheduler);
+}
+
+// Releases the barriers whose every live thread has arrived; FALSE if none could be released.
+bool release(unsigned threads) {
+  bool released = false, all_at_block = true, any_alive = false;
+  for (unsigned w0 = 0; w0 < threads; w0 += 32) {
+    unsigned w1 = std::min(threads, w0 + 32);
+    bool all_at_warp = true, alive = false;
+    for (unsigned t = w0; t < w1; t++) {
+      if (fibers[t].state == DONE) continue;
+      alive = any_alive = true;
+      all_at_warp &= fibers[t].state == AT_WARP;
+      all_at_block &= fibers[t].state == AT_BLOCK;
+    }
+    if (alive && all_at_warp) {
+      for (unsigned t = w0; t < w1; t++)
+        if (fibers[t].state == AT_WARP) fibers[t].state = RUNNABLE;
+      released = true;
+    }
+  }
+  if (any_alive && all_at_block && !released) {
+    for (unsigned t = 0; t < threads; t++)
+      if (fibers[t].state == AT_BLOCK) fibers[t].state = RUNNABLE;
+    released = true;
+  }
+  return released || !any_alive;
+}
+
+void run_block(unsigned threads) {
+  for (unsigned t = 0; t < threads; t++) {
+    Fiber &f = fibers[t];
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = stacks.data() + t * STACK;
+    f.ctx.uc_stack.ss_size = STACK;
+    f.ctx.uc_link = &scheduler;
+    makecontext(&f.ctx, fiber_main, 0);
+    f.state = RUNNABLE;
+  }
+  for (;;) {
+    bool alive = false;
+    for (unsigned t = 0; t < threads; t++) {
+      if (fibers[t].state != RUNNABLE) continue;
+      current = t;
+      threadIdx = dim3(t, 0, 0);
+      swapcontext(&scheduler, &fibers[t].ctx);
+    }
+    for (unsigned t = 0; t < threads; t++) alive |= fibers[t].state != DONE;
+    if (!alive) return;
+    if (!release(threads)) {
+      std::fprintf(stderr,
+                   "cudasim: block %u deadlocks: threads wait at barriers that their "
+                   "warp or block never reaches together\n",
+                   blockIdx.x);
+      std::abort();
+    }
+  }
+}
+} // namespace
+
+void cusim_syncthreads() {
+  wait_at(AT_BLOCK);
+}
+
+void cusim_syncwarp() {
+  wait_at(AT_WARP);
+}
+
+float cusim_shfl(float v, int src_lane) {
+  unsigned base = threadIdx.x / 32 * 32, me = threadIdx.x;
+  shfl_slots[me] = v;
+  cusim_syncwarp();
+  float r = src_lane < 0 ? v : shfl_slots[base + src_lane];
+  cusim_syncwarp();
+  return r;
+}
+
+void *cusim_dynamic_smem() {
+  return dyn_smem.data();
+}
+
+void cusim_launch(unsigned blocks, unsigned threads, size_t smem,
+                  const std::function<void()> &kernel) {
+  if (blocks == 0 || threads == 0 || threads > 1024) {
+    last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
+  gridDim = dim3(blocks, 1, 1);
+  blockDim = dim3(threads, 1, 1);
+  body = &kernel;
+  shfl_slots.assign(threads, 0.0f);
+  dyn_smem.assign((smem + sizeof(float4) - 1) / sizeof(float4) + 1, float4{NAN, NAN, NAN, NAN});
+  if (fibers.size() < threads) fibers.resize(threads);
+  if (stacks.size() < threads * STACK) stacks.resize(threads * STACK);
+  for (unsigned b = 0; b < blocks; b++) {
+    blockIdx = dim3(b, 0, 0);
+    run_block(threads);
+  }
+}
+
+extern "C" {
+
+cudaError_t cudaGetDeviceCount(int *count) {
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) {
+  return device == 0 ? cudaSuccess : cudaErrorInvalidDevice;
+}
+cudaError_t cudaMalloc(void **ptr, size_t size) {
+  *ptr = size < ((size_t)1 << 40) ? std::malloc(size) : nullptr;
+  if (*ptr == nullptr) return last_error = cudaErrorMemoryAllocation;
+  std::memset(*ptr, 0xff, size); // NaN-ish garbage, like fresh device memory may hold
+  return cudaSuccess;
+}
+cudaError_t cudaFree(void *ptr) {
+  std::free(ptr);
+  return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
+  *free_b = (size_t)1 << 30;
+  *total_b = (size_t)2 << 30;
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *ptr, int value, size_t n, cudaStream_t) {
+  std::memset(ptr, value, n);
+  return cudaSuccess;
+}
+cudaError_t cudaMemset2DAsync(void *ptr, size_t pitch, int value, size_t width, size_t height,
+                              cudaStream_t) {
+  for (size_t r = 0; r < height; r++)
+    std::memset(static_cast<char *>(ptr) + r * pitch, value, width);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind, cudaStream_t) {
+  std::memmove(dst, src, n);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int) {
+  static int token;
+  *stream = reinterpret_cast<cudaStream_t>(&token);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t) {
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  return cudaSuccess;
+}
+cudaError_t cudaGetLastError(void) {
+  cudaError_t e = last_error;
+  last_error = cudaSuccess;
+  return e;
+}
+const char *cudaGetErrorString(cudaError_t e) {
+  return e == cudaErrorMemoryAllocation ? "out of memory (simulated)" : "simulated CUDA error";
+}
+const char *cudaGetErrorName(cudaError_t e) {
+  return e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation" : "cudaErrorSimulated";
+}
+
+} // extern "C"

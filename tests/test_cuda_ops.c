@@ -1,0 +1,623 @@
+/* The CUDA op table against the CPU reference backend, op by op, on random inputs at odd and
+ * real-ish shapes (every path: im2col blocks, 1×1 GEMMs, each attention kernel instance and view
+ * layout, multi-chunk GroupNorm, ...), in each precision; plus device selection
+ * (i2v_backend_new_for_device), which also runs without a GPU.
+ *
+ * Inputs are drawn once, rounded to the CUDA precision, and given to both backends, so the
+ * difference measured is the CUDA computation alone. Bound on ‖cuda − cpu‖₂ / ‖cpu‖₂:
+ *   fp32 1e-5 (cuBLAS in true fp32, no TF32; fp32 reductions in another order),
+ *   fp16 2e-3 (fp32 accumulation; one to three fp16 roundings of the output, ~3e-4 each),
+ *   bf16 1e-2 (the same with bf16's 8-bit mantissa, ~2.3e-3 per rounding).
+ * Outputs are poisoned with NaN on the GPU before ops that overwrite them, so an element a kernel
+ * forgets to write fails the comparison. Without a usable CUDA device every op test is skipped
+ * with the reason. */
+#include <math.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cuda_backend.h"
+#include "error.h"
+
+typedef struct {
+  const char *name;
+  I2vDType dtype;
+  double tol;
+} Precision;
+
+/* The long attention case: shorter when this test runs the kernels in the CPU simulator
+ * (tests/cudasim: one host thread per CUDA thread, slow), still several tiles of queries and keys.
+ */
+#ifdef I2V_CUDA_SIM
+#define LONG_SEQ 200
+#else
+#define LONG_SEQ 1000
+#endif
+
+static const Precision precisions[] = {
+    {"fp32", I2V_DTYPE_F32, 1e-5},
+    {"fp16", I2V_DTYPE_F16, 2e-3},
+    {"bf16", I2V_DTYPE_BF16, 1e-2},
+};
+
+static I2vBackend *cpu;
+static I2vBackend *gpu[G_N_ELEMENTS(precisions)];
+static char *gpu_missing; /* why there is no CUDA backend, or NULL */
+static GRand *rng;
+
+/* The backends and bound of the running test. */
+static I2vBackend *g;
+static const Precision *prec;
+
+/* Selects the precision of a test; FALSE (test skipped) without a CUDA device. */
+static gboolean begin(gconstpointer data) {
+  prec = data;
+  g = gpu[prec - precisions];
+  if (g == NULL) g_test_skip(gpu_missing);
+  return g != NULL;
+}
+
+/* ---- tensor pairs: the same values on the CPU (f32) and on the GPU ---- */
+
+typedef struct {
+  I2vTensor c, g;
+  int64_t n;
+} Pair;
+
+static float round_to(float v, I2vDType dt) {
+  if (dt == I2V_DTYPE_F16) return i2v_f16_to_f32(i2v_f32_to_f16(v));
+  if (dt == I2V_DTYPE_BF16) return i2v_bf16_to_f32(i2v_f32_to_bf16(v));
+  return v;
+}
+
+static void upload(I2vTensor *t, const float *host) {
+  GError *err = NULL;
+  g_assert_true(i2v_tensor_upload_f32(t, host, &err));
+  g_assert_no_error(err);
+}
+
+/* A pair of gpu dtype dt holding values drawn from [lo, hi) (rounded to dt), or NaN on the GPU and
+ * zeros on the CPU when poison is set (an output). */
+static Pair pair_of(I2vDType dt, int ndim, const int64_t *shape, double lo, double hi,
+                    gboolean poison) {
+  Pair p;
+  GError *err = NULL;
+  g_assert_true(i2v_tensor_alloc(cpu, &p.c, I2V_DTYPE_F32, ndim, shape, &err));
+  g_assert_true(i2v_tensor_alloc(g, &p.g, dt, ndim, shape, &err));
+  g_assert_no_error(err);
+  p.n = i2v_tensor_numel(&p.c);
+  float *h = g_new(float, MAX(p.n, 1));
+  for (int64_t i = 0; i < p.n; i++) h[i] = round_to((float)g_rand_double_range(rng, lo, hi), dt);
+  if (!poison) upload(&p.c, h);
+  if (poison)
+    for (int64_t i = 0; i < p.n; i++) h[i] = NAN;
+  upload(&p.g, h);
+  g_free(h);
+  return p;
+}
+
+/* A random input in [-1, 1) in the backend's activation dtype. */
+static Pair rnd(int ndim, const int64_t *shape) {
+  return pair_of(g->act_dtype, ndim, shape, -1, 1, FALSE);
+}
+
+/* An output: random (for ops that accumulate into it) or poisoned. */
+static Pair out(int ndim, const int64_t *shape, gboolean accumulate) {
+  return pair_of(g->act_dtype, ndim, shape, -1, 1, !accumulate);
+}
+
+static void pair_free(Pair *p) {
+  i2v_tensor_free(&p->c);
+  i2v_tensor_free(&p->g);
+}
+
+static float *download(const I2vTensor *t) {
+  float *h = g_new(float, MAX(i2v_tensor_numel(t), 1));
+  GError *err = NULL;
+  g_assert_true(i2v_tensor_download_f32(t, h, &err));
+  g_assert_no_error(err);
+  return h;
+}
+
+/* Asserts ‖gpu − cpu‖ / ‖cpu‖ ≤ the precision's bound (NaN anywhere fails). */
+static void assert_pair(const Pair *p, const char *what) {
+  GError *err = NULL;
+  g_assert_true(i2v_backend_check(cpu, &err));
+  if (!i2v_backend_check(g, &err)) g_error("%s: %s", what, err->message);
+  float *c = download(&p->c), *gv = download(&p->g);
+  double num = 0, den = 0;
+  int64_t bad = -1;
+  for (int64_t i = 0; i < p->n; i++) {
+    double d = (double)gv[i] - c[i];
+    if (!isfinite(gv[i]) && bad < 0) bad = i;
+    num += d * d;
+    den += (double)c[i] * c[i];
+  }
+  double rel = sqrt(num) / MAX(sqrt(den), 1e-30);
+  if (bad >= 0)
+    g_error("%s (%s): element %" G_GINT64_FORMAT " is %g on the GPU (cpu %g)", what, prec->name,
+            bad, gv[bad], c[bad]);
+  if (!(rel <= prec->tol))
+    g_error("%s (%s): relative L2 error %.3g > %.3g", what, prec->name, rel, prec->tol);
+  g_test_message("%s (%s): relative L2 error %.3g", what, prec->name, rel);
+  g_free(c);
+  g_free(gv);
+}
+
+/* ---- GEMM ops ---- */
+
+static void check_linear(int64_t M, int64_t K, int64_t N, gboolean bias, I2vAct act,
+                         gboolean accumulate, I2vDType x_dtype) {
+  int64_t xs[] = {M, K}, ws[] = {N, K}, bs[] = {N}, ys[] = {M, N};
+  Pair x = pair_of(x_dtype, 2, xs, -1, 1, FALSE), w = rnd(2, ws), b = rnd(1, bs);
+  Pair y = out(2, ys, accumulate);
+  i2v_op_linear(cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL, act, accumulate);
+  i2v_op_linear(g, &y.g, &x.g, &w.g, bias ? &b.g : NULL, act, accumulate);
+  char *what = g_strdup_printf("linear %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                               " bias %d act %d acc %d x %s",
+                               M, K, N, bias, act, accumulate, i2v_dtype_name(x_dtype));
+  assert_pair(&y, what);
+  g_free(what);
+  pair_free(&x), pair_free(&w), pair_free(&b), pair_free(&y);
+}
+
+static void test_linear(gconstpointer data) {
+  if (!begin(data)) return;
+  I2vDType a = g->act_dtype;
+  check_linear(37, 23, 19, TRUE, I2V_ACT_NONE, FALSE, a);
+  check_linear(1, 7, 5, FALSE, I2V_ACT_GELU, FALSE, a);
+  check_linear(300, 320, 64, TRUE, I2V_ACT_SILU, FALSE, a);
+  check_linear(77, 64, 96, TRUE, I2V_ACT_QUICK_GELU, FALSE, a);
+  check_linear(50, 33, 17, TRUE, I2V_ACT_NONE, TRUE, a);
+  check_linear(64, 1280, 40, FALSE, I2V_ACT_NONE, TRUE, a);
+  check_linear(9, 16, 12, TRUE, I2V_ACT_NONE, FALSE, I2V_DTYPE_F32); /* F32 x, converted */
+}
+
+typedef struct {
+  int64_t N, H, W, Ci, Co, k;
+  I2vConvParams p;
+  gboolean bias, accumulate;
+} ConvCase;
+
+static void check_conv2d(const ConvCase *c) {
+  int64_t Ho = (c->H + c->p.pad_top + c->p.pad_bottom - c->k) / c->p.stride + 1;
+  int64_t Wo = (c->W + c->p.pad_left + c->p.pad_right - c->k) / c->p.stride + 1;
+  int64_t xs[] = {c->N, c->H, c->W, c->Ci}, ws[] = {c->Co, c->k, c->k, c->Ci}, bs[] = {c->Co};
+  int64_t ys[] = {c->N, Ho, Wo, c->Co};
+  Pair x = rnd(4, xs), w = rnd(4, ws), b = rnd(1, bs), y = out(4, ys, c->accumulate);
+  i2v_op_conv2d(cpu, &y.c, &x.c, &w.c, c->bias ? &b.c : NULL, &c->p, c->accumulate);
+  i2v_op_conv2d(g, &y.g, &x.g, &w.g, c->bias ? &b.g : NULL, &c->p, c->accumulate);
+  char *what = g_strdup_printf("conv2d %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                               "x%" G_GINT64_FORMAT " k%" G_GINT64_FORMAT " s%d",
+                               c->N, c->H, c->W, c->Ci, c->k, c->p.stride);
+  assert_pair(&y, what);
+  g_free(what);
+  pair_free(&x), pair_free(&w), pair_free(&b), pair_free(&y);
+}
+
+static void test_conv2d(gconstpointer data) {
+  if (!begin(data)) return;
+  const ConvCase cases[] = {
+      {2, 7, 9, 5, 6, 3, {1, 1, 1, 1, 1}, TRUE, FALSE},    /* resnet 3×3, odd sizes */
+      {1, 9, 8, 4, 3, 3, {2, 1, 1, 1, 1}, TRUE, FALSE},    /* UNet downsampler */
+      {1, 9, 8, 4, 3, 3, {2, 0, 0, 1, 1}, FALSE, FALSE},   /* VAE downsampler */
+      {3, 5, 5, 8, 7, 1, {1, 0, 0, 0, 0}, TRUE, TRUE},     /* 1×1 shortcut, accumulating */
+      {2, 32, 24, 32, 40, 3, {1, 1, 1, 1, 1}, TRUE, TRUE}, /* bigger, accumulating */
+      {1, 1, 1, 3, 2, 3, {1, 1, 1, 1, 1}, TRUE, FALSE},    /* 1×1 image, all padding */
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) check_conv2d(&cases[i]);
+}
+
+static void check_conv_frames(int64_t B, int64_t F, int64_t T, int64_t ci, int64_t co,
+                              gboolean bias, gboolean accumulate) {
+  int64_t xs[] = {B, F, T, ci}, ws[] = {co, 3, ci}, bs[] = {co}, ys[] = {B, F, T, co};
+  Pair x = rnd(4, xs), w = rnd(3, ws), b = rnd(1, bs), y = out(4, ys, accumulate);
+  i2v_op_conv_frames(cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL, accumulate);
+  i2v_op_conv_frames(g, &y.g, &x.g, &w.g, bias ? &b.g : NULL, accumulate);
+  char *what = g_strdup_printf("conv_frames B%" G_GINT64_FORMAT " F%" G_GINT64_FORMAT, B, F);
+  assert_pair(&y, what);
+  g_free(what);
+  pair_free(&x), pair_free(&w), pair_free(&b), pair_free(&y);
+}
+
+static void test_conv_frames(gconstpointer data) {
+  if (!begin(data)) return;
+  check_conv_frames(1, 1, 6, 5, 4, TRUE, FALSE); /* one frame: centre tap only */
+  check_conv_frames(2, 5, 7, 6, 9, TRUE, FALSE);
+  check_conv_frames(1, 16, 12, 32, 32, FALSE, TRUE);
+}
+
+/* ---- norms ---- */
+
+static void check_group_norm(int64_t S, int64_t T, int64_t C, int groups, I2vAct act, double offset,
+                             gboolean in_place) {
+  int64_t xs[] = {S * T, C}, cs[] = {C};
+  Pair x = pair_of(g->act_dtype, 2, xs, offset - 1, offset + 1, FALSE);
+  Pair gm = rnd(1, cs), bt = rnd(1, cs), y = in_place ? x : out(2, xs, FALSE);
+  i2v_op_group_norm(cpu, &y.c, &x.c, &gm.c, &bt.c, S, groups, 1e-6f, act);
+  i2v_op_group_norm(g, &y.g, &x.g, &gm.g, &bt.g, S, groups, 1e-6f, act);
+  char *what = g_strdup_printf("group_norm S%" G_GINT64_FORMAT " T%" G_GINT64_FORMAT
+                               " C%" G_GINT64_FORMAT " G%d offset %g",
+                               S, T, C, groups, offset);
+  assert_pair(&y, what);
+  g_free(what);
+  if (!in_place) pair_free(&y);
+  pair_free(&x), pair_free(&gm), pair_free(&bt);
+}
+
+static void test_group_norm(gconstpointer data) {
+  if (!begin(data)) return;
+  check_group_norm(4, 35, 64, 8, I2V_ACT_NONE, 0, FALSE);      /* per frame */
+  check_group_norm(2, 16 * 25, 32, 8, I2V_ACT_SILU, 0, FALSE); /* per video across frames */
+  check_group_norm(1, 20000, 64, 32, I2V_ACT_SILU, 0, TRUE);   /* several chunks per group */
+  check_group_norm(3, 50, 40, 4, I2V_ACT_NONE, 10, FALSE);     /* mean far from 0 */
+}
+
+static void check_layer_norm(int64_t rows, int64_t C, gboolean in_place) {
+  int64_t xs[] = {rows, C}, cs[] = {C};
+  Pair x = rnd(2, xs), gm = rnd(1, cs), bt = rnd(1, cs), y = in_place ? x : out(2, xs, FALSE);
+  i2v_op_layer_norm(cpu, &y.c, &x.c, &gm.c, &bt.c, 1e-5f);
+  i2v_op_layer_norm(g, &y.g, &x.g, &gm.g, &bt.g, 1e-5f);
+  assert_pair(&y, "layer_norm");
+  if (!in_place) pair_free(&y);
+  pair_free(&x), pair_free(&gm), pair_free(&bt);
+}
+
+static void test_layer_norm(gconstpointer data) {
+  if (!begin(data)) return;
+  check_layer_norm(1, 7, FALSE);
+  check_layer_norm(77, 1024, FALSE);
+  check_layer_norm(301, 37, TRUE);
+}
+
+/* ---- attention ---- */
+
+typedef struct {
+  int64_t offset, outer, inner, token;
+} Strides;
+
+static I2vSeqView view(const I2vTensor *t, Strides s) {
+  I2vSeqView v = {t, s.offset, s.outer, s.inner, s.token};
+  return v;
+}
+
+/* Runs attention on both backends with the same views and compares the output tensor. */
+static void run_attention(Pair *o, Strides os, Pair *q, Strides qs, Pair *k, Strides ks, Pair *v,
+                          Strides vs, const I2vAttnShape *s, const char *what) {
+  I2vSeqView oc = view(&o->c, os), qc = view(&q->c, qs), kc = view(&k->c, ks), vc = view(&v->c, vs);
+  I2vSeqView og = view(&o->g, os), qg = view(&q->g, qs), kg = view(&k->g, ks), vg = view(&v->g, vs);
+  i2v_op_attention(cpu, &oc, &qc, &kc, &vc, s);
+  i2v_op_attention(g, &og, &qg, &kg, &vg, s);
+  char *w = g_strdup_printf("attention %s (q %" G_GINT64_FORMAT ", kv %" G_GINT64_FORMAT
+                            ", heads %d, head_dim %d, causal %d)",
+                            what, s->q_len, s->kv_len, s->heads, s->head_dim, s->causal);
+  assert_pair(o, w);
+  g_free(w);
+}
+
+/* q/out [N, T, C], k/v [N / kv_div, L, C]: self, cross, causal, kv_outer_div. */
+static void check_attention_plain(int64_t N, int64_t T, int64_t L, int heads, int hd,
+                                  gboolean causal, int64_t kv_div) {
+  int64_t C = (int64_t)heads * hd, qsh[] = {N, T, C}, ksh[] = {N / kv_div, L, C};
+  Pair q = rnd(3, qsh), k = rnd(3, ksh), v = rnd(3, ksh), o = out(3, qsh, FALSE);
+  I2vAttnShape s = {N, 1, kv_div, T, L, heads, hd, 1.0f / sqrtf((float)hd), causal};
+  Strides qs = {0, T * C, 0, C}, ks = {0, L * C, 0, C};
+  run_attention(&o, qs, &q, qs, &k, ks, &v, ks, &s, kv_div > 1 ? "kv_outer_div" : "plain");
+  pair_free(&q), pair_free(&k), pair_free(&v), pair_free(&o);
+}
+
+/* q, k, v packed in one [N, T, 3C] tensor (offsets 0, C, 2C). */
+static void check_attention_packed(int64_t N, int64_t T, int heads, int hd) {
+  int64_t C = (int64_t)heads * hd, psh[] = {N, T, 3 * C}, osh[] = {N, T, C};
+  Pair qkv = rnd(3, psh), o = out(3, osh, FALSE);
+  I2vAttnShape s = {N, 1, 1, T, T, heads, hd, 0.125f, FALSE};
+  Strides qs = {0, T * 3 * C, 0, 3 * C}, ks = qs, vs = qs, os = {0, T * C, 0, C};
+  ks.offset = C, vs.offset = 2 * C;
+  run_attention(&o, os, &qkv, qs, &qkv, ks, &qkv, vs, &s, "packed qkv");
+  pair_free(&qkv), pair_free(&o);
+}
+
+/* Temporal: sequences are the pixels of [B, F, HW, C], tokens the frames. */
+static void check_attention_temporal(int64_t B, int64_t F, int64_t HW, int heads, int hd) {
+  int64_t C = (int64_t)heads * hd, sh[] = {B, F, HW, C};
+  Pair q = rnd(4, sh), k = rnd(4, sh), v = rnd(4, sh), o = out(4, sh, FALSE);
+  I2vAttnShape s = {B, HW, 1, F, F, heads, hd, 1.0f / sqrtf((float)hd), FALSE};
+  Strides st = {0, F * HW * C, C, HW * C};
+  run_attention(&o, st, &q, st, &k, st, &v, st, &s, "temporal");
+  pair_free(&q), pair_free(&k), pair_free(&v), pair_free(&o);
+}
+
+static void test_attention(gconstpointer data) {
+  if (!begin(data)) return;
+  check_attention_plain(2, 37, 37, 2, 64, FALSE, 1);   /* spatial self, hot head_dim */
+  check_attention_plain(2, 77, 77, 3, 64, TRUE, 1);    /* CLIP text, causal */
+  check_attention_plain(1, 257, 257, 2, 80, FALSE, 1); /* CLIP vision head_dim */
+  check_attention_plain(1, 40, 40, 1, 128, TRUE, 1);
+  check_attention_plain(3, 9, 9, 2, 4, FALSE, 1); /* tiny model head_dims */
+  check_attention_plain(2, 5, 5, 3, 2, TRUE, 1);
+  check_attention_plain(1, 30, 12, 2, 16, TRUE, 1); /* causal with fewer keys than queries */
+  check_attention_plain(1, 40, 12, 2, 16, TRUE, 1);
+  check_attention_plain(2, 130, 130, 2, 32, TRUE, 1); /* partial query and key tiles */
+  check_attention_plain(8, 50, 7, 2, 64, FALSE, 4);   /* cross: 4 frames over one context */
+  check_attention_plain(1, LONG_SEQ, LONG_SEQ, 1, 64, FALSE, 1); /* long: many key tiles */
+  check_attention_packed(2, 45, 2, 64);
+  check_attention_packed(1, 33, 3, 40);
+  check_attention_temporal(2, 16, 10, 2, 64);
+  check_attention_temporal(1, 1, 6, 2, 8); /* one frame */
+  check_attention_temporal(1, 5, 4, 2, 4);
+}
+
+/* ---- elementwise and data movement ---- */
+
+static void test_unary(gconstpointer data) {
+  if (!begin(data)) return;
+  int64_t sh[] = {33, 17};
+  for (int a = I2V_ACT_NONE; a <= I2V_ACT_QUICK_GELU; a++) {
+    Pair x = pair_of(g->act_dtype, 2, sh, -6, 6, FALSE), y = out(2, sh, FALSE);
+    i2v_op_unary(cpu, &y.c, &x.c, a);
+    i2v_op_unary(g, &y.g, &x.g, a);
+    assert_pair(&y, "unary");
+    i2v_op_unary(cpu, &x.c, &x.c, a); /* in place */
+    i2v_op_unary(g, &x.g, &x.g, a);
+    assert_pair(&x, "unary in place");
+    pair_free(&x), pair_free(&y);
+  }
+}
+
+static void test_geglu(gconstpointer data) {
+  if (!begin(data)) return;
+  int64_t xs[] = {2, 19, 2 * 13}, ys[] = {2, 19, 13};
+  Pair x = pair_of(g->act_dtype, 3, xs, -4, 4, FALSE), y = out(3, ys, FALSE);
+  i2v_op_geglu(cpu, &y.c, &x.c);
+  i2v_op_geglu(g, &y.g, &x.g);
+  assert_pair(&y, "geglu");
+  pair_free(&x), pair_free(&y);
+}
+
+static void test_add_axpby(gconstpointer data) {
+  if (!begin(data)) return;
+  int64_t sh[] = {1001};
+  Pair a = rnd(1, sh), b = rnd(1, sh), y = out(1, sh, FALSE);
+  i2v_op_add(cpu, &y.c, &a.c, &b.c);
+  i2v_op_add(g, &y.g, &a.g, &b.g);
+  assert_pair(&y, "add");
+  i2v_op_axpby(cpu, &a.c, 0.75f, &a.c, -1.5f, &b.c); /* y aliases a */
+  i2v_op_axpby(g, &a.g, 0.75f, &a.g, -1.5f, &b.g);
+  assert_pair(&a, "axpby in place");
+  /* latents kept in F32 next to activations of the backend's dtype */
+  Pair l = pair_of(I2V_DTYPE_F32, 1, sh, -1, 1, FALSE);
+  i2v_op_axpby(cpu, &l.c, 0.5f, &l.c, 2.0f, &b.c);
+  i2v_op_axpby(g, &l.g, 0.5f, &l.g, 2.0f, &b.g);
+  assert_pair(&l, "axpby F32 with activations");
+  pair_free(&a), pair_free(&b), pair_free(&y), pair_free(&l);
+}
+
+static void test_add_rows(gconstpointer data) {
+  if (!begin(data)) return;
+  int64_t xs[] = {3, 7, 5, 11}, vs[] = {3, 11};
+  Pair x = rnd(4, xs), v = rnd(2, vs);
+  i2v_op_add_rows(cpu, &x.c, &v.c);
+  i2v_op_add_rows(g, &x.g, &v.g);
+  assert_pair(&x, "add_rows");
+  pair_free(&x), pair_free(&v);
+}
+
+static void test_concat_last(gconstpointer data) {
+  if (!begin(data)) return;
+  int64_t as[] = {4, 6, 5, 3}, bs[] = {4, 6, 5, 7}, ys[] = {4, 6, 5, 10};
+  Pair a = rnd(4, as), b = rnd(4, bs), y = out(4, ys, FALSE);
+  i2v_op_concat_last(cpu, &y.c, &a.c, &b.c);
+  i2v_op_concat_last(g, &y.g, &a.g, &b.g);
+  assert_pair(&y, "concat_last");
+  pair_free(&a), pair_free(&b), pair_free(&y);
+}
+
+static void check_resize(gboolean pool, int64_t N, int64_t H, int64_t W, int64_t C, int64_t Ho,
+                         int64_t Wo) {
+  int64_t xs[] = {N, H, W, C}, ys[] = {N, Ho, Wo, C};
+  Pair x = rnd(4, xs), y = out(4, ys, FALSE);
+  if (pool) {
+    i2v_op_adaptive_avg_pool(cpu, &y.c, &x.c);
+    i2v_op_adaptive_avg_pool(g, &y.g, &x.g);
+  } else {
+    i2v_op_upsample_nearest(cpu, &y.c, &x.c);
+    i2v_op_upsample_nearest(g, &y.g, &x.g);
+  }
+  assert_pair(&y, pool ? "adaptive_avg_pool" : "upsample_nearest");
+  pair_free(&x), pair_free(&y);
+}
+
+static void test_resize(gconstpointer data) {
+  if (!begin(data)) return;
+  check_resize(FALSE, 2, 5, 7, 3, 10, 14);  /* ×2 */
+  check_resize(FALSE, 1, 5, 7, 4, 7, 9);    /* odd ratios */
+  check_resize(TRUE, 2, 88, 40, 3, 32, 32); /* overlapping windows (P-11) */
+  check_resize(TRUE, 1, 7, 9, 5, 3, 4);
+}
+
+static void check_permute(int ndim, const int64_t *xs, const int *perm) {
+  int64_t ys[I2V_MAX_DIMS];
+  for (int d = 0; d < ndim; d++) ys[d] = xs[perm[d]];
+  Pair x = rnd(ndim, xs), y = out(ndim, ys, FALSE);
+  i2v_op_permute(cpu, &y.c, &x.c, perm);
+  i2v_op_permute(g, &y.g, &x.g, perm);
+  assert_pair(&y, "permute");
+  pair_free(&x), pair_free(&y);
+}
+
+static void test_permute(gconstpointer data) {
+  if (!begin(data)) return;
+  const int64_t x5[] = {2, 3, 4, 5, 6}, x4[] = {3, 7, 5, 2}, x2[] = {9, 13};
+  const int p5[] = {0, 3, 4, 1, 2}, p4[] = {0, 2, 1, 3}, p2[] = {1, 0};
+  check_permute(5, x5, p5);
+  check_permute(4, x4, p4);
+  check_permute(2, x2, p2);
+}
+
+static void test_gather_fill_copy(gconstpointer data) {
+  if (!begin(data)) return;
+  int64_t ts[] = {50, 24}, ys[] = {2, 7, 24};
+  const int64_t ids[] = {3, 0, 49, 49, 17, 8, 1, 2, 3, 4, 5, 6, 7, 8};
+  Pair t = rnd(2, ts), y = out(3, ys, FALSE);
+  i2v_op_gather_rows(cpu, &y.c, &t.c, ids);
+  i2v_op_gather_rows(g, &y.g, &t.g, ids);
+  assert_pair(&y, "gather_rows");
+  i2v_op_fill(cpu, &y.c, -0.375f);
+  i2v_op_fill(g, &y.g, -0.375f);
+  assert_pair(&y, "fill");
+  int64_t cs[] = {14, 24};
+  Pair c = out(2, cs, FALSE), f = pair_of(I2V_DTYPE_F32, 2, cs, -1, 1, FALSE);
+  i2v_op_copy(cpu, &c.c, &y.c);
+  i2v_op_copy(g, &c.g, &y.g);
+  assert_pair(&c, "copy");
+  i2v_op_copy(cpu, &c.c, &f.c); /* with a dtype conversion on the GPU */
+  i2v_op_copy(g, &c.g, &f.g);
+  assert_pair(&c, "copy from F32");
+  pair_free(&t), pair_free(&y), pair_free(&c), pair_free(&f);
+}
+
+/* The scratch arena survives growth past its first chunk and hands memory back on release. */
+static void test_scratch(gconstpointer data) {
+  if (!begin(data)) return;
+  size_t mark = i2v_scratch_mark(g);
+  int64_t big[] = {(int64_t)(300 << 20) / 4}; /* more than the first chunk */
+  I2vTensor a = i2v_scratch_tensor(g, 1, (int64_t[]){1000});
+  I2vTensor b = i2v_scratch_tensor(g, 1, big);
+  g_assert_nonnull(a.data);
+  g_assert_nonnull(b.data);
+  i2v_op_fill(g, &b, 1.0f);
+  g_assert_true(i2v_backend_check(g, NULL));
+  i2v_scratch_release(g, mark);
+  g_assert_cmpuint(i2v_scratch_mark(g), ==, mark);
+  I2vTensor c = i2v_scratch_tensor(g, 1, (int64_t[]){1000});
+  g_assert_true(c.data == a.data); /* reused, not grown */
+  i2v_scratch_release(g, mark);
+}
+
+/* An impossible allocation is an I2V_ERROR_NO_MEMORY error saying how much was asked. */
+static void test_no_memory(gconstpointer data) {
+  if (!begin(data)) return;
+  I2vTensor t;
+  GError *err = NULL;
+  int64_t sh[] = {(int64_t)1 << 50};
+  g_assert_false(i2v_tensor_alloc(g, &t, g->act_dtype, 1, sh, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_NO_MEMORY);
+  g_assert_nonnull(strstr(err->message, "bytes free"));
+  g_clear_error(&err);
+}
+
+/* ---- device selection (runs everywhere) ---- */
+
+static void expect_no_backend(const char *device, const char *precision, const char *frag) {
+  GError *err = NULL;
+  I2vBackend *be = i2v_backend_new_for_device(device, precision, &err);
+  g_assert_null(be);
+  g_assert_nonnull(err);
+  g_test_message("%s/%s: %s", device, precision ? precision : "-", err->message);
+  if (strstr(err->message, frag) == NULL)
+    g_error("error for %s/%s should name %s: %s", device, precision, frag, err->message);
+  g_error_free(err);
+}
+
+static void test_select_cpu(void) {
+  GError *err = NULL;
+  I2vBackend *be = i2v_backend_new_for_device("cpu", NULL, &err);
+  g_assert_no_error(err);
+  g_assert_cmpstr(be->name, ==, "cpu");
+  i2v_backend_free(be);
+  be = i2v_backend_new_for_device("cpu", "fp32", &err);
+  g_assert_no_error(err);
+  i2v_backend_free(be);
+  expect_no_backend("cpu", "fp16", "fp16");
+  expect_no_backend("cpu", "bf16", "fp32 only");
+}
+
+static void test_select_bad_names(void) {
+  expect_no_backend("tpu", NULL, "\"tpu\"");
+  expect_no_backend("cuda:x", NULL, "\"cuda:x\"");
+  expect_no_backend("cuda:", NULL, "\"cuda:\"");
+  expect_no_backend("cpu", "fp8", "\"fp8\"");
+}
+
+static void test_select_cuda(void) {
+  GError *err = NULL;
+  I2vBackend *be = i2v_backend_new_for_device("cuda:0", NULL, &err);
+  if (i2v_cuda_device_count() == 0) { /* this machine: a clear error, not a crash */
+    g_assert_null(be);
+    g_assert_error(err, I2V_ERROR, I2V_ERROR_BACKEND);
+    g_test_message("cuda:0 without a device: %s", err->message);
+    g_assert_nonnull(strstr(err->message, "cuda:0"));
+    g_assert_nonnull(strstr(err->message, "CUDA"));
+    g_clear_error(&err);
+  } else {
+    g_assert_no_error(err);
+    g_assert_cmpstr(be->name, ==, "cuda:0");
+    g_assert_cmpint(be->act_dtype, ==, I2V_DTYPE_F16);
+    i2v_backend_free(be);
+  }
+  expect_no_backend("cuda:99", NULL, "cuda:99");
+}
+
+static void test_select_auto(void) {
+  GError *err = NULL;
+  I2vBackend *be = i2v_backend_new_for_device("auto", NULL, &err);
+  g_assert_no_error(err);
+  g_assert_cmpstr(be->name, ==, i2v_cuda_device_count() > 0 ? "cuda:0" : "cpu");
+  i2v_backend_free(be);
+  be = i2v_backend_new_for_device(NULL, "fp32", &err);
+  g_assert_no_error(err);
+  g_assert_cmpint(be->act_dtype, ==, I2V_DTYPE_F32);
+  i2v_backend_free(be);
+  if (i2v_cuda_device_count() == 0) expect_no_backend("auto", "bf16", "bf16");
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  rng = g_rand_new_with_seed(20261127);
+  cpu = i2v_cpu_backend_new();
+  for (guint i = 0; i < G_N_ELEMENTS(precisions); i++) {
+    GError *err = NULL;
+    gpu[i] = i2v_cuda_backend_new(0, precisions[i].dtype, &err);
+    if (gpu[i] == NULL && gpu_missing == NULL)
+      gpu_missing = g_strdup_printf("no CUDA backend: %s", err->message);
+    g_clear_error(&err);
+  }
+
+  g_test_add_func("/cuda/select/cpu", test_select_cpu);
+  g_test_add_func("/cuda/select/bad-names", test_select_bad_names);
+  g_test_add_func("/cuda/select/cuda", test_select_cuda);
+  g_test_add_func("/cuda/select/auto", test_select_auto);
+  static const struct {
+    const char *name;
+    GTestDataFunc fn;
+  } tests[] = {
+      {"linear", test_linear},
+      {"conv2d", test_conv2d},
+      {"conv_frames", test_conv_frames},
+      {"group_norm", test_group_norm},
+      {"layer_norm", test_layer_norm},
+      {"attention", test_attention},
+      {"unary", test_unary},
+      {"geglu", test_geglu},
+      {"add_axpby", test_add_axpby},
+      {"add_rows", test_add_rows},
+      {"concat_last", test_concat_last},
+      {"resize", test_resize},
+      {"permute", test_permute},
+      {"gather_fill_copy", test_gather_fill_copy},
+      {"scratch", test_scratch},
+      {"no_memory", test_no_memory},
+  };
+  for (guint p = 0; p < G_N_ELEMENTS(precisions); p++) {
+    for (guint t = 0; t < G_N_ELEMENTS(tests); t++) {
+      char *path = g_strdup_printf("/cuda/%s/%s", precisions[p].name, tests[t].name);
+      g_test_add_data_func(path, &precisions[p], tests[t].fn);
+      g_free(path);
+    }
+  }
+  int rc = g_test_run();
+  for (guint i = 0; i < G_N_ELEMENTS(precisions); i++) i2v_backend_free(gpu[i]);
+  i2v_backend_free(cpu);
+  g_rand_free(rng);
+  g_free(gpu_missing);
+  return rc;
+}

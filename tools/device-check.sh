@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# The one script for a GPU machine (DESIGN.md "Tests and truth"): build with CUDA, run the CUDA
+# op tests, compare the whole tiny pipeline on CUDA with the CPU, benchmark the real config.
+# Everything it writes that matters lands in $OUT (default ./out), at most 8 files:
+#   device-check.log (every command, timestamped), info.txt (GPU, driver, toolkit),
+#   test-cuda.log, pipeline-compare.txt, bench.txt, dmon.txt (nvidia-smi samples during the
+#   benchmark), summary.txt (one line per step).
+# Sized for < 8 minutes on one H100: each step has its own timeout and a failed step does not
+# stop the next one; the exit status is the number of failed steps.
+#
+# Build: with meson, ninja and the development packages present it configures build-cuda with
+# -Dcuda=enabled for this GPU's architecture. Otherwise (the lent GPU machines have no GLib or
+# OpenBLAS development files and no network) it unpacks .device/bundle.tar.xz, made beforehand on
+# a build machine by tools/device-bundle.sh and carried along (I2V_USE_BUNDLE=1 forces that).
+#
+# Uses (skipped with a note when the i2vgen binary lacks them):
+#   i2vgen generate --model DIR --image PNG --prompt T --device D --precision P --width W
+#     --height H --frames F --steps N --seed S --dump FILE.safetensors
+#   i2vgen bench --model DIR --variant fp16 --device cuda:0 --precision fp16 --width W --height H
+#     --frames F --steps N
+#   i2vgen mkmodel --config i2vgen-xl --dtype f16 --init hash --out DIR
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+SRC=$PWD
+OUT=${OUT:-$SRC/out}
+WORK=${I2V_WORK:-/tmp/i2v-device-check}
+mkdir -p "$OUT" "$WORK"
+LOG=$OUT/device-check.log
+SUMMARY=$OUT/summary.txt
+: >"$LOG"
+: >"$SUMMARY"
+failed=0
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$LOG" >&2; }
+
+# step NAME TIMEOUT CMD...: runs CMD with a timeout, output appended to the log, one summary line.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  log "== $name: $*"
+  local t0=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
+  local rc=$?
+  local msg="$name: rc=$rc in $((SECONDS - t0)) s"
+  [ $rc -eq 124 ] && msg="$msg (TIMEOUT after $limit s)"
+  log "$msg"
+  echo "$msg" >>"$SUMMARY"
+  [ $rc -eq 0 ] || failed=$((failed + 1))
+  return $rc
+}
+
+note() {
+  log "NOTE: $*"
+  echo "NOTE: $*" >>"$SUMMARY"
+}
+
+# ---- 1. the machine ----
+{
+  date -u
+  uname -a
+  nvidia-smi || echo "nvidia-smi failed"
+  nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total,clocks.max.sm,power.limit \
+    --format=csv || true
+  nvcc --version || echo "no nvcc"
+  nproc
+} >"$OUT/info.txt" 2>&1
+cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+arch=sm_${cap:-90}
+log "GPU architecture $arch"
+
+# ---- 2. build (or unpack the bundle) ----
+BIN=
+TINY=
+if [ -z "${I2V_USE_BUNDLE:-}" ] && command -v meson >/dev/null && command -v ninja >/dev/null &&
+  pkg-config --exists glib-2.0 json-glib-1.0 gdk-pixbuf-2.0 openblas 2>/dev/null; then
+  if [ ! -f build-cuda/build.ninja ]; then
+    step configure 120 meson setup build-cuda -Dcuda=enabled -Dcuda-arch="$arch" \
+      -Dbuildtype=release
+  fi
+  step build 300 ninja -C build-cuda
+  BIN=$SRC/build-cuda
+  TEST_CUDA=$BIN/tests/test-cuda-ops
+  I2VGEN=$BIN/tools/i2vgen
+  TINY_MODEL=${I2V_FIXTURES:-$SRC/../shared/fixtures}/tiny-i2vgen-xl/model
+  TINY_IMAGE=${I2V_FIXTURES:-$SRC/../shared/fixtures}/tiny-i2vgen-xl/golden/input_image.png
+elif [ -f .device/bundle.tar.xz ]; then
+  note "no build environment here: using .device/bundle.tar.xz (built elsewhere, commit $(tar -xJOf .device/bundle.tar.xz ./COMMIT 2>/dev/null))"
+  rm -rf "$WORK/bundle" && mkdir -p "$WORK/bundle"
+  step unpack 60 tar -C "$WORK/bundle" -xJf .device/bundle.tar.xz
+  export LD_LIBRARY_PATH=$WORK/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  TEST_CUDA=$WORK/bundle/bin/test-cuda-ops
+  I2VGEN=$WORK/bundle/bin/i2vgen
+  TINY_MODEL=$WORK/bundle/tiny/model
+  TINY_IMAGE=$WORK/bundle/tiny/input_image.png
+else
+  note "cannot build here and no .device/bundle.tar.xz: run tools/device-bundle.sh on a build machine and carry .device"
+  echo "failed steps: 1" >>"$SUMMARY"
+  exit 1
+fi
+
+# ---- 3. the CUDA op tests (CUDA vs CPU, every op, fp32/fp16/bf16) ----
+G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda 240 \
+  bash -c "'$TEST_CUDA' --tap -m slow >'$OUT/test-cuda.log' 2>&1"
+grep -E '^(not ok|ok .*SKIP)' "$OUT/test-cuda.log" | head -20 | tee -a "$SUMMARY"
+# the same with the scalar attention kernel only (tells a tensor-core kernel failure apart)
+I2V_CUDA_ATTENTION=scalar G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda-scalar-attn 120 \
+  bash -c "'$TEST_CUDA' --tap -p /cuda/fp16/attention -p /cuda/bf16/attention >>'$OUT/test-cuda.log' 2>&1"
+grep -cE '^ok' "$OUT/test-cuda.log" | sed 's/^/test-cuda ok lines: /' >>"$SUMMARY"
+if nvidia-smi -L >/dev/null 2>&1 && grep -q 'SKIP no CUDA backend' "$OUT/test-cuda.log"; then
+  note "a GPU is present but the CUDA backend did not start (see test-cuda.log)"
+  failed=$((failed + 1))
+fi
+
+# ---- 4. the whole tiny pipeline: CUDA (each precision) against the CPU ----
+has_command() { "$I2VGEN" "$1" --help >/dev/null 2>&1; }
+compare_dumps() { # compare_dumps REF OTHER...: relative L2 and max abs error per common tensor
+  python3 - "$@" <<'EOF'
+import json, struct, sys
+import numpy as np
+def load(path):
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        head = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in head.items():
+        if k == '__metadata__' or v['dtype'] != 'F32':
+            continue
+        a, b = v['data_offsets']
+        out[k] = np.frombuffer(data[a:b], dtype=np.float32).astype(np.float64)
+    return out
+ref = load(sys.argv[1])
+for other in sys.argv[2:]:
+    got = load(other)
+    print(f'== {other} vs {sys.argv[1]}')
+    worst = 0.0
+    for k in sorted(set(ref) & set(got)):
+        r, g = ref[k], got[k]
+        rel = np.linalg.norm(g - r) / max(np.linalg.norm(r), 1e-30)
+        worst = max(worst, rel) if np.isfinite(rel) else float('inf')
+        print(f'{k:60s} rel_l2 {rel:10.3e}  max_abs {np.max(np.abs(g - r)):10.3e}')
+    print(f'WORST rel_l2 {worst:.3e} over {len(set(ref) & set(got))} tensors')
+EOF
+}
+if has_command generate; then
+  gen="generate --model $TINY_MODEL --image $TINY_IMAGE --prompt 'a red ball' --width 40 --height 24 --frames 4 --steps 3 --seed 7"
+  step tiny-cpu 120 bash -c "'$I2VGEN' $gen --device cpu --dump '$WORK/tiny-cpu.safetensors'"
+  dumps=()
+  for p in fp32 fp16 bf16; do
+    step tiny-cuda-$p 120 bash -c "'$I2VGEN' $gen --device cuda:0 --precision $p --dump '$WORK/tiny-cuda-$p.safetensors'" &&
+      dumps+=("$WORK/tiny-cuda-$p.safetensors")
+  done
+  if [ ${#dumps[@]} -gt 0 ] && [ -f "$WORK/tiny-cpu.safetensors" ]; then
+    step compare 60 bash -c "$(declare -f compare_dumps); compare_dumps '$WORK/tiny-cpu.safetensors' ${dumps[*]} >'$OUT/pipeline-compare.txt' 2>&1"
+    grep WORST "$OUT/pipeline-compare.txt" | tee -a "$SUMMARY"
+  fi
+else
+  note "i2vgen has no generate command (pipeline branch not merged): pipeline comparison skipped"
+fi
+
+# ---- 5. benchmark at the real configuration (hash weights, fp16) ----
+if has_command bench && has_command mkmodel; then
+  step mkmodel-xl 150 "$I2VGEN" mkmodel --config i2vgen-xl --dtype f16 --init hash --out "$WORK/xl"
+  nvidia-smi dmon -s pucm -d 1 >"$OUT/dmon.txt" 2>&1 &
+  dmon=$!
+  for size in 512x512 1280x704; do
+    w=${size%x*} h=${size#*x}
+    steps=3
+    [ "$w" -gt 512 ] && steps=2
+    step bench-$size 150 bash -c "'$I2VGEN' bench --model '$WORK/xl' --variant fp16 --device cuda:0 --precision fp16 --width $w --height $h --frames 16 --steps $steps >>'$OUT/bench.txt' 2>&1"
+  done
+  kill "$dmon" 2>/dev/null
+  tail -n 20 "$OUT/bench.txt" >>"$SUMMARY"
+else
+  note "i2vgen has no bench (or mkmodel) command yet: benchmark skipped"
+fi
+
+echo "failed steps: $failed" >>"$SUMMARY"
+log "done: $failed failed step(s); summary:"
+cat "$SUMMARY" >&2
+exit "$failed"
