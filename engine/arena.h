@@ -1,6 +1,7 @@
 /* A scratch arena over chunks of any memory (host or device): bump allocation, stack-like
  * release to a mark, chunks kept once made, so a denoising loop allocates on its first step only.
- * Used by the CUDA backend (chunks from cudaMalloc); the backend supplies the chunk allocator. */
+ * Used by both backends (CPU: aligned host chunks, CUDA: cudaMalloc); each supplies its chunk
+ * allocator. */
 #pragma once
 
 #include <glib.h>

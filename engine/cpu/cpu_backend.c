@@ -1,27 +1,32 @@
-/* The CPU backend's memory side: plain host memory for tensors and a chunked scratch arena.
- * The arena hands out memory bump-style from chunks that are kept once made, so a denoising loop
- * allocates on its first step only; release(mark) returns everything allocated after mark. */
+/* The CPU backend's memory side: plain host memory for tensors and the chunked scratch arena of
+ * engine/arena.c over aligned host chunks (a denoising loop allocates on its first step only). */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "cpu_ops.h"
 #include "error.h"
 
 #define ARENA_ALIGN 64
 #define ARENA_MIN_CHUNK ((size_t)64 << 20)
 
-typedef struct {
-  char *base;
-  size_t size;
-} Chunk;
+/* Arena chunks: 64-byte aligned host memory (whole cache lines, aligned vector loads). */
+static void *chunk_alloc(size_t bytes, void *user, GError **error) {
+  (void)user;
+  void *base = NULL;
+  if (posix_memalign(&base, ARENA_ALIGN, bytes) != 0) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_NO_MEMORY,
+                "cpu: out of host memory growing the scratch arena by %zu bytes", bytes);
+    return NULL;
+  }
+  return base;
+}
 
-typedef struct {
-  GArray *chunks;  /* Chunk, in order of creation */
-  guint cur;       /* chunk being filled */
-  size_t used;     /* bytes used in chunk cur */
-  size_t capacity; /* sum of chunk sizes (for marks) */
-} CpuPriv;
+static void chunk_free(void *base, void *user) {
+  (void)user;
+  free(base);
+}
 
 static gboolean cpu_alloc(I2vBackend *be, I2vTensor *t, GError **error) {
   (void)be;
@@ -58,70 +63,21 @@ static gboolean cpu_sync(I2vBackend *be, GError **error) {
   return TRUE;
 }
 
-/* A mark is the global offset: bytes of all chunks before cur plus used. */
-static size_t chunk_start(CpuPriv *p, guint i) {
-  size_t s = 0;
-  for (guint k = 0; k < i; k++) s += g_array_index(p->chunks, Chunk, k).size;
-  return s;
-}
-
 static void *cpu_scratch_alloc(I2vBackend *be, size_t bytes, GError **error) {
-  CpuPriv *p = be->priv;
-  bytes = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-  for (;;) {
-    if (p->cur < p->chunks->len) {
-      Chunk *c = &g_array_index(p->chunks, Chunk, p->cur);
-      if (p->used + bytes <= c->size) {
-        void *ptr = c->base + p->used;
-        p->used += bytes;
-        return ptr;
-      }
-      if (p->cur + 1 < p->chunks->len) { /* skip to the next existing chunk */
-        p->cur++;
-        p->used = 0;
-        continue;
-      }
-    }
-    Chunk c = {.size = MAX(bytes, ARENA_MIN_CHUNK)};
-    /* chunk bases aligned like the bump offsets, so every scratch pointer is ARENA_ALIGN-aligned */
-    if (posix_memalign((void **)&c.base, ARENA_ALIGN, c.size) != 0) {
-      g_set_error(error, I2V_ERROR, I2V_ERROR_NO_MEMORY,
-                  "cpu: out of host memory growing the scratch arena by %zu bytes", c.size);
-      return NULL;
-    }
-    g_array_append_val(p->chunks, c);
-    p->capacity += c.size;
-    p->cur = p->chunks->len - 1;
-    p->used = 0;
-  }
+  return i2v_arena_alloc(be->priv, bytes, error);
 }
 
 static size_t cpu_scratch_mark(I2vBackend *be) {
-  CpuPriv *p = be->priv;
-  return p->chunks->len ? chunk_start(p, p->cur) + p->used : 0;
+  return i2v_arena_mark(be->priv);
 }
 
 static void cpu_scratch_release(I2vBackend *be, size_t mark) {
-  CpuPriv *p = be->priv;
-  size_t start = 0;
-  for (guint i = 0; i < p->chunks->len; i++) {
-    size_t size = g_array_index(p->chunks, Chunk, i).size;
-    if (mark <= start + size) {
-      p->cur = i;
-      p->used = mark - start;
-      return;
-    }
-    start += size;
-  }
-  p->cur = 0;
-  p->used = 0;
+  i2v_arena_release(be->priv, mark);
 }
 
 static void cpu_destroy(I2vBackend *be) {
-  CpuPriv *p = be->priv;
-  for (guint i = 0; i < p->chunks->len; i++) free(g_array_index(p->chunks, Chunk, i).base);
-  g_array_unref(p->chunks);
-  g_free(p);
+  i2v_arena_destroy(be->priv);
+  g_free(be->priv);
   g_free(be);
 }
 
@@ -141,13 +97,13 @@ I2vBackend *i2v_cpu_backend_new(void) {
   /* all threading is OpenMP's: each sgemm runs in the thread that calls it (cpu_ops.h) */
   openblas_set_num_threads(1);
   I2vBackend *be = g_new0(I2vBackend, 1);
-  CpuPriv *p = g_new0(CpuPriv, 1);
-  p->chunks = g_array_new(FALSE, FALSE, sizeof(Chunk));
+  I2vArena *arena = g_new0(I2vArena, 1);
+  i2v_arena_init(arena, ARENA_ALIGN, ARENA_MIN_CHUNK, chunk_alloc, chunk_free, NULL);
   be->name = "cpu";
   be->act_dtype = I2V_DTYPE_F32;
   be->weight_dtype = I2V_DTYPE_F32;
   be->ops = &i2v_cpu_ops;
   be->mem = &cpu_mem;
-  be->priv = p;
+  be->priv = arena;
   return be;
 }
