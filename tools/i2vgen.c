@@ -10,6 +10,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 static const I2vCommand commands[] = {
     /* subcommand table */
@@ -19,6 +20,7 @@ static const I2vCommand commands[] = {
     {"encode", "conditioning tensors of a prompt and an image; VAE decode of latents", cmd_encode},
     {"mkmodel", "write a diffusers-format model directory with synthetic weights", cmd_mkmodel},
     {"bench", "time a generation stage by stage (JSON line on stdout)", cmd_bench},
+    {"compare", "relative L2 / max abs error of the tensors two files share", cmd_compare},
     {NULL, NULL, NULL},
 };
 
