@@ -107,18 +107,8 @@ static void cuda_adaptive_avg_pool(I2vBackend *be, I2vTensor *y, const I2vTensor
 
 static void cuda_permute(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int *perm) {
   CudaPriv *p = cuda_enter(be);
-  /* left-pad to 5 dims; stride[d] is the x stride that one step along y's dim d takes */
-  int64_t xst[I2V_MAX_DIMS], sh[5], stride[5];
-  int nd = x->ndim, pad = 5 - nd;
-  int64_t acc = 1;
-  for (int d = nd - 1; d >= 0; d--) {
-    xst[d] = acc;
-    acc *= x->shape[d];
-  }
-  for (int d = 0; d < 5; d++) {
-    sh[d] = d < pad ? 1 : y->shape[d - pad];
-    stride[d] = d < pad ? 0 : xst[perm[d - pad]];
-  }
+  int64_t sh[5], stride[5];
+  i2v_permute_plan(y, x, perm, sh, stride);
   CUDA_OK(be, cu_permute(p->stream, cu_buf(y), cu_buf(x), sh, stride));
 }
 

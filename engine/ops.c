@@ -354,6 +354,21 @@ void i2v_op_adaptive_avg_pool(I2vBackend *be, I2vTensor *y, const I2vTensor *x) 
   be->ops->adaptive_avg_pool(be, y, x);
 }
 
+void i2v_permute_plan(const I2vTensor *y, const I2vTensor *x, const int *perm, int64_t shape[5],
+                      int64_t stride[5]) {
+  int64_t xst[I2V_MAX_DIMS];
+  int nd = x->ndim, pad = 5 - nd;
+  int64_t acc = 1;
+  for (int d = nd - 1; d >= 0; d--) {
+    xst[d] = acc;
+    acc *= x->shape[d];
+  }
+  for (int d = 0; d < 5; d++) {
+    shape[d] = d < pad ? 1 : y->shape[d - pad];
+    stride[d] = d < pad ? 0 : xst[perm[d - pad]];
+  }
+}
+
 void i2v_op_permute(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int *perm) {
   if (!ready(be, "permute", 2, y, x)) return;
   gboolean ok = y->ndim == x->ndim;

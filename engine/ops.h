@@ -185,6 +185,12 @@ I2vTensor i2v_tensor_view(const I2vTensor *t, int ndim, const int64_t *shape);
 /* A view of rows [first, first+count) of dim 0 of t (no copy). */
 I2vTensor i2v_tensor_rows(const I2vTensor *t, int64_t first, int64_t count);
 
+/* The permutation y = x permuted by perm as a 5-D gather: shape[d] of y left-padded with 1s, and
+ * stride[d] the element stride in x of one step along y's dim d (0 for padding) — what both
+ * backends' permute kernels walk. */
+void i2v_permute_plan(const I2vTensor *y, const I2vTensor *x, const int *perm, int64_t shape[5],
+                      int64_t stride[5]);
+
 /* The op wrappers models call: check shapes and the sticky error, then dispatch to be->ops. */
 void i2v_op_linear(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                    const I2vTensor *b, I2vAct act, gboolean accumulate);

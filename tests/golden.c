@@ -84,6 +84,14 @@ gboolean golden_formula_seed(const char *set, guint64 *seed) {
   return hex != NULL;
 }
 
+char *golden_model_with(const char *file) {
+  char **sets = golden_sets_with(file);
+  g_assert_nonnull(sets[0]);
+  char *dir = g_build_filename(sets[0], "model", NULL);
+  g_strfreev(sets);
+  return dir;
+}
+
 I2vModelDir *golden_open_model(const char *set, const char *variant) {
   char *dir = g_build_filename(set, "model", NULL);
   GError *err = NULL;

@@ -43,6 +43,10 @@ gboolean golden_formula_seed(const char *set, guint64 *seed);
  * a seed; aborts the test on failure. Free with i2v_model_dir_free. */
 I2vModelDir *golden_open_model(const char *set, const char *variant);
 
+/* The model directory of the first set with golden/file (e.g. "tokenizer.json": a tiny-layout
+ * set): new string (g_free); aborts the test when there is none. */
+char *golden_model_with(const char *file);
+
 /* The max |a - b| over n values. */
 double golden_max_abs_diff(const float *a, const float *b, int64_t n);
 

@@ -7,16 +7,8 @@
 #include "golden.h"
 #include "tool_run.h"
 
-static char *tiny_model(void) {
-  char **sets = golden_sets_with("tokenizer.json");
-  g_assert_nonnull(sets[0]);
-  char *dir = g_build_filename(sets[0], "model", NULL);
-  g_strfreev(sets);
-  return dir;
-}
-
 static void test_json_line(void) {
-  char *model = tiny_model();
+  char *model = golden_model_with("tokenizer.json");
   const char *args[] = {"bench", "--model",  model, "--width", "16", "--height",
                         "16",    "--frames", "3",   "--steps", "2",  "--peak-tflops",
                         "1",     NULL};
@@ -48,25 +40,16 @@ static void test_json_line(void) {
   g_free(model);
 }
 
-static void expect_failure(const char *const *args, int status, const char *culprit) {
-  ToolRun r = tool_run(args);
-  g_test_message("exit %d: %s", r.status, r.err);
-  g_assert_cmpint(r.status, ==, status);
-  g_assert_nonnull(strstr(r.err, culprit));
-  g_assert_cmpstr(r.out, ==, "");
-  tool_run_clear(&r);
-}
-
 static void test_bad_arguments(void) {
-  char *model = tiny_model();
+  char *model = golden_model_with("tokenizer.json");
   const char *no_model[] = {"bench", NULL};
-  expect_failure(no_model, 2, "--model");
+  tool_expect_failure(no_model, 2, "--model");
   const char *bad_seed[] = {"bench", "--model", model, "--formula-weights", "seven", NULL};
-  expect_failure(bad_seed, 2, "'seven'");
+  tool_expect_failure(bad_seed, 2, "'seven'");
   const char *missing[] = {"bench", "--model", "/nonexistent/model-dir", NULL};
-  expect_failure(missing, 1, "/nonexistent/model-dir");
+  tool_expect_failure(missing, 1, "/nonexistent/model-dir");
   const char *zero_frames[] = {"bench", "--model", model, "--frames", "0", NULL};
-  expect_failure(zero_frames, 1, "frames");
+  tool_expect_failure(zero_frames, 1, "frames");
   g_free(model);
 }
 

@@ -54,21 +54,13 @@ static void test_different(void) {
   g_free(a), g_free(b);
 }
 
-static void expect_failure(const char *const *args, int status, const char *culprit) {
-  ToolRun r = tool_run(args);
-  g_test_message("exit %d: %s", r.status, r.err);
-  g_assert_cmpint(r.status, ==, status);
-  g_assert_nonnull(strstr(r.err, culprit));
-  tool_run_clear(&r);
-}
-
 static void test_bad_arguments(void) {
   char *a, *b;
   two_pipeline_files(&a, &b);
   const char *one[] = {"compare", a, NULL};
-  expect_failure(one, 2, "two files");
+  tool_expect_failure(one, 2, "two files");
   const char *missing[] = {"compare", a, "/nonexistent/dump.safetensors", NULL};
-  expect_failure(missing, 1, "/nonexistent/dump.safetensors");
+  tool_expect_failure(missing, 1, "/nonexistent/dump.safetensors");
   /* a file with no float tensor in common */
   char *tmp = g_build_filename(g_get_tmp_dir(), "i2v-compare-empty.safetensors", NULL);
   I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
@@ -78,7 +70,7 @@ static void test_bad_arguments(void) {
   g_assert_true(i2v_safetensors_writer_save(w, tmp, NULL));
   i2v_safetensors_writer_free(w);
   const char *disjoint[] = {"compare", a, tmp, NULL};
-  expect_failure(disjoint, 1, "no float tensor in common");
+  tool_expect_failure(disjoint, 1, "no float tensor in common");
   g_remove(tmp);
   g_free(tmp), g_free(a), g_free(b);
 }

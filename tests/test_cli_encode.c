@@ -157,14 +157,6 @@ static char *any_set(void) {
   return found;
 }
 
-static void expect_failure(const char *const *args, int status, const char *culprit) {
-  ToolRun run = tool_run(args);
-  g_test_message("exit %d, stderr: %s", run.status, run.err);
-  g_assert_cmpint(run.status, ==, status);
-  g_assert_nonnull(strstr(run.err, culprit));
-  tool_run_clear(&run);
-}
-
 static void test_bad_arguments(void) {
   char *set = any_set();
   char *model = g_build_filename(set, "model", NULL);
@@ -177,16 +169,16 @@ static void test_bad_arguments(void) {
   char *out = g_build_filename(tmp, "out.safetensors", NULL);
 
   const char *no_out[] = {"encode", "--model", model, "--image", image, NULL};
-  expect_failure(no_out, 2, "--out");
+  tool_expect_failure(no_out, 2, "--out");
   const char *missing_image[] = {"encode", "--model", model, "--image",
                                  no_image, "--out",   out,   NULL};
-  expect_failure(missing_image, 1, no_image);
+  tool_expect_failure(missing_image, 1, no_image);
   const char *no_latents[] = {"encode",     "--model", model, "--decode",
                               not_pipeline, "--out",   out,   NULL};
-  expect_failure(no_latents, 1, "latents_final");
+  tool_expect_failure(no_latents, 1, "latents_final");
   const char *bad_size[] = {"encode",   "--model", model,   "--image", image,
                             "--height", "0",       "--out", out,       NULL};
-  expect_failure(bad_size, 2, "--height");
+  tool_expect_failure(bad_size, 2, "--height");
   g_assert_false(g_file_test(out, G_FILE_TEST_EXISTS)); /* failures write nothing */
 
   g_rmdir(tmp);

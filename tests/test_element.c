@@ -13,19 +13,11 @@
 #define W 32
 #define H 24
 
-static char *tiny_model(void) {
-  char **sets = golden_sets_with("tokenizer.json"); /* the tiny-layout sets */
-  g_assert_nonnull(sets[0]);
-  char *dir = g_build_filename(sets[0], "model", NULL);
-  g_strfreev(sets);
-  return dir;
-}
-
 /* A fresh i2vgen on the tiny model making W×H frames. */
 static GstElement *tiny_element(void) {
   GstElement *e = gst_element_factory_make("i2vgen", NULL);
   g_assert_nonnull(e);
-  char *model = tiny_model();
+  char *model = golden_model_with("tokenizer.json");
   g_object_set(e, "model-path", model, "width", W, "height", H, NULL);
   g_free(model);
   return e;
@@ -377,7 +369,7 @@ static void test_buffer_without_caps(void) {
 /* A model directory whose UNet has a config but no weights: the state change fails and the
  * error names the folder that lacks them. */
 static void test_model_without_weights(void) {
-  char *model = tiny_model();
+  char *model = golden_model_with("tokenizer.json");
   char *dir = g_dir_make_tmp("i2vgen-broken-XXXXXX", NULL);
   g_assert_nonnull(dir);
   GDir *d = g_dir_open(model, 0, NULL);

@@ -289,33 +289,25 @@ static void test_real_config_tensor_list(void) {
   g_strfreev(sets);
 }
 
-static void expect_failure(const char *const *args, int status, const char *culprit) {
-  ToolRun r = tool_run(args);
-  g_test_message("exit %d: %s", r.status, r.err);
-  g_assert_cmpint(r.status, ==, status);
-  g_assert_nonnull(strstr(r.err, culprit));
-  tool_run_clear(&r);
-}
-
 static void test_bad_arguments(void) {
   char *tmp = make_tmp(), *out = g_build_filename(tmp, "m", NULL);
   const char *no_out[] = {"mkmodel", "--config", "tiny", NULL};
-  expect_failure(no_out, 2, "--out");
+  tool_expect_failure(no_out, 2, "--out");
   const char *bad_config[] = {"mkmodel", "--config", "huge", "--out", out, NULL};
-  expect_failure(bad_config, 2, "'huge'");
+  tool_expect_failure(bad_config, 2, "'huge'");
   const char *bad_dtype[] = {"mkmodel", "--config", "tiny", "--dtype", "f64", "--out", out, NULL};
-  expect_failure(bad_dtype, 2, "'f64'");
+  tool_expect_failure(bad_dtype, 2, "'f64'");
   const char *bad_init[] = {"mkmodel", "--config", "tiny", "--init", "zeros", "--out", out, NULL};
-  expect_failure(bad_init, 2, "'zeros'");
+  tool_expect_failure(bad_init, 2, "'zeros'");
   const char *bad_seed[] = {"mkmodel",    "--config", "tiny",  "--init", "hash",
                             "--set-seed", "0xZZ",     "--out", out,      NULL};
-  expect_failure(bad_seed, 2, "'0xZZ'");
+  tool_expect_failure(bad_seed, 2, "'0xZZ'");
   /* a file where the output directory should go */
   char *file = g_build_filename(tmp, "file", NULL);
   g_file_set_contents(file, "x", 1, NULL);
   char *under_file = g_build_filename(file, "m", NULL);
   const char *unwritable[] = {"mkmodel", "--config", "tiny", "--out", under_file, NULL};
-  expect_failure(unwritable, 1, under_file);
+  tool_expect_failure(unwritable, 1, under_file);
   /* a config directory whose unet config is broken: the loader's error names it */
   char *bad_dir = g_build_filename(tmp, "bad", NULL);
   const char *copy[] = {"mkmodel", "--config", "tiny", "--configs-only", "--out", bad_dir, NULL};
@@ -323,7 +315,7 @@ static void test_bad_arguments(void) {
   char *cfg = g_build_filename(bad_dir, "unet", "config.json", NULL);
   g_file_set_contents(cfg, "{\"_class_name\": \"I2VGenXLUNet\"}", -1, NULL);
   const char *broken[] = {"mkmodel", "--config", bad_dir, "--out", out, NULL};
-  expect_failure(broken, 1, "unet/config.json");
+  tool_expect_failure(broken, 1, "unet/config.json");
   rm_rf(tmp);
   g_free(cfg), g_free(bad_dir), g_free(under_file), g_free(file), g_free(out), g_free(tmp);
 }

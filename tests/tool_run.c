@@ -1,6 +1,7 @@
 /* Running the built i2vgen tool from the CLI tests. */
 #include "tool_run.h"
 
+#include <string.h>
 #include <sys/wait.h>
 
 ToolRun tool_run(const char *const *args) {
@@ -24,4 +25,12 @@ ToolRun tool_run(const char *const *args) {
 void tool_run_clear(ToolRun *run) {
   g_free(run->out);
   g_free(run->err);
+}
+
+void tool_expect_failure(const char *const *args, int status, const char *culprit) {
+  ToolRun r = tool_run(args);
+  g_test_message("exit %d, stderr: %s", r.status, r.err);
+  g_assert_cmpint(r.status, ==, status);
+  g_assert_nonnull(strstr(r.err, culprit));
+  tool_run_clear(&r);
 }

@@ -13,5 +13,8 @@ typedef struct {
  * strings with tool_run_clear. */
 ToolRun tool_run(const char *const *args);
 
+/* Runs i2vgen with args and asserts it exits with status, naming culprit on stderr. */
+void tool_expect_failure(const char *const *args, int status, const char *culprit);
+
 /* Frees the captured output of run. */
 void tool_run_clear(ToolRun *run);

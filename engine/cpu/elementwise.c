@@ -148,18 +148,8 @@ void cpu_adaptive_avg_pool(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
 
 void cpu_permute(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int *perm) {
   (void)be;
-  /* left-pad to 5 dims; st[d] is the x stride that moving one step along y's dim d takes */
-  int64_t xst[I2V_MAX_DIMS], sh[5], st[5];
-  int nd = x->ndim, pad = 5 - nd;
-  int64_t acc = 1;
-  for (int d = nd - 1; d >= 0; d--) {
-    xst[d] = acc;
-    acc *= x->shape[d];
-  }
-  for (int d = 0; d < 5; d++) {
-    sh[d] = d < pad ? 1 : y->shape[d - pad];
-    st[d] = d < pad ? 0 : xst[perm[d - pad]];
-  }
+  int64_t sh[5], st[5];
+  i2v_permute_plan(y, x, perm, sh, st);
   const float *xd = x->data;
   float *yd = y->data;
 #pragma omp parallel for collapse(2) schedule(static)
