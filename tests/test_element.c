@@ -260,64 +260,66 @@ static void test_presets(void) {
   gst_object_unref(e);
 }
 
-/* A missing model directory: the state change fails with an error naming the path. */
-static void test_missing_model(void) {
-  GstElement *e = gst_element_factory_make("i2vgen", NULL);
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(e, bus);
-  g_object_set(e, "model-path", "/nonexistent/i2vgen-model", NULL);
-  g_assert_cmpint(gst_element_set_state(e, GST_STATE_PAUSED), ==, GST_STATE_CHANGE_FAILURE);
-  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+/* Waits (≤ 10 s) for an error message on bus: its domain/code must match and its text contain
+ * every needle. */
+static void expect_bus_error(GstBus *bus, GQuark domain, int code, const char *const *needles) {
+  GstMessage *m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_ERROR);
   g_assert_nonnull(m);
   GError *err;
   gst_message_parse_error(m, &err, NULL);
-  g_assert_nonnull(strstr(err->message, "/nonexistent/i2vgen-model"));
-  g_assert_nonnull(strstr(err->message, "i2vgen-xl"));
+  g_test_message("error: %s", err->message);
+  g_assert_true(g_error_matches(err, domain, code));
+  for (const char *const *n = needles; *n != NULL; n++) g_assert_nonnull(strstr(err->message, *n));
   g_error_free(err);
   gst_message_unref(m);
+}
+
+/* A fresh element with model-path (NULL: unset) fails to go to PAUSED with a RESOURCE error
+ * whose text has every needle. */
+static void expect_load_failure(const char *model_path, int code, const char *const *needles) {
+  GstElement *e = gst_element_factory_make("i2vgen", NULL);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  if (model_path != NULL) g_object_set(e, "model-path", model_path, NULL);
+  g_assert_cmpint(gst_element_set_state(e, GST_STATE_PAUSED), ==, GST_STATE_CHANGE_FAILURE);
+  expect_bus_error(bus, GST_RESOURCE_ERROR, code, needles);
   gst_element_set_state(e, GST_STATE_NULL);
   gst_element_set_bus(e, NULL);
   gst_object_unref(bus);
   gst_object_unref(e);
 }
 
+/* Pushes an image into h: the job fails with an error of domain/code naming every needle, and
+ * no frame comes out. */
+static void expect_job_error(GstHarness *h, GQuark domain, int code, const char *const *needles) {
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_push(h, make_image(h));
+  expect_bus_error(bus, domain, code, needles);
+  g_assert_cmpuint(gst_harness_buffers_in_queue(h), ==, 0);
+  gst_element_set_bus(h->element, NULL);
+  gst_object_unref(bus);
+}
+
+/* A missing model directory: the state change fails with an error naming the path. */
+static void test_missing_model(void) {
+  const char *needles[] = {"/nonexistent/i2vgen-model", "i2vgen-xl", NULL};
+  expect_load_failure("/nonexistent/i2vgen-model", GST_RESOURCE_ERROR_NOT_FOUND, needles);
+}
+
 /* No model-path and no I2VGEN_MODEL: the error says how to set one. */
 static void test_no_model_configured(void) {
   g_unsetenv("I2VGEN_MODEL");
-  GstElement *e = gst_element_factory_make("i2vgen", NULL);
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(e, bus);
-  g_assert_cmpint(gst_element_set_state(e, GST_STATE_PAUSED), ==, GST_STATE_CHANGE_FAILURE);
-  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  GError *err;
-  gst_message_parse_error(m, &err, NULL);
-  g_assert_nonnull(strstr(err->message, "model-path"));
-  g_assert_nonnull(strstr(err->message, "I2VGEN_MODEL"));
-  g_error_free(err);
-  gst_message_unref(m);
-  gst_element_set_state(e, GST_STATE_NULL);
-  gst_element_set_bus(e, NULL);
-  gst_object_unref(bus);
-  gst_object_unref(e);
+  const char *needles[] = {"model-path", "I2VGEN_MODEL", NULL};
+  expect_load_failure(NULL, GST_RESOURCE_ERROR_NOT_FOUND, needles);
 }
 
 /* Downstream that takes neither RGB nor RGBA: a not-negotiated error that says why. */
 static void test_not_negotiated(void) {
   GstHarness *h = make_harness(1, 1, "RGB");
   gst_harness_set_sink_caps_str(h, "video/x-raw,format=I420");
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(h->element, bus);
-  gst_harness_push(h, make_image(h));
-  GstMessage *m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_ERROR);
-  g_assert_nonnull(m);
-  GError *err;
-  gst_message_parse_error(m, &err, NULL);
-  g_assert_true(g_error_matches(err, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION));
-  g_assert_nonnull(strstr(err->message, "RGB or RGBA"));
-  g_error_free(err);
-  gst_message_unref(m);
-  gst_element_set_bus(h->element, NULL);
-  gst_object_unref(bus);
+  const char *needles[] = {"RGB or RGBA", NULL};
+  expect_job_error(h, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION, needles);
   gst_harness_teardown(h);
 }
 
@@ -325,20 +327,8 @@ static void test_not_negotiated(void) {
 static void test_invalid_prompt_error(void) {
   GstHarness *h = make_harness(1, 1, "RGB");
   g_object_set(h->element, "prompt", "caf\xe9 au lait", NULL);
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(h->element, bus);
-  gst_harness_push(h, make_image(h));
-  GstMessage *m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_ERROR);
-  g_assert_nonnull(m);
-  GError *err;
-  gst_message_parse_error(m, &err, NULL);
-  g_assert_true(g_error_matches(err, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_SETTINGS));
-  g_assert_nonnull(strstr(err->message, "UTF-8"));
-  g_error_free(err);
-  gst_message_unref(m);
-  g_assert_cmpuint(gst_harness_buffers_in_queue(h), ==, 0);
-  gst_element_set_bus(h->element, NULL);
-  gst_object_unref(bus);
+  const char *needles[] = {"UTF-8", NULL};
+  expect_job_error(h, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_SETTINGS, needles);
   gst_harness_teardown(h);
 }
 
@@ -353,14 +343,8 @@ static void test_buffer_without_caps(void) {
   g_assert_true(gst_harness_push_event(h, gst_event_new_segment(&segment)));
   g_assert_cmpint(gst_harness_push(h, gst_buffer_new_allocate(NULL, 64, NULL)), ==,
                   GST_FLOW_NOT_NEGOTIATED);
-  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  g_assert_nonnull(m);
-  GError *err;
-  gst_message_parse_error(m, &err, NULL);
-  g_assert_true(g_error_matches(err, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION));
-  g_assert_nonnull(strstr(err->message, "caps"));
-  g_error_free(err);
-  gst_message_unref(m);
+  const char *needles[] = {"caps", NULL};
+  expect_bus_error(bus, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION, needles);
   gst_element_set_bus(h->element, NULL);
   gst_object_unref(bus);
   gst_harness_teardown(h);
@@ -393,25 +377,10 @@ static void test_model_without_weights(void) {
     g_free(to);
   }
   g_dir_close(d);
-  GstElement *e = gst_element_factory_make("i2vgen", NULL);
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(e, bus);
-  g_object_set(e, "model-path", dir, NULL);
-  g_assert_cmpint(gst_element_set_state(e, GST_STATE_PAUSED), ==, GST_STATE_CHANGE_FAILURE);
-  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  g_assert_nonnull(m);
-  GError *err;
-  gst_message_parse_error(m, &err, NULL);
   char *unet = g_build_filename(dir, "unet", NULL);
-  g_test_message("error: %s", err->message);
-  g_assert_nonnull(strstr(err->message, unet));
+  const char *needles[] = {unet, NULL};
+  expect_load_failure(dir, GST_RESOURCE_ERROR_NOT_FOUND, needles);
   g_free(unet);
-  g_error_free(err);
-  gst_message_unref(m);
-  gst_element_set_state(e, GST_STATE_NULL);
-  gst_element_set_bus(e, NULL);
-  gst_object_unref(bus);
-  gst_object_unref(e);
   char *rm = g_strdup_printf("rm -rf '%s'", dir);
   g_assert_cmpint(system(rm), ==, 0);
   g_free(rm);
