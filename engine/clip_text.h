@@ -14,6 +14,7 @@ I2vClipText *i2v_clip_text_load(I2vModelDir *md, I2vBackend *be, GError **error)
 /* Frees the encoder and its weights (NULL allowed). */
 void i2v_clip_text_free(I2vClipText *m);
 
+/* Sizes read from config.json: hidden_size, num_hidden_layers, max_position_embeddings. */
 int i2v_clip_text_hidden_size(const I2vClipText *m);
 int i2v_clip_text_num_layers(const I2vClipText *m);
 int i2v_clip_text_max_positions(const I2vClipText *m);

@@ -15,6 +15,7 @@ I2vClipVision *i2v_clip_vision_load(I2vModelDir *md, I2vBackend *be, GError **er
 /* Frees the encoder (NULL allowed). */
 void i2v_clip_vision_free(I2vClipVision *m);
 
+/* Sizes read from config.json (tokens = patches + CLS). */
 int i2v_clip_vision_image_size(const I2vClipVision *m); /* input side, e.g. 224 */
 int i2v_clip_vision_hidden_size(const I2vClipVision *m);
 int i2v_clip_vision_num_tokens(const I2vClipVision *m); /* patches + 1 (CLS) */

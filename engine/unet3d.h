@@ -35,6 +35,7 @@ I2vUnet *i2v_unet_load(I2vModelDir *md, I2vBackend *be, GError **error);
 /* Frees the UNet and its weights (NULL allowed). */
 void i2v_unet_free(I2vUnet *u);
 
+/* Sizes read from unet/config.json (and the parameter count loaded). */
 int i2v_unet_in_channels(const I2vUnet *u);         /* latent channels of sample/out (4) */
 int i2v_unet_out_channels(const I2vUnet *u);        /* 4 */
 int i2v_unet_cross_attention_dim(const I2vUnet *u); /* text / image embedding width (1024) */

@@ -89,6 +89,8 @@ typedef struct {
   UnetTBlock block;
 } UnetTransformer;
 
+/* Load the weights of a resnet (cin → cout, time embedding temb_dim) and of a temporal conv
+ * layer on c channels under prefix; failures are kept in the loader's error. */
 void unet_load_resnet(UnetLoader *ld, UnetResnet *r, const char *prefix, int64_t cin, int64_t cout,
                       int64_t temb_dim);
 void unet_load_temp_conv(UnetLoader *ld, UnetTempConv *t, const char *prefix, int64_t c);

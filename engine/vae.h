@@ -14,6 +14,7 @@ I2vVae *i2v_vae_load(I2vModelDir *md, I2vBackend *be, GError **error);
 /* Frees the VAE (NULL allowed). */
 void i2v_vae_free(I2vVae *m);
 
+/* Sizes and constants read from vae/config.json. */
 int i2v_vae_latent_channels(const I2vVae *m);
 int i2v_vae_downscale(const I2vVae *m);         /* 2^(len(block_out_channels)-1): 8 real, 1 tiny */
 double i2v_vae_scaling_factor(const I2vVae *m); /* config scaling_factor */
