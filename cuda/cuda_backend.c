@@ -215,6 +215,11 @@ static void cuda_scratch_release(I2vBackend *be, size_t mark) {
   i2v_arena_release(&p->arena, mark);
 }
 
+static size_t cuda_scratch_capacity(I2vBackend *be) {
+  CudaPriv *p = be->priv;
+  return i2v_arena_capacity(&p->arena);
+}
+
 void *cuda_scratch(I2vBackend *be, size_t bytes) {
   GError *err = NULL;
   void *ptr = be->mem->scratch_alloc(be, bytes, &err);
@@ -254,6 +259,7 @@ static const I2vMemOps cuda_mem = {
     .scratch_alloc = cuda_scratch_alloc,
     .scratch_mark = cuda_scratch_mark,
     .scratch_release = cuda_scratch_release,
+    .scratch_capacity = cuda_scratch_capacity,
     .destroy = cuda_destroy,
 };
 

@@ -45,6 +45,16 @@ void i2v_model_unref(I2vModel *m);
 /* Name of the device the model runs on ("cpu", "cuda:0"); owned by m. */
 const char *i2v_model_device(const I2vModel *m);
 
+/* Memory a model holds on its device, in bytes: weights and other persistent tensors (now and
+ * at most since load), and the scratch arena of activations (kept between generations and reused:
+ * after the first generation of a size it does not grow). */
+typedef struct {
+  size_t persistent, persistent_peak, scratch;
+} I2vMemoryStats;
+
+/* Fills out with m's memory use. */
+void i2v_model_memory(I2vModel *m, I2vMemoryStats *out);
+
 /* What width and height must be multiples of (the VAE down-scale factor: 8 for I2VGen-XL). */
 int i2v_model_size_multiple(const I2vModel *m);
 

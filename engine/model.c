@@ -152,6 +152,14 @@ void i2v_model_unref(I2vModel *m) {
   if (last) model_free(m);
 }
 
+void i2v_model_memory(I2vModel *m, I2vMemoryStats *out) {
+  g_mutex_lock(&m->lock); /* not in the middle of a generation */
+  out->persistent = m->be->persistent_bytes;
+  out->persistent_peak = m->be->persistent_peak;
+  out->scratch = m->be->mem->scratch_capacity(m->be);
+  g_mutex_unlock(&m->lock);
+}
+
 const char *i2v_model_device(const I2vModel *m) {
   return m->device;
 }

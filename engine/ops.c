@@ -70,11 +70,16 @@ gboolean i2v_tensor_alloc(I2vBackend *be, I2vTensor *t, I2vDType dtype, int ndim
     t->backend = NULL;
     return FALSE;
   }
+  be->persistent_bytes += i2v_tensor_nbytes(t);
+  be->persistent_peak = MAX(be->persistent_peak, be->persistent_bytes);
   return TRUE;
 }
 
 void i2v_tensor_free(I2vTensor *t) {
-  if (t->data != NULL && t->backend != NULL) t->backend->mem->free(t->backend, t);
+  if (t->data != NULL && t->backend != NULL) {
+    t->backend->persistent_bytes -= i2v_tensor_nbytes(t);
+    t->backend->mem->free(t->backend, t);
+  }
   memset(t, 0, sizeof(*t));
 }
 

@@ -123,6 +123,8 @@ typedef struct {
   void *(*scratch_alloc)(I2vBackend *be, size_t bytes, GError **error);
   size_t (*scratch_mark)(I2vBackend *be);
   void (*scratch_release)(I2vBackend *be, size_t mark);
+  /* Bytes the scratch arena holds (all chunks, used or not). */
+  size_t (*scratch_capacity)(I2vBackend *be);
   void (*destroy)(I2vBackend *be);
 } I2vMemOps;
 
@@ -139,8 +141,9 @@ struct I2vBackend {
   const I2vMemOps *mem;
   GError *error; /* first sticky error, or NULL */
   double flops;  /* FLOPs of the GEMM-like ops dispatched so far (2 per multiply-add) */
-  void *priv;    /* backend state */
-  I2vTapFn tap;  /* NULL unless a test installs one */
+  size_t persistent_bytes, persistent_peak; /* i2v_tensor_alloc'd memory now / at most */
+  void *priv;                               /* backend state */
+  I2vTapFn tap;                             /* NULL unless a test installs one */
   void *tap_user;
 };
 

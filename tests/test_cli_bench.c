@@ -30,6 +30,8 @@ static void test_json_line(void) {
     g_free(t), g_free(f);
   }
   g_assert_cmpfloat(json_object_get_double_member(o, "peak_rss_mb"), >, 1);
+  g_assert_cmpfloat(json_object_get_double_member(o, "persistent_peak_mb"), >, 0);
+  g_assert_cmpfloat(json_object_get_double_member(o, "scratch_mb"), >, 0);
   double job50 = json_object_get_double_member(o, "job50_s");
   double bound = json_object_get_double_member(o, "flop_bound_s");
   g_assert_cmpfloat(bound, >, 0);

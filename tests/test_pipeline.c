@@ -598,6 +598,36 @@ static void test_seeded(void) {
   case_close(&k);
 }
 
+/* No memory creeps up across runs: after every generation the persistent memory is back to what
+ * the loaded model holds, and the scratch arena made by the first one is reused, not grown. */
+static void test_memory_stable(void) {
+  Case k;
+  open_first(&k);
+  I2vModel *m = load_model(&k.mo);
+  I2vMemoryStats loaded, first, now;
+  i2v_model_memory(m, &loaded);
+  g_assert_cmpuint(loaded.persistent, >, 0);
+  for (int i = 0; i < 6; i++) {
+    Capture cap;
+    capture_init(&cap);
+    GError *err = NULL;
+    g_assert_true(generate(m, &k.image, &k.p, &cap, FALSE, &err));
+    g_assert_no_error(err);
+    capture_clear(&cap);
+    i2v_model_memory(m, i == 0 ? &first : &now);
+    const I2vMemoryStats *st = i == 0 ? &first : &now;
+    g_test_message("run %d: persistent %zu (peak %zu), scratch %zu", i, st->persistent,
+                   st->persistent_peak, st->scratch);
+    g_assert_cmpuint(st->persistent, ==, loaded.persistent);
+    g_assert_cmpuint(st->persistent_peak, >,
+                     loaded.persistent); /* the conditioning came and went */
+    if (i > 0) g_assert_cmpuint(now.scratch, ==, first.scratch);
+  }
+  g_assert_cmpuint(first.scratch, >, 0);
+  i2v_model_unref(m);
+  case_close(&k);
+}
+
 /* Decoding several frames per VAE call gives the same clip; the stage callback sees every stage
  * once (steps and decode calls once each) with the UNet's FLOPs. */
 static void test_chunks_and_stages(void) {
@@ -718,6 +748,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/pipeline/long-prompt", test_long_prompt);
   g_test_add_func("/pipeline/model-cache", test_model_cache);
   g_test_add_func("/pipeline/seeded", test_seeded);
+  g_test_add_func("/pipeline/memory-stable", test_memory_stable);
   g_test_add_func("/pipeline/chunks-and-stages", test_chunks_and_stages);
   g_test_add_func("/pipeline/cli", test_cli);
   g_test_add_func("/pipeline/realcfg", test_realcfg);

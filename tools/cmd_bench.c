@@ -175,10 +175,17 @@ int cmd_bench(int argc, char **argv) {
     fprintf(stderr, "  %-18s %9.3f s (%.1f TFLOP)\n", "50-step estimate", job50_s,
             job50_flop * 1e-12);
     fprintf(stderr, "  %-18s %9.1f MB\n", "peak RSS", rss_mb);
+    /* device memory the engine planned: weights and other persistent tensors at their peak plus
+     * the activation arena (on CUDA: the VRAM the engine asked for, short of the CUDA context) */
+    I2vMemoryStats mem;
+    i2v_model_memory(m, &mem);
+    double persistent_mb = mem.persistent_peak / 1048576.0, scratch_mb = mem.scratch / 1048576.0;
+    fprintf(stderr, "  %-18s %9.1f MB (persistent peak %.1f MB + activation arena %.1f MB)\n",
+            "engine memory", persistent_mb + scratch_mb, persistent_mb, scratch_mb);
     g_string_append_printf(json,
                            ",\"total_s\":%.6g,\"job50_s\":%.6g,\"job50_tflop\":%.6g,"
-                           "\"peak_rss_mb\":%.1f",
-                           total_s, job50_s, job50_flop * 1e-12, rss_mb);
+                           "\"peak_rss_mb\":%.1f,\"persistent_peak_mb\":%.1f,\"scratch_mb\":%.1f",
+                           total_s, job50_s, job50_flop * 1e-12, rss_mb, persistent_mb, scratch_mb);
     if (peak_tflops > 0) {
       double bound = job50_flop * 1e-12 / peak_tflops;
       fprintf(stderr, "  %-18s %9.3f s at %g TFLOP/s: measured / bound = %.2f\n", "FLOP bound",

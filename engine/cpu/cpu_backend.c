@@ -75,6 +75,10 @@ static void cpu_scratch_release(I2vBackend *be, size_t mark) {
   i2v_arena_release(be->priv, mark);
 }
 
+static size_t cpu_scratch_capacity(I2vBackend *be) {
+  return i2v_arena_capacity(be->priv);
+}
+
 static void cpu_destroy(I2vBackend *be) {
   i2v_arena_destroy(be->priv);
   g_free(be->priv);
@@ -90,6 +94,7 @@ static const I2vMemOps cpu_mem = {
     .scratch_alloc = cpu_scratch_alloc,
     .scratch_mark = cpu_scratch_mark,
     .scratch_release = cpu_scratch_release,
+    .scratch_capacity = cpu_scratch_capacity,
     .destroy = cpu_destroy,
 };
 
