@@ -11,8 +11,9 @@
  * GError (domain I2V_ERROR, see error.h) with a message a user can act on.
  *
  * Threads: a model may be used from several threads; generations on one model run one at a
- * time (a second i2v_generate waits for the first). Devices: "auto" and "cpu" give the fp32 CPU
- * backend; "cuda:N" fails with I2V_ERROR_BACKEND until libi2v is built with CUDA. */
+ * time (a second i2v_generate waits for the first). Devices: "cpu" is the fp32 reference backend;
+ * "cuda:N" the CUDA backend (fp16 by default; I2V_ERROR_BACKEND without a CUDA build, driver or
+ * device N); "auto" is cuda:0 when it is usable, else the CPU. */
 #pragma once
 
 #include <gio/gio.h>
