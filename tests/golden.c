@@ -1,7 +1,10 @@
 /* Golden fixture helpers shared by the engine tests. */
 #include "golden.h"
 
+#include "error.h"
+
 #include <math.h>
+#include <string.h>
 
 const char *golden_root(void) {
   const char *env = g_getenv("I2V_FIXTURES");
@@ -101,6 +104,17 @@ I2vModelDir *golden_open_model(const char *set, const char *variant) {
   if (golden_formula_seed(set, &seed)) i2v_model_dir_use_formula(md, seed);
   g_free(dir);
   return md;
+}
+
+void golden_assert_error(GError *err, int code, const char *const *needles) {
+  g_assert_nonnull(err);
+  g_test_message("expected error: %s", err->message);
+  g_assert_true(err->domain == I2V_ERROR);
+  if (code >= 0) g_assert_cmpint(err->code, ==, code);
+  for (const char *const *n = needles; *n != NULL; n++)
+    if (strstr(err->message, *n) == NULL)
+      g_error("message '%s' does not name '%s'", err->message, *n);
+  g_error_free(err);
 }
 
 double golden_max_abs_diff(const float *a, const float *b, int64_t n) {

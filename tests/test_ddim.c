@@ -186,12 +186,7 @@ static void expect_config_error(const char *set, const char *key, const char *va
   GError *err = NULL;
   I2vDdim *s = i2v_ddim_new(cfg, "sched.json", &err);
   g_assert_null(s);
-  g_assert_error(err, I2V_ERROR, I2V_ERROR_CONFIG);
-  g_test_message("%s", err->message);
-  g_assert_nonnull(strstr(err->message, "sched.json"));
-  g_assert_nonnull(strstr(err->message, key));
-  g_assert_nonnull(strstr(err->message, value));
-  g_error_free(err);
+  golden_assert_error(err, I2V_ERROR_CONFIG, (const char *[]){"sched.json", key, value, NULL});
   json_object_unref(cfg);
 }
 

@@ -390,10 +390,7 @@ static void test_cancel(void) {
 static void expect_invalid(I2vModel *m, const I2vParams *p, const char *needle) {
   GError *err = NULL;
   g_assert_false(i2v_params_validate(m, p, &err));
-  g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
-  g_test_message("%s", err->message);
-  g_assert_nonnull(strstr(err->message, needle));
-  g_error_free(err);
+  golden_assert_error(err, I2V_ERROR_INVALID, (const char *[]){needle, NULL});
 }
 
 static void test_bad_params(void) {
@@ -504,10 +501,7 @@ static void test_long_prompt(void) {
 static void expect_load_error(const I2vModelOptions *mo, int code, const char *needle) {
   GError *err = NULL;
   g_assert_null(i2v_model_load(mo, &err));
-  g_assert_error(err, I2V_ERROR, code);
-  g_test_message("%s", err->message);
-  g_assert_nonnull(strstr(err->message, needle));
-  g_error_free(err);
+  golden_assert_error(err, code, (const char *[]){needle, NULL});
 }
 
 static void test_model_cache(void) {

@@ -76,14 +76,7 @@ static void expect_open_error(const char *path, int code, const char *const *nee
   GError *err = NULL;
   I2vSafetensors *st = i2v_safetensors_open(path, &err);
   g_assert_null(st);
-  g_assert_nonnull(err);
-  g_test_message("%s", err->message);
-  g_assert_error(err, I2V_ERROR, code);
-  for (const char *const *n = needles; *n != NULL; n++) {
-    if (strstr(err->message, *n) == NULL)
-      g_error("message '%s' does not name '%s'", err->message, *n);
-  }
-  g_error_free(err);
+  golden_assert_error(err, code, needles);
 }
 
 static char *tmp_dir(void) {
