@@ -49,15 +49,14 @@ run_captured folder-empty "$EX/folder-to-video.sh" "$TMP/empty" "$TMP/empty.mp4"
 check "folder-to-video.sh on an empty folder: non-zero, says why" \
   bash -c "[ $RC -ne 0 ] && grep -qF 'no PNG or JPEG images in $TMP/empty' '$LOG'"
 
-# smooth-24fps.sh: 8 fps from the model, 24 fps out of videorate (each frame three times; the
-# videorate of GStreamer 1.22 ends the stream where the last input frame starts, so that one is
-# not repeated: 3·(F−1) frames)
+# smooth-24fps.sh: 8 fps from the model, 24 fps out of i2vinterp (two in-between frames after each,
+# the last frame held: 3·F frames)
 run_captured smooth "$EX/smooth-24fps.sh" "$EX/sunset.png" "$TMP/smooth.mp4" width=$W height=$H \
   num-frames=$FRAMES steps=2
 WHY="exit $RC: $(tail -c 400 "$LOG")"
 check "smooth-24fps.sh: exit 0" [ "$RC" -eq 0 ]
-check "smooth-24fps.sh: 24 fps, $((3 * (FRAMES - 1))) frames" \
-  expect_media "$TMP/smooth.mp4" video/x-h264 $W $H 24 $((3 * (FRAMES - 1)))
+check "smooth-24fps.sh: 24 fps, $((3 * FRAMES)) frames" \
+  expect_media "$TMP/smooth.mp4" video/x-h264 $W $H 24 $((3 * FRAMES))
 
 # the C program and the Python script: same options, same output
 embed_checks() { # name, command...

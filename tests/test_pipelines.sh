@@ -34,6 +34,15 @@ check "image to WebM (vp8enc + webmmux): exit 0" [ "$RC" -eq 0 ]
 check "WebM read back: VP8 ${W}x$H, $FPS/1 fps, $FRAMES frames" \
   expect_media "$TMP/out.webm" video/x-vp8 $W $H $FPS $FRAMES
 
+# i2vinterp after i2vgen: 8 fps → 24 fps with motion-compensated in-between frames, the same
+# duration (the last frame held): 3·F frames
+run_captured interp launch "${GEN[@]}" ! i2vinterp factor=3 ! videoconvert ! \
+  video/x-raw,format=I420 ! x264enc ! mp4mux ! filesink location="$TMP/interp.mp4"
+WHY="gst-launch exit $RC: $(tail -c 400 "$LOG")"
+check "i2vgen ! i2vinterp factor=3 to MP4: exit 0" [ "$RC" -eq 0 ]
+check "MP4 read back: $((3 * FPS))/1 fps, $((3 * FRAMES)) frames" \
+  expect_media "$TMP/interp.mp4" video/x-h264 $W $H $((3 * FPS)) $((3 * FRAMES))
+
 # a preset from the launch line, then properties after it override its fields: "fast" sets 8
 # frames (the default is 16) and 512x512, which width/height/steps then bring back down
 run_captured preset launch i2vgen model-path="$MODEL" preset=fast width=$W height=$H steps=1 \
@@ -56,6 +65,12 @@ run_captured missing-model gst-launch-1.0 videotestsrc num-buffers=1 ! \
 WHY="exit $RC"
 check "missing model path: gst-launch exits non-zero" [ "$RC" -ne 0 ]
 check "missing model path: the error names the path" log_has "/nonexistent/i2vgen-model"
+
+run_captured interp-still launch i2vinterp ! fakesink
+WHY="exit $RC"
+check "i2vinterp on a still image (framerate 0/1): gst-launch exits non-zero" [ "$RC" -ne 0 ]
+check "i2vinterp on a still image: the error names the frame rate it got" \
+  log_has "needs a fixed frame rate above 0 on its input, got framerate=0/1"
 
 run_captured no-model env -u I2VGEN_MODEL gst-launch-1.0 videotestsrc num-buffers=1 ! i2vgen ! \
   fakesink
