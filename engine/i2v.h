@@ -33,9 +33,14 @@ typedef struct {
   const char *precision;    /* NULL (backend default), "fp32", "fp16", "bf16" */
   gboolean formula_weights; /* take weights from the README-realcfg formula instead of files */
   guint64 formula_seed;
+  /* LoRA styles merged into the UNet and text encoder weights at load (NULL = none):
+   * "path[:scale]" entries separated by commas, scale 1 when omitted (lora.h lists the file
+   * layouts read). A module that matches no weight of the model is an error. */
+  const char *lora;
 } I2vModelOptions;
 
-/* Loads (or finds in the process-wide cache: same path+variant+device+precision+weights) a model.
+/* Loads (or finds in the process-wide cache: same path+variant+device+precision+weights+LoRA) a
+ * model.
  * Returns a new reference (i2v_model_unref) or NULL with error. */
 I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error);
 

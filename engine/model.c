@@ -65,6 +65,7 @@ static void model_free(I2vModel *m) {
   i2v_clip_text_free(m->text);
   i2v_tokenizer_free(m->tokenizer);
   i2v_model_dir_free(m->md);
+  i2v_lora_free(m->lora);
   if (m->be != NULL) i2v_backend_free(m->be);
   g_mutex_clear(&m->lock);
   g_free(m->device);
@@ -89,13 +90,16 @@ static I2vModel *model_new(const I2vModelOptions *opts, char *key, GError **erro
   gboolean ok = (m->be = backend_for_device(opts->device, opts->precision, &m->device, error)) &&
                 (m->md = i2v_model_dir_open(opts->path, opts->variant, error));
   if (ok && opts->formula_weights) i2v_model_dir_use_formula(m->md, opts->formula_seed);
+  if (ok && opts->lora != NULL && *opts->lora != '\0' &&
+      (ok = (m->lora = i2v_lora_open(opts->lora, error)) != NULL))
+    i2v_model_dir_use_lora(m->md, m->lora);
   ok = ok && (m->tokenizer = load_tokenizer(m->md, error)) &&
        (m->text = i2v_clip_text_load(m->md, m->be, error)) &&
        (m->vision = i2v_clip_vision_load(m->md, m->be, error)) &&
        (m->vae = i2v_vae_load(m->md, m->be, error)) &&
        (m->unet = i2v_unet_load(m->md, m->be, error)) && (m->ddim = i2v_ddim_load(m->md, error)) &&
        i2v_clip_preprocess_load(m->md, i2v_clip_vision_image_size(m->vision), &m->clip_pp, error) &&
-       check_consistency(m, error);
+       check_consistency(m, error) && i2v_lora_check_applied(m->lora, error);
   if (!ok) {
     model_free(m);
     return NULL;
@@ -117,8 +121,9 @@ I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error) {
                            ? (i2v_cuda_device_count() > 0 ? "cuda:0" : "cpu")
                        : strcmp(opts->device, "cuda") == 0 ? "cuda:0"
                                                            : opts->device;
-  char *key = g_strdup_printf("%s|%s|%s|%s|%s", path, opts->variant ? opts->variant : "", device,
-                              opts->precision ? opts->precision : "default", weights);
+  char *key = g_strdup_printf("%s|%s|%s|%s|%s|%s", path, opts->variant ? opts->variant : "",
+                              device, opts->precision ? opts->precision : "default", weights,
+                              opts->lora ? opts->lora : "");
   g_free(path);
   g_free(weights);
 

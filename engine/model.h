@@ -20,6 +20,7 @@ struct I2vModel {
   GMutex lock; /* one generation at a time: the backend's scratch arena is not shareable */
   I2vBackend *be;
   I2vModelDir *md;
+  I2vLora *lora; /* NULL, or the LoRA set merged into the weights (kept: encoders may reload) */
   I2vTokenizer *tokenizer;
   I2vClipText *text;
   I2vClipVision *vision;

@@ -17,6 +17,7 @@ struct I2vModelDir {
   guint64 seed;
   I2vWeightsRecordFn record; /* weights are recording sources (mkmodel) */
   void *record_user;
+  I2vLora *lora; /* merged into the weights (borrowed) */
 };
 
 /* Parses path as a JSON object (new reference) or fails naming the file. */
@@ -178,7 +179,12 @@ char *i2v_model_dir_weight_path(const I2vModelDir *md, const char *component, GE
   return paths[0];
 }
 
-I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, GError **error) {
+void i2v_model_dir_use_lora(I2vModelDir *md, I2vLora *lora) {
+  md->lora = lora;
+}
+
+/* The weight source of component, before the LoRA is attached. */
+static I2vWeights *open_weights(const I2vModelDir *md, const char *component, GError **error) {
   char *candidates[2];
   if (!weight_candidates(md, component, candidates, error)) return NULL;
   if (md->record != NULL || md->formula) {
@@ -200,6 +206,12 @@ I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, 
                 component, candidates[0], candidates[1]);
   g_free(candidates[0]);
   g_free(candidates[1]);
+  return w;
+}
+
+I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, GError **error) {
+  I2vWeights *w = open_weights(md, component, error);
+  if (w != NULL && md->lora != NULL) i2v_weights_set_lora(w, md->lora);
   return w;
 }
 

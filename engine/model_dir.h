@@ -25,6 +25,9 @@ void i2v_model_dir_use_formula(I2vModelDir *md, guint64 seed);
  * a network then lists its tensors without reading or allocating any weight. */
 void i2v_model_dir_record(I2vModelDir *md, I2vWeightsRecordFn fn, void *user);
 
+/* Makes every weight source merge lora (borrowed: it must outlive md's weight sources). */
+void i2v_model_dir_use_lora(I2vModelDir *md, I2vLora *lora);
+
 /* Frees the handle (NULL allowed). */
 void i2v_model_dir_free(I2vModelDir *md);
 

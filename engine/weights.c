@@ -15,6 +15,7 @@ struct I2vWeights {
   I2vWeightsRecordFn record; /* recording source: report and allocate nothing */
   void *record_user;
   gint64 loaded_params;
+  I2vLora *lora; /* merged into the weights it targets (borrowed) */
 };
 
 static I2vWeights *weights_new(const char *component) {
@@ -49,6 +50,10 @@ void i2v_weights_free(I2vWeights *w) {
   g_hash_table_unref(w->used);
   g_free(w->component);
   g_free(w);
+}
+
+void i2v_weights_set_lora(I2vWeights *w, I2vLora *lora) {
+  w->lora = lora;
 }
 
 /* ---- the formula of README-realcfg.md section 2 ---- */
@@ -204,10 +209,16 @@ gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int n
 
   int64_t n = i2v_tensor_numel(out);
   gboolean ok;
-  if (e != NULL && layout == I2V_LAYOUT_AS_IS && e->dtype == be->weight_dtype) {
+  gboolean lora = i2v_lora_targets(w->lora, w->component, name);
+  if (e != NULL && layout == I2V_LAYOUT_AS_IS && e->dtype == be->weight_dtype && !lora) {
     ok = be->mem->upload(be, out, e->data, error); /* straight from the mapping */
   } else {
     float *values = source_values(w, e, name, ndim, shape, n);
+    if (lora && !i2v_lora_apply(w->lora, w->component, name, ndim, shape, values, error)) {
+      g_free(values);
+      i2v_tensor_free(out);
+      return FALSE;
+    }
     if (layout != I2V_LAYOUT_AS_IS) {
       float *moved = g_new(float, MAX(n, 1));
       move_dim1_last(moved, values, shape[0], shape[1], n / MAX(shape[0] * shape[1], 1));
@@ -248,6 +259,10 @@ gboolean i2v_weights_load_stacked(I2vWeights *w, I2vBackend *be, const char *con
     float *v = source_values(w, e, names[i], ndim, shape, part);
     memcpy(values + i * part, v, sizeof(float) * part);
     g_free(v);
+    if (!i2v_lora_apply(w->lora, w->component, names[i], ndim, shape, values + i * part, error)) {
+      g_free(values);
+      return FALSE;
+    }
   }
   for (int i = 0; i < count; i++)
     if (g_hash_table_add(w->used, g_strdup(names[i]))) w->loaded_params += part;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "ops.h"
+#include "lora.h"
 #include "safetensors.h"
 
 G_BEGIN_DECLS
@@ -40,6 +41,10 @@ I2vWeights *i2v_weights_new_recorder(const char *component, I2vWeightsRecordFn f
 /* Frees the source (NULL allowed). */
 void i2v_weights_free(I2vWeights *w);
 
+/* Merges lora (borrowed: it must outlive w) into every weight w loads that one of its modules
+ * targets (lora.h). */
+void i2v_weights_set_lora(I2vWeights *w, I2vLora *lora);
+
 /* The scale s of the formula rule that applies to tensor name (values u·s, or 1 + u·s for a norm
  * scale, which sets *norm). */
 double i2v_formula_scale(const char *name, int ndim, const int64_t *shape, gboolean *norm);
@@ -48,8 +53,9 @@ double i2v_formula_scale(const char *name, int ndim, const int64_t *shape, gbool
 void i2v_formula_fill(const char *name, int ndim, const int64_t *shape, guint64 seed, float *out);
 
 /* Loads tensor name of the expected PyTorch shape into a new backend tensor (dtype
- * be->weight_dtype, layout applied). Errors: missing tensor, wrong shape, non-float dtype — each
- * naming the component, the file and the tensor. Marks the tensor used. */
+ * be->weight_dtype, layout applied, LoRA deltas merged). Errors: missing tensor, wrong shape,
+ * non-float dtype, a LoRA delta of another shape — each naming the component, the file and the
+ * tensor. Marks the tensor used. */
 gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int ndim,
                           const int64_t *shape, I2vLayout layout, I2vTensor *out, GError **error);
 

@@ -53,6 +53,7 @@ enum {
   PROP_VARIANT,
   PROP_DEVICE,
   PROP_PRECISION,
+  PROP_LORA,
   PROP_PROMPT,
   PROP_NEGATIVE_PROMPT,
   PROP_STEPS,
@@ -469,7 +470,8 @@ static I2vModel *load_model(GstI2vgen *self) {
   I2vModelOptions o = {.path = path,
                        .variant = g_strdup(self->variant),
                        .device = g_strdup(self->device),
-                       .precision = g_strdup(self->precision)};
+                       .precision = g_strdup(self->precision),
+                       .lora = g_strdup(self->lora)};
   GST_OBJECT_UNLOCK(self);
   I2vModel *model = NULL;
   if (path == NULL || *path == '\0') {
@@ -488,7 +490,13 @@ static I2vModel *load_model(GstI2vgen *self) {
       post_progress_message(self, GST_PROGRESS_TYPE_COMPLETE, "Model loaded");
     } else {
       post_progress_message(self, GST_PROGRESS_TYPE_ERROR, err->message);
-      if (err->domain == I2V_ERROR && (err->code == I2V_ERROR_MISSING || err->code == I2V_ERROR_IO))
+      if (o.lora != NULL && g_str_has_prefix(err->message, "LoRA")) /* lora.h's errors */
+        GST_ELEMENT_ERROR(
+            self, RESOURCE, SETTINGS,
+            ("Cannot apply the LoRA styles '%s' (property lora): %s", o.lora, err->message),
+            (NULL));
+      else if (err->domain == I2V_ERROR &&
+               (err->code == I2V_ERROR_MISSING || err->code == I2V_ERROR_IO))
         GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND,
                           ("Cannot load the model from %s: %s. Get ali-vilab/i2vgen-xl in "
                            "diffusers layout (see docs/user-guide.md) and point model-path at it",
@@ -504,6 +512,7 @@ static I2vModel *load_model(GstI2vgen *self) {
   g_free((char *)o.variant);
   g_free((char *)o.device);
   g_free((char *)o.precision);
+  g_free((char *)o.lora);
   return model;
 }
 
@@ -609,6 +618,9 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
     set_checked_string(self, &self->precision, value, "precision", precision_valid,
                        "'fp32', 'fp16' or 'bf16'");
     break;
+  case PROP_LORA:
+    set_checked_string(self, &self->lora, value, "lora", NULL, NULL);
+    break;
   case PROP_PROMPT:
     set_checked_string(self, &self->props.prompt, value, "prompt", NULL, NULL);
     break;
@@ -672,6 +684,9 @@ static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *valu
   case PROP_PRECISION:
     g_value_set_string(value, self->precision);
     break;
+  case PROP_LORA:
+    g_value_set_string(value, self->lora);
+    break;
   case PROP_PROMPT:
     g_value_set_string(value, self->props.prompt);
     break;
@@ -725,6 +740,7 @@ static void gst_i2vgen_finalize(GObject *object) {
   g_free(self->variant);
   g_free(self->device);
   g_free(self->precision);
+  g_free(self->lora);
   g_free(self->preset);
   g_mutex_clear(&self->lock);
   g_cond_clear(&self->cond);
@@ -765,6 +781,13 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
       g_param_spec_string("precision", "Precision",
                           "Compute precision: NULL (the device's default: fp32 on CPU), 'fp32', "
                           "'fp16' or 'bf16'",
+                          NULL, FLAGS_MODEL));
+  g_object_class_install_property(
+      gobject_class, PROP_LORA,
+      g_param_spec_string("lora", "LoRA styles",
+                          "LoRA files merged into the UNet and text encoder at load: "
+                          "'path[:scale][,path[:scale]...]' (scale 1 when omitted; diffusers, "
+                          "PEFT and kohya layouts); NULL for none",
                           NULL, FLAGS_MODEL));
   g_object_class_install_property(
       gobject_class, PROP_PROMPT,

@@ -29,7 +29,7 @@ struct _GstI2vgen {
   GstPad *sinkpad, *srcpad;
 
   /* properties, under the object lock */
-  char *model_path, *variant, *device, *precision, *preset;
+  char *model_path, *variant, *device, *precision, *lora, *preset;
   GstI2vgenSettings props;
   guint max_queued_jobs;
 

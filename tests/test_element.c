@@ -301,6 +301,23 @@ static void expect_job_error(GstHarness *h, GQuark domain, int code, const char 
   gst_object_unref(bus);
 }
 
+/* A LoRA file that is not there: the model does not load, and the error names the property and
+ * the file (not the model, which is fine). */
+static void test_missing_lora(void) {
+  GstElement *e = tiny_element();
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  g_object_set(e, "lora", "/nonexistent/style.safetensors:0.7", NULL);
+  g_assert_cmpint(gst_element_set_state(e, GST_STATE_PAUSED), ==, GST_STATE_CHANGE_FAILURE);
+  const char *needles[] = {"property lora", "LoRA file /nonexistent/style.safetensors not found",
+                           NULL};
+  expect_bus_error(bus, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, needles);
+  gst_element_set_state(e, GST_STATE_NULL);
+  gst_element_set_bus(e, NULL);
+  gst_object_unref(bus);
+  gst_object_unref(e);
+}
+
 /* A missing model directory: the state change fails with an error naming the path. */
 static void test_missing_model(void) {
   const char *needles[] = {"/nonexistent/i2vgen-model", "i2vgen-xl", NULL};
@@ -412,6 +429,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/element/properties", test_properties);
   g_test_add_func("/element/presets", test_presets);
   g_test_add_func("/element/missing-model", test_missing_model);
+  g_test_add_func("/element/missing-lora", test_missing_lora);
   g_test_add_func("/element/no-model-configured", test_no_model_configured);
   g_test_add_func("/element/not-negotiated", test_not_negotiated);
   g_test_add_func("/element/invalid-prompt-error", test_invalid_prompt_error);

@@ -70,7 +70,7 @@ static gboolean frame_sink(const I2vFrame *f, void *user) {
 
 int cmd_bench(int argc, char **argv) {
   char *model = NULL, *variant = NULL, *device = NULL, *precision = NULL, *image_path = NULL,
-       *formula = NULL;
+       *formula = NULL, *lora = NULL;
   int width = 512, height = 512, frames = 16, steps = 3;
   double guidance = 9.0, peak_tflops = 0;
   GOptionEntry entries[] = {
@@ -78,6 +78,8 @@ int cmd_bench(int argc, char **argv) {
       {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weights variant (fp16)", "V"},
       {"device", 0, 0, G_OPTION_ARG_STRING, &device, "auto, cpu or cuda:N", "D"},
       {"precision", 0, 0, G_OPTION_ARG_STRING, &precision, "fp32, fp16 or bf16", "P"},
+      {"lora", 0, 0, G_OPTION_ARG_STRING, &lora,
+       "LoRA styles merged into the weights: PATH[:SCALE][,PATH[:SCALE]...]", "SPEC"},
       {"formula-weights", 0, 0, G_OPTION_ARG_STRING, &formula,
        "use README-realcfg formula weights with this set seed instead of weight files", "SEED"},
       {"image", 0, 0, G_OPTION_ARG_FILENAME, &image_path, "input image (default: a gradient)",
@@ -103,7 +105,8 @@ int cmd_bench(int argc, char **argv) {
     err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--model is required");
     status = 2;
   }
-  I2vModelOptions o = {.path = model, .variant = variant, .device = device, .precision = precision};
+  I2vModelOptions o = {
+      .path = model, .variant = variant, .device = device, .precision = precision, .lora = lora};
   if (status == 0 && formula != NULL) {
     o.formula_weights = TRUE;
     if (!cmd_parse_u64(formula, "--formula-weights", &o.formula_seed, &err)) status = 2;
@@ -207,6 +210,7 @@ int cmd_bench(int argc, char **argv) {
   g_free(variant);
   g_free(device);
   g_free(precision);
+  g_free(lora);
   g_free(image_path);
   g_free(formula);
   return status;

@@ -136,13 +136,15 @@ int cmd_generate(int argc, char **argv) {
   i2v_params_init(&p);
   char *model = NULL, *variant = NULL, *device = NULL, *precision = NULL, *image = NULL,
        *prompt = NULL, *negative = NULL, *seed = NULL, *formula = NULL, *noise = NULL, *out = NULL,
-       *dump_path = NULL;
+       *dump_path = NULL, *lora = NULL;
   GOptionEntry entries[] = {
       {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "diffusers model directory", "DIR"},
       {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weight variant (fp16)", "V"},
       {"device", 0, 0, G_OPTION_ARG_STRING, &device, "auto (default), cpu or cuda:N", "D"},
       {"precision", 0, 0, G_OPTION_ARG_STRING, &precision, "fp32, fp16 or bf16 (backend default)",
        "P"},
+      {"lora", 0, 0, G_OPTION_ARG_STRING, &lora,
+       "LoRA styles merged into the weights: PATH[:SCALE][,PATH[:SCALE]...]", "SPEC"},
       {"formula-weights", 0, 0, G_OPTION_ARG_STRING, &formula,
        "use the README-realcfg weight formula with this set seed instead of weight files", "S"},
       {"image", 0, 0, G_OPTION_ARG_FILENAME, &image, "input image (PNG or JPEG)", "FILE"},
@@ -186,6 +188,7 @@ int cmd_generate(int argc, char **argv) {
     mo.device = device;
     mo.precision = precision;
     mo.formula_weights = formula != NULL;
+    mo.lora = lora;
     p.prompt = prompt;
     p.negative_prompt = negative;
     Sink sink = {.out_pattern = out};
@@ -196,8 +199,8 @@ int cmd_generate(int argc, char **argv) {
   }
   if (status != 0) cmd_fail("generate", err);
   g_option_context_free(ctx);
-  char *strings[] = {model,    variant, device,  precision, image, prompt,
-                     negative, seed,    formula, noise,     out,   dump_path};
+  char *strings[] = {model, variant, device, precision, image,     prompt, negative,
+                     seed,  formula, noise,  out,       dump_path, lora};
   for (guint i = 0; i < G_N_ELEMENTS(strings); i++) g_free(strings[i]);
   return status;
 }
