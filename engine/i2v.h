@@ -78,6 +78,11 @@ typedef struct {
   int fps;                     /* target_fps micro-conditioning (16) */
   int width, height;           /* 1280 × 704; multiples of the VAE factor (8) */
   int decode_chunk_size;       /* frames per VAE decode call (1) */
+  /* How far the clip may move from the image, in (0, 1] (1). 1 is the reference pipeline: the
+   * loop starts from pure noise. Below 1 it starts like image-to-image diffusion: from the
+   * image's latent (on every frame) noised to the level of step (1 − s)·steps, and runs the last
+   * max(1, ⌊s·steps⌋) steps: the frames keep more of the image and move less, and it is faster. */
+  double motion_strength;
   /* Explicit noise (host float32, PyTorch layouts) instead of the seed, for parity tests;
    * NULL = from the seed through the generator documented in noise.h. */
   const float *init_latents;        /* [1, 4, F, H/8, W/8] */

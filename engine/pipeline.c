@@ -25,6 +25,7 @@ void i2v_params_init(I2vParams *p) {
   p->width = 1280;
   p->height = 704;
   p->decode_chunk_size = 1;
+  p->motion_strength = 1.0;
 }
 
 static gboolean check_range(const char *name, gint64 v, gint64 lo, gint64 hi, GError **error) {
@@ -62,6 +63,13 @@ gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **err
       !check_text("prompt", p->prompt, error) ||
       !check_text("negative_prompt", p->negative_prompt, error))
     return FALSE;
+  if (!(p->motion_strength > 0 && p->motion_strength <= 1)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "motion_strength %g is out of range (expected a value in (0, 1]: 1 is full "
+                "motion from pure noise, lower keeps closer to the image)",
+                p->motion_strength);
+    return FALSE;
+  }
   if (!(p->guidance >= 0 && isfinite(p->guidance))) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
                 "guidance %g is out of range (expected a finite value >= 0; <= 1 turns "
@@ -95,6 +103,7 @@ typedef struct {
   float *video, *frames;    /* [1, 3, F, H, W], [1, F, H, W, 3], only with a dump callback */
   I2vImage rgb;             /* the frame handed to the callback */
   int64_t *timesteps;
+  int first_step; /* index into timesteps where the loop starts (motion_strength) */
   I2vTensor text_t, emb_t, image_latents_t, latents, x_in, v_out, x0;
   I2vUnetCond *cond;
 } Gen;
@@ -130,6 +139,12 @@ static StageStart stage_start(const Gen *g) {
   return (StageStart){g_get_monotonic_time(), g->be->flops};
 }
 
+/* The steps run by the loop: all of them at motion_strength 1, else the last ⌊s·steps⌋ (at
+ * least one), as diffusers' image-to-image pipelines count them. */
+static int steps_run(const I2vParams *p) {
+  return MAX(1, MIN(p->steps, (int)floor(p->steps * p->motion_strength + 1e-9)));
+}
+
 /* Reports a finished stage to the stage callback, after a backend sync so that queued work is
  * counted where it belongs. */
 static gboolean stage_end(const Gen *g, StageStart start, const char *name, int index,
@@ -147,13 +162,14 @@ static gboolean stage_end(const Gen *g, StageStart start, const char *name, int 
 static void report(const Gen *g, int step, int frame, gint64 eta_us) {
   if (g->cb == NULL || g->cb->progress == NULL) return;
   I2vProgress pr = {.step = step,
-                    .steps = g->p->steps,
+                    .steps = steps_run(g->p),
                     .frame = frame,
                     .frames = g->p->frames,
                     .elapsed_us = g_get_monotonic_time() - g->start_us,
                     .eta_us = eta_us};
   g->cb->progress(&pr, g->cb->user);
 }
+
 
 /* Sizes and every buffer of the generation (none is allocated later). */
 static void gen_init(Gen *g, I2vModel *m, const I2vParams *p, const I2vCallbacks *cb,
@@ -300,8 +316,27 @@ static gboolean upload(I2vBackend *be, const float *data, int ndim, const int64_
          i2v_tensor_upload_f32(out, data, error);
 }
 
+/* The latents a loop that starts at step first_step (motion_strength < 1) starts from, in
+ * host_latents: the image's latent z (frame 0 of the conditioning latents) on every frame, noised
+ * to that step's level as the scheduler's add_noise does, √ᾱ_t·z + √(1−ᾱ_t)·noise. */
+static const float *start_from_image(Gen *g, const float *noise) {
+  double abar = i2v_ddim_alphas_cumprod(g->m->ddim)[g->timesteps[g->first_step]];
+  float a = (float)sqrt(abar), b = (float)sqrt(1 - abar);
+  int64_t hw = g->h * g->w;
+  for (int64_t c = 0; c < g->lc; c++) {
+    const float *z = g->image_latents + c * g->f * hw; /* batch 0, channel c, frame 0 */
+    for (int64_t f = 0; f < g->f; f++) {
+      int64_t at = (c * g->f + f) * hw;
+      for (int64_t i = 0; i < hw; i++) g->host_latents[at + i] = a * z[i] + b * noise[at + i];
+    }
+  }
+  dump(g, "start_latents", g->host_latents, 5, (int64_t[]){1, g->lc, g->f, g->h, g->w});
+  return g->host_latents;
+}
+
 /* Uploads the conditioning, computes the UNet's loop invariants and sets up the latents: the
- * initial noise (explicit or from the seed), the CFG input, the output and x̂0 tensors. */
+ * initial noise (explicit or from the seed; noised image latents below full motion strength),
+ * the CFG input, the output and x̂0 tensors. */
 static gboolean prepare_loop(Gen *g, GError **error) {
   I2vBackend *be = g->be;
   int64_t fps[2] = {g->p->fps, g->p->fps};
@@ -322,13 +357,15 @@ static gboolean prepare_loop(Gen *g, GError **error) {
     noise = g->host_latents;
   }
   dump(g, "init_latents", noise, 5, (int64_t[]){1, g->lc, g->f, g->h, g->w});
+  if (!i2v_ddim_timesteps(g->m->ddim, g->p->steps, g->timesteps, error)) return FALSE;
+  g->first_step = g->p->steps - steps_run(g->p);
+  if (g->first_step > 0) noise = start_from_image(g, noise);
   int64_t out_shape[5] = {g->bc, g->f, g->h, g->w, g->lc};
   int64_t one_shape[5] = {1, g->f, g->h, g->w, g->lc};
   return i2v_unet_upload_ncfhw(be, noise, 1, g->lc, g->f, g->h, g->w, &g->latents, error) &&
          (!g->cfg || i2v_tensor_alloc(be, &g->x_in, be->act_dtype, 5, out_shape, error)) &&
          i2v_tensor_alloc(be, &g->v_out, be->act_dtype, 5, out_shape, error) &&
-         i2v_tensor_alloc(be, &g->x0, be->act_dtype, 5, one_shape, error) &&
-         i2v_ddim_timesteps(g->m->ddim, g->p->steps, g->timesteps, error);
+         i2v_tensor_alloc(be, &g->x0, be->act_dtype, 5, one_shape, error);
 }
 
 /* Step i's intermediates for the dump callback (golden names). */
@@ -346,7 +383,7 @@ static gboolean denoise(Gen *g, GError **error) {
   int n = g->p->steps;
   gint64 loop_start = g_get_monotonic_time();
   I2vTensor uncond = i2v_tensor_rows(&g->v_out, 0, 1);
-  for (int i = 0; i < n; i++) {
+  for (int i = g->first_step; i < n; i++) {
     if (g_cancellable_set_error_if_cancelled(g->cancellable, error)) return FALSE;
     StageStart start = stage_start(g);
     size_t mark = i2v_scratch_mark(be);
@@ -374,8 +411,9 @@ static gboolean denoise(Gen *g, GError **error) {
          dump_step(g, i, "pred_original_sample", &g->x0, error) &&
          dump_step(g, i, "latents", &g->latents, error);
     if (!ok) return FALSE;
-    gint64 per_step = (g_get_monotonic_time() - loop_start) / (i + 1);
-    report(g, i + 1, 0, per_step * (n - i - 1) + g->frame_estimate_us * g->p->frames);
+    int done = i + 1 - g->first_step;
+    gint64 per_step = (g_get_monotonic_time() - loop_start) / done;
+    report(g, done, 0, per_step * (n - i - 1) + g->frame_estimate_us * g->p->frames);
   }
   return TRUE;
 }
@@ -427,7 +465,7 @@ static gboolean decode(Gen *g, GError **error) {
         return FALSE;
       }
       gint64 per_frame = (g_get_monotonic_time() - decode_start) / (f + 1);
-      report(g, g->p->steps, (int)f + 1, per_frame * (F - f - 1));
+      report(g, steps_run(g->p), (int)f + 1, per_frame * (F - f - 1));
     }
   }
   dump(g, "video", g->video, 5, (int64_t[]){1, 3, F, g->p->height, g->p->width});

@@ -58,6 +58,7 @@ enum {
   PROP_NEGATIVE_PROMPT,
   PROP_STEPS,
   PROP_GUIDANCE_SCALE,
+  PROP_MOTION_STRENGTH,
   PROP_SEED,
   PROP_NUM_FRAMES,
   PROP_FPS,
@@ -71,6 +72,7 @@ enum {
 /* Defaults: the reference pipeline's own call defaults (the "model-default" preset). */
 #define DEFAULT_STEPS 50
 #define DEFAULT_GUIDANCE 9.0
+#define DEFAULT_MOTION_STRENGTH 1.0
 #define DEFAULT_NUM_FRAMES 16
 #define DEFAULT_FPS 16
 #define DEFAULT_WIDTH 1280
@@ -355,6 +357,7 @@ static gboolean run_job(GstI2vgen *self, GstI2vgenJob *job, GCancellable *cancel
     p.negative_prompt = s.negative_prompt;
     p.steps = (int)s.steps;
     p.guidance = s.guidance;
+    p.motion_strength = s.motion_strength;
     p.seed = s.seed + self->job_index;
     p.frames = (int)s.num_frames;
     p.fps = (int)s.fps;
@@ -653,6 +656,11 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
     self->props.guidance = g_value_get_double(value);
     GST_OBJECT_UNLOCK(self);
     break;
+  case PROP_MOTION_STRENGTH:
+    GST_OBJECT_LOCK(self);
+    self->props.motion_strength = g_value_get_double(value);
+    GST_OBJECT_UNLOCK(self);
+    break;
   case PROP_SEED:
     GST_OBJECT_LOCK(self);
     self->props.seed = g_value_get_uint64(value);
@@ -698,6 +706,9 @@ static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *valu
     break;
   case PROP_GUIDANCE_SCALE:
     g_value_set_double(value, self->props.guidance);
+    break;
+  case PROP_MOTION_STRENGTH:
+    g_value_set_double(value, self->props.motion_strength);
     break;
   case PROP_SEED:
     g_value_set_uint64(value, self->props.seed);
@@ -810,6 +821,14 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                           "compute)",
                           0.0, 100.0, DEFAULT_GUIDANCE, FLAGS_JOB));
   g_object_class_install_property(
+      gobject_class, PROP_MOTION_STRENGTH,
+      g_param_spec_double("motion-strength", "Motion strength",
+                          "How far the clip may move from the image: 1 = the model's full motion "
+                          "(denoising from pure noise); lower starts from the image's latent "
+                          "partly noised and runs only that share of the steps: frames stay "
+                          "closer to the image and move less (and it is faster)",
+                          0.01, 1.0, DEFAULT_MOTION_STRENGTH, FLAGS_JOB));
+  g_object_class_install_property(
       gobject_class, PROP_SEED,
       g_param_spec_uint64("seed", "Seed",
                           "Seed of the initial noise; job k since PAUSED uses seed + k", 0,
@@ -847,7 +866,7 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_PRESET,
       g_param_spec_string("preset", "Preset",
-                          "Applies a preset by name: fast, standard, high, creative, "
+                          "Applies a preset by name: fast, standard, high, creative, subtle, "
                           "model-default (presets/GstI2vgen.prs) or a user preset",
                           NULL, FLAGS_JOB));
 
@@ -877,6 +896,7 @@ static void gst_i2vgen_init(GstI2vgen *self) {
   self->device = g_strdup(DEFAULT_DEVICE);
   self->props.steps = DEFAULT_STEPS;
   self->props.guidance = DEFAULT_GUIDANCE;
+  self->props.motion_strength = DEFAULT_MOTION_STRENGTH;
   self->props.num_frames = DEFAULT_NUM_FRAMES;
   self->props.fps = DEFAULT_FPS;
   self->props.width = DEFAULT_WIDTH;

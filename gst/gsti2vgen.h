@@ -20,7 +20,7 @@ typedef struct {
 typedef struct {
   char *prompt, *negative_prompt;
   guint steps, num_frames, fps, width, height, decode_chunk_size;
-  double guidance;
+  double guidance, motion_strength;
   guint64 seed;
 } GstI2vgenSettings;
 

@@ -237,10 +237,34 @@ static void test_properties(void) {
   gst_object_unref(e);
 }
 
+/* motion-strength reaches the job: 0.5 of 4 steps runs 2, as the progress messages count them. */
+static void test_motion_strength(void) {
+  GstHarness *h = make_harness(1, 4, "RGB");
+  g_object_set(h->element, "motion-strength", 0.5, NULL);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_push(h, make_image(h));
+  gst_buffer_unref(gst_harness_pull(h));
+  int steps = -1, max_step = -1;
+  for (GstMessage *m; (m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) != NULL;
+       gst_message_unref(m)) {
+    const GstStructure *s = gst_message_get_structure(m);
+    int step;
+    if (gst_structure_has_name(s, "i2vgen-progress") && gst_structure_get_int(s, "step", &step) &&
+        gst_structure_get_int(s, "steps", &steps))
+      max_step = MAX(max_step, step);
+  }
+  g_assert_cmpint(steps, ==, 2);
+  g_assert_cmpint(max_step, ==, 2);
+  gst_element_set_bus(h->element, NULL);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 static void test_presets(void) {
   GstElement *e = gst_element_factory_make("i2vgen", NULL);
   char **names = gst_preset_get_preset_names(GST_PRESET(e));
-  const char *want[] = {"fast", "standard", "high", "creative", "model-default"};
+  const char *want[] = {"fast", "standard", "high", "creative", "subtle", "model-default"};
   for (guint i = 0; i < G_N_ELEMENTS(want); i++)
     g_assert_true(names && g_strv_contains((const char *const *)names, want[i]));
   g_strfreev(names);
@@ -428,6 +452,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/element/shared-model", test_shared_model);
   g_test_add_func("/element/properties", test_properties);
   g_test_add_func("/element/presets", test_presets);
+  g_test_add_func("/element/motion-strength", test_motion_strength);
   g_test_add_func("/element/missing-model", test_missing_model);
   g_test_add_func("/element/missing-lora", test_missing_lora);
   g_test_add_func("/element/no-model-configured", test_no_model_configured);

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "cuda_backend.h"
+#include "ddim.h"
 #include "golden.h"
 #include "i2v.h"
 #include "noise.h"
@@ -651,6 +652,107 @@ static void test_chunks_and_stages(void) {
   case_close(&k);
 }
 
+/* Mean |difference| of consecutive frames of an RGB8 clip [F, H, W, 3]: how much it moves. */
+static double clip_motion(const guint8 *rgb, int frames, size_t frame_bytes) {
+  double sum = 0;
+  for (int f = 1; f < frames; f++)
+    for (size_t i = 0; i < frame_bytes; i++)
+      sum += abs((int)rgb[f * frame_bytes + i] - (int)rgb[(f - 1) * frame_bytes + i]);
+  return sum / ((double)(frames - 1) * frame_bytes);
+}
+
+/* The RGB8 clip of p (seeded noise), and its stage count of UNet steps. */
+static guint8 *clip_of(I2vModel *m, const Case *k, const I2vParams *p, int *unet_steps) {
+  Capture cap;
+  capture_init(&cap);
+  GError *err = NULL;
+  g_assert_true(generate(m, &k->image, p, &cap, FALSE, &err));
+  g_assert_no_error(err);
+  *unet_steps = stage_count(&cap, "unet_step");
+  guint8 *rgb = g_steal_pointer(&cap.rgb);
+  capture_clear(&cap);
+  return rgb;
+}
+
+/* motion_strength s < 1: the loop starts from the image's latent on every frame, noised to the
+ * level of step n − ⌊s·n⌋ (√ᾱ·z + √(1−ᾱ)·noise), and runs only the last ⌊s·n⌋ steps; the clip
+ * then moves less than at full strength. Out-of-range values are refused. */
+static void test_motion_strength(void) {
+  Case k;
+  open_first(&k);
+  g_assert_cmpint(k.p.frames, >=, 2);
+  I2vModel *m = load_model(&k.mo);
+  I2vParams p = k.p;
+  p.steps = 10;
+  p.motion_strength = 0.35;
+  Capture cap;
+  capture_init(&cap);
+  GError *err = NULL;
+  g_assert_true(generate(m, &k.image, &p, &cap, TRUE, &err));
+  g_assert_no_error(err);
+  g_assert_cmpint(stage_count(&cap, "unet_step"), ==, 3);
+  g_assert_cmpint(cap.progress_calls, ==, 3 + p.frames);
+  g_assert_true(cap.in_order);
+  g_assert_nonnull(g_hash_table_lookup(cap.dumps, "step7.latents"));
+  g_assert_null(g_hash_table_lookup(cap.dumps, "step6.latents"));
+
+  I2vModelDir *md = golden_open_model(k.set, NULL);
+  I2vDdim *ddim = i2v_ddim_load(md, &err);
+  g_assert_no_error(err);
+  int64_t ts[10];
+  g_assert_true(i2v_ddim_timesteps(ddim, 10, ts, &err));
+  double abar = i2v_ddim_alphas_cumprod(ddim)[ts[7]];
+  const I2vTensor *start = g_hash_table_lookup(cap.dumps, "start_latents"),
+                  *z = g_hash_table_lookup(cap.dumps, "image_latents"),
+                  *noise = g_hash_table_lookup(cap.dumps, "init_latents");
+  g_assert_true(start != NULL && z != NULL && noise != NULL);
+  int64_t C = start->shape[1], F = start->shape[2], hw = start->shape[3] * start->shape[4];
+  double worst = 0;
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t f = 0; f < F; f++)
+      for (int64_t i = 0; i < hw; i++) {
+        int64_t at = (c * F + f) * hw;
+        double want = sqrt(abar) * ((float *)z->data)[c * F * hw + i] +
+                      sqrt(1 - abar) * ((float *)noise->data)[at + i];
+        worst = MAX(worst, fabs(((float *)start->data)[at + i] - want));
+      }
+  g_assert_cmpfloat(worst, <, 1e-5);
+  capture_clear(&cap);
+  i2v_ddim_free(ddim);
+  i2v_model_dir_free(md);
+
+  /* nearly no strength: one step from the image, far less motion than from pure noise */
+  p = k.p;
+  p.init_latents = NULL;
+  p.vae_posterior_noise = NULL;
+  p.steps = 10;
+  p.seed = 99;
+  int full_steps, low_steps;
+  guint8 *full = clip_of(m, &k, &p, &full_steps);
+  p.motion_strength = 0.1;
+  guint8 *low = clip_of(m, &k, &p, &low_steps);
+  size_t frame_bytes = (size_t)p.width * p.height * 3;
+  double full_motion = clip_motion(full, p.frames, frame_bytes),
+         low_motion = clip_motion(low, p.frames, frame_bytes);
+  g_test_message("motion per frame: strength 1 %.2f, strength 0.1 %.2f (of 255)", full_motion,
+                 low_motion);
+  g_assert_cmpint(full_steps, ==, 10);
+  g_assert_cmpint(low_steps, ==, 1);
+  g_assert_cmpfloat(low_motion, <, 0.5 * full_motion);
+  g_free(full);
+  g_free(low);
+
+  p = k.p;
+  p.motion_strength = 0;
+  expect_invalid(m, &p, "motion_strength 0");
+  p.motion_strength = 1.5;
+  expect_invalid(m, &p, "motion_strength 1.5");
+  p.motion_strength = NAN;
+  expect_invalid(m, &p, "motion_strength");
+  i2v_model_unref(m);
+  case_close(&k);
+}
+
 /* Runs the i2vgen tool; returns its exit status, stderr in *err_text (g_free). */
 static int run_cli(char **args, char **err_text) {
   GError *err = NULL;
@@ -752,6 +854,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/pipeline/seeded", test_seeded);
   g_test_add_func("/pipeline/memory-stable", test_memory_stable);
   g_test_add_func("/pipeline/chunks-and-stages", test_chunks_and_stages);
+  g_test_add_func("/pipeline/motion-strength", test_motion_strength);
   g_test_add_func("/pipeline/cli", test_cli);
   g_test_add_func("/pipeline/realcfg", test_realcfg);
   int rc = g_test_run();

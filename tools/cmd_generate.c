@@ -152,6 +152,8 @@ int cmd_generate(int argc, char **argv) {
       {"negative-prompt", 0, 0, G_OPTION_ARG_STRING, &negative, "negative prompt (\"\")", "TEXT"},
       {"steps", 0, 0, G_OPTION_ARG_INT, &p.steps, "DDIM steps (50)", "N"},
       {"guidance", 0, 0, G_OPTION_ARG_DOUBLE, &p.guidance, "guidance scale (9.0)", "G"},
+      {"motion-strength", 0, 0, G_OPTION_ARG_DOUBLE, &p.motion_strength,
+       "how far the clip may move from the image, (0, 1] (1: full motion)", "S"},
       {"frames", 0, 0, G_OPTION_ARG_INT, &p.frames, "frames (16)", "F"},
       {"fps", 0, 0, G_OPTION_ARG_INT, &p.fps, "fps conditioning (16)", "R"},
       {"width", 0, 0, G_OPTION_ARG_INT, &p.width, "width (1280)", "W"},
