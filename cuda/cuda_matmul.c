@@ -100,7 +100,9 @@ static gboolean find_algo(I2vBackend *be, GemmPlan *pl, const GemmKey *k) {
             k->align_b);
     return TRUE;
   }
-  if (!CUBLAS_OK(be, st) || !CUBLAS_OK(be, res.state)) return FALSE;
+  if (!cublas_check(be, st, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__) ||
+      !cublas_check(be, res.state, "cublasLtMatmulAlgoGetHeuristic (result)", __FILE__, __LINE__))
+    return FALSE;
   pl->algo = res.algo;
   pl->found = TRUE;
   return TRUE;
