@@ -170,6 +170,22 @@ static void check_linear(const LinearCase *c) {
   pair_free(&x), pair_free(&w), pair_free(&b), pair_free(&y);
 }
 
+/* One GEMM shape with six different bias tensors in turn, as a UNet runs its layers: the cached
+ * cuBLASLt plan of the shape (keyed by pointer alignment, of which there are five classes up to
+ * 256 bytes, so at least two biases share a plan) must take each call's bias, not its first one. */
+static void check_linear_bias_per_call(int64_t M, int64_t K, int64_t N) {
+  int64_t xs[] = {M, K}, ws[] = {N, K}, bs[] = {N}, ys[] = {M, N};
+  Pair x = rnd(2, xs), w = rnd(2, ws), y = out(2, ys, FALSE), b[6];
+  for (guint i = 0; i < G_N_ELEMENTS(b); i++) b[i] = rnd(1, bs);
+  for (guint i = 0; i < G_N_ELEMENTS(b); i++) {
+    i2v_op_linear(cpu, &y.c, &x.c, &w.c, &b[i].c, I2V_ACT_NONE, FALSE);
+    i2v_op_linear(g, &y.g, &x.g, &w.g, &b[i].g, I2V_ACT_NONE, FALSE);
+    assert_pair(&y, "linear, same shape, another bias");
+  }
+  for (guint i = 0; i < G_N_ELEMENTS(b); i++) pair_free(&b[i]);
+  pair_free(&x), pair_free(&w), pair_free(&y);
+}
+
 /* The simulated cuBLASLt (tests/cudasim/cublaslt_sim.cpp) has an algorithm only when every leading
  * dimension and pointer is 16-byte aligned: K and N multiples of 8 take the cuBLASLt path with the
  * bias fused into its epilogue, odd ones the cublasGemmEx fallback with the bias in the epilogue
@@ -192,6 +208,7 @@ static void test_linear(gconstpointer data) {
       {24, 32, 16, TRUE, I2V_ACT_SILU, FALSE, FALSE, TRUE}, /* F32 y: bias type is not D's */
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) check_linear(&cases[i]);
+  check_linear_bias_per_call(16, 32, 64);
 }
 
 typedef struct {
