@@ -78,7 +78,8 @@ static gboolean load_library(const char *what, const char *soname, const char *p
   void *lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
   if (lib == NULL) lib = dlopen(plain, RTLD_NOW | RTLD_LOCAL);
   if (lib == NULL) {
-    blas_error = g_strdup_printf("%s not found (%s: %s)", what, soname, dlerror());
+    blas_error =
+        g_strdup_printf("%s not found (tried %s and %s: %s)", what, soname, plain, dlerror());
     return FALSE;
   }
   for (guint i = 0; i < n_syms; i++) {

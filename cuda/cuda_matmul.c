@@ -94,8 +94,8 @@ static gboolean find_algo(I2vBackend *be, GemmPlan *pl, const GemmKey *k) {
   if (!ok) return FALSE;
   if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && count == 0)) {
     g_debug("%s: no cuBLASLt algorithm for a %" G_GINT64_FORMAT "×%" G_GINT64_FORMAT
-            "×%" G_GINT64_FORMAT " GEMM (ld %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT
-            "/%" G_GINT64_FORMAT ", alignment %u/%u/%u/%u): cublasGemmEx instead",
+            "×%" G_GINT64_FORMAT " (M×N×K) GEMM (ld x/w/y %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT
+            "/%" G_GINT64_FORMAT ", alignment x/w/y/bias %u/%u/%u/%u): cublasGemmEx instead",
             be->name, k->M, k->N, k->K, k->ldx, k->ldw, k->ldy, k->align_x, k->align_w, k->align_y,
             k->align_b);
     return TRUE;
