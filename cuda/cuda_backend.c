@@ -1,9 +1,11 @@
-/* The CUDA backend's setup and memory side: device and driver checks, cuBLAS loaded with dlopen,
- * one non-blocking stream, cudaMalloc'd tensors and a chunked device scratch arena.
+/* The CUDA backend's setup and memory side: device and driver checks, cuBLAS and cuBLASLt loaded
+ * with dlopen, one non-blocking stream, cudaMalloc'd tensors and a chunked device scratch arena.
  *
  * Nothing here needs a driver at load time: the CUDA runtime is linked statically and loads the
- * driver itself on the first call; cuBLAS is dlopen()ed on the first backend. A machine without
- * either gets a GError from i2v_cuda_backend_new, never a load failure. */
+ * driver itself on the first call; cuBLAS and cuBLASLt are dlopen()ed on the first backend. A
+ * machine without any of them gets a GError from i2v_cuda_backend_new naming what is missing,
+ * never a load failure. cuBLASLt is required, not optional: libcublas itself links against it, so
+ * a machine with cuBLAS has it, and one GEMM path less is one path less to verify. */
 #include <dlfcn.h>
 #include <string.h>
 
@@ -58,46 +60,73 @@ CudaPriv *cuda_enter(I2vBackend *be) {
   return p;
 }
 
-/* ---- cuBLAS, loaded once per process ---- */
+/* ---- cuBLAS and cuBLASLt, loaded once per process ---- */
 
 static CublasApi blas_api;
+static CublasLtApi lt_api;
 static char *blas_error;
 
-static gpointer load_cublas(gpointer unused) {
-  (void)unused;
-  const char *names[] = {"libcublas.so." G_STRINGIFY(CUBLAS_VER_MAJOR), "libcublas.so"};
-  void *lib = NULL;
-  for (guint i = 0; i < G_N_ELEMENTS(names) && lib == NULL; i++)
-    lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+typedef struct {
+  const char *sym;
+  void **slot;
+} Sym;
+
+/* dlopens the library `what` (as soname, else as plain) and resolves syms; FALSE with blas_error
+ * naming the library and what is missing. The library stays loaded for the process. */
+static gboolean load_library(const char *what, const char *soname, const char *plain,
+                             const Sym *syms, guint n_syms) {
+  void *lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL) lib = dlopen(plain, RTLD_NOW | RTLD_LOCAL);
   if (lib == NULL) {
-    blas_error = g_strdup_printf("cuBLAS not found (%s)", dlerror());
-    return NULL;
+    blas_error =
+        g_strdup_printf("%s not found (tried %s and %s: %s)", what, soname, plain, dlerror());
+    return FALSE;
   }
-  struct {
-    const char *sym;
-    void **slot;
-  } syms[] = {{"cublasCreate_v2", (void **)&blas_api.create},
-              {"cublasDestroy_v2", (void **)&blas_api.destroy},
-              {"cublasSetStream_v2", (void **)&blas_api.set_stream},
-              {"cublasGemmEx", (void **)&blas_api.gemm_ex},
-              {"cublasGetStatusString", (void **)&blas_api.status_string}};
-  for (guint i = 0; i < G_N_ELEMENTS(syms); i++) {
+  for (guint i = 0; i < n_syms; i++) {
     *syms[i].slot = dlsym(lib, syms[i].sym);
     if (*syms[i].slot == NULL) {
-      blas_error = g_strdup_printf("cuBLAS library %s lacks %s", names[0], syms[i].sym);
-      return NULL;
+      blas_error = g_strdup_printf("%s library %s lacks %s", what, soname, syms[i].sym);
+      return FALSE;
     }
   }
+  return TRUE;
+}
+
+static gpointer load_blas(gpointer unused) {
+  (void)unused;
+  const Sym blas_syms[] = {{"cublasCreate_v2", (void **)&blas_api.create},
+                           {"cublasDestroy_v2", (void **)&blas_api.destroy},
+                           {"cublasSetStream_v2", (void **)&blas_api.set_stream},
+                           {"cublasGemmEx", (void **)&blas_api.gemm_ex},
+                           {"cublasGetStatusString", (void **)&blas_api.status_string}};
+  const Sym lt_syms[] = {{"cublasLtCreate", (void **)&lt_api.create},
+                         {"cublasLtDestroy", (void **)&lt_api.destroy},
+                         {"cublasLtMatmulDescCreate", (void **)&lt_api.desc_create},
+                         {"cublasLtMatmulDescDestroy", (void **)&lt_api.desc_destroy},
+                         {"cublasLtMatmulDescSetAttribute", (void **)&lt_api.desc_set},
+                         {"cublasLtMatrixLayoutCreate", (void **)&lt_api.layout_create},
+                         {"cublasLtMatrixLayoutDestroy", (void **)&lt_api.layout_destroy},
+                         {"cublasLtMatmulPreferenceCreate", (void **)&lt_api.pref_create},
+                         {"cublasLtMatmulPreferenceDestroy", (void **)&lt_api.pref_destroy},
+                         {"cublasLtMatmulPreferenceSetAttribute", (void **)&lt_api.pref_set},
+                         {"cublasLtMatmulAlgoGetHeuristic", (void **)&lt_api.heuristic},
+                         {"cublasLtMatmul", (void **)&lt_api.matmul}};
+  if (!load_library("cuBLAS", "libcublas.so." G_STRINGIFY(CUBLAS_VER_MAJOR), "libcublas.so",
+                    blas_syms, G_N_ELEMENTS(blas_syms)) ||
+      !load_library("cuBLASLt", "libcublasLt.so." G_STRINGIFY(CUBLAS_VER_MAJOR), "libcublasLt.so",
+                    lt_syms, G_N_ELEMENTS(lt_syms)))
+    return NULL;
   return &blas_api;
 }
 
-/* The cuBLAS table, or NULL with an error. The library stays loaded for the process. */
-static const CublasApi *cublas_api(GError **error) {
+/* The cuBLAS and cuBLASLt tables, or FALSE with an error naming the missing library. */
+static gboolean blas_apis(const CublasApi **blas, const CublasLtApi **lt, GError **error) {
   static GOnce once = G_ONCE_INIT;
-  const CublasApi *api = g_once(&once, load_cublas, NULL);
-  if (api == NULL)
+  *blas = g_once(&once, load_blas, NULL);
+  *lt = *blas != NULL ? &lt_api : NULL;
+  if (*blas == NULL)
     g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "CUDA backend unavailable: %s", blas_error);
-  return api;
+  return *blas != NULL;
 }
 
 /* ---- memory ---- */
@@ -243,6 +272,9 @@ static void cuda_destroy(I2vBackend *be) {
   CudaPriv *p = be->priv;
   cudaSetDevice(p->device);
   cudaStreamSynchronize(p->stream);
+  if (p->gemm_plans != NULL) g_hash_table_destroy(p->gemm_plans);
+  if (p->lt != NULL) p->lt_api->destroy(p->lt);
+  i2v_tensor_free(&p->lt_workspace);
   if (p->cublas != NULL) p->blas->destroy(p->cublas);
   if (p->arena.chunks != NULL) i2v_arena_destroy(&p->arena);
   if (p->stream != NULL) cudaStreamDestroy(p->stream);
@@ -304,13 +336,16 @@ I2vBackend *i2v_cuda_backend_new(int device, I2vDType act_dtype, GError **error)
     return NULL;
   }
   if (!check_device(device, error)) return NULL;
-  const CublasApi *blas = cublas_api(error);
-  if (blas == NULL) return NULL;
+  const CublasApi *blas;
+  const CublasLtApi *lt;
+  if (!blas_apis(&blas, &lt, error)) return NULL;
 
   I2vBackend *be = g_new0(I2vBackend, 1);
   CudaPriv *p = g_new0(CudaPriv, 1);
   p->device = device;
   p->blas = blas;
+  p->lt_api = lt;
+  p->gemm_plans = cuda_gemm_plans_new();
   g_snprintf(p->name, sizeof p->name, "cuda:%d", device);
   be->name = p->name;
   be->act_dtype = act_dtype;
@@ -334,6 +369,18 @@ I2vBackend *i2v_cuda_backend_new(int device, I2vDType act_dtype, GError **error)
   if (bs != CUBLAS_STATUS_SUCCESS) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot set up cuBLAS: %s", p->name,
                 blas_status_string(blas, bs));
+    cuda_destroy(be);
+    return NULL;
+  }
+  bs = lt->create(&p->lt);
+  if (bs != CUBLAS_STATUS_SUCCESS) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot set up cuBLASLt: %s", p->name,
+                blas_status_string(blas, bs));
+    cuda_destroy(be);
+    return NULL;
+  }
+  int64_t ws[] = {(int64_t)CUDA_LT_WORKSPACE_BYTES};
+  if (!i2v_tensor_alloc(be, &p->lt_workspace, I2V_DTYPE_U8, 1, ws, error)) {
     cuda_destroy(be);
     return NULL;
   }

@@ -1,7 +1,8 @@
 /* The CUDA backend's host-side internals, shared by cuda_backend.c (memory, setup), cuda_ops.c
- * (the op table) and cuda_gemm.c (GEMM-based ops). */
+ * (the op table), cuda_matmul.c (the one GEMM helper) and cuda_gemm.c (GEMM-based ops). */
 #pragma once
 
+#include <cublasLt.h>
 #include <cublas_api.h>
 
 #include "arena.h"
@@ -17,12 +18,35 @@ typedef struct {
   __typeof__(cublasGetStatusString) *status_string;
 } CublasApi;
 
+/* The cuBLASLt entry points, resolved with dlsym next to cuBLAS (which itself needs cuBLASLt). */
+typedef struct {
+  __typeof__(cublasLtCreate) *create;
+  __typeof__(cublasLtDestroy) *destroy;
+  __typeof__(cublasLtMatmulDescCreate) *desc_create;
+  __typeof__(cublasLtMatmulDescDestroy) *desc_destroy;
+  __typeof__(cublasLtMatmulDescSetAttribute) *desc_set;
+  __typeof__(cublasLtMatrixLayoutCreate) *layout_create;
+  __typeof__(cublasLtMatrixLayoutDestroy) *layout_destroy;
+  __typeof__(cublasLtMatmulPreferenceCreate) *pref_create;
+  __typeof__(cublasLtMatmulPreferenceDestroy) *pref_destroy;
+  __typeof__(cublasLtMatmulPreferenceSetAttribute) *pref_set;
+  __typeof__(cublasLtMatmulAlgoGetHeuristic) *heuristic;
+  __typeof__(cublasLtMatmul) *matmul;
+} CublasLtApi;
+
+/* cuBLASLt's workspace: one per backend, allocated with it (persistent memory). */
+#define CUDA_LT_WORKSPACE_BYTES ((size_t)32 << 20)
+
 typedef struct {
   int device;
   char name[32]; /* "cuda:N" */
   cudaStream_t stream;
   cublasHandle_t cublas;
   const CublasApi *blas;
+  cublasLtHandle_t lt;
+  const CublasLtApi *lt_api;
+  I2vTensor lt_workspace; /* CUDA_LT_WORKSPACE_BYTES of U8 */
+  GHashTable *gemm_plans; /* GemmKey → GemmPlan (cuda_matmul.c) */
   I2vArena arena;
 } CudaPriv;
 
@@ -58,6 +82,15 @@ void *cuda_scratch(I2vBackend *be, size_t bytes);
 
 /* t's data as dtype dt: t itself, or a converted copy in scratch. FALSE (error set) on failure. */
 gboolean cuda_operand_as(I2vBackend *be, const I2vTensor *t, I2vDType dt, CuBuf *out);
+
+/* cuda_matmul.c: the one GEMM entry point (used by cuda_gemm.c and the convolutions).
+ * y[M,N] (+)= act(x[M,K]·w[N,K]ᵀ + b[N]) with row strides ldy, ldx, ldw (elements); x and w share
+ * a dtype, y is that dtype or F32; b.p may be NULL. Errors go to the sticky error. */
+void cuda_gemm_xwt(I2vBackend *be, CuBuf y, int64_t ldy, CuBuf x, int64_t ldx, CuBuf w, int64_t ldw,
+                   int64_t M, int64_t N, int64_t K, CuBuf b, gboolean accumulate, I2vAct act);
+/* The cache of cuBLASLt plans that cuda_gemm_xwt fills: an empty table; free with
+ * g_hash_table_destroy (destroys the plans' descriptors). */
+GHashTable *cuda_gemm_plans_new(void);
 
 /* cuda_gemm.c */
 void cuda_linear(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
