@@ -1,9 +1,10 @@
-/* The CUDA backend's setup and memory side: device and driver checks, cuBLAS loaded with dlopen,
- * one non-blocking stream, cudaMalloc'd tensors and a chunked device scratch arena.
+/* The CUDA backend's setup and memory side: device and driver checks, cuBLAS and cuDNN loaded
+ * with dlopen, one non-blocking stream, cudaMalloc'd tensors and a chunked device scratch arena.
  *
  * Nothing here needs a driver at load time: the CUDA runtime is linked statically and loads the
- * driver itself on the first call; cuBLAS is dlopen()ed on the first backend. A machine without
- * either gets a GError from i2v_cuda_backend_new, never a load failure. */
+ * driver itself on the first call; cuBLAS and cuDNN are dlopen()ed on the first backend. A machine
+ * without the driver or cuBLAS gets a GError from i2v_cuda_backend_new, never a load failure; one
+ * without cuDNN runs convolutions through GEMMs. */
 #include <dlfcn.h>
 #include <string.h>
 
@@ -58,7 +59,32 @@ CudaPriv *cuda_enter(I2vBackend *be) {
   return p;
 }
 
-/* ---- cuBLAS, loaded once per process ---- */
+/* ---- NVIDIA libraries, loaded once per process ---- */
+
+typedef struct {
+  const char *name;
+  void **slot;
+} ApiSymbol;
+
+/* Opens the first of `names` that loads and fills every symbol's slot from it; FALSE with *why
+ * (newly allocated) otherwise. */
+static gboolean open_api(const char *const *names, guint n_names, const ApiSymbol *syms,
+                         guint n_syms, char **why) {
+  void *lib = NULL;
+  for (guint i = 0; i < n_names && lib == NULL; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL) {
+    *why = g_strdup_printf("%s not found (%s)", names[0], dlerror());
+    return FALSE;
+  }
+  for (guint i = 0; i < n_syms; i++) {
+    *syms[i].slot = dlsym(lib, syms[i].name);
+    if (*syms[i].slot == NULL) {
+      *why = g_strdup_printf("library %s lacks %s", names[0], syms[i].name);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
 
 static CublasApi blas_api;
 static char *blas_error;
@@ -66,27 +92,16 @@ static char *blas_error;
 static gpointer load_cublas(gpointer unused) {
   (void)unused;
   const char *names[] = {"libcublas.so." G_STRINGIFY(CUBLAS_VER_MAJOR), "libcublas.so"};
-  void *lib = NULL;
-  for (guint i = 0; i < G_N_ELEMENTS(names) && lib == NULL; i++)
-    lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-  if (lib == NULL) {
-    blas_error = g_strdup_printf("cuBLAS not found (%s)", dlerror());
+  const ApiSymbol syms[] = {{"cublasCreate_v2", (void **)&blas_api.create},
+                            {"cublasDestroy_v2", (void **)&blas_api.destroy},
+                            {"cublasSetStream_v2", (void **)&blas_api.set_stream},
+                            {"cublasGemmEx", (void **)&blas_api.gemm_ex},
+                            {"cublasGetStatusString", (void **)&blas_api.status_string}};
+  char *why = NULL;
+  if (!open_api(names, G_N_ELEMENTS(names), syms, G_N_ELEMENTS(syms), &why)) {
+    blas_error = g_strdup_printf("cuBLAS: %s", why);
+    g_free(why);
     return NULL;
-  }
-  struct {
-    const char *sym;
-    void **slot;
-  } syms[] = {{"cublasCreate_v2", (void **)&blas_api.create},
-              {"cublasDestroy_v2", (void **)&blas_api.destroy},
-              {"cublasSetStream_v2", (void **)&blas_api.set_stream},
-              {"cublasGemmEx", (void **)&blas_api.gemm_ex},
-              {"cublasGetStatusString", (void **)&blas_api.status_string}};
-  for (guint i = 0; i < G_N_ELEMENTS(syms); i++) {
-    *syms[i].slot = dlsym(lib, syms[i].sym);
-    if (*syms[i].slot == NULL) {
-      blas_error = g_strdup_printf("cuBLAS library %s lacks %s", names[0], syms[i].sym);
-      return NULL;
-    }
   }
   return &blas_api;
 }
@@ -98,6 +113,43 @@ static const CublasApi *cublas_api(GError **error) {
   if (api == NULL)
     g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "CUDA backend unavailable: %s", blas_error);
   return api;
+}
+
+static CudnnApi dnn_api;
+
+/* cuDNN is optional (convolutions fall back to GEMMs), so its absence is a message, not an error.
+ * Only the soname of the major version built against: the legacy API's structs are per major. */
+static gpointer load_cudnn(gpointer unused) {
+  (void)unused;
+  const char *names[] = {"libcudnn.so." G_STRINGIFY(CUDNN_MAJOR)};
+  const ApiSymbol syms[] = {{"cudnnCreate", (void **)&dnn_api.create},
+                            {"cudnnDestroy", (void **)&dnn_api.destroy},
+                            {"cudnnSetStream", (void **)&dnn_api.set_stream},
+                            {"cudnnGetErrorString", (void **)&dnn_api.error_string},
+                            {"cudnnCreateTensorDescriptor", (void **)&dnn_api.create_tensor},
+                            {"cudnnSetTensor4dDescriptor", (void **)&dnn_api.set_tensor_4d},
+                            {"cudnnDestroyTensorDescriptor", (void **)&dnn_api.destroy_tensor},
+                            {"cudnnCreateFilterDescriptor", (void **)&dnn_api.create_filter},
+                            {"cudnnSetFilter4dDescriptor", (void **)&dnn_api.set_filter_4d},
+                            {"cudnnDestroyFilterDescriptor", (void **)&dnn_api.destroy_filter},
+                            {"cudnnCreateConvolutionDescriptor", (void **)&dnn_api.create_conv},
+                            {"cudnnSetConvolution2dDescriptor", (void **)&dnn_api.set_conv_2d},
+                            {"cudnnSetConvolutionMathType", (void **)&dnn_api.set_conv_math},
+                            {"cudnnDestroyConvolutionDescriptor", (void **)&dnn_api.destroy_conv},
+                            {"cudnnGetConvolutionForwardAlgorithm_v7", (void **)&dnn_api.fwd_algos},
+                            {"cudnnConvolutionForward", (void **)&dnn_api.conv_fwd}};
+  char *why = NULL;
+  if (!open_api(names, G_N_ELEMENTS(names), syms, G_N_ELEMENTS(syms), &why)) {
+    g_message("cuDNN unavailable: %s; convolutions run through im2col + GEMM", why);
+    g_free(why);
+    return NULL;
+  }
+  return &dnn_api;
+}
+
+const CudnnApi *cuda_cudnn_api(void) {
+  static GOnce once = G_ONCE_INIT;
+  return g_once(&once, load_cudnn, NULL);
 }
 
 /* ---- memory ---- */
@@ -243,6 +295,7 @@ static void cuda_destroy(I2vBackend *be) {
   CudaPriv *p = be->priv;
   cudaSetDevice(p->device);
   cudaStreamSynchronize(p->stream);
+  cuda_conv_fini(p);
   if (p->cublas != NULL) p->blas->destroy(p->cublas);
   if (p->arena.chunks != NULL) i2v_arena_destroy(&p->arena);
   if (p->stream != NULL) cudaStreamDestroy(p->stream);
@@ -337,5 +390,6 @@ I2vBackend *i2v_cuda_backend_new(int device, I2vDType act_dtype, GError **error)
     cuda_destroy(be);
     return NULL;
   }
+  cuda_conv_init(be);
   return be;
 }
