@@ -220,8 +220,9 @@ static int64_t conv_cudnn(I2vBackend *be, CuBuf y, const I2vTensor *x, CuBuf w, 
   if ((ws_bytes && ws == NULL) || !cuda_operand_as(be, x, w.dt, &xb)) return N;
   const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   int64_t done = 0;
-  for (; done < N; done += batch) {
-    ConvPlan *plan = N - done >= batch ? full : last;
+  for (int64_t images; done < N; done += images) {
+    images = MIN(batch, N - done);
+    ConvPlan *plan = images == batch ? full : last;
     gboolean declined = FALSE;
     if (!DNN_OK(be,
                 p->dnn->conv_fwd(p->cudnn, &one, plan->x, cu_buf_at(xb, done * in_image).p, plan->w,
