@@ -1,11 +1,13 @@
-/* The CUDA backend's setup and memory side: device and driver checks, cuBLAS and cuBLASLt loaded
- * with dlopen, one non-blocking stream, cudaMalloc'd tensors and a chunked device scratch arena.
+/* The CUDA backend's setup and memory side: device and driver checks, cuBLAS, cuBLASLt and cuDNN
+ * loaded with dlopen, one non-blocking stream, cudaMalloc'd tensors and a chunked device scratch
+ * arena.
  *
  * Nothing here needs a driver at load time: the CUDA runtime is linked statically and loads the
- * driver itself on the first call; cuBLAS and cuBLASLt are dlopen()ed on the first backend. A
- * machine without any of them gets a GError from i2v_cuda_backend_new naming what is missing,
- * never a load failure. cuBLASLt is required, not optional: libcublas itself links against it, so
- * a machine with cuBLAS has it, and one GEMM path less is one path less to verify. */
+ * driver itself on the first call; the NVIDIA libraries are dlopen()ed on the first backend. A
+ * machine without the driver, cuBLAS or cuBLASLt gets a GError from i2v_cuda_backend_new naming
+ * what is missing, never a load failure; one without cuDNN runs convolutions through GEMMs.
+ * cuBLASLt is required, not optional: libcublas itself links against it, so a machine with cuBLAS
+ * has it, and one GEMM path less is one path less to verify. */
 #include <dlfcn.h>
 #include <string.h>
 
@@ -60,61 +62,71 @@ CudaPriv *cuda_enter(I2vBackend *be) {
   return p;
 }
 
-/* ---- cuBLAS and cuBLASLt, loaded once per process ---- */
-
-static CublasApi blas_api;
-static CublasLtApi lt_api;
-static char *blas_error;
+/* ---- NVIDIA libraries, loaded once per process ---- */
 
 typedef struct {
-  const char *sym;
+  const char *name;
   void **slot;
-} Sym;
+} ApiSymbol;
 
-/* dlopens the library `what` (as soname, else as plain) and resolves syms; FALSE with blas_error
- * naming the library and what is missing. The library stays loaded for the process. */
-static gboolean load_library(const char *what, const char *soname, const char *plain,
-                             const Sym *syms, guint n_syms) {
-  void *lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-  if (lib == NULL) lib = dlopen(plain, RTLD_NOW | RTLD_LOCAL);
+/* Opens the first of `names` that loads and fills every symbol's slot from it; FALSE with *why
+ * (newly allocated) otherwise. */
+static gboolean open_api(const char *const *names, guint n_names, const ApiSymbol *syms,
+                         guint n_syms, char **why) {
+  void *lib = NULL;
+  for (guint i = 0; i < n_names && lib == NULL; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
   if (lib == NULL) {
-    blas_error =
-        g_strdup_printf("%s not found (tried %s and %s: %s)", what, soname, plain, dlerror());
+    *why = g_strdup_printf("%s not found (%s)", names[0], dlerror());
     return FALSE;
   }
   for (guint i = 0; i < n_syms; i++) {
-    *syms[i].slot = dlsym(lib, syms[i].sym);
+    *syms[i].slot = dlsym(lib, syms[i].name);
     if (*syms[i].slot == NULL) {
-      blas_error = g_strdup_printf("%s library %s lacks %s", what, soname, syms[i].sym);
+      *why = g_strdup_printf("library %s lacks %s", names[0], syms[i].name);
       return FALSE;
     }
   }
   return TRUE;
 }
 
+static CublasApi blas_api;
+static CublasLtApi lt_api;
+static char *blas_error;
+
+/* Opens one required library with open_api; FALSE with blas_error naming it. */
+static gboolean load_required(const char *what, const char *const *names, guint n_names,
+                              const ApiSymbol *syms, guint n_syms) {
+  char *why = NULL;
+  if (open_api(names, n_names, syms, n_syms, &why)) return TRUE;
+  blas_error = g_strdup_printf("%s: %s", what, why);
+  g_free(why);
+  return FALSE;
+}
+
 static gpointer load_blas(gpointer unused) {
   (void)unused;
-  const Sym blas_syms[] = {{"cublasCreate_v2", (void **)&blas_api.create},
-                           {"cublasDestroy_v2", (void **)&blas_api.destroy},
-                           {"cublasSetStream_v2", (void **)&blas_api.set_stream},
-                           {"cublasGemmEx", (void **)&blas_api.gemm_ex},
-                           {"cublasGetStatusString", (void **)&blas_api.status_string}};
-  const Sym lt_syms[] = {{"cublasLtCreate", (void **)&lt_api.create},
-                         {"cublasLtDestroy", (void **)&lt_api.destroy},
-                         {"cublasLtMatmulDescCreate", (void **)&lt_api.desc_create},
-                         {"cublasLtMatmulDescDestroy", (void **)&lt_api.desc_destroy},
-                         {"cublasLtMatmulDescSetAttribute", (void **)&lt_api.desc_set},
-                         {"cublasLtMatrixLayoutCreate", (void **)&lt_api.layout_create},
-                         {"cublasLtMatrixLayoutDestroy", (void **)&lt_api.layout_destroy},
-                         {"cublasLtMatmulPreferenceCreate", (void **)&lt_api.pref_create},
-                         {"cublasLtMatmulPreferenceDestroy", (void **)&lt_api.pref_destroy},
-                         {"cublasLtMatmulPreferenceSetAttribute", (void **)&lt_api.pref_set},
-                         {"cublasLtMatmulAlgoGetHeuristic", (void **)&lt_api.heuristic},
-                         {"cublasLtMatmul", (void **)&lt_api.matmul}};
-  if (!load_library("cuBLAS", "libcublas.so." G_STRINGIFY(CUBLAS_VER_MAJOR), "libcublas.so",
-                    blas_syms, G_N_ELEMENTS(blas_syms)) ||
-      !load_library("cuBLASLt", "libcublasLt.so." G_STRINGIFY(CUBLAS_VER_MAJOR), "libcublasLt.so",
-                    lt_syms, G_N_ELEMENTS(lt_syms)))
+  const char *blas_names[] = {"libcublas.so." G_STRINGIFY(CUBLAS_VER_MAJOR), "libcublas.so"};
+  const ApiSymbol blas_syms[] = {{"cublasCreate_v2", (void **)&blas_api.create},
+                                 {"cublasDestroy_v2", (void **)&blas_api.destroy},
+                                 {"cublasSetStream_v2", (void **)&blas_api.set_stream},
+                                 {"cublasGemmEx", (void **)&blas_api.gemm_ex},
+                                 {"cublasGetStatusString", (void **)&blas_api.status_string}};
+  const char *lt_names[] = {"libcublasLt.so." G_STRINGIFY(CUBLAS_VER_MAJOR), "libcublasLt.so"};
+  const ApiSymbol lt_syms[] = {{"cublasLtCreate", (void **)&lt_api.create},
+                               {"cublasLtDestroy", (void **)&lt_api.destroy},
+                               {"cublasLtMatmulDescCreate", (void **)&lt_api.desc_create},
+                               {"cublasLtMatmulDescDestroy", (void **)&lt_api.desc_destroy},
+                               {"cublasLtMatmulDescSetAttribute", (void **)&lt_api.desc_set},
+                               {"cublasLtMatrixLayoutCreate", (void **)&lt_api.layout_create},
+                               {"cublasLtMatrixLayoutDestroy", (void **)&lt_api.layout_destroy},
+                               {"cublasLtMatmulPreferenceCreate", (void **)&lt_api.pref_create},
+                               {"cublasLtMatmulPreferenceDestroy", (void **)&lt_api.pref_destroy},
+                               {"cublasLtMatmulPreferenceSetAttribute", (void **)&lt_api.pref_set},
+                               {"cublasLtMatmulAlgoGetHeuristic", (void **)&lt_api.heuristic},
+                               {"cublasLtMatmul", (void **)&lt_api.matmul}};
+  if (!load_required("cuBLAS", blas_names, G_N_ELEMENTS(blas_names), blas_syms,
+                     G_N_ELEMENTS(blas_syms)) ||
+      !load_required("cuBLASLt", lt_names, G_N_ELEMENTS(lt_names), lt_syms, G_N_ELEMENTS(lt_syms)))
     return NULL;
   return &blas_api;
 }
@@ -127,6 +139,43 @@ static gboolean blas_apis(const CublasApi **blas, const CublasLtApi **lt, GError
   if (*blas == NULL)
     g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "CUDA backend unavailable: %s", blas_error);
   return *blas != NULL;
+}
+
+static CudnnApi dnn_api;
+
+/* cuDNN is optional (convolutions fall back to GEMMs), so its absence is a message, not an error.
+ * Only the soname of the major version built against: the legacy API's structs are per major. */
+static gpointer load_cudnn(gpointer unused) {
+  (void)unused;
+  const char *names[] = {"libcudnn.so." G_STRINGIFY(CUDNN_MAJOR)};
+  const ApiSymbol syms[] = {{"cudnnCreate", (void **)&dnn_api.create},
+                            {"cudnnDestroy", (void **)&dnn_api.destroy},
+                            {"cudnnSetStream", (void **)&dnn_api.set_stream},
+                            {"cudnnGetErrorString", (void **)&dnn_api.error_string},
+                            {"cudnnCreateTensorDescriptor", (void **)&dnn_api.create_tensor},
+                            {"cudnnSetTensor4dDescriptor", (void **)&dnn_api.set_tensor_4d},
+                            {"cudnnDestroyTensorDescriptor", (void **)&dnn_api.destroy_tensor},
+                            {"cudnnCreateFilterDescriptor", (void **)&dnn_api.create_filter},
+                            {"cudnnSetFilter4dDescriptor", (void **)&dnn_api.set_filter_4d},
+                            {"cudnnDestroyFilterDescriptor", (void **)&dnn_api.destroy_filter},
+                            {"cudnnCreateConvolutionDescriptor", (void **)&dnn_api.create_conv},
+                            {"cudnnSetConvolution2dDescriptor", (void **)&dnn_api.set_conv_2d},
+                            {"cudnnSetConvolutionMathType", (void **)&dnn_api.set_conv_math},
+                            {"cudnnDestroyConvolutionDescriptor", (void **)&dnn_api.destroy_conv},
+                            {"cudnnGetConvolutionForwardAlgorithm_v7", (void **)&dnn_api.fwd_algos},
+                            {"cudnnConvolutionForward", (void **)&dnn_api.conv_fwd}};
+  char *why = NULL;
+  if (!open_api(names, G_N_ELEMENTS(names), syms, G_N_ELEMENTS(syms), &why)) {
+    g_message("cuDNN unavailable: %s; convolutions run through im2col + GEMM", why);
+    g_free(why);
+    return NULL;
+  }
+  return &dnn_api;
+}
+
+const CudnnApi *cuda_cudnn_api(void) {
+  static GOnce once = G_ONCE_INIT;
+  return g_once(&once, load_cudnn, NULL);
 }
 
 /* ---- memory ---- */
@@ -272,6 +321,7 @@ static void cuda_destroy(I2vBackend *be) {
   CudaPriv *p = be->priv;
   cudaSetDevice(p->device);
   cudaStreamSynchronize(p->stream);
+  cuda_conv_fini(p);
   if (p->gemm_plans != NULL) g_hash_table_destroy(p->gemm_plans);
   if (p->lt != NULL) p->lt_api->destroy(p->lt);
   i2v_tensor_free(&p->lt_workspace);
@@ -384,5 +434,6 @@ I2vBackend *i2v_cuda_backend_new(int device, I2vDType act_dtype, GError **error)
     cuda_destroy(be);
     return NULL;
   }
+  cuda_conv_init(be);
   return be;
 }

@@ -1,6 +1,6 @@
 /* The CUDA op table: each op maps its tensors to kernel operands and enqueues the kernel(s) of
- * kernels.h on the backend's stream (GEMM-based ops are in cuda_gemm.c). No op waits for the
- * GPU; a failed launch becomes the backend's sticky error. */
+ * kernels.h on the backend's stream (linear is in cuda_gemm.c, convolutions in cuda_conv.c). No op
+ * waits for the GPU; a failed launch becomes the backend's sticky error. */
 #include "cuda_priv.h"
 
 /* kernels.h mirrors these enums by value */

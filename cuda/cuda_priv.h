@@ -1,9 +1,14 @@
 /* The CUDA backend's host-side internals, shared by cuda_backend.c (memory, setup), cuda_ops.c
- * (the op table), cuda_matmul.c (the one GEMM helper) and cuda_gemm.c (GEMM-based ops). */
+ * (the op table), cuda_gemm.c (the one GEMM helper on cuBLASLt, linear) and cuda_conv.c
+ * (convolutions on cuDNN, or GEMMs). */
 #pragma once
 
 #include <cublasLt.h>
 #include <cublas_api.h>
+/* cuDNN's legacy convolution API (cudnn_cnn.h, cudnn_ops.h): still shipped in cuDNN 9 and marked
+ * CUDNN_DEPRECATED, which expands to nothing unless CUDNN_WARN_DEPRECATED is defined (we do not),
+ * so no warning needs silencing. */
+#include <cudnn_cnn.h>
 
 #include "arena.h"
 #include "cuda_backend.h"
@@ -37,6 +42,26 @@ typedef struct {
 /* cuBLASLt's workspace: one per backend, allocated with it (persistent memory). */
 #define CUDA_LT_WORKSPACE_BYTES ((size_t)32 << 20)
 
+/* The cuDNN entry points (legacy convolution API), resolved with dlsym on first use. */
+typedef struct {
+  __typeof__(cudnnCreate) *create;
+  __typeof__(cudnnDestroy) *destroy;
+  __typeof__(cudnnSetStream) *set_stream;
+  __typeof__(cudnnGetErrorString) *error_string;
+  __typeof__(cudnnCreateTensorDescriptor) *create_tensor;
+  __typeof__(cudnnSetTensor4dDescriptor) *set_tensor_4d;
+  __typeof__(cudnnDestroyTensorDescriptor) *destroy_tensor;
+  __typeof__(cudnnCreateFilterDescriptor) *create_filter;
+  __typeof__(cudnnSetFilter4dDescriptor) *set_filter_4d;
+  __typeof__(cudnnDestroyFilterDescriptor) *destroy_filter;
+  __typeof__(cudnnCreateConvolutionDescriptor) *create_conv;
+  __typeof__(cudnnSetConvolution2dDescriptor) *set_conv_2d;
+  __typeof__(cudnnSetConvolutionMathType) *set_conv_math;
+  __typeof__(cudnnDestroyConvolutionDescriptor) *destroy_conv;
+  __typeof__(cudnnGetConvolutionForwardAlgorithm_v7) *fwd_algos;
+  __typeof__(cudnnConvolutionForward) *conv_fwd;
+} CudnnApi;
+
 typedef struct {
   int device;
   char name[32]; /* "cuda:N" */
@@ -46,8 +71,14 @@ typedef struct {
   cublasLtHandle_t lt;
   const CublasLtApi *lt_api;
   I2vTensor lt_workspace; /* CUDA_LT_WORKSPACE_BYTES of U8 */
-  GHashTable *gemm_plans; /* GemmKey → GemmPlan (cuda_matmul.c) */
+  GHashTable *gemm_plans; /* GemmKey → GemmPlan (cuda_gemm.c) */
   I2vArena arena;
+  /* cuDNN for convolutions: dnn is NULL when it is not used (missing, I2V_CUDA_CONV=im2col, or
+   * its handle failed), and convolutions run through GEMMs; conv_plans caches a ConvPlan per
+   * problem (cuda_conv.c) */
+  cudnnHandle_t cudnn;
+  const CudnnApi *dnn;
+  GHashTable *conv_plans;
 } CudaPriv;
 
 /* Makes `be`'s device current for the calling thread (models may run on another thread than the
@@ -76,6 +107,12 @@ static inline CuBuf cu_buf_at(CuBuf b, int64_t elems) {
   return b;
 }
 
+/* b's data, or none (p NULL) when there is no bias. */
+static inline CuBuf cu_bias_buf(const I2vTensor *b) {
+  CuBuf none = {NULL, CU_F32};
+  return b != NULL ? cu_buf(b) : none;
+}
+
 /* Scratch device memory for an op's workspace (the caller brackets it with
  * i2v_scratch_mark/release); on failure sets the sticky error and returns NULL. */
 void *cuda_scratch(I2vBackend *be, size_t bytes);
@@ -83,7 +120,11 @@ void *cuda_scratch(I2vBackend *be, size_t bytes);
 /* t's data as dtype dt: t itself, or a converted copy in scratch. FALSE (error set) on failure. */
 gboolean cuda_operand_as(I2vBackend *be, const I2vTensor *t, I2vDType dt, CuBuf *out);
 
-/* cuda_matmul.c: the one GEMM entry point (used by cuda_gemm.c and the convolutions).
+/* The cuDNN table, or NULL when libcudnn.so.9 cannot be loaded (logged once with g_message); the
+ * library stays loaded for the process. */
+const CudnnApi *cuda_cudnn_api(void);
+
+/* cuda_gemm.c: the one GEMM entry point (linear and the convolutions' GEMM paths).
  * y[M,N] (+)= act(x[M,K]·w[N,K]ᵀ + b[N]) with row strides ldy, ldx, ldw (elements); x and w share
  * a dtype, y is that dtype or F32; b.p may be NULL. Errors go to the sticky error. */
 void cuda_gemm_xwt(I2vBackend *be, CuBuf y, int64_t ldy, CuBuf x, int64_t ldx, CuBuf w, int64_t ldw,
@@ -91,10 +132,15 @@ void cuda_gemm_xwt(I2vBackend *be, CuBuf y, int64_t ldy, CuBuf x, int64_t ldx, C
 /* The cache of cuBLASLt plans that cuda_gemm_xwt fills: an empty table; free with
  * g_hash_table_destroy (destroys the plans' descriptors). */
 GHashTable *cuda_gemm_plans_new(void);
-
-/* cuda_gemm.c */
 void cuda_linear(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                  const I2vTensor *b, I2vAct act, gboolean accumulate);
+
+/* cuda_conv.c */
+/* Sets up cuDNN for be's convolutions (handle on be's stream, plan cache) unless cuDNN is missing
+ * or I2V_CUDA_CONV=im2col; then convolutions use the GEMM paths. Never fails. */
+void cuda_conv_init(I2vBackend *be);
+/* Frees what cuda_conv_init made. */
+void cuda_conv_fini(CudaPriv *p);
 void cuda_conv2d(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                  const I2vTensor *b, const I2vConvParams *p, gboolean accumulate);
 void cuda_conv_frames(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,

@@ -13,6 +13,10 @@
  * with the reason. */
 #include <math.h>
 #include <string.h>
+#ifdef I2V_CUDA_SIM
+#include <cudnn_graph.h>
+#include <dlfcn.h>
+#endif
 
 #include "backend.h"
 #include "cuda_backend.h"
@@ -211,11 +215,73 @@ static void test_linear(gconstpointer data) {
   check_linear_bias_per_call(16, 32, 64);
 }
 
+/* ---- convolutions: cuDNN, and the GEMM paths it falls back to ---- */
+
+/* Whether the running test's backend sends convolutions to cuDNN (the simulated backends do:
+ * tests/cudasim has a stand-in libcudnn.so.9). */
+static gboolean cudnn_on = TRUE;
+
+#ifdef I2V_CUDA_SIM
+/* A function of the stand-in libcudnn.so.9 (simulator only), loaded by the backends. */
+static void *cudnn_sim_symbol(const char *name) {
+  void *lib = dlopen("libcudnn.so.9", RTLD_NOW | RTLD_NOLOAD);
+  g_assert_nonnull(lib);
+  void *fn = dlsym(lib, name);
+  g_assert_nonnull(fn);
+  dlclose(lib);
+  return fn;
+}
+
+/* How many cudnnConvolutionForward calls ran so far. */
+static long cudnn_calls(void) {
+  long (*count)(void) = (long (*)(void))cudnn_sim_symbol("cudnnsim_forward_count");
+  return count();
+}
+#else
+static long cudnn_calls(void) {
+  return 0; /* unknown on a GPU: the path is not checked there */
+}
+#endif
+
+/* Asserts that an op ran through cuDNN (the call count grew since `before`) or not. */
+static void assert_path(long before, gboolean via_cudnn, const char *what) {
+#ifdef I2V_CUDA_SIM
+  long calls = cudnn_calls() - before;
+  if (via_cudnn ? calls == 0 : calls != 0)
+    g_error("%s (%s): expected %s, made %ld cuDNN calls", what, prec->name,
+            via_cudnn ? "cuDNN" : "the GEMM path", calls);
+#else
+  (void)before, (void)via_cudnn, (void)what;
+#endif
+}
+
 typedef struct {
   int64_t N, H, W, Ci, Co, k;
   I2vConvParams p;
   gboolean bias, accumulate;
 } ConvCase;
+
+static const ConvCase conv_cases[] = {
+    {2, 7, 9, 5, 6, 3, {1, 1, 1, 1, 1}, TRUE, FALSE},    /* resnet 3×3, odd sizes */
+    {1, 9, 8, 4, 3, 3, {2, 1, 1, 1, 1}, TRUE, FALSE},    /* UNet downsampler */
+    {1, 9, 8, 4, 3, 3, {2, 0, 0, 1, 1}, FALSE, FALSE},   /* VAE downsampler (asymmetric: GEMM) */
+    {1, 8, 10, 4, 5, 3, {2, 0, 0, 1, 1}, TRUE, TRUE},    /* the same, bias + accumulate */
+    {2, 9, 7, 6, 5, 3, {2, 1, 1, 1, 1}, TRUE, TRUE},     /* stride 2, bias + accumulate */
+    {1, 7, 6, 3, 4, 3, {1, 2, 0, 2, 0}, FALSE, TRUE},    /* padding over rows only */
+    {1, 6, 5, 3, 1, 3, {1, 1, 1, 1, 1}, TRUE, FALSE},    /* RGB in, one channel out */
+    {2, 5, 6, 4, 3, 1, {1, 1, 1, 1, 1}, TRUE, FALSE},    /* 1×1 with padding: not a plain GEMM */
+    {3, 5, 5, 8, 7, 1, {1, 0, 0, 0, 0}, TRUE, TRUE},     /* 1×1 shortcut, accumulating */
+    {2, 32, 24, 32, 40, 3, {1, 1, 1, 1, 1}, TRUE, TRUE}, /* bigger, accumulating */
+    {1, 1, 1, 3, 2, 3, {1, 1, 1, 1, 1}, TRUE, FALSE},    /* 1×1 image, all padding */
+};
+
+/* Whether the CUDA backend runs case c through cuDNN: not a 1×1 GEMM, symmetric padding. */
+static gboolean conv_via_cudnn(const ConvCase *c) {
+  const I2vConvParams *p = &c->p;
+  gboolean plain_gemm =
+      c->k == 1 && p->stride == 1 && !p->pad_top && !p->pad_left && !p->pad_bottom && !p->pad_right;
+  return cudnn_on && !plain_gemm && p->pad_top == p->pad_bottom && p->pad_left == p->pad_right;
+}
 
 static void check_conv2d(const ConvCase *c) {
   int64_t Ho = (c->H + c->p.pad_top + c->p.pad_bottom - c->k) / c->p.stride + 1;
@@ -224,26 +290,21 @@ static void check_conv2d(const ConvCase *c) {
   int64_t ys[] = {c->N, Ho, Wo, c->Co};
   Pair x = rnd(4, xs), w = rnd(4, ws), b = rnd(1, bs), y = out(4, ys, c->accumulate);
   i2v_op_conv2d(cpu, &y.c, &x.c, &w.c, c->bias ? &b.c : NULL, &c->p, c->accumulate);
+  long before = cudnn_calls();
   i2v_op_conv2d(g, &y.g, &x.g, &w.g, c->bias ? &b.g : NULL, &c->p, c->accumulate);
   char *what = g_strdup_printf("conv2d %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
-                               "x%" G_GINT64_FORMAT " k%" G_GINT64_FORMAT " s%d",
-                               c->N, c->H, c->W, c->Ci, c->k, c->p.stride);
+                               "x%" G_GINT64_FORMAT " k%" G_GINT64_FORMAT " s%d pad %d,%d,%d,%d",
+                               c->N, c->H, c->W, c->Ci, c->k, c->p.stride, c->p.pad_top,
+                               c->p.pad_left, c->p.pad_bottom, c->p.pad_right);
   assert_pair(&y, what);
+  assert_path(before, conv_via_cudnn(c), what);
   g_free(what);
   pair_free(&x), pair_free(&w), pair_free(&b), pair_free(&y);
 }
 
 static void test_conv2d(gconstpointer data) {
   if (!begin(data)) return;
-  const ConvCase cases[] = {
-      {2, 7, 9, 5, 6, 3, {1, 1, 1, 1, 1}, TRUE, FALSE},    /* resnet 3×3, odd sizes */
-      {1, 9, 8, 4, 3, 3, {2, 1, 1, 1, 1}, TRUE, FALSE},    /* UNet downsampler */
-      {1, 9, 8, 4, 3, 3, {2, 0, 0, 1, 1}, FALSE, FALSE},   /* VAE downsampler */
-      {3, 5, 5, 8, 7, 1, {1, 0, 0, 0, 0}, TRUE, TRUE},     /* 1×1 shortcut, accumulating */
-      {2, 32, 24, 32, 40, 3, {1, 1, 1, 1, 1}, TRUE, TRUE}, /* bigger, accumulating */
-      {1, 1, 1, 3, 2, 3, {1, 1, 1, 1, 1}, TRUE, FALSE},    /* 1×1 image, all padding */
-  };
-  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) check_conv2d(&cases[i]);
+  for (guint i = 0; i < G_N_ELEMENTS(conv_cases); i++) check_conv2d(&conv_cases[i]);
 }
 
 static void check_conv_frames(int64_t B, int64_t F, int64_t T, int64_t ci, int64_t co,
@@ -251,19 +312,114 @@ static void check_conv_frames(int64_t B, int64_t F, int64_t T, int64_t ci, int64
   int64_t xs[] = {B, F, T, ci}, ws[] = {co, 3, ci}, bs[] = {co}, ys[] = {B, F, T, co};
   Pair x = rnd(4, xs), w = rnd(3, ws), b = rnd(1, bs), y = out(4, ys, accumulate);
   i2v_op_conv_frames(cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL, accumulate);
+  long before = cudnn_calls();
   i2v_op_conv_frames(g, &y.g, &x.g, &w.g, bias ? &b.g : NULL, accumulate);
-  char *what = g_strdup_printf("conv_frames B%" G_GINT64_FORMAT " F%" G_GINT64_FORMAT, B, F);
+  char *what = g_strdup_printf("conv_frames B%" G_GINT64_FORMAT " F%" G_GINT64_FORMAT
+                               " T%" G_GINT64_FORMAT " bias %d acc %d",
+                               B, F, T, bias, accumulate);
   assert_pair(&y, what);
+  assert_path(before, cudnn_on, what);
   g_free(what);
   pair_free(&x), pair_free(&w), pair_free(&b), pair_free(&y);
 }
 
-static void test_conv_frames(gconstpointer data) {
-  if (!begin(data)) return;
+static void check_conv_frames_cases(void) {
   check_conv_frames(1, 1, 6, 5, 4, TRUE, FALSE); /* one frame: centre tap only */
+  check_conv_frames(2, 1, 5, 3, 2, TRUE, TRUE);
+  check_conv_frames(1, 2, 9, 3, 5, TRUE, TRUE);
   check_conv_frames(2, 5, 7, 6, 9, TRUE, FALSE);
+  check_conv_frames(3, 5, 3, 7, 1, TRUE, TRUE); /* odd sizes, one output channel */
   check_conv_frames(1, 16, 12, 32, 32, FALSE, TRUE);
 }
+
+static void test_conv_frames(gconstpointer data) {
+  if (!begin(data)) return;
+  check_conv_frames_cases();
+}
+
+/* A CUDA backend of the running precision made with I2V_CUDA_CONV set to `mode` (NULL: unset). */
+static I2vBackend *backend_with_conv(const char *mode) {
+  if (mode != NULL) g_setenv("I2V_CUDA_CONV", mode, TRUE);
+  GError *err = NULL;
+  I2vBackend *be = i2v_cuda_backend_new(0, prec->dtype, &err);
+  g_unsetenv("I2V_CUDA_CONV");
+  g_assert_no_error(err);
+  return be;
+}
+
+/* I2V_CUDA_CONV=im2col: every conv through the GEMM paths, never cuDNN. */
+static void test_conv_im2col(gconstpointer data) {
+  if (!begin(data)) return;
+  I2vBackend *main_backend = g;
+  g = backend_with_conv("im2col");
+  cudnn_on = FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS(conv_cases); i++) check_conv2d(&conv_cases[i]);
+  check_conv_frames_cases();
+  cudnn_on = TRUE;
+  i2v_backend_free(g);
+  g = main_backend;
+}
+
+#ifdef I2V_CUDA_SIM
+/* The backend logs its sticky error once as a warning (domain "i2v"), which g_test_init makes
+ * fatal; the one this test provokes (a cuDNN run failure) is counted and swallowed here, every
+ * other message goes on to the default writer. */
+static int backend_warnings;
+
+static GLogWriterOutput count_cudnn_failures(GLogLevelFlags level, const GLogField *fields, gsize n,
+                                             gpointer user) {
+  gboolean ours = FALSE, cudnn_failure = FALSE;
+  for (gsize i = 0; i < n; i++) {
+    if (strcmp(fields[i].key, "GLIB_DOMAIN") == 0) ours = g_strcmp0(fields[i].value, "i2v") == 0;
+    if (strcmp(fields[i].key, "MESSAGE") == 0)
+      cudnn_failure = strstr(fields[i].value, "CUDNN_STATUS_EXECUTION_FAILED") != NULL;
+  }
+  if ((level & G_LOG_LEVEL_WARNING) && ours && cudnn_failure) {
+    backend_warnings++;
+    return G_LOG_WRITER_HANDLED;
+  }
+  return g_log_writer_default(level, fields, n, user);
+}
+
+/* Makes the stand-in's next cudnnConvolutionForward return st without running. */
+static void cudnn_sim_fail_next(cudnnStatus_t st) {
+  void (*fail)(cudnnStatus_t) = (void (*)(cudnnStatus_t))cudnn_sim_symbol("cudnnsim_fail_next");
+  fail(st);
+}
+
+/* A cuDNN failure is the sticky error naming the call and cuDNN's status; a NOT_SUPPORTED from
+ * the run itself falls back to the GEMM path for that shape, correctly and from then on. */
+static void test_conv_cudnn_errors(gconstpointer data) {
+  if (!begin(data)) return;
+  I2vBackend *main_backend = g;
+  g = backend_with_conv(NULL);
+  const ConvCase *c = &conv_cases[0];
+  cudnn_sim_fail_next(CUDNN_STATUS_NOT_SUPPORTED);
+  cudnn_on = FALSE; /* declined at the run: the GEMM path computes it ... */
+  check_conv2d(c);
+  check_conv2d(c); /* ... and takes that shape from then on */
+  cudnn_on = TRUE;
+  check_conv_frames(2, 5, 7, 6, 9, TRUE, FALSE); /* other shapes still go to cuDNN */
+
+  cudnn_sim_fail_next(CUDNN_STATUS_EXECUTION_FAILED);
+  int64_t xs[] = {1, 4, 4, 2}, ws[] = {3, 3, 3, 2}, ys[] = {1, 4, 4, 3};
+  Pair x = rnd(4, xs), w = rnd(4, ws), y = out(4, ys, FALSE);
+  I2vConvParams p = {1, 1, 1, 1, 1};
+  int warned = backend_warnings;
+  i2v_op_conv2d(g, &y.g, &x.g, &w.g, NULL, &p, FALSE);
+  g_assert_cmpint(backend_warnings, ==, warned + 1);
+  GError *err = NULL;
+  g_assert_false(i2v_backend_check(g, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_BACKEND);
+  if (strstr(err->message, "conv_fwd") == NULL ||
+      strstr(err->message, "CUDNN_STATUS_EXECUTION_FAILED") == NULL)
+    g_error("the error should name the cuDNN call and status: %s", err->message);
+  g_clear_error(&err);
+  pair_free(&x), pair_free(&w), pair_free(&y);
+  i2v_backend_free(g);
+  g = main_backend;
+}
+#endif
 
 /* ---- norms ---- */
 
@@ -612,6 +768,9 @@ static void test_select_auto(void) {
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   rng = g_rand_new_with_seed(20261127);
+#ifdef I2V_CUDA_SIM
+  g_log_set_writer_func(count_cudnn_failures, NULL, NULL);
+#endif
   cpu = i2v_cpu_backend_new();
   for (guint i = 0; i < G_N_ELEMENTS(precisions); i++) {
     GError *err = NULL;
@@ -632,6 +791,10 @@ int main(int argc, char **argv) {
       {"linear", test_linear},
       {"conv2d", test_conv2d},
       {"conv_frames", test_conv_frames},
+      {"conv_im2col", test_conv_im2col},
+#ifdef I2V_CUDA_SIM
+      {"conv_cudnn_errors", test_conv_cudnn_errors},
+#endif
       {"group_norm", test_group_norm},
       {"layer_norm", test_layer_norm},
       {"attention", test_attention},

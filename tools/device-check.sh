@@ -59,6 +59,8 @@ note() {
   nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total,clocks.max.sm,power.limit \
     --format=csv || true
   nvcc --version || echo "no nvcc"
+  # cuBLAS and cuDNN are dlopen()ed: without libcudnn.so.9 convolutions take the GEMM paths
+  ldconfig -p | grep -E 'libcudnn\.so\.9|libcublas\.so\.13' || echo "no libcudnn.so.9/libcublas.so.13 in the loader cache"
   nproc
 } >"$OUT/info.txt" 2>&1
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
@@ -122,6 +124,11 @@ for pb in fp32:1e-4 fp16:3e-2 bf16:6e-2; do
   step tiny-cuda-$p 120 bash -c "'$I2VGEN' $gen --device cuda:0 --precision $p --dump '$WORK/tiny-cuda-$p.safetensors'" &&
     step compare-$p 60 bash -c "'$I2VGEN' compare --max-rel-l2 $bound '$WORK/tiny-cpu.safetensors' '$WORK/tiny-cuda-$p.safetensors' >>'$OUT/pipeline-compare.txt' 2>&1"
 done
+# fp16 again with the convolutions on the GEMM paths instead of cuDNN: tells a cuDNN failure (or
+# cuDNN's share of the error) apart from the rest of the pipeline
+step tiny-cuda-fp16-im2col 120 bash -c "I2V_CUDA_CONV=im2col '$I2VGEN' $gen --device cuda:0 --precision fp16 --dump '$WORK/tiny-cuda-fp16-im2col.safetensors'" &&
+  step compare-fp16-im2col 60 bash -c "'$I2VGEN' compare --max-rel-l2 3e-2 '$WORK/tiny-cpu.safetensors' '$WORK/tiny-cuda-fp16-im2col.safetensors' >>'$OUT/pipeline-compare.txt' 2>&1"
+# WORST lines in step order (fp32, fp16, bf16, fp16 with im2col convolutions; none for a step that failed)
 grep WORST "$OUT/pipeline-compare.txt" | tee -a "$SUMMARY"
 
 # ---- 5. benchmark at the real configuration: formula ("hash") weights in fp16, no file ----
