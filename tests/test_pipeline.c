@@ -400,6 +400,11 @@ static void test_model_cache(void) {
   I2vModel *c = load_model(&mo);
   g_assert_true(c == a);
   i2v_model_unref(c);
+  mo.release_encoders = TRUE; /* another memory behaviour: another model */
+  I2vModel *r = load_model(&mo);
+  g_assert_true(r != a);
+  i2v_model_unref(r);
+  mo.release_encoders = FALSE;
   mo.variant = "fp16";
   I2vModel *d = load_model(&mo);
   g_assert_true(d != a);
