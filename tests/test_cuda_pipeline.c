@@ -17,7 +17,8 @@
  *
  * /cuda/memory-stable: 20 successive jobs on one model (encoders kept, then released): the
  * device's used memory (cudaMemGetInfo) after every job equals its level after the first, and the
- * persistent bytes are back to their level before the job.
+ * persistent bytes are back to their level before the job; releasing the encoders holds exactly
+ * their fp16 weights fewer.
  *
  * Every test skips, with the reason, without a CUDA device. Also built against tests/cudasim
  * (test-cuda-sim-pipeline, slow suite), where a run takes minutes: there only /cuda/pipeline and
@@ -237,12 +238,15 @@ static void memory_jobs(const char *set, JsonNode *manifest, JsonObject *c, void
   GoldenCase k;
   golden_case_open(&k, set, manifest, c);
   k.mo.device = "cuda:0";
-  k.p.steps = 1;    /* memory does not depend on the number of steps */
-#ifdef I2V_CUDA_SIM /* a smaller clip, with seeded noise of its size */
+  k.mo.precision = "fp16";
+  k.p.steps = 1; /* memory does not depend on the number of steps */
+#ifdef I2V_CUDA_SIM
+  /* a smaller clip, with seeded noise of its size */
   k.p.width = k.p.height = 16;
   k.p.frames = 2;
   k.p.init_latents = k.p.vae_posterior_noise = NULL;
 #endif
+  size_t persistent[2];
   for (int release = 0; release < 2; release++) {
     k.mo.release_encoders = release;
     I2vModel *m = load(&k.mo);
@@ -267,8 +271,12 @@ static void memory_jobs(const char *set, JsonNode *manifest, JsonObject *c, void
         g_assert_cmpuint(now.scratch, ==, first.scratch);
       }
     }
+    persistent[release] = first.persistent;
     i2v_model_unref(m);
   }
+  /* released: exactly the encoders' fp16 weights fewer between jobs */
+  g_assert_cmpuint(persistent[0] - persistent[1], ==,
+                   (size_t)golden_encoder_params(&k.mo) * i2v_dtype_size(I2V_DTYPE_F16));
   golden_case_close(&k);
 }
 
