@@ -21,9 +21,9 @@
  * their fp16 weights fewer.
  *
  * Every test skips, with the reason, without a CUDA device. Also built against tests/cudasim
- * (test-cuda-sim-pipeline, slow suite), where a run takes minutes: there only /cuda/pipeline and
- * /cuda/goldens in fp16 on the first tiny case, and the memory test with 2 small one-step jobs. */
-#include <math.h>
+ * (test-cuda-sim-pipeline, slow suite), where a run takes minutes: there only /cuda/pipeline in
+ * fp16, /cuda/goldens in fp32 on the first tiny case, and the memory test with 2 small one-step
+ * jobs. */
 #include <string.h>
 
 #include "backend.h"
@@ -43,7 +43,7 @@ static const Precision precisions[] = {
 };
 
 #ifdef I2V_CUDA_SIM
-#define MEMORY_JOBS 2 /* the simulator takes minutes per job, even a small one */
+#define MEMORY_JOBS 2 /* the simulator takes about 20 s per small job */
 #else
 #define MEMORY_JOBS 20
 #endif
@@ -227,9 +227,11 @@ static void test_goldens(gconstpointer data) {
     g_assert_cmpint(golden_for_each_case(FALSE, run_golden_case, (void *)data), >, 0);
 }
 
+#ifndef I2V_CUDA_SIM /* real sizes: hours in the simulator */
 static void test_realcfg(gconstpointer data) {
   if (have_cuda()) g_assert_cmpint(golden_for_each_case(TRUE, run_golden_case, (void *)data), >, 0);
 }
+#endif
 
 /* MEMORY_JOBS jobs of the first case of the first tiny set on one model; see the file comment. */
 static void memory_jobs(const char *set, JsonNode *manifest, JsonObject *c, void *user) {
@@ -287,11 +289,11 @@ static void test_memory_stable(void) {
   g_assert_cmpint(done, >, 0);
 }
 
-/* Registers test fn as /cuda/<what>/<precision> for every precision (fp16 only when
- * fp16_only: the simulator's time budget). */
-static void add_per_precision(const char *what, GTestDataFunc fn, gboolean fp16_only) {
+/* Registers test fn as /cuda/<what>/<precision> for every precision, or for precision only
+ * when it is not NULL (the simulator's time budget). */
+static void add_per_precision(const char *what, GTestDataFunc fn, const char *only) {
   for (guint i = 0; i < G_N_ELEMENTS(precisions); i++) {
-    if (fp16_only && precisions[i].dtype != I2V_DTYPE_F16) continue;
+    if (only != NULL && strcmp(precisions[i].name, only) != 0) continue;
     char *path = g_strdup_printf("/cuda/%s/%s", what, precisions[i].name);
     g_test_add_data_func(path, &precisions[i], fn);
     g_free(path);
@@ -301,13 +303,14 @@ static void add_per_precision(const char *what, GTestDataFunc fn, gboolean fp16_
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
 #ifdef I2V_CUDA_SIM
-  gboolean sim = TRUE;
+  /* fp16 (the default) against the CPU, fp32 (the tight check) against the goldens */
+  add_per_precision("pipeline", test_pipeline, "fp16");
+  add_per_precision("goldens", test_goldens, "fp32");
 #else
-  gboolean sim = FALSE;
+  add_per_precision("pipeline", test_pipeline, NULL);
+  add_per_precision("goldens", test_goldens, NULL);
+  add_per_precision("realcfg", test_realcfg, NULL);
 #endif
-  add_per_precision("pipeline", test_pipeline, sim);
-  add_per_precision("goldens", test_goldens, sim);
-  if (!sim) add_per_precision("realcfg", test_realcfg, FALSE); /* real sizes: hours simulated */
   g_test_add_func("/cuda/memory-stable", test_memory_stable);
   return g_test_run();
 }
