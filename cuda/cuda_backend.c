@@ -317,6 +317,19 @@ gboolean cuda_operand_as(I2vBackend *be, const I2vTensor *t, I2vDType dt, CuBuf 
   return TRUE;
 }
 
+/* cudaMemGetInfo of the backend's device: total − free, so the driver's context, cuBLAS
+ * workspaces and other processes count too (what nvidia-smi shows, not only our allocations). */
+static void cuda_device_memory(I2vBackend *be, size_t *used, size_t *total) {
+  CudaPriv *p = be->priv;
+  size_t free_b = 0, total_b = 0;
+  if (cudaSetDevice(p->device) != cudaSuccess || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    cudaGetLastError(); /* a statistic, not a failure of the computation */
+    free_b = total_b = 0;
+  }
+  *used = total_b - free_b;
+  *total = total_b;
+}
+
 static void cuda_destroy(I2vBackend *be) {
   CudaPriv *p = be->priv;
   cudaSetDevice(p->device);
@@ -342,6 +355,7 @@ static const I2vMemOps cuda_mem = {
     .scratch_mark = cuda_scratch_mark,
     .scratch_release = cuda_scratch_release,
     .scratch_capacity = cuda_scratch_capacity,
+    .device_memory = cuda_device_memory,
     .destroy = cuda_destroy,
 };
 

@@ -37,10 +37,14 @@ typedef struct {
    * "path[:scale]" entries separated by commas, scale 1 when omitted (lora.h lists the file
    * layouts read). A module that matches no weight of the model is an error. */
   const char *lora;
+  /* Free the CLIP text and vision encoders' weights as soon as each job's conditioning is done
+   * (and right after loading) and load them again, from the model directory or the formula, for
+   * the next job: lower memory while the UNet runs and between jobs, a slower start per job. */
+  gboolean release_encoders;
 } I2vModelOptions;
 
-/* Loads (or finds in the process-wide cache: same path+variant+device+precision+weights+LoRA) a
- * model.
+/* Loads (or finds in the process-wide cache: same path+variant+device+precision+weights+LoRA+
+ * release_encoders) a model.
  * Returns a new reference (i2v_model_unref) or NULL with error. */
 I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error);
 
@@ -53,9 +57,17 @@ const char *i2v_model_device(const I2vModel *m);
 
 /* Memory a model holds on its device, in bytes: weights and other persistent tensors (now and
  * at most since load), and the scratch arena of activations (kept between generations and reused:
- * after the first generation of a size it does not grow). */
+ * after the first generation of a size it does not grow; the arena is shared by every stage, so
+ * its size is that of the hungriest stage, not a sum). The allocator's high-water mark is
+ * persistent_peak + scratch.
+ * device_used / device_total: what the driver reports for the whole device (cudaMemGetInfo:
+ * total − free), i.e. this process's allocations plus the CUDA context, library workspaces and
+ * any other process; device_peak is the largest device_used sampled at the end of every
+ * generation stage (each encoder, the UNet preparation, every denoising step, every decode
+ * chunk) since load. All three are 0 on the CPU. */
 typedef struct {
   size_t persistent, persistent_peak, scratch;
+  size_t device_used, device_total, device_peak;
 } I2vMemoryStats;
 
 /* Fills out with m's memory use. */

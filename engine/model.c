@@ -1,6 +1,7 @@
 /* I2vModel: loading every component of a diffusers I2VGen-XL directory onto a backend, the
- * cross-component consistency checks, and the process-wide cache of loaded models (refcounted,
- * keyed by path + variant + device + precision + weight source). */
+ * cross-component consistency checks, the process-wide cache of loaded models (refcounted, keyed
+ * by path + variant + device + precision + weight source + release_encoders) and the encoders
+ * that a release_encoders model loads for each job. */
 #include "model.h"
 
 #include <string.h>
@@ -104,7 +105,37 @@ static I2vModel *model_new(const I2vModelOptions *opts, char *key, GError **erro
     model_free(m);
     return NULL;
   }
+  m->release_encoders = opts->release_encoders;
+  i2v_model_sample_device_memory(m);
+  i2v_model_release_encoders(m); /* loaded for the checks above; the first job loads them again */
   return m;
+}
+
+I2vClipText *i2v_model_text_encoder(I2vModel *m, GError **error) {
+  if (m->text == NULL) m->text = i2v_clip_text_load(m->md, m->be, error);
+  return m->text;
+}
+
+I2vClipVision *i2v_model_vision_encoder(I2vModel *m, GError **error) {
+  if (m->vision == NULL) m->vision = i2v_clip_vision_load(m->md, m->be, error);
+  return m->vision;
+}
+
+void i2v_model_release_encoders(I2vModel *m) {
+  if (!m->release_encoders) return;
+  i2v_model_sample_device_memory(m); /* the peak counts the encoders while they were there */
+  /* the clip config was read at load (clip_pp); the sizes the checks compared cannot change,
+   * since the same files (or formula) are read again */
+  i2v_clip_text_free(m->text);
+  i2v_clip_vision_free(m->vision);
+  m->text = NULL;
+  m->vision = NULL;
+}
+
+void i2v_model_sample_device_memory(I2vModel *m) {
+  size_t used, total;
+  m->be->mem->device_memory(m->be, &used, &total);
+  m->device_peak = MAX(m->device_peak, used);
 }
 
 I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error) {
@@ -121,9 +152,10 @@ I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error) {
                            ? (i2v_cuda_device_count() > 0 ? "cuda:0" : "cpu")
                        : strcmp(opts->device, "cuda") == 0 ? "cuda:0"
                                                            : opts->device;
-  char *key = g_strdup_printf("%s|%s|%s|%s|%s|%s", path, opts->variant ? opts->variant : "",
+  char *key = g_strdup_printf("%s|%s|%s|%s|%s|%s|%s", path, opts->variant ? opts->variant : "",
                               device, opts->precision ? opts->precision : "default", weights,
-                              opts->lora ? opts->lora : "");
+                              opts->lora ? opts->lora : "",
+                              opts->release_encoders ? "release-encoders" : "keep-encoders");
   g_free(path);
   g_free(weights);
 
@@ -162,6 +194,8 @@ void i2v_model_memory(I2vModel *m, I2vMemoryStats *out) {
   out->persistent = m->be->persistent_bytes;
   out->persistent_peak = m->be->persistent_peak;
   out->scratch = m->be->mem->scratch_capacity(m->be);
+  m->be->mem->device_memory(m->be, &out->device_used, &out->device_total);
+  out->device_peak = MAX(m->device_peak, out->device_used);
   g_mutex_unlock(&m->lock);
 }
 

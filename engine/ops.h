@@ -125,6 +125,10 @@ typedef struct {
   void (*scratch_release)(I2vBackend *be, size_t mark);
   /* Bytes the scratch arena holds (all chunks, used or not). */
   size_t (*scratch_capacity)(I2vBackend *be);
+  /* The device's memory as its driver reports it: bytes in use by every user of the device (this
+   * process's tensors and arena, the driver's context, libraries' workspaces, other processes)
+   * and its total; both 0 for host memory (the CPU backend). */
+  void (*device_memory)(I2vBackend *be, size_t *used, size_t *total);
   void (*destroy)(I2vBackend *be);
 } I2vMemOps;
 

@@ -4,7 +4,13 @@
  *
  * Batch convention under CFG: row 0 is the unconditional branch (negative prompt, zero image
  * embedding), row 1 the conditional one. Everything sized by the loop is allocated before it;
- * each step only takes scratch (mark/release) and frames reuse one decode buffer. */
+ * each step only takes scratch (mark/release) and frames reuse one decode buffer.
+ *
+ * Memory: every stage takes its activations from the one scratch arena and gives them back at
+ * its end, so the encoders' activations leave chunks the UNet reuses (the arena is as large as
+ * the hungriest stage). With release_encoders each CLIP encoder is loaded at the start of its
+ * stage (counted in the stage's time) and freed at its end. The device's used memory is sampled
+ * at every stage end (I2vMemoryStats.device_peak). */
 #include <math.h>
 #include <string.h>
 
@@ -149,6 +155,7 @@ static int steps_run(const I2vParams *p) {
  * counted where it belongs. */
 static gboolean stage_end(const Gen *g, StageStart start, const char *name, int index,
                           GError **error) {
+  i2v_model_sample_device_memory(g->m);
   if (g->cb == NULL || g->cb->stage == NULL) return TRUE;
   if (!i2v_backend_check(g->be, error)) return FALSE;
   I2vStage s = {.name = name,
@@ -233,10 +240,11 @@ static gboolean encode_prompts(Gen *g, GError **error) {
   const char *rows[2] = {g->p->negative_prompt ? g->p->negative_prompt : "",
                          g->p->prompt ? g->p->prompt : ""};
   StageStart start = stage_start(g);
-  if (!i2v_encode_prompts(g->m->tokenizer, g->m->text, g->cfg ? rows : rows + 1, g->bc, g->text_ctx,
-                          error) ||
-      !stage_end(g, start, "text_encoder", 0, error))
-    return FALSE;
+  I2vClipText *text = i2v_model_text_encoder(g->m, error);
+  gboolean ok = text != NULL && i2v_encode_prompts(g->m->tokenizer, text, g->cfg ? rows : rows + 1,
+                                                   g->bc, g->text_ctx, error);
+  i2v_model_release_encoders(g->m);
+  if (!ok || !stage_end(g, start, "text_encoder", 0, error)) return FALSE;
   int64_t one[3] = {1, g->tokens, g->dim};
   dump(g, "encoder_hidden_states", g->text_ctx, 3, (int64_t[]){g->bc, g->tokens, g->dim});
   dump(g, "prompt_embeds", g->text_ctx + (g->bc - 1) * g->tokens * g->dim, 3, one);
@@ -251,9 +259,11 @@ static gboolean encode_image_clip(Gen *g, const I2vImage *image, GError **error)
   float *pixels = g_new(float, 3 * size * size);
   float *emb = g->image_emb + (g->bc - 1) * g->dim; /* the unconditional row stays zero */
   StageStart start = stage_start(g);
-  gboolean ok = i2v_encode_image_clip(g->m->vision, &g->m->clip_pp, image, g->p->width, NULL,
-                                      pixels, emb, error) &&
-                stage_end(g, start, "image_encoder", 0, error);
+  I2vClipVision *vision = i2v_model_vision_encoder(g->m, error);
+  gboolean ok = vision != NULL && i2v_encode_image_clip(vision, &g->m->clip_pp, image, g->p->width,
+                                                        NULL, pixels, emb, error);
+  i2v_model_release_encoders(g->m);
+  ok = ok && stage_end(g, start, "image_encoder", 0, error);
   if (ok) {
     dump(g, "clip_pixel_values", pixels, 4, (int64_t[]){1, 3, size, size});
     dump(g, "image_embeddings", g->image_emb, 3, (int64_t[]){g->bc, 1, g->dim});

@@ -13,10 +13,10 @@
  * since the element went to PAUSED) uses the seed #GstI2vgen:seed + k.
  *
  * The model (a diffusers directory of ali-vilab/i2vgen-xl) loads on the way to PAUSED and is
- * shared by every element of the process that uses the same path, variant, device and
- * precision. Progress is posted after every denoising step and every frame as an element
- * message named `i2vgen-progress` with the fields job, step, steps, frame, frames, elapsed-ms and
- * eta-ms.
+ * shared by every element of the process that uses the same path, variant, device, precision and
+ * #GstI2vgen:release-encoders. Progress is posted after every denoising step and every frame as an
+ * element message named `i2vgen-progress` with the fields job, step, steps, frame, frames,
+ * elapsed-ms and eta-ms.
  *
  * ## Example launch lines
  * |[
@@ -54,6 +54,7 @@ enum {
   PROP_DEVICE,
   PROP_PRECISION,
   PROP_LORA,
+  PROP_RELEASE_ENCODERS,
   PROP_PROMPT,
   PROP_NEGATIVE_PROMPT,
   PROP_STEPS,
@@ -474,7 +475,8 @@ static I2vModel *load_model(GstI2vgen *self) {
                        .variant = g_strdup(self->variant),
                        .device = g_strdup(self->device),
                        .precision = g_strdup(self->precision),
-                       .lora = g_strdup(self->lora)};
+                       .lora = g_strdup(self->lora),
+                       .release_encoders = self->release_encoders};
   GST_OBJECT_UNLOCK(self);
   I2vModel *model = NULL;
   if (path == NULL || *path == '\0') {
@@ -624,6 +626,11 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
   case PROP_LORA:
     set_checked_string(self, &self->lora, value, "lora", NULL, NULL);
     break;
+  case PROP_RELEASE_ENCODERS:
+    GST_OBJECT_LOCK(self);
+    self->release_encoders = g_value_get_boolean(value);
+    GST_OBJECT_UNLOCK(self);
+    break;
   case PROP_PROMPT:
     set_checked_string(self, &self->props.prompt, value, "prompt", NULL, NULL);
     break;
@@ -694,6 +701,9 @@ static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *valu
     break;
   case PROP_LORA:
     g_value_set_string(value, self->lora);
+    break;
+  case PROP_RELEASE_ENCODERS:
+    g_value_set_boolean(value, self->release_encoders);
     break;
   case PROP_PROMPT:
     g_value_set_string(value, self->props.prompt);
@@ -800,6 +810,13 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                           "'path[:scale][,path[:scale]...]' (scale 1 when omitted; diffusers, "
                           "PEFT and kohya layouts); NULL for none",
                           NULL, FLAGS_MODEL));
+  g_object_class_install_property(
+      gobject_class, PROP_RELEASE_ENCODERS,
+      g_param_spec_boolean("release-encoders", "Release encoders",
+                           "Free the CLIP text and image encoders after each job's conditioning "
+                           "and load them again for the next job: lower peak memory (the "
+                           "encoders are not resident while the UNet runs), slower start per job",
+                           FALSE, FLAGS_MODEL));
   g_object_class_install_property(
       gobject_class, PROP_PROMPT,
       g_param_spec_string("prompt", "Prompt",

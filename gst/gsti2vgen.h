@@ -30,6 +30,7 @@ struct _GstI2vgen {
 
   /* properties, under the object lock */
   char *model_path, *variant, *device, *precision, *lora, *preset;
+  gboolean release_encoders;
   GstI2vgenSettings props;
   guint max_queued_jobs;
 

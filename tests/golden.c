@@ -126,6 +126,16 @@ double golden_max_abs_diff(const float *a, const float *b, int64_t n) {
   return m;
 }
 
+double golden_rel_l2(const float *got, const float *ref, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double d = (double)got[i] - ref[i];
+    num += d * d;
+    den += (double)ref[i] * ref[i];
+  }
+  return sqrt(num) / MAX(sqrt(den), 1e-30);
+}
+
 gboolean golden_check(const I2vSafetensors *st, const char *name, const float *got, int64_t n,
                       double atol, const char *label) {
   I2vTensor ref;

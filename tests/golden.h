@@ -54,6 +54,9 @@ void golden_assert_error(GError *err, int code, const char *const *needles);
 /* The max |a - b| over n values. */
 double golden_max_abs_diff(const float *a, const float *b, int64_t n);
 
+/* Relative L2 error ‖got − ref‖ / ‖ref‖ over n values. */
+double golden_rel_l2(const float *got, const float *ref, int64_t n);
+
 /* Permutes an NHWC float buffer [N,H,W,C] to NCHW (new buffer, g_free). */
 float *golden_nhwc_to_nchw(const float *x, int64_t n, int64_t h, int64_t w, int64_t c);
 

@@ -1,5 +1,6 @@
 /* `i2vgen bench` on the tiny model: the JSON line has every stage with the right counts, positive
- * times and FLOPs; the FLOP-bound ratio appears with --peak-tflops; bad arguments fail clearly. */
+ * times and FLOPs, the memory fields (no device memory on the CPU); the FLOP-bound ratio appears
+ * with --peak-tflops; --release-encoders is reported; bad arguments fail clearly. */
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
@@ -9,9 +10,9 @@
 
 static void test_json_line(void) {
   char *model = golden_model_with("tokenizer.json");
-  const char *args[] = {"bench", "--model",  model, "--width", "16", "--height",
-                        "16",    "--frames", "3",   "--steps", "2",  "--peak-tflops",
-                        "1",     NULL};
+  const char *args[] = {
+      "bench", "--model", model, "--width",       "16", "--height",           "16", "--frames",
+      "3",     "--steps", "2",   "--peak-tflops", "1",  "--release-encoders", NULL};
   ToolRun r = tool_run(args);
   g_test_message("%s%s", r.err, r.out);
   g_assert_cmpint(r.status, ==, 0);
@@ -32,6 +33,14 @@ static void test_json_line(void) {
   g_assert_cmpfloat(json_object_get_double_member(o, "peak_rss_mb"), >, 1);
   g_assert_cmpfloat(json_object_get_double_member(o, "persistent_peak_mb"), >, 0);
   g_assert_cmpfloat(json_object_get_double_member(o, "scratch_mb"), >, 0);
+  g_assert_cmpfloat(fabs(json_object_get_double_member(o, "engine_peak_mb") -
+                         json_object_get_double_member(o, "persistent_peak_mb") -
+                         json_object_get_double_member(o, "scratch_mb")),
+                    <=, 0.15); /* each printed to 0.1 MB */
+  const char *device_fields[] = {"device_used_mb", "device_peak_mb", "device_total_mb"};
+  for (guint i = 0; i < G_N_ELEMENTS(device_fields); i++)
+    g_assert_cmpfloat(json_object_get_double_member(o, device_fields[i]), ==, 0); /* CPU */
+  g_assert_true(json_object_get_boolean_member(o, "release_encoders"));
   double job50 = json_object_get_double_member(o, "job50_s");
   double bound = json_object_get_double_member(o, "flop_bound_s");
   g_assert_cmpfloat(bound, >, 0);

@@ -234,6 +234,12 @@ static void test_properties(void) {
   g_test_expect_message("i2vgen", G_LOG_LEVEL_WARNING, "*'int8'*'variant'*");
   g_object_set(e, "variant", "int8", NULL);
   g_test_assert_expected_messages();
+  gboolean release = TRUE;
+  g_object_get(e, "release-encoders", &release, NULL);
+  g_assert_false(release); /* encoders stay loaded unless asked */
+  g_object_set(e, "release-encoders", TRUE, NULL);
+  g_object_get(e, "release-encoders", &release, NULL);
+  g_assert_true(release);
   gst_object_unref(e);
 }
 

@@ -10,7 +10,7 @@
 
 #include "cuda_backend.h"
 #include "ddim.h"
-#include "golden.h"
+#include "golden_case.h"
 #include "i2v.h"
 #include "noise.h"
 
@@ -103,88 +103,6 @@ static gboolean generate(I2vModel *m, const I2vImage *image, const I2vParams *p,
   return i2v_generate(m, image, p, &cb, c->cancel, error);
 }
 
-/* A pipeline case of a set: model options, call parameters, recorded noise, input image. */
-typedef struct {
-  const char *set;
-  const char *name;
-  char *group; /* "pipeline_<name>" in tolerances.json */
-  I2vSafetensors *st;
-  I2vModelOptions mo;
-  I2vParams p;
-  I2vTensor init_latents, posterior;
-  I2vImage image;
-  char *model_dir;
-} Case;
-
-static JsonObject *member_object(JsonObject *o, const char *key) {
-  return o != NULL && json_object_has_member(o, key) ? json_object_get_object_member(o, key) : NULL;
-}
-
-/* The manifest's pipeline cases (NULL if the set has none). */
-static JsonArray *pipeline_cases(JsonNode *manifest) {
-  JsonObject *files = member_object(json_node_get_object(manifest), "files");
-  return files != NULL && json_object_has_member(files, "pipeline")
-             ? json_object_get_array_member(files, "pipeline")
-             : NULL;
-}
-
-/* The input image's file name from the manifest (files.input_image or image_preprocess.image). */
-static const char *input_png(JsonNode *manifest) {
-  JsonObject *files = member_object(json_node_get_object(manifest), "files");
-  JsonObject *img = member_object(files, "input_image");
-  if (img == NULL) img = member_object(member_object(files, "image_preprocess"), "image");
-  g_assert_nonnull(img);
-  return json_object_get_string_member(img, "png");
-}
-
-static void case_open(Case *k, const char *set, JsonNode *manifest, JsonObject *c) {
-  memset(k, 0, sizeof(*k));
-  k->set = set;
-  k->name = json_object_get_string_member(c, "name");
-  k->group = g_strdup_printf("pipeline_%s", k->name);
-  k->st = golden_open(set, json_object_get_string_member(c, "file"));
-  k->model_dir = g_build_filename(set, "model", NULL);
-  k->mo.path = k->model_dir;
-  k->mo.formula_weights = golden_formula_seed(set, &k->mo.formula_seed);
-  if (!k->mo.formula_weights && strstr(json_object_get_string_member(c, "weights"), "fp16"))
-    k->mo.variant = "fp16";
-
-  JsonObject *call = json_object_get_object_member(c, "call");
-  i2v_params_init(&k->p);
-  k->p.prompt = json_object_get_string_member(call, "prompt");
-  k->p.negative_prompt = json_object_get_null_member(call, "negative_prompt")
-                             ? NULL
-                             : json_object_get_string_member(call, "negative_prompt");
-  k->p.height = (int)json_object_get_int_member(call, "height");
-  k->p.width = (int)json_object_get_int_member(call, "width");
-  k->p.frames = (int)json_object_get_int_member(call, "num_frames");
-  k->p.steps = (int)json_object_get_int_member(call, "num_inference_steps");
-  k->p.guidance = json_object_get_double_member(call, "guidance_scale");
-  k->p.fps = (int)json_object_get_int_member(call, "target_fps");
-  if (json_object_has_member(call, "decode_chunk_size"))
-    k->p.decode_chunk_size = (int)json_object_get_int_member(call, "decode_chunk_size");
-
-  GError *err = NULL;
-  g_assert_true(i2v_safetensors_read_f32(k->st, "init_latents", &k->init_latents, &err));
-  g_assert_true(i2v_safetensors_read_f32(k->st, "vae_posterior_noise", &k->posterior, &err));
-  g_assert_no_error(err);
-  k->p.init_latents = k->init_latents.data;
-  k->p.vae_posterior_noise = k->posterior.data;
-  char *png = g_build_filename(set, "golden", input_png(manifest), NULL);
-  g_assert_true(i2v_image_load(png, &k->image, &err));
-  g_assert_no_error(err);
-  g_free(png);
-}
-
-static void case_close(Case *k) {
-  i2v_safetensors_close(k->st);
-  i2v_host_tensor_free(&k->init_latents);
-  i2v_host_tensor_free(&k->posterior);
-  i2v_image_clear(&k->image);
-  g_free(k->model_dir);
-  g_free(k->group);
-}
-
 static I2vModel *load_model(const I2vModelOptions *mo) {
   GError *err = NULL;
   I2vModel *m = i2v_model_load(mo, &err);
@@ -192,32 +110,14 @@ static I2vModel *load_model(const I2vModelOptions *mo) {
   return m;
 }
 
-/* Compares dumped tensor name with the golden one (tolerances.json atol of the case's group);
- * records the worst |error| / atol ratio in *worst. */
-static void check_dump(const Case *k, const Capture *c, const char *name, double *worst) {
-  const I2vTensor *t = g_hash_table_lookup(c->dumps, name);
-  if (t == NULL) {
-    g_test_message("%s: %s was not dumped", k->name, name);
-    g_test_fail();
-    return;
-  }
-  I2vTensor ref;
-  GError *err = NULL;
-  g_assert_true(i2v_safetensors_read_f32(k->st, name, &ref, &err));
-  g_assert_cmpint(i2v_tensor_numel(&ref), ==, i2v_tensor_numel(t));
-  g_assert_true(i2v_shape_equal(ref.ndim, ref.shape, t->ndim, t->shape));
-  double atol = golden_atol(k->set, k->group, name);
-  double e = golden_max_abs_diff(t->data, ref.data, i2v_tensor_numel(t));
-  g_test_message("MAXERR %s %s %.3g atol %.3g%s", k->name, name, e, atol,
-                 e <= atol ? "" : "  FAIL");
-  if (!(e <= atol)) g_test_fail();
-  *worst = MAX(*worst, atol > 0 ? e / atol : (e > 0 ? INFINITY : 0));
-  i2v_host_tensor_free(&ref);
+/* Compares dumped tensor name with the golden one (golden_case_check). */
+static void check_dump(const GoldenCase *k, const Capture *c, const char *name, double *worst) {
+  golden_case_check(k, name, g_hash_table_lookup(c->dumps, name), worst);
 }
 
 /* The RGB8 frames handed to the callback are round-half-even(frames·255) of the golden frames,
  * up to the frames tolerance. */
-static void check_rgb(const Case *k, const Capture *c) {
+static void check_rgb(const GoldenCase *k, const Capture *c) {
   I2vTensor ref;
   GError *err = NULL;
   g_assert_true(i2v_safetensors_read_f32(k->st, "frames", &ref, &err));
@@ -233,9 +133,10 @@ static void check_rgb(const Case *k, const Capture *c) {
 
 /* Runs one golden case: every dumped intermediate within tolerance, the RGB8 frames, callback
  * order and counts. */
-static void run_case(const char *set, JsonNode *manifest, JsonObject *c) {
-  Case k;
-  case_open(&k, set, manifest, c);
+static void run_case(const char *set, JsonNode *manifest, JsonObject *c, void *user) {
+  (void)user;
+  GoldenCase k;
+  golden_case_open(&k, set, manifest, c);
   I2vModel *m = load_model(&k.mo);
   Capture cap;
   capture_init(&cap);
@@ -274,40 +175,20 @@ static void run_case(const char *set, JsonNode *manifest, JsonObject *c) {
   check_rgb(&k, &cap);
   capture_clear(&cap);
   i2v_model_unref(m);
-  case_close(&k);
-}
-
-/* Calls fn on every pipeline case of every set whose weight source is (formula ? formula :
- * files). Returns the number of cases. */
-static int for_each_case(gboolean formula,
-                         void (*fn)(const char *set, JsonNode *manifest, JsonObject *c)) {
-  char **sets = golden_sets_with("manifest.json");
-  int count = 0;
-  for (char **set = sets; *set != NULL; set++) {
-    JsonNode *manifest = golden_json(*set, "manifest.json");
-    JsonArray *cases = pipeline_cases(manifest);
-    guint64 seed;
-    if (cases != NULL && golden_formula_seed(*set, &seed) == formula) {
-      for (guint i = 0; i < json_array_get_length(cases); i++, count++)
-        fn(*set, manifest, json_array_get_object_element(cases, i));
-    }
-    json_node_unref(manifest);
-  }
-  g_strfreev(sets);
-  return count;
+  golden_case_close(&k);
 }
 
 static void test_goldens(void) {
-  g_assert_cmpint(for_each_case(FALSE, run_case), >, 0);
+  g_assert_cmpint(golden_for_each_case(FALSE, run_case, NULL), >, 0);
 }
 
 /* A real-size case, plus the width check of i2v_params_validate (a no-op for the tiny sets'
  * VAE factor of 1). The extra reference keeps the model in the cache between both. */
-static void run_realcfg_case(const char *set, JsonNode *manifest, JsonObject *c) {
-  Case k;
-  case_open(&k, set, manifest, c);
+static void run_realcfg_case(const char *set, JsonNode *manifest, JsonObject *c, void *user) {
+  GoldenCase k;
+  golden_case_open(&k, set, manifest, c);
   I2vModel *m = load_model(&k.mo);
-  run_case(set, manifest, c);
+  run_case(set, manifest, c, user);
   int s = i2v_model_size_multiple(m);
   g_assert_cmpint(s, >, 1);
   k.p.width += s / 2;
@@ -320,11 +201,11 @@ static void run_realcfg_case(const char *set, JsonNode *manifest, JsonObject *c)
   g_free(value);
   g_error_free(err);
   i2v_model_unref(m);
-  case_close(&k);
+  golden_case_close(&k);
 }
 
 static void test_realcfg(void) {
-  g_assert_cmpint(for_each_case(TRUE, run_realcfg_case), >, 0);
+  g_assert_cmpint(golden_for_each_case(TRUE, run_realcfg_case, NULL), >, 0);
 }
 
 /* The first file-weight pipeline case with classifier-free guidance (cancellation, parameter
@@ -333,7 +214,8 @@ static JsonObject *first_case;
 static char *first_set;
 static JsonNode *first_manifest;
 
-static void pick_first(const char *set, JsonNode *manifest, JsonObject *c) {
+static void pick_first(const char *set, JsonNode *manifest, JsonObject *c, void *user) {
+  (void)user;
   if (first_case != NULL || json_object_get_double_member(json_object_get_object_member(c, "call"),
                                                           "guidance_scale") <= 1)
     return;
@@ -342,14 +224,14 @@ static void pick_first(const char *set, JsonNode *manifest, JsonObject *c) {
   first_case = c;
 }
 
-static void open_first(Case *k) {
-  if (first_case == NULL) for_each_case(FALSE, pick_first);
+static void open_first(GoldenCase *k) {
+  if (first_case == NULL) golden_for_each_case(FALSE, pick_first, NULL);
   g_assert_nonnull(first_case);
-  case_open(k, first_set, first_manifest, first_case);
+  golden_case_open(k, first_set, first_manifest, first_case);
 }
 
 static void test_cancel(void) {
-  Case k;
+  GoldenCase k;
   open_first(&k);
   g_assert_cmpint(k.p.steps, >=, 2);
   I2vModel *m = load_model(&k.mo);
@@ -384,7 +266,7 @@ static void test_cancel(void) {
   check_dump(&k, &cap, "latents_final", &worst);
   capture_clear(&cap);
   i2v_model_unref(m);
-  case_close(&k);
+  golden_case_close(&k);
 }
 
 /* p with one field changed must fail validation naming field and value. */
@@ -395,7 +277,7 @@ static void expect_invalid(I2vModel *m, const I2vParams *p, const char *needle) 
 }
 
 static void test_bad_params(void) {
-  Case k;
+  GoldenCase k;
   open_first(&k);
   I2vModel *m = load_model(&k.mo);
   GError *err = NULL;
@@ -443,11 +325,11 @@ static void test_bad_params(void) {
   g_assert_cmpint(cap.progress_calls + cap.frame_calls, ==, 0);
   capture_clear(&cap);
   i2v_model_unref(m);
-  case_close(&k);
+  golden_case_close(&k);
 }
 
 /* The text context of prompt in a cheap run (1 step, 1 frame, no CFG): new host tensor. */
-static I2vTensor prompt_context(I2vModel *m, const Case *k, const char *prompt) {
+static I2vTensor prompt_context(I2vModel *m, const GoldenCase *k, const char *prompt) {
   I2vParams p = k->p;
   p.prompt = prompt;
   p.guidance = 1.0;
@@ -476,7 +358,7 @@ static char *repeated_words(int n) {
 }
 
 static void test_long_prompt(void) {
-  Case k;
+  GoldenCase k;
   open_first(&k);
   I2vModel *m = load_model(&k.mo);
   I2vTensor probe = prompt_context(m, &k, "a");
@@ -496,7 +378,7 @@ static void test_long_prompt(void) {
   g_free(fitting);
   g_free(shorter);
   i2v_model_unref(m);
-  case_close(&k);
+  golden_case_close(&k);
 }
 
 static void expect_load_error(const I2vModelOptions *mo, int code, const char *needle) {
@@ -506,7 +388,7 @@ static void expect_load_error(const I2vModelOptions *mo, int code, const char *n
 }
 
 static void test_model_cache(void) {
-  Case k;
+  GoldenCase k;
   open_first(&k);
   gboolean have_gpu = i2v_cuda_device_count() > 0;
   I2vModelOptions mo = k.mo;
@@ -519,6 +401,11 @@ static void test_model_cache(void) {
   I2vModel *c = load_model(&mo);
   g_assert_true(c == a);
   i2v_model_unref(c);
+  mo.release_encoders = TRUE; /* another memory behaviour: another model */
+  I2vModel *r = load_model(&mo);
+  g_assert_true(r != a);
+  i2v_model_unref(r);
+  mo.release_encoders = FALSE;
   mo.variant = "fp16";
   I2vModel *d = load_model(&mo);
   g_assert_true(d != a);
@@ -538,7 +425,7 @@ static void test_model_cache(void) {
   mo.device = "cpu"; /* the CPU backend is fp32 only */
   mo.precision = "fp16";
   expect_load_error(&mo, I2V_ERROR_BACKEND, "fp16");
-  case_close(&k);
+  golden_case_close(&k);
 }
 
 /* The generator of noise.h against values computed independently from its description. */
@@ -568,7 +455,7 @@ static void test_noise(void) {
 
 /* A seed gives the same clip twice and another seed another clip. */
 static void test_seeded(void) {
-  Case k;
+  GoldenCase k;
   open_first(&k);
   I2vModel *m = load_model(&k.mo);
   I2vParams p = k.p;
@@ -590,43 +477,98 @@ static void test_seeded(void) {
   g_assert_true(memcmp(clips[0], clips[2], bytes) != 0);
   for (int i = 0; i < 3; i++) g_free(clips[i]);
   i2v_model_unref(m);
-  case_close(&k);
+  golden_case_close(&k);
 }
 
-/* No memory creeps up across runs: after every generation the persistent memory is back to what
- * the loaded model holds, and the scratch arena made by the first one is reused, not grown. */
+/* Jobs a memory test runs on one model: enough for a slow leak or arena growth to show. */
+#define MEMORY_JOBS 20
+
+/* No memory creeps up across MEMORY_JOBS runs, with the encoders kept and released: after every
+ * generation the persistent memory is back to what the loaded model holds, and the scratch arena
+ * made by the first one is reused, not grown. One denoising step per job keeps 40 jobs cheap
+ * (memory does not depend on the number of steps). */
 static void test_memory_stable(void) {
-  Case k;
+  GoldenCase k;
   open_first(&k);
-  I2vModel *m = load_model(&k.mo);
-  I2vMemoryStats loaded, first, now;
-  i2v_model_memory(m, &loaded);
-  g_assert_cmpuint(loaded.persistent, >, 0);
-  for (int i = 0; i < 6; i++) {
-    Capture cap;
-    capture_init(&cap);
-    GError *err = NULL;
-    g_assert_true(generate(m, &k.image, &k.p, &cap, FALSE, &err));
-    g_assert_no_error(err);
-    capture_clear(&cap);
-    i2v_model_memory(m, i == 0 ? &first : &now);
-    const I2vMemoryStats *st = i == 0 ? &first : &now;
-    g_test_message("run %d: persistent %zu (peak %zu), scratch %zu", i, st->persistent,
-                   st->persistent_peak, st->scratch);
-    g_assert_cmpuint(st->persistent, ==, loaded.persistent);
-    g_assert_cmpuint(st->persistent_peak, >,
-                     loaded.persistent); /* the conditioning came and went */
-    if (i > 0) g_assert_cmpuint(now.scratch, ==, first.scratch);
+  k.p.steps = 1;
+  for (int release = 0; release < 2; release++) {
+    k.mo.release_encoders = release;
+    I2vModel *m = load_model(&k.mo);
+    I2vMemoryStats loaded, first, now;
+    i2v_model_memory(m, &loaded);
+    g_assert_cmpuint(loaded.persistent, >, 0);
+    g_assert_cmpuint(loaded.device_used + loaded.device_total + loaded.device_peak, ==,
+                     0); /* CPU */
+    for (int i = 0; i < MEMORY_JOBS; i++) {
+      Capture cap;
+      capture_init(&cap);
+      GError *err = NULL;
+      g_assert_true(generate(m, &k.image, &k.p, &cap, FALSE, &err));
+      g_assert_no_error(err);
+      capture_clear(&cap);
+      I2vMemoryStats *st = i == 0 ? &first : &now;
+      i2v_model_memory(m, st);
+      if (i == 0 || i == MEMORY_JOBS - 1)
+        g_test_message("release_encoders %d run %d: persistent %zu (peak %zu), scratch %zu",
+                       release, i, st->persistent, st->persistent_peak, st->scratch);
+      g_assert_cmpuint(st->persistent, ==, loaded.persistent);
+      g_assert_cmpuint(st->persistent_peak, >,
+                       loaded.persistent); /* the conditioning came and went */
+      if (i > 0) g_assert_cmpuint(now.scratch, ==, first.scratch);
+    }
+    g_assert_cmpuint(first.scratch, >, 0);
+    i2v_model_unref(m);
   }
-  g_assert_cmpuint(first.scratch, >, 0);
-  i2v_model_unref(m);
-  case_close(&k);
+  golden_case_close(&k);
+}
+
+/* release_encoders changes memory, not results: the same frames and intermediates bit for bit,
+ * and between jobs the model holds exactly the encoders' weights less. */
+static void test_release_encoders(void) {
+  GoldenCase k;
+  open_first(&k);
+  Capture caps[2];
+  size_t persistent[2];
+  for (int release = 0; release < 2; release++) {
+    k.mo.release_encoders = release;
+    I2vModel *m = load_model(&k.mo);
+    capture_init(&caps[release]);
+    GError *err = NULL;
+    g_assert_true(generate(m, &k.image, &k.p, &caps[release], TRUE, &err));
+    g_assert_no_error(err);
+    I2vMemoryStats st;
+    i2v_model_memory(m, &st);
+    persistent[release] = st.persistent;
+    i2v_model_unref(m);
+  }
+  size_t bytes = (size_t)(k.p.width * k.p.height * 3) * k.p.frames;
+  g_assert_cmpmem(caps[0].rgb, bytes, caps[1].rgb, bytes);
+  GHashTableIter it;
+  gpointer name, kept;
+  int compared = 0;
+  g_hash_table_iter_init(&it, caps[0].dumps);
+  while (g_hash_table_iter_next(&it, &name, &kept)) {
+    const I2vTensor *released = g_hash_table_lookup(caps[1].dumps, name);
+    g_assert_nonnull(released);
+    g_assert_cmpmem(((I2vTensor *)kept)->data, i2v_tensor_nbytes(kept), released->data,
+                    i2v_tensor_nbytes(released));
+    compared++;
+  }
+  g_assert_cmpint(compared, >, 0);
+  gint64 params = golden_encoder_params(&k.mo);
+  g_test_message("persistent after a job: %zu kept, %zu released; encoders %" G_GINT64_FORMAT
+                 " float32 parameters",
+                 persistent[0], persistent[1], params);
+  g_assert_cmpuint(persistent[0] - persistent[1], ==, (size_t)params * sizeof(float));
+  capture_clear(&caps[0]);
+  capture_clear(&caps[1]);
+  golden_case_close(&k);
 }
 
 /* Decoding several frames per VAE call gives the same clip; the stage callback sees every stage
  * once (steps and decode calls once each) with the UNet's FLOPs. */
 static void test_chunks_and_stages(void) {
-  Case k;
+  GoldenCase k;
   open_first(&k);
   g_assert_cmpint(k.p.frames, >=, 3);
   I2vModel *m = load_model(&k.mo);
@@ -649,7 +591,7 @@ static void test_chunks_and_stages(void) {
   g_assert_cmpfloat(cap.step_flops, >, 0);
   capture_clear(&cap);
   i2v_model_unref(m);
-  case_close(&k);
+  golden_case_close(&k);
 }
 
 /* Mean |difference| of consecutive frames of an RGB8 clip [F, H, W, 3]: how much it moves. */
@@ -662,7 +604,7 @@ static double clip_motion(const guint8 *rgb, int frames, size_t frame_bytes) {
 }
 
 /* The RGB8 clip of p (seeded noise), and its stage count of UNet steps. */
-static guint8 *clip_of(I2vModel *m, const Case *k, const I2vParams *p, int *unet_steps) {
+static guint8 *clip_of(I2vModel *m, const GoldenCase *k, const I2vParams *p, int *unet_steps) {
   Capture cap;
   capture_init(&cap);
   GError *err = NULL;
@@ -678,7 +620,7 @@ static guint8 *clip_of(I2vModel *m, const Case *k, const I2vParams *p, int *unet
  * level of step n − ⌊s·n⌋ (√ᾱ·z + √(1−ᾱ)·noise), and runs only the last ⌊s·n⌋ steps; the clip
  * then moves less than at full strength. Out-of-range values are refused. */
 static void test_motion_strength(void) {
-  Case k;
+  GoldenCase k;
   open_first(&k);
   g_assert_cmpint(k.p.frames, >=, 2);
   I2vModel *m = load_model(&k.mo);
@@ -750,7 +692,7 @@ static void test_motion_strength(void) {
   p.motion_strength = NAN;
   expect_invalid(m, &p, "motion_strength");
   i2v_model_unref(m);
-  case_close(&k);
+  golden_case_close(&k);
 }
 
 /* Runs the i2vgen tool; returns its exit status, stderr in *err_text (g_free). */
@@ -769,7 +711,7 @@ static void test_cli(void) {
     g_test_skip("I2VGEN_TOOL is not set");
     return;
   }
-  Case k;
+  GoldenCase k;
   open_first(&k);
   char *tmp = g_dir_make_tmp("i2vgen-cli-XXXXXX", NULL);
   char *missing = g_build_filename(tmp, "no-such-image.png", NULL);
@@ -789,7 +731,7 @@ static void test_cli(void) {
   g_free(err_text);
 
   /* The golden case through the CLI: recorded noise in, PNG frames and a dump out. */
-  char *png = g_build_filename(first_set, "golden", input_png(first_manifest), NULL);
+  char *png = g_build_filename(first_set, "golden", golden_input_png(first_manifest), NULL);
   char *noise = g_strdup(i2v_safetensors_path(k.st));
   char *pattern = g_build_filename(tmp, "frames", "f-%03d.png", NULL);
   char *dump_path = g_build_filename(tmp, "dump.safetensors", NULL);
@@ -840,7 +782,7 @@ static void test_cli(void) {
   g_free(dump_path);
   g_free(missing);
   g_free(tmp);
-  case_close(&k);
+  golden_case_close(&k);
 }
 
 int main(int argc, char **argv) {
@@ -853,6 +795,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/pipeline/model-cache", test_model_cache);
   g_test_add_func("/pipeline/seeded", test_seeded);
   g_test_add_func("/pipeline/memory-stable", test_memory_stable);
+  g_test_add_func("/pipeline/release-encoders", test_release_encoders);
   g_test_add_func("/pipeline/chunks-and-stages", test_chunks_and_stages);
   g_test_add_func("/pipeline/motion-strength", test_motion_strength);
   g_test_add_func("/pipeline/cli", test_cli);

@@ -73,6 +73,7 @@ int cmd_bench(int argc, char **argv) {
        *formula = NULL, *lora = NULL;
   int width = 512, height = 512, frames = 16, steps = 3;
   double guidance = 9.0, peak_tflops = 0;
+  gboolean release_encoders = FALSE;
   GOptionEntry entries[] = {
       {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "model directory", "DIR"},
       {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weights variant (fp16)", "V"},
@@ -82,6 +83,8 @@ int cmd_bench(int argc, char **argv) {
        "LoRA styles merged into the weights: PATH[:SCALE][,PATH[:SCALE]...]", "SPEC"},
       {"formula-weights", 0, 0, G_OPTION_ARG_STRING, &formula,
        "use README-realcfg formula weights with this set seed instead of weight files", "SEED"},
+      {"release-encoders", 0, 0, G_OPTION_ARG_NONE, &release_encoders,
+       "free the CLIP encoders after conditioning (lower peak memory, slower start)", NULL},
       {"image", 0, 0, G_OPTION_ARG_FILENAME, &image_path, "input image (default: a gradient)",
        "FILE"},
       {"width", 0, 0, G_OPTION_ARG_INT, &width, "video width (512)", "W"},
@@ -105,8 +108,12 @@ int cmd_bench(int argc, char **argv) {
     err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--model is required");
     status = 2;
   }
-  I2vModelOptions o = {
-      .path = model, .variant = variant, .device = device, .precision = precision, .lora = lora};
+  I2vModelOptions o = {.path = model,
+                       .variant = variant,
+                       .device = device,
+                       .precision = precision,
+                       .lora = lora,
+                       .release_encoders = release_encoders};
   if (status == 0 && formula != NULL) {
     o.formula_weights = TRUE;
     if (!cmd_parse_u64(formula, "--formula-weights", &o.formula_seed, &err)) status = 2;
@@ -178,17 +185,28 @@ int cmd_bench(int argc, char **argv) {
     fprintf(stderr, "  %-18s %9.3f s (%.1f TFLOP)\n", "50-step estimate", job50_s,
             job50_flop * 1e-12);
     fprintf(stderr, "  %-18s %9.1f MB\n", "peak RSS", rss_mb);
-    /* device memory the engine planned: weights and other persistent tensors at their peak plus
+    /* the allocator's high-water mark: weights and other persistent tensors at their peak plus
      * the activation arena (on CUDA: the VRAM the engine asked for, short of the CUDA context) */
     I2vMemoryStats mem;
     i2v_model_memory(m, &mem);
     double persistent_mb = mem.persistent_peak / 1048576.0, scratch_mb = mem.scratch / 1048576.0;
     fprintf(stderr, "  %-18s %9.1f MB (persistent peak %.1f MB + activation arena %.1f MB)\n",
             "engine memory", persistent_mb + scratch_mb, persistent_mb, scratch_mb);
+    /* what the driver says (cudaMemGetInfo; 0 on the CPU): the whole device, context included */
+    double used_mb = mem.device_used / 1048576.0, device_peak_mb = mem.device_peak / 1048576.0,
+           total_mb = mem.device_total / 1048576.0;
+    if (mem.device_total > 0)
+      fprintf(stderr, "  %-18s %9.1f MB now, %.1f MB peak at stage ends, of %.1f MB\n",
+              "device used", used_mb, device_peak_mb, total_mb);
     g_string_append_printf(json,
                            ",\"total_s\":%.6g,\"job50_s\":%.6g,\"job50_tflop\":%.6g,"
-                           "\"peak_rss_mb\":%.1f,\"persistent_peak_mb\":%.1f,\"scratch_mb\":%.1f",
-                           total_s, job50_s, job50_flop * 1e-12, rss_mb, persistent_mb, scratch_mb);
+                           "\"peak_rss_mb\":%.1f,\"persistent_peak_mb\":%.1f,\"scratch_mb\":%.1f,"
+                           "\"engine_peak_mb\":%.1f,\"device_used_mb\":%.1f,"
+                           "\"device_peak_mb\":%.1f,\"device_total_mb\":%.1f,"
+                           "\"release_encoders\":%s",
+                           total_s, job50_s, job50_flop * 1e-12, rss_mb, persistent_mb, scratch_mb,
+                           persistent_mb + scratch_mb, used_mb, device_peak_mb, total_mb,
+                           release_encoders ? "true" : "false");
     if (peak_tflops > 0) {
       double bound = job50_flop * 1e-12 / peak_tflops;
       fprintf(stderr, "  %-18s %9.3f s at %g TFLOP/s: measured / bound = %.2f\n", "FLOP bound",

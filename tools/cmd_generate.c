@@ -137,6 +137,7 @@ int cmd_generate(int argc, char **argv) {
   char *model = NULL, *variant = NULL, *device = NULL, *precision = NULL, *image = NULL,
        *prompt = NULL, *negative = NULL, *seed = NULL, *formula = NULL, *noise = NULL, *out = NULL,
        *dump_path = NULL, *lora = NULL;
+  gboolean release_encoders = FALSE;
   GOptionEntry entries[] = {
       {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "diffusers model directory", "DIR"},
       {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weight variant (fp16)", "V"},
@@ -147,6 +148,8 @@ int cmd_generate(int argc, char **argv) {
        "LoRA styles merged into the weights: PATH[:SCALE][,PATH[:SCALE]...]", "SPEC"},
       {"formula-weights", 0, 0, G_OPTION_ARG_STRING, &formula,
        "use the README-realcfg weight formula with this set seed instead of weight files", "S"},
+      {"release-encoders", 0, 0, G_OPTION_ARG_NONE, &release_encoders,
+       "free the CLIP encoders after conditioning (lower peak memory, slower start)", NULL},
       {"image", 0, 0, G_OPTION_ARG_FILENAME, &image, "input image (PNG or JPEG)", "FILE"},
       {"prompt", 0, 0, G_OPTION_ARG_STRING, &prompt, "text prompt", "TEXT"},
       {"negative-prompt", 0, 0, G_OPTION_ARG_STRING, &negative, "negative prompt (\"\")", "TEXT"},
@@ -191,6 +194,7 @@ int cmd_generate(int argc, char **argv) {
     mo.precision = precision;
     mo.formula_weights = formula != NULL;
     mo.lora = lora;
+    mo.release_encoders = release_encoders;
     p.prompt = prompt;
     p.negative_prompt = negative;
     Sink sink = {.out_pattern = out};

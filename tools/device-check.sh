@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The one script for a GPU machine (DESIGN.md "Tests and truth"): build with CUDA, run the CUDA
-# op tests, compare the whole tiny pipeline on CUDA with the CPU, benchmark the real config.
+# op tests, compare the whole tiny pipeline on CUDA with the CPU, run the golden pipeline cases
+# on CUDA against the golden files, benchmark the real config.
 # Everything it writes that matters lands in $OUT (default ./out), at most 8 files:
-#   device-check.log (every command, timestamped), info.txt (GPU, driver, toolkit),
-#   test-cuda.log, pipeline-compare.txt, bench.txt, dmon.txt (nvidia-smi samples during the
-#   benchmark), summary.txt (one line per step).
+#   device-check.log (every command, timestamped), info.txt (GPU, driver, toolkit, the NVIDIA
+#   libraries found), test-cuda.log (op tests and pipeline/golden/memory tests), pipeline-compare.txt,
+#   bench.txt, dmon.txt (nvidia-smi samples during the benchmark), summary.txt (one line per step).
 # Sized for < 8 minutes on one H100: each step has its own timeout and a failed step does not
 # stop the next one; the exit status is the number of failed steps.
 #
@@ -51,6 +52,39 @@ note() {
   echo "NOTE: $*" >>"$SUMMARY"
 }
 
+# find_nvidia_libs: the directories holding cuBLAS, cuBLASLt and cuDNN (dlopen()ed by the CUDA
+# backend), prepended to LD_LIBRARY_PATH. Looks in the linker cache, then /usr/local/cuda*/lib*,
+# then python3's site-packages/nvidia/**/lib (the nvidia-cublas, nvidia-cudnn-cu13 and
+# nvidia-cuda-runtime wheels, which is where the lent GPU machines have them). Logs to info.txt.
+find_nvidia_libs() {
+  local lib dir found dirs=()
+  local site
+  site=$(python3 -c 'import site, sys; print(" ".join(site.getsitepackages() + [site.getusersitepackages()]))' 2>/dev/null)
+  for lib in libcublas.so.13 libcublasLt.so.13 libcudnn.so.9; do
+    found=$(ldconfig -p 2>/dev/null | awk -v l="$lib" '$1 == l {print $NF; exit}')
+    [ -n "$found" ] || found=$(ls /usr/local/cuda*/lib*/"$lib" 2>/dev/null | head -1)
+    if [ -z "$found" ]; then
+      for dir in $site; do
+        [ -d "$dir/nvidia" ] || continue
+        found=$(find "$dir/nvidia" -path '*/lib/*' -name "$lib" 2>/dev/null | head -1)
+        [ -n "$found" ] && break
+      done
+    fi
+    if [ -n "$found" ]; then
+      echo "nvidia library $lib: $found" >>"$OUT/info.txt"
+      dir=$(dirname "$found")
+      case " ${dirs[*]} " in *" $dir "*) ;; *) dirs+=("$dir") ;; esac
+    else
+      echo "nvidia library $lib: NOT FOUND (ldconfig, /usr/local/cuda*/lib*, python3 site-packages/nvidia)" >>"$OUT/info.txt"
+    fi
+  done
+  for dir in "${dirs[@]}"; do
+    LD_LIBRARY_PATH=$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  done
+  export LD_LIBRARY_PATH
+  echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" >>"$OUT/info.txt"
+}
+
 # ---- 1. the machine ----
 {
   date -u
@@ -63,6 +97,7 @@ note() {
   ldconfig -p | grep -E 'libcudnn\.so\.9|libcublas\.so\.13' || echo "no libcudnn.so.9/libcublas.so.13 in the loader cache"
   nproc
 } >"$OUT/info.txt" 2>&1
+find_nvidia_libs
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
 arch=sm_${cap:-90}
 log "GPU architecture $arch"
@@ -79,6 +114,8 @@ if [ -z "${I2V_USE_BUNDLE:-}" ] && command -v meson >/dev/null && command -v nin
   step build 300 ninja -C build-cuda
   BIN=$SRC/build-cuda
   TEST_CUDA=$BIN/tests/test-cuda-ops
+  TEST_CUDA_PIPELINE=$BIN/tests/test-cuda-pipeline
+  FIXTURES=${I2V_FIXTURES:-$SRC/../shared/fixtures}
   I2VGEN=$BIN/tools/i2vgen
   TINY_MODEL=${I2V_FIXTURES:-$SRC/../shared/fixtures}/tiny-i2vgen-xl/model
   TINY_IMAGE=${I2V_FIXTURES:-$SRC/../shared/fixtures}/tiny-i2vgen-xl/golden/input_image.png
@@ -88,8 +125,11 @@ elif [ -f .device/bundle.tar.xz ]; then
   note "no build environment here: using .device/bundle.tar.xz (built elsewhere, commit $(tar -xJOf .device/bundle.tar.xz ./COMMIT 2>/dev/null))"
   rm -rf "$WORK/bundle" && mkdir -p "$WORK/bundle"
   step unpack 60 tar -C "$WORK/bundle" -xJf .device/bundle.tar.xz
+  # after the NVIDIA libraries: the bundle's own libraries (GLib, OpenBLAS, ...) come first
   export LD_LIBRARY_PATH=$WORK/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   TEST_CUDA=$WORK/bundle/bin/test-cuda-ops
+  TEST_CUDA_PIPELINE=$WORK/bundle/bin/test-cuda-pipeline
+  FIXTURES=$WORK/bundle/fixtures
   I2VGEN=$WORK/bundle/bin/i2vgen
   TINY_MODEL=$WORK/bundle/tiny/model
   TINY_IMAGE=$WORK/bundle/tiny/input_image.png
@@ -130,6 +170,16 @@ step tiny-cuda-fp16-im2col 120 bash -c "I2V_CUDA_CONV=im2col '$I2VGEN' $gen --de
   step compare-fp16-im2col 60 bash -c "'$I2VGEN' compare --max-rel-l2 3e-2 '$WORK/tiny-cpu.safetensors' '$WORK/tiny-cuda-fp16-im2col.safetensors' >>'$OUT/pipeline-compare.txt' 2>&1"
 # WORST lines in step order (fp32, fp16, bf16, fp16 with im2col convolutions; none for a step that failed)
 grep WORST "$OUT/pipeline-compare.txt" | tee -a "$SUMMARY"
+
+# ---- 4b. the golden pipeline cases on CUDA against the golden files (fp32 within the goldens'
+# atol, fp16/bf16 by relative L2), CUDA vs CPU on seeded noise, 20 jobs without memory growth;
+# then the real-size (formula weight) golden cases ----
+export I2V_FIXTURES=$FIXTURES
+G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda-goldens 120 \
+  bash -c "'$TEST_CUDA_PIPELINE' --tap --verbose -s /cuda/realcfg/fp32 -s /cuda/realcfg/fp16 -s /cuda/realcfg/bf16 >>'$OUT/test-cuda.log' 2>&1"
+G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda-realcfg 120 \
+  bash -c "'$TEST_CUDA_PIPELINE' --tap --verbose -p /cuda/realcfg/fp32 -p /cuda/realcfg/fp16 -p /cuda/realcfg/bf16 >>'$OUT/test-cuda.log' 2>&1"
+grep -E '^(not ok|ok .*SKIP)|WORST|latents_final: relative|device used' "$OUT/test-cuda.log" | tail -40 >>"$SUMMARY"
 
 # ---- 5. benchmark at the real configuration: formula ("hash") weights in fp16, no file ----
 nvidia-smi dmon -s pucm -d 1 >"$OUT/dmon.txt" 2>&1 &

@@ -79,6 +79,11 @@ static size_t cpu_scratch_capacity(I2vBackend *be) {
   return i2v_arena_capacity(be->priv);
 }
 
+static void cpu_device_memory(I2vBackend *be, size_t *used, size_t *total) {
+  (void)be;
+  *used = *total = 0; /* host memory: no device to report */
+}
+
 static void cpu_destroy(I2vBackend *be) {
   i2v_arena_destroy(be->priv);
   g_free(be->priv);
@@ -95,6 +100,7 @@ static const I2vMemOps cpu_mem = {
     .scratch_mark = cpu_scratch_mark,
     .scratch_release = cpu_scratch_release,
     .scratch_capacity = cpu_scratch_capacity,
+    .device_memory = cpu_device_memory,
     .destroy = cpu_destroy,
 };
 

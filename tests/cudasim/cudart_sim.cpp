@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "cudasim.h"
@@ -35,6 +37,13 @@ const std::function<void()> *body;
 std::vector<float> shfl_slots;
 std::vector<float4> dyn_smem;
 cudaError_t last_error = cudaSuccess;
+
+// Live cudaMalloc blocks and their sizes: cudaMemGetInfo reports their sum as used memory of a
+// simulated 80 GiB device (no context or library overhead is modelled).
+constexpr size_t SIM_DEVICE_BYTES = (size_t)80 << 30;
+std::mutex alloc_lock;
+std::unordered_map<void *, size_t> allocations;
+size_t allocated;
 
 void fiber_main() {
   (*body)();
@@ -153,18 +162,28 @@ cudaError_t cudaSetDevice(int device) {
   return device == 0 ? cudaSuccess : cudaErrorInvalidDevice;
 }
 cudaError_t cudaMalloc(void **ptr, size_t size) {
-  *ptr = size < ((size_t)1 << 40) ? std::malloc(size) : nullptr;
+  std::lock_guard<std::mutex> guard(alloc_lock);
+  *ptr = size <= SIM_DEVICE_BYTES - allocated ? std::malloc(size) : nullptr;
   if (*ptr == nullptr) return last_error = cudaErrorMemoryAllocation;
   std::memset(*ptr, 0xff, size); // NaN-ish garbage, like fresh device memory may hold
+  allocations[*ptr] = size;
+  allocated += size;
   return cudaSuccess;
 }
 cudaError_t cudaFree(void *ptr) {
+  std::lock_guard<std::mutex> guard(alloc_lock);
+  if (ptr == nullptr) return cudaSuccess;
+  auto it = allocations.find(ptr);
+  if (it == allocations.end()) return last_error = cudaErrorInvalidValue; // not from cudaMalloc
+  allocated -= it->second;
+  allocations.erase(it);
   std::free(ptr);
   return cudaSuccess;
 }
 cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
-  *free_b = (size_t)1 << 30;
-  *total_b = (size_t)2 << 30;
+  std::lock_guard<std::mutex> guard(alloc_lock);
+  *free_b = SIM_DEVICE_BYTES - allocated;
+  *total_b = SIM_DEVICE_BYTES;
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t n, cudaStream_t) {
