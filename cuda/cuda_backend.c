@@ -178,6 +178,24 @@ const CudnnApi *cuda_cudnn_api(void) {
   return g_once(&once, load_cudnn, NULL);
 }
 
+/* ---- plan caches ---- */
+
+GHashTable *cuda_plan_cache_new(GDestroyNotify plan_free) {
+  return g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
+                               plan_free);
+}
+
+gpointer cuda_plan_lookup(GHashTable *cache, const void *key, size_t key_size) {
+  GBytes *k = g_bytes_new_static(key, key_size);
+  gpointer plan = g_hash_table_lookup(cache, k);
+  g_bytes_unref(k);
+  return plan;
+}
+
+void cuda_plan_insert(GHashTable *cache, const void *key, size_t key_size, gpointer plan) {
+  g_hash_table_insert(cache, g_bytes_new(key, key_size), plan);
+}
+
 /* ---- memory ---- */
 
 static gboolean cuda_alloc(I2vBackend *be, I2vTensor *t, GError **error) {

@@ -69,17 +69,6 @@ static gboolean dnn_check(I2vBackend *be, cudnnStatus_t st, gboolean *declined, 
 
 /* ---- plans ---- */
 
-static guint key_hash(gconstpointer key) {
-  const int *v = key;
-  guint h = 2166136261u; /* FNV-1a over the fields */
-  for (size_t i = 0; i < sizeof(ConvKey) / sizeof(int); i++) h = (h ^ (guint)v[i]) * 16777619u;
-  return h;
-}
-
-static gboolean key_equal(gconstpointer a, gconstpointer b) {
-  return memcmp(a, b, sizeof(ConvKey)) == 0;
-}
-
 static void plan_free(gpointer data) {
   ConvPlan *plan = data;
   if (plan->x != NULL) plan->dnn->destroy_tensor(plan->x);
@@ -163,9 +152,9 @@ static ConvPlan *plan_new(I2vBackend *be, const ConvKey *k) {
 /* The cached plan for k, made on first use; NULL with the sticky error set on failure. */
 static ConvPlan *plan_for(I2vBackend *be, const ConvKey *k) {
   CudaPriv *p = be->priv;
-  ConvPlan *plan = g_hash_table_lookup(p->conv_plans, k);
+  ConvPlan *plan = cuda_plan_lookup(p->conv_plans, k, sizeof *k);
   if (plan == NULL && (plan = plan_new(be, k)) != NULL)
-    g_hash_table_insert(p->conv_plans, g_memdup2(k, sizeof *k), plan);
+    cuda_plan_insert(p->conv_plans, k, sizeof *k, plan);
   return plan;
 }
 
@@ -185,7 +174,7 @@ void cuda_conv_init(I2vBackend *be) {
     return;
   }
   p->dnn = dnn;
-  p->conv_plans = g_hash_table_new_full(key_hash, key_equal, g_free, plan_free);
+  p->conv_plans = cuda_plan_cache_new(plan_free);
 }
 
 void cuda_conv_fini(CudaPriv *p) {

@@ -37,17 +37,6 @@ typedef struct {
   gboolean found; /* FALSE: cuBLASLt has no algorithm; cublasGemmEx runs instead */
 } GemmPlan;
 
-static guint key_hash(gconstpointer key) {
-  const guchar *bytes = key;
-  guint h = 2166136261u; /* FNV-1a */
-  for (size_t i = 0; i < sizeof(GemmKey); i++) h = (h ^ bytes[i]) * 16777619u;
-  return h;
-}
-
-static gboolean key_equal(gconstpointer a, gconstpointer b) {
-  return memcmp(a, b, sizeof(GemmKey)) == 0;
-}
-
 static void plan_free(gpointer data) {
   GemmPlan *pl = data;
   if (pl->desc != NULL) pl->api->desc_destroy(pl->desc);
@@ -58,7 +47,7 @@ static void plan_free(gpointer data) {
 }
 
 GHashTable *cuda_gemm_plans_new(void) {
-  return g_hash_table_new_full(key_hash, key_equal, g_free, plan_free);
+  return cuda_plan_cache_new(plan_free);
 }
 
 /* The largest power of two ≤ 256 dividing the address (cuBLASLt's alignment preferences). */
@@ -167,11 +156,11 @@ static gboolean gemm(I2vBackend *be, CuBuf y, int64_t ldy, CuBuf x, int64_t ldx,
                  ptr_alignment(w.p),
                  ptr_alignment(y.p),
                  fuse ? ptr_alignment(b.p) : 0};
-  GemmPlan *plan = g_hash_table_lookup(p->gemm_plans, &key);
+  GemmPlan *plan = cuda_plan_lookup(p->gemm_plans, &key, sizeof key);
   if (plan == NULL) {
     plan = plan_new(be, &key, b.p);
     if (plan == NULL) return FALSE;
-    g_hash_table_insert(p->gemm_plans, g_memdup2(&key, sizeof key), plan);
+    cuda_plan_insert(p->gemm_plans, &key, sizeof key, plan);
   }
   const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   if (!plan->found)

@@ -120,6 +120,15 @@ void *cuda_scratch(I2vBackend *be, size_t bytes);
 /* t's data as dtype dt: t itself, or a converted copy in scratch. FALSE (error set) on failure. */
 gboolean cuda_operand_as(I2vBackend *be, const I2vTensor *t, I2vDType dt, CuBuf *out);
 
+/* Caches of per-problem plans (cuBLASLt GEMMs, cuDNN convolutions), keyed by the bytes of a
+ * fixed-size key struct (memset before filling: padding counts): a new empty cache that frees
+ * plans with plan_free; free with g_hash_table_destroy. */
+GHashTable *cuda_plan_cache_new(GDestroyNotify plan_free);
+/* The plan cached under the key_size bytes at key, or NULL. */
+gpointer cuda_plan_lookup(GHashTable *cache, const void *key, size_t key_size);
+/* Caches plan (owned by the cache from now on) under a copy of key. */
+void cuda_plan_insert(GHashTable *cache, const void *key, size_t key_size, gpointer plan);
+
 /* The cuDNN table, or NULL when libcudnn.so.9 cannot be loaded (logged once with g_message); the
  * library stays loaded for the process. */
 const CudnnApi *cuda_cudnn_api(void);

@@ -138,3 +138,11 @@ gint64 golden_encoder_params(const I2vModelOptions *mo) {
   i2v_model_dir_free(md);
   return params;
 }
+
+const char *const golden_pipeline_required[] = {"encoder_hidden_states",
+                                                "image_embeddings",
+                                                "image_latents",
+                                                "latents_final",
+                                                "video",
+                                                "frames",
+                                                NULL};

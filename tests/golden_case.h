@@ -32,6 +32,10 @@ void golden_case_close(GoldenCase *k);
 const char *golden_input_png(JsonNode *manifest);
 
 /* Receives one pipeline case of a set (c is owned by manifest). */
+/* The tensors every pipeline run must dump and reproduce (NULL-terminated; the per-step latents
+ * too, by name "step{i}.latents"). */
+extern const char *const golden_pipeline_required[];
+
 typedef void (*GoldenCaseFn)(const char *set, JsonNode *manifest, JsonObject *c, void *user);
 
 /* Calls fn on every pipeline case of every set whose weight source is (formula ? the README-

@@ -188,14 +188,8 @@ static void run_golden_case(const char *set, JsonNode *manifest, JsonObject *c, 
   gint64 t0 = g_get_monotonic_time();
   GHashTable *got = run(m, &k.image, &k.p);
   g_test_message("TIME %s %s %.2f s", prec->name, k.name, (g_get_monotonic_time() - t0) / 1e6);
-  static const char *const required[] = {"encoder_hidden_states",
-                                         "image_embeddings",
-                                         "image_latents",
-                                         "latents_final",
-                                         "video",
-                                         "frames"};
-  for (guint i = 0; i < G_N_ELEMENTS(required); i++)
-    g_assert_true(g_hash_table_contains(got, required[i]));
+  for (const char *const *r = golden_pipeline_required; *r != NULL; r++)
+    g_assert_true(g_hash_table_contains(got, *r));
   double worst = 0;
   int asserted = 0;
   for (guint i = 0; i < i2v_safetensors_count(k.st); i++) {

@@ -29,6 +29,16 @@ typedef struct {
   float scalar; /* for a 0-d "alpha" tensor */
 } Part;
 
+/* Saves and frees w as tmpdir/file; returns the path (g_free). */
+static char *save(I2vSafetensorsWriter *w, const char *file) {
+  char *path = g_build_filename(tmpdir, file, NULL);
+  GError *err = NULL;
+  g_assert_true(i2v_safetensors_writer_save(w, path, &err));
+  g_assert_no_error(err);
+  i2v_safetensors_writer_free(w);
+  return path;
+}
+
 /* Writes parts (random-ish values from their seeds, or the scalar for ndim 0) to tmpdir/file. */
 static char *write_file(const char *file, const Part *parts, int n) {
   I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
@@ -40,12 +50,7 @@ static char *write_file(const char *file, const Part *parts, int n) {
     i2v_safetensors_writer_add(w, parts[i].name, I2V_DTYPE_F32, parts[i].ndim, parts[i].shape, v);
     g_free(v);
   }
-  char *path = g_build_filename(tmpdir, file, NULL);
-  GError *err = NULL;
-  g_assert_true(i2v_safetensors_writer_save(w, path, &err));
-  g_assert_no_error(err);
-  i2v_safetensors_writer_free(w);
-  return path;
+  return save(w, file);
 }
 
 /* The base "model": a linear weight, two stacked ones and a 3×3 conv. */
@@ -302,12 +307,7 @@ static char *tiny_lora(const char *model, const char *file, const char *extra_mo
     i2v_safetensors_close(st);
     g_free(paths[c]);
   }
-  char *path = g_build_filename(tmpdir, file, NULL);
-  GError *err = NULL;
-  g_assert_true(i2v_safetensors_writer_save(w, path, &err));
-  g_assert_no_error(err);
-  i2v_safetensors_writer_free(w);
-  return path;
+  return save(w, file);
 }
 
 static gboolean keep_frame(const I2vFrame *f, void *user) {

@@ -150,14 +150,9 @@ static void run_case(const char *set, JsonNode *manifest, JsonObject *c, void *u
   g_assert_cmpint(cap.progress_calls, ==, k.p.steps + k.p.frames);
 
   /* The tensors the pipeline must reproduce, then every other golden float tensor it dumps. */
-  static const char *const required[] = {"encoder_hidden_states",
-                                         "image_embeddings",
-                                         "image_latents",
-                                         "latents_final",
-                                         "video",
-                                         "frames"};
   double worst = 0;
-  for (guint i = 0; i < G_N_ELEMENTS(required); i++) check_dump(&k, &cap, required[i], &worst);
+  for (const char *const *r = golden_pipeline_required; *r != NULL; r++)
+    check_dump(&k, &cap, *r, &worst);
   for (int i = 0; i < k.p.steps; i++) {
     char name[64];
     g_snprintf(name, sizeof(name), "step%d.latents", i);
@@ -166,8 +161,8 @@ static void run_case(const char *set, JsonNode *manifest, JsonObject *c, void *u
   for (guint i = 0; i < i2v_safetensors_count(k.st); i++) {
     const I2vSafetensorsEntry *e = i2v_safetensors_entry(k.st, i);
     gboolean is_required = g_str_has_suffix(e->name, ".latents");
-    for (guint j = 0; j < G_N_ELEMENTS(required); j++)
-      is_required = is_required || strcmp(e->name, required[j]) == 0;
+    for (const char *const *r = golden_pipeline_required; *r != NULL; r++)
+      is_required = is_required || strcmp(e->name, *r) == 0;
     if (!is_required && e->dtype == I2V_DTYPE_F32 && g_hash_table_contains(cap.dumps, e->name))
       check_dump(&k, &cap, e->name, &worst);
   }

@@ -1,22 +1,19 @@
 // A stand-in libcublas.so for the simulator: the five entry points the CUDA backend dlopen()s,
 // with cublasGemmEx as a plain loop (column-major, ops N/T, F32/F16/BF16, float accumulation).
 #include <cublas_api.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+
+#include "sim_values.h"
+
+static SimType sim_type(cudaDataType t) {
+  return t == CUDA_R_16F ? SIM_F16 : t == CUDA_R_16BF ? SIM_BF16 : SIM_F32;
+}
 
 static float load(const void *p, cudaDataType t, size_t i) {
-  if (t == CUDA_R_16F) return __half2float(static_cast<const __half *>(p)[i]);
-  if (t == CUDA_R_16BF) return __bfloat162float(static_cast<const __nv_bfloat16 *>(p)[i]);
-  return static_cast<const float *>(p)[i];
+  return sim_load(p, sim_type(t), i);
 }
 
 static void store(void *p, cudaDataType t, size_t i, float v) {
-  if (t == CUDA_R_16F)
-    static_cast<__half *>(p)[i] = __float2half_rn(v);
-  else if (t == CUDA_R_16BF)
-    static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
-  else
-    static_cast<float *>(p)[i] = v;
+  sim_store(p, sim_type(t), i, v);
 }
 
 extern "C" {

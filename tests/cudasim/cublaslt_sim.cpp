@@ -17,10 +17,10 @@
 // heuristic was promised. The real library also has slower kernels for less aligned operands;
 // the simulator's "no algorithm" there makes the backend's cublasGemmEx fallback run in the tests.
 #include <cublasLt.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 
 #include <cstring>
+
+#include "sim_values.h"
 
 namespace {
 
@@ -87,19 +87,16 @@ uint32_t alignment(const void *p) {
   return a == 0 ? 256 : (uint32_t)std::min<uintptr_t>(256, a & (~a + 1));
 }
 
+SimType sim_type(uint32_t t) {
+  return t == CUDA_R_16F ? SIM_F16 : t == CUDA_R_16BF ? SIM_BF16 : SIM_F32;
+}
+
 float load(const void *p, uint32_t t, size_t i) {
-  if (t == CUDA_R_16F) return __half2float(static_cast<const __half *>(p)[i]);
-  if (t == CUDA_R_16BF) return __bfloat162float(static_cast<const __nv_bfloat16 *>(p)[i]);
-  return static_cast<const float *>(p)[i];
+  return sim_load(p, sim_type(t), i);
 }
 
 void store(void *p, uint32_t t, size_t i, float v) {
-  if (t == CUDA_R_16F)
-    static_cast<__half *>(p)[i] = __float2half_rn(v);
-  else if (t == CUDA_R_16BF)
-    static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
-  else
-    static_cast<float *>(p)[i] = v;
+  sim_store(p, sim_type(t), i, v);
 }
 
 // The problem is well formed (INVALID_VALUE) and within what is modelled (NOT_SUPPORTED).

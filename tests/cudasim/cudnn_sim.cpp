@@ -23,12 +23,12 @@
 // (refused: NOT_SUPPORTED), dilation > 1 in the heuristic's sizes, streams (everything runs at
 // once on the calling thread, like cudart_sim.cpp), pointer alignment rules.
 #include <cudnn_cnn.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 
 #include <climits>
 #include <cstdint>
 #include <cstring>
+
+#include "sim_values.h"
 
 struct cudnnContext {
   int token;
@@ -73,19 +73,16 @@ size_t type_size(cudnnDataType_t t) {
   return t == CUDNN_DATA_FLOAT ? 4 : 2;
 }
 
+SimType sim_type(cudnnDataType_t t) {
+  return t == CUDNN_DATA_HALF ? SIM_F16 : t == CUDNN_DATA_BFLOAT16 ? SIM_BF16 : SIM_F32;
+}
+
 float load(const void *p, cudnnDataType_t t, size_t i) {
-  if (t == CUDNN_DATA_HALF) return __half2float(static_cast<const __half *>(p)[i]);
-  if (t == CUDNN_DATA_BFLOAT16) return __bfloat162float(static_cast<const __nv_bfloat16 *>(p)[i]);
-  return static_cast<const float *>(p)[i];
+  return sim_load(p, sim_type(t), i);
 }
 
 void store(void *p, cudnnDataType_t t, size_t i, float v) {
-  if (t == CUDNN_DATA_HALF)
-    static_cast<__half *>(p)[i] = __float2half_rn(v);
-  else if (t == CUDNN_DATA_BFLOAT16)
-    static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
-  else
-    static_cast<float *>(p)[i] = v;
+  sim_store(p, sim_type(t), i, v);
 }
 
 // v rounded to TF32 (10 explicit mantissa bits, round to nearest).
