@@ -171,17 +171,8 @@ step tiny-cuda-fp16-im2col 120 bash -c "I2V_CUDA_CONV=im2col '$I2VGEN' $gen --de
 # WORST lines in step order (fp32, fp16, bf16, fp16 with im2col convolutions; none for a step that failed)
 grep WORST "$OUT/pipeline-compare.txt" | tee -a "$SUMMARY"
 
-# ---- 4b. the golden pipeline cases on CUDA against the golden files (fp32 within the goldens'
-# atol, fp16/bf16 by relative L2), CUDA vs CPU on seeded noise, 20 jobs without memory growth;
-# then the real-size (formula weight) golden cases ----
-export I2V_FIXTURES=$FIXTURES
-G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda-goldens 120 \
-  bash -c "'$TEST_CUDA_PIPELINE' --tap --verbose -s /cuda/realcfg/fp32 -s /cuda/realcfg/fp16 -s /cuda/realcfg/bf16 >>'$OUT/test-cuda.log' 2>&1"
-G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda-realcfg 120 \
-  bash -c "'$TEST_CUDA_PIPELINE' --tap --verbose -p /cuda/realcfg/fp32 -p /cuda/realcfg/fp16 -p /cuda/realcfg/bf16 >>'$OUT/test-cuda.log' 2>&1"
-grep -E '^(not ok|ok .*SKIP)|WORST|latents_final: relative|device used' "$OUT/test-cuda.log" | tail -40 >>"$SUMMARY"
-
-# ---- 5. benchmark at the real configuration: formula ("hash") weights in fp16, no file ----
+# ---- 5. benchmark at the real configuration (before the long golden runs: if the lease runs
+# short, the numbers are what must come back): formula ("hash") weights in fp16, no file ----
 nvidia-smi dmon -s pucm -d 1 >"$OUT/dmon.txt" 2>&1 &
 dmon=$!
 for size in 512x512 1280x704; do
@@ -192,6 +183,17 @@ for size in 512x512 1280x704; do
 done
 kill "$dmon" 2>/dev/null
 tail -n 30 "$OUT/bench.txt" >>"$SUMMARY"
+
+
+# ---- 6. the golden pipeline cases on CUDA against the golden files (fp32 within the goldens'
+# atol, fp16/bf16 by relative L2), CUDA vs CPU on seeded noise, 20 jobs without memory growth;
+# then the real-size (formula weight) golden cases ----
+export I2V_FIXTURES=$FIXTURES
+G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda-goldens 120 \
+  bash -c "'$TEST_CUDA_PIPELINE' --tap --verbose -s /cuda/realcfg/fp32 -s /cuda/realcfg/fp16 -s /cuda/realcfg/bf16 >>'$OUT/test-cuda.log' 2>&1"
+G_DEBUG=fatal-criticals OMP_NUM_THREADS=8 step test-cuda-realcfg 120 \
+  bash -c "'$TEST_CUDA_PIPELINE' --tap --verbose -p /cuda/realcfg/fp32 -p /cuda/realcfg/fp16 -p /cuda/realcfg/bf16 >>'$OUT/test-cuda.log' 2>&1"
+grep -E '^(not ok|ok .*SKIP)|WORST|latents_final: relative|device used' "$OUT/test-cuda.log" | tail -40 >>"$SUMMARY"
 
 echo "failed steps: $failed" >>"$SUMMARY"
 log "done: $failed failed step(s); summary:"
