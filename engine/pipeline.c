@@ -177,7 +177,6 @@ static void report(const Gen *g, int step, int frame, gint64 eta_us) {
   g->cb->progress(&pr, g->cb->user);
 }
 
-
 /* Sizes and every buffer of the generation (none is allocated later). */
 static void gen_init(Gen *g, I2vModel *m, const I2vParams *p, const I2vCallbacks *cb,
                      GCancellable *cancellable) {
