@@ -306,6 +306,11 @@ static gboolean push_frame(const I2vFrame *f, void *user) {
     }
   }
   gst_buffer_unmap(buf, &map);
+  if (f->index == 0)
+    gst_pad_push_event(self->srcpad,
+                       gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM,
+                                            gst_structure_new(GST_I2VGEN_CLIP_START, "job",
+                                                              G_TYPE_UINT, self->job_index, NULL)));
   GstClockTime pts = self->job_base + gst_util_uint64_scale(f->index, GST_SECOND, fps);
   GstClockTime end = self->job_base + gst_util_uint64_scale(f->index + 1, GST_SECOND, fps);
   GST_BUFFER_PTS(buf) = pts;

@@ -9,6 +9,11 @@
 G_BEGIN_DECLS
 
 #define GST_TYPE_I2VGEN (gst_i2vgen_get_type())
+
+/* The custom downstream event i2vgen sends before the first frame of each clip (structure name;
+ * field "job": the job's index). The clips follow each other on one continuous time line; this
+ * tells downstream elements that look across frames (i2vinterp) where one clip ends. */
+#define GST_I2VGEN_CLIP_START "i2vgen-clip-start"
 G_DECLARE_FINAL_TYPE(GstI2vgen, gst_i2vgen, GST, I2VGEN, GstElement)
 
 /* A queued job: the input image converted to RGB8, or the EOS marker (image.rgb NULL). */

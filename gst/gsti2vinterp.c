@@ -9,6 +9,9 @@
  * frames, motion stays smooth. The output has factor × the input's frame rate and the same
  * duration: the last input frame is held for its whole duration (repeated).
  *
+ * No frames are made across a cut: where i2vgen starts a new clip (its GST_I2VGEN_CLIP_START
+ * event) or a buffer is flagged DISCONT, the held frame is repeated instead, as at the end.
+ *
  * The input needs a fixed frame rate above 0. Timestamps come from the input buffers (or, where
  * they have none, from the frame rate). The element holds one frame: it adds one input frame of
  * latency.
@@ -21,6 +24,8 @@
  * ]|
  */
 #include "gsti2vinterp.h"
+
+#include "gsti2vgen.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_i2vinterp_debug);
 #define GST_CAT_DEFAULT gst_i2vinterp_debug
@@ -217,7 +222,14 @@ static GstFlowReturn gst_i2vinterp_chain(GstPad *pad, GstObject *parent, GstBuff
                       (NULL));
     return GST_FLOW_NOT_NEGOTIATED;
   }
-  if (self->held == NULL) { /* the first frame: wait for the second */
+  if (self->held != NULL && GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DISCONT)) {
+    GstFlowReturn ret = drain(self); /* a break in the stream: nothing to move between */
+    if (ret != GST_FLOW_OK) {
+      gst_buffer_unref(buf);
+      return ret;
+    }
+  }
+  if (self->held == NULL) { /* the first frame (of the stream, or after a cut): wait for the next */
     self->held = buf;
     return GST_FLOW_OK;
   }
@@ -245,6 +257,9 @@ static gboolean gst_i2vinterp_sink_event(GstPad *pad, GstObject *parent, GstEven
   }
   case GST_EVENT_EOS:
     drain(self);
+    break;
+  case GST_EVENT_CUSTOM_DOWNSTREAM: /* a new clip of i2vgen: no frames across the cut */
+    if (gst_event_has_name(event, GST_I2VGEN_CLIP_START)) drain(self);
     break;
   case GST_EVENT_FLUSH_STOP:
     reset(self);

@@ -137,13 +137,22 @@ static void test_two_jobs_then_eos(void) {
     g_assert_cmpint(GST_EVENT_TYPE(ev), ==, want[i]);
     gst_event_unref(ev);
   }
+  /* then one clip-start event per job (before its first frame), then EOS */
   GstEvent *ev;
   gboolean eos = FALSE;
+  guint clips = 0;
   while (!eos && (ev = gst_harness_pull_event(h)) != NULL) {
     eos = GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
+    if (gst_event_has_name(ev, GST_I2VGEN_CLIP_START)) {
+      guint job = G_MAXUINT;
+      gst_structure_get_uint(gst_event_get_structure(ev), "job", &job);
+      g_assert_cmpuint(job, ==, clips);
+      clips++;
+    }
     gst_event_unref(ev);
   }
   g_assert_true(eos);
+  g_assert_cmpuint(clips, ==, 2);
   gst_harness_teardown(h);
 }
 

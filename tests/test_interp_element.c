@@ -5,6 +5,8 @@
 #include <gst/video/video.h>
 #include <string.h>
 
+#include "gsti2vgen.h"
+
 #define W 48
 #define H 32
 #define FRAME (GST_SECOND / 8)
@@ -104,6 +106,44 @@ static void test_rate_and_timestamps(void) {
   free_frames(out, 9);
   for (int i = 0; i < 3; i++) gst_buffer_unref(in[i]);
   gst_harness_teardown(h);
+}
+
+/* A cut (i2vgen's clip-start event, or a DISCONT buffer) between B and C: B is held for its
+ * duration, no frame morphs from one clip into the next; C starts a new pair. */
+static void check_cut(gboolean by_event) {
+  GstHarness *h = make_harness("RGB", 3, 8);
+  GstBuffer *in[4] = {make_frame(3, 0, 0), make_frame(3, 2, FRAME), make_frame(3, 9, 2 * FRAME),
+                      make_frame(3, 11, 3 * FRAME)};
+  for (int i = 0; i < 4; i++) {
+    if (i == 2 && by_event)
+      g_assert_true(gst_harness_push_event(
+          h, gst_event_new_custom(
+                 GST_EVENT_CUSTOM_DOWNSTREAM,
+                 gst_structure_new(GST_I2VGEN_CLIP_START, "job", G_TYPE_UINT, 1, NULL))));
+    GstBuffer *b = gst_buffer_ref(in[i]);
+    if (i == 2 && !by_event) {
+      b = gst_buffer_make_writable(b);
+      GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
+    }
+    g_assert_cmpint(gst_harness_push(h, b), ==, GST_FLOW_OK);
+  }
+  gst_harness_push_event(h, gst_event_new_eos());
+  GstBuffer **out = pull_frames(h, 12, 3, 0);
+  g_assert_false(same_bytes(out[1], in[0]) || same_bytes(out[1], in[1])); /* A → B: moves */
+  for (int k = 3; k < 6; k++) g_assert_true(same_bytes(out[k], in[1]));   /* B held: the cut */
+  g_assert_true(same_bytes(out[6], in[2]));
+  g_assert_false(same_bytes(out[7], in[2]) || same_bytes(out[7], in[3])); /* C → D: moves */
+  free_frames(out, 12);
+  for (int i = 0; i < 4; i++) gst_buffer_unref(in[i]);
+  gst_harness_teardown(h);
+}
+
+static void test_cut_by_clip_event(void) {
+  check_cut(TRUE);
+}
+
+static void test_cut_by_discont(void) {
+  check_cut(FALSE);
 }
 
 /* Input without timestamps: they come from the frame rate, from the segment's start. */
@@ -218,6 +258,8 @@ int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/i2vinterp/rate-and-timestamps", test_rate_and_timestamps);
   g_test_add_func("/i2vinterp/no-timestamps", test_no_timestamps);
+  g_test_add_func("/i2vinterp/cut-by-clip-event", test_cut_by_clip_event);
+  g_test_add_func("/i2vinterp/cut-by-discont", test_cut_by_discont);
   g_test_add_func("/i2vinterp/alpha", test_alpha);
   g_test_add_func("/i2vinterp/factor-one", test_factor_one);
   g_test_add_func("/i2vinterp/flush", test_flush);
