@@ -8,15 +8,17 @@
  * Every input buffer is one job in a bounded queue (#GstI2vgen:max-queued-jobs; upstream blocks
  * while it is full). A task on the source pad runs the jobs one after the other; timestamps and
  * offsets continue across jobs, so a folder of images becomes one continuous video, and EOS is
- * forwarded after the last job. Generation settings (prompt, steps, seed, size, ...) are read
+ * forwarded after the last job. Before the first frame of each clip a custom downstream event
+ * `i2vgen-clip-start` (field job) marks the cut for elements that look across frames, such as
+ * i2vinterp. Generation settings (prompt, steps, seed, size, ...) are read
  * when a job starts, so an application may change them between images. Job k (counting from 0
  * since the element went to PAUSED) uses the seed #GstI2vgen:seed + k.
  *
  * The model (a diffusers directory of ali-vilab/i2vgen-xl) loads on the way to PAUSED and is
- * shared by every element of the process that uses the same path, variant, device, precision and
- * #GstI2vgen:release-encoders. Progress is posted after every denoising step and every frame as an
- * element message named `i2vgen-progress` with the fields job, step, steps, frame, frames,
- * elapsed-ms and eta-ms.
+ * shared by every element of the process that uses the same path, variant, device, precision,
+ * #GstI2vgen:lora and #GstI2vgen:release-encoders. Progress is posted after every denoising step
+ * and every frame as an element message named `i2vgen-progress` with the fields job, step, steps,
+ * frame, frames, elapsed-ms and eta-ms.
  *
  * ## Example launch lines
  * |[
