@@ -34,8 +34,14 @@ struct FrameInterp {
   Plane a[MAX_LEVELS], b[MAX_LEVELS]; /* luma pyramids of the pair */
   const guint8 *fa, *fb;              /* the pair itself (borrowed) */
   int sa, sb;
-  Vec *vec, *prev, *tmp; /* block vectors: this level, the coarser one, median scratch */
+  gsize max_blocks; /* blocks of the level that has the most */
 };
+
+/* One run's block vectors: this level, the coarser one, and median scratch (per run, so that
+ * runs for different times may go on in parallel on one interpolator). */
+typedef struct {
+  Vec *vec, *prev, *tmp;
+} Field;
 
 static int block_size(int level) {
   return level == 0 ? BLOCK0 : BLOCK;
@@ -64,9 +70,7 @@ FrameInterp *frame_interp_new(int width, int height, int channels, int skip) {
   gsize n = 0;
   for (int l = 0; l < fi->levels; l++)
     n = MAX(n, (gsize)blocks(fi->a[l].w, l) * blocks(fi->a[l].h, l));
-  fi->vec = g_new(Vec, n);
-  fi->prev = g_new(Vec, n);
-  fi->tmp = g_new(Vec, n);
+  fi->max_blocks = n;
   return fi;
 }
 
@@ -76,9 +80,6 @@ void frame_interp_free(FrameInterp *fi) {
     g_free(fi->a[l].px);
     g_free(fi->b[l].px);
   }
-  g_free(fi->vec);
-  g_free(fi->prev);
-  g_free(fi->tmp);
   g_free(fi);
 }
 
@@ -229,13 +230,13 @@ static void median_vectors(const Vec *vec, Vec *tmp, int bw, int bh) {
 /* Replaces each vector of level l by its neighbourhood's median where the median matches the
  * block at least as well: removes stray vectors (torn blocks in the output) in flat or repetitive
  * areas, and keeps the vectors of small objects, which only their own motion matches. */
-static void smooth(FrameInterp *fi, int l, float t, int bw, int bh) {
-  median_vectors(fi->vec, fi->tmp, bw, bh);
+static void smooth(const FrameInterp *fi, Field *fd, int l, float t, int bw, int bh) {
+  median_vectors(fd->vec, fd->tmp, bw, bh);
   for (int by = 0; by < bh; by++)
     for (int bx = 0; bx < bw; bx++) {
-      Vec own = fi->vec[by * bw + bx], med = fi->tmp[by * bw + bx];
+      Vec own = fd->vec[by * bw + bx], med = fd->tmp[by * bw + bx];
       float med_cost = block_cost(fi, l, bx, by, t, med, med, G_MAXFLOAT);
-      if (med_cost <= block_cost(fi, l, bx, by, t, own, med, med_cost)) fi->vec[by * bw + bx] = med;
+      if (med_cost <= block_cost(fi, l, bx, by, t, own, med, med_cost)) fd->vec[by * bw + bx] = med;
     }
 }
 
@@ -245,22 +246,22 @@ static void smooth(FrameInterp *fi, int l, float t, int bw, int bh) {
  * than a coarse block, finds its motion among its neighbours' even where its own parent took the
  * background's, and a vector found once spreads along the scan. pred (the parent's vector) is what
  * the smoothness cost pulls towards. */
-static Vec best_candidate(const FrameInterp *fi, int l, int bx, int by, int bw, float t, int pbw,
-                          int pbh) {
+static Vec best_candidate(const FrameInterp *fi, const Field *fd, int l, int bx, int by, int bw,
+                          float t, int pbw, int pbh) {
   /* the parent holds this block's centre; the coarser level has half the pixels */
   int bs = block_size(l), pbs = block_size(l + 1);
   int px = MIN((bx * bs + bs / 2) / 2 / pbs, pbw - 1),
       py = MIN((by * bs + bs / 2) / 2 / pbs, pbh - 1);
-  Vec pred = {2 * fi->prev[py * pbw + px].x, 2 * fi->prev[py * pbw + px].y};
+  Vec pred = {2 * fd->prev[py * pbw + px].x, 2 * fd->prev[py * pbw + px].y};
   Vec cand[14];
   int n = 0;
   cand[n++] = (Vec){0, 0};
   for (int j = MAX(py - 1, 0); j <= MIN(py + 1, pbh - 1); j++)
     for (int i = MAX(px - 1, 0); i <= MIN(px + 1, pbw - 1); i++)
-      cand[n++] = (Vec){2 * fi->prev[j * pbw + i].x, 2 * fi->prev[j * pbw + i].y};
-  if (bx > 0) cand[n++] = fi->vec[by * bw + bx - 1];
-  if (by > 0) cand[n++] = fi->vec[(by - 1) * bw + bx];
-  if (by > 0 && bx + 1 < bw) cand[n++] = fi->vec[(by - 1) * bw + bx + 1];
+      cand[n++] = (Vec){2 * fd->prev[j * pbw + i].x, 2 * fd->prev[j * pbw + i].y};
+  if (bx > 0) cand[n++] = fd->vec[by * bw + bx - 1];
+  if (by > 0) cand[n++] = fd->vec[(by - 1) * bw + bx];
+  if (by > 0 && bx + 1 < bw) cand[n++] = fd->vec[(by - 1) * bw + bx + 1];
   Vec best = pred;
   float best_cost = block_cost(fi, l, bx, by, t, pred, pred, G_MAXFLOAT);
   for (int k = 0; k < n; k++) {
@@ -276,7 +277,7 @@ static Vec best_candidate(const FrameInterp *fi, int l, int bx, int by, int bw, 
 /* Block vectors of level 0 (in its pixels) for time t, coarse to fine: a full search at the
  * coarsest level, then at each finer one the best candidate refined by a pixel (half a pixel at
  * the end). */
-static void estimate(FrameInterp *fi, float t) {
+static void estimate(const FrameInterp *fi, Field *fd, float t) {
   int pbw = 0, pbh = 0;
   for (int l = fi->levels - 1; l >= 0; l--) {
     int bw = blocks(fi->a[l].w, l), bh = blocks(fi->a[l].h, l);
@@ -286,30 +287,30 @@ static void estimate(FrameInterp *fi, float t) {
         if (l == fi->levels - 1)
           v = search(fi, l, bx, by, t, (Vec){0, 0}, SEARCH, 1.0f);
         else
-          v = search(fi, l, bx, by, t, best_candidate(fi, l, bx, by, bw, t, pbw, pbh), 1, 1.0f);
+          v = search(fi, l, bx, by, t, best_candidate(fi, fd, l, bx, by, bw, t, pbw, pbh), 1, 1.0f);
         if (l == 0) v = search(fi, l, bx, by, t, v, 1, 0.5f);
-        fi->vec[by * bw + bx] = v;
+        fd->vec[by * bw + bx] = v;
       }
-    smooth(fi, l, t, bw, bh);
-    Vec *swap = fi->prev;
-    fi->prev = fi->vec;
-    fi->vec = swap;
+    smooth(fi, fd, l, t, bw, bh);
+    Vec *swap = fd->prev;
+    fd->prev = fd->vec;
+    fd->vec = swap;
     pbw = bw;
     pbh = bh;
   }
-  Vec *swap = fi->prev; /* level 0's vectors end in prev: put them in vec */
-  fi->prev = fi->vec;
-  fi->vec = swap;
+  Vec *swap = fd->prev; /* level 0's vectors end in prev: put them in vec */
+  fd->prev = fd->vec;
+  fd->vec = swap;
 }
 
 /* The vector at pixel (x, y): bilinear between the four nearest block centres. */
-static Vec pixel_vector(const FrameInterp *fi, int x, int y) {
+static Vec pixel_vector(const FrameInterp *fi, const Field *fd, int x, int y) {
   int bw = blocks(fi->width, 0), bh = blocks(fi->height, 0);
   float u = CLAMP(((float)x + 0.5f) / BLOCK0 - 0.5f, 0.0f, (float)(bw - 1));
   float w = CLAMP(((float)y + 0.5f) / BLOCK0 - 0.5f, 0.0f, (float)(bh - 1));
   int i0 = (int)u, j0 = (int)w, i1 = MIN(i0 + 1, bw - 1), j1 = MIN(j0 + 1, bh - 1);
   float fu = u - (float)i0, fw = w - (float)j0;
-  const Vec *v = fi->vec;
+  const Vec *v = fd->vec;
   Vec top = {v[j0 * bw + i0].x + fu * (v[j0 * bw + i1].x - v[j0 * bw + i0].x),
              v[j0 * bw + i0].y + fu * (v[j0 * bw + i1].y - v[j0 * bw + i0].y)};
   Vec bottom = {v[j1 * bw + i0].x + fu * (v[j1 * bw + i1].x - v[j1 * bw + i0].x),
@@ -331,13 +332,14 @@ static float sample_u8(const FrameInterp *fi, const guint8 *f, int stride, int c
   return top + fy * (bottom - top);
 }
 
-void frame_interp_run(FrameInterp *fi, double t, guint8 *out, int out_stride) {
+void frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride) {
   float tf = (float)CLAMP(t, 0.0, 1.0);
-  estimate(fi, tf);
+  Field fd = {g_new(Vec, fi->max_blocks), g_new(Vec, fi->max_blocks), g_new(Vec, fi->max_blocks)};
+  estimate(fi, &fd, tf);
   for (int y = 0; y < fi->height; y++) {
     guint8 *row = out + (gsize)y * out_stride;
     for (int x = 0; x < fi->width; x++) {
-      Vec v = pixel_vector(fi, x, y);
+      Vec v = pixel_vector(fi, &fd, x, y);
       float ax = (float)x - tf * v.x, ay = (float)y - tf * v.y;
       float bx = (float)x + (1 - tf) * v.x, by = (float)y + (1 - tf) * v.y;
       for (int c = 0; c < fi->channels; c++) {
@@ -347,4 +349,7 @@ void frame_interp_run(FrameInterp *fi, double t, guint8 *out, int out_stride) {
       }
     }
   }
+  g_free(fd.vec);
+  g_free(fd.prev);
+  g_free(fd.tmp);
 }

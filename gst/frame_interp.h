@@ -28,7 +28,8 @@ void frame_interp_free(FrameInterp *fi);
 void frame_interp_set_pair(FrameInterp *fi, const guint8 *a, int a_stride, const guint8 *b,
                            int b_stride);
 
-/* Writes the frame at time t (0 < t < 1) between the pair into out (rows of out_stride bytes). */
-void frame_interp_run(FrameInterp *fi, double t, guint8 *out, int out_stride);
+/* Writes the frame at time t (0 < t < 1) between the pair into out (rows of out_stride bytes).
+ * Runs for different times (and outputs) may go on in parallel on one interpolator. */
+void frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride);
 
 G_END_DECLS

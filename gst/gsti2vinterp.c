@@ -81,58 +81,77 @@ static GstBuffer *new_frame_buffer(GstI2vinterp *self) {
   return out;
 }
 
-/* The in-between frame at time t of the pair set on the interpolator, or NULL (error posted). */
-static GstBuffer *interpolate(GstI2vinterp *self, double t) {
-  GstBuffer *out = new_frame_buffer(self);
-  GstVideoFrame frame;
-  if (out == NULL) return NULL;
-  if (!gst_video_frame_map(&frame, &self->out_info, out, GST_MAP_WRITE)) {
-    GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("i2vinterp: could not map an output frame"), (NULL));
-    gst_buffer_unref(out);
-    return NULL;
+/* Maps input buffer buf for reading; FALSE (error posted) when it does not fit the caps. */
+static gboolean map_input(GstI2vinterp *self, GstVideoFrame *frame, GstBuffer *buf) {
+  if (gst_video_frame_map(frame, &self->in_info, buf, GST_MAP_READ)) return TRUE;
+  GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("i2vinterp: could not map an input frame"),
+                    ("buffer of %" G_GSIZE_FORMAT " bytes for caps of %" G_GSIZE_FORMAT,
+                     gst_buffer_get_size(buf), GST_VIDEO_INFO_SIZE(&self->in_info)));
+  return FALSE;
+}
+
+/* The factor − 1 in-between frames of the pair set on the interpolator into out[], one time
+ * point per thread (they are independent); FALSE (error posted, out[] left empty) when a frame
+ * buffer cannot be had. */
+static gboolean interpolate_all(GstI2vinterp *self, GstBuffer **out) {
+  int n = (int)self->active_factor - 1, ready = 0;
+  GstVideoFrame *frames = g_new0(GstVideoFrame, n);
+  for (; ready < n; ready++) {
+    if ((out[ready] = new_frame_buffer(self)) == NULL) break;
+    if (!gst_video_frame_map(&frames[ready], &self->out_info, out[ready], GST_MAP_WRITE)) {
+      GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("i2vinterp: could not map an output frame"),
+                        (NULL));
+      gst_clear_buffer(&out[ready]);
+      break;
+    }
   }
-  frame_interp_run(self->interp, t, GST_VIDEO_FRAME_PLANE_DATA(&frame, 0),
-                   GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0));
-  gst_video_frame_unmap(&frame);
-  return out;
+  if (ready == n) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int k = 0; k < n; k++)
+      frame_interp_run(self->interp, (double)(k + 1) / self->active_factor,
+                       GST_VIDEO_FRAME_PLANE_DATA(&frames[k], 0),
+                       GST_VIDEO_FRAME_PLANE_STRIDE(&frames[k], 0));
+  }
+  for (int k = 0; k < ready; k++) {
+    gst_video_frame_unmap(&frames[k]);
+    if (ready < n) gst_clear_buffer(&out[k]);
+  }
+  g_free(frames);
+  return ready == n;
 }
 
 /* Pushes the held frame and the factor − 1 frames between it and next (next NULL: the held frame
- * repeated, at the end of the stream), evenly over the held frame's interval. */
+ * repeated, at the end of the stream or a cut), evenly over the held frame's interval. */
 static GstFlowReturn push_interval(GstI2vinterp *self, GstBuffer *next) {
   GstClockTime start, end;
   held_interval(self, next, &start, &end);
-  GstVideoFrame a, b;
-  gboolean mapped = FALSE;
-  if (next != NULL && self->active_factor > 1) {
-    if (!gst_video_frame_map(&a, &self->in_info, self->held, GST_MAP_READ)) {
-      GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("i2vinterp: could not map an input frame"),
-                        ("buffer of %" G_GSIZE_FORMAT " bytes for caps of %" G_GSIZE_FORMAT,
-                         gst_buffer_get_size(self->held), GST_VIDEO_INFO_SIZE(&self->in_info)));
-      return GST_FLOW_ERROR;
-    }
-    if (!gst_video_frame_map(&b, &self->in_info, next, GST_MAP_READ)) {
+  guint factor = self->active_factor;
+  GstBuffer **between = NULL; /* the in-between frames, when there is a pair */
+  if (next != NULL && factor > 1) {
+    GstVideoFrame a, b;
+    if (!map_input(self, &a, self->held)) return GST_FLOW_ERROR;
+    if (!map_input(self, &b, next)) {
       gst_video_frame_unmap(&a);
-      GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("i2vinterp: could not map an input frame"),
-                        ("buffer of %" G_GSIZE_FORMAT " bytes for caps of %" G_GSIZE_FORMAT,
-                         gst_buffer_get_size(next), GST_VIDEO_INFO_SIZE(&self->in_info)));
       return GST_FLOW_ERROR;
     }
-    mapped = TRUE;
     frame_interp_set_pair(self->interp, GST_VIDEO_FRAME_PLANE_DATA(&a, 0),
                           GST_VIDEO_FRAME_PLANE_STRIDE(&a, 0), GST_VIDEO_FRAME_PLANE_DATA(&b, 0),
                           GST_VIDEO_FRAME_PLANE_STRIDE(&b, 0));
+    between = g_new0(GstBuffer *, factor - 1);
+    gboolean ok = interpolate_all(self, between);
+    gst_video_frame_unmap(&b);
+    gst_video_frame_unmap(&a);
+    if (!ok) {
+      g_free(between);
+      return GST_FLOW_ERROR;
+    }
   }
   GstFlowReturn ret = GST_FLOW_OK;
-  for (guint k = 0; k < self->active_factor && ret == GST_FLOW_OK; k++) {
-    GstBuffer *out = k == 0 || !mapped ? gst_buffer_copy(self->held)
-                                       : interpolate(self, (double)k / self->active_factor);
-    if (out == NULL) {
-      ret = GST_FLOW_ERROR;
-      break;
-    }
-    GstClockTime ts = start + gst_util_uint64_scale(k, end - start, self->active_factor);
-    GstClockTime ts_end = start + gst_util_uint64_scale(k + 1, end - start, self->active_factor);
+  for (guint k = 0; k < factor && ret == GST_FLOW_OK; k++) {
+    GstBuffer *out =
+        k == 0 || between == NULL ? gst_buffer_copy(self->held) : g_steal_pointer(&between[k - 1]);
+    GstClockTime ts = start + gst_util_uint64_scale(k, end - start, factor);
+    GstClockTime ts_end = start + gst_util_uint64_scale(k + 1, end - start, factor);
     if (k > 0) GST_BUFFER_FLAG_UNSET(out, GST_BUFFER_FLAG_DISCONT);
     GST_BUFFER_PTS(out) = ts;
     GST_BUFFER_DTS(out) = GST_CLOCK_TIME_NONE;
@@ -141,10 +160,8 @@ static GstFlowReturn push_interval(GstI2vinterp *self, GstBuffer *next) {
     GST_BUFFER_OFFSET_END(out) = ++self->out_offset;
     ret = gst_pad_push(self->srcpad, out);
   }
-  if (mapped) {
-    gst_video_frame_unmap(&b);
-    gst_video_frame_unmap(&a);
-  }
+  for (guint k = 0; between != NULL && k + 1 < factor; k++) gst_clear_buffer(&between[k]);
+  g_free(between);
   self->next_ts = end;
   return ret;
 }
