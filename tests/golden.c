@@ -106,15 +106,15 @@ I2vModelDir *golden_open_model(const char *set, const char *variant) {
   return md;
 }
 
-void golden_assert_error(GError *err, int code, const char *const *needles) {
-  g_assert_nonnull(err);
-  g_test_message("expected error: %s", err->message);
-  g_assert_true(err->domain == I2V_ERROR);
-  if (code >= 0) g_assert_cmpint(err->code, ==, code);
+void golden_assert_error(GError **err, int code, const char *const *needles) {
+  g_assert_nonnull(*err);
+  g_test_message("expected error: %s", (*err)->message);
+  g_assert_true((*err)->domain == I2V_ERROR);
+  if (code >= 0) g_assert_cmpint((*err)->code, ==, code);
   for (const char *const *n = needles; *n != NULL; n++)
-    if (strstr(err->message, *n) == NULL)
-      g_error("message '%s' does not name '%s'", err->message, *n);
-  g_error_free(err);
+    if (strstr((*err)->message, *n) == NULL)
+      g_error("message '%s' does not name '%s'", (*err)->message, *n);
+  g_clear_error(err);
 }
 
 double golden_max_abs_diff(const float *a, const float *b, int64_t n) {

@@ -47,9 +47,9 @@ I2vModelDir *golden_open_model(const char *set, const char *variant);
  * set): new string (g_free); aborts the test when there is none. */
 char *golden_model_with(const char *file);
 
-/* Asserts err is an I2V_ERROR error of code (any code when code < 0) whose message contains every
- * needle (NULL-terminated list), printing the message; frees err. */
-void golden_assert_error(GError *err, int code, const char *const *needles);
+/* Asserts *err is an I2V_ERROR error of code (any code when code < 0) whose message contains every
+ * needle (NULL-terminated list), printing the message; frees it and sets *err to NULL. */
+void golden_assert_error(GError **err, int code, const char *const *needles);
 
 /* The max |a - b| over n values. */
 double golden_max_abs_diff(const float *a, const float *b, int64_t n);

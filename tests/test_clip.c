@@ -527,7 +527,7 @@ static void expect_load_error(const char *dir, int code, const char *needle1, co
   I2vClipText *text = i2v_clip_text_load(md, be, &err);
   I2vClipVision *vision = err == NULL ? i2v_clip_vision_load(md, be, &err) : NULL;
   g_assert_true(text == NULL || vision == NULL);
-  golden_assert_error(err, code, (const char *[]){needle1, needle2, NULL});
+  golden_assert_error(&err, code, (const char *[]){needle1, needle2, NULL});
   i2v_clip_text_free(text);
   i2v_clip_vision_free(vision);
   i2v_backend_free(be);

@@ -11,7 +11,7 @@ static void test_broken_cublaslt(void) {
   I2vBackend *be = i2v_cuda_backend_new(0, I2V_DTYPE_F16, &err);
   g_assert_null(be);
   golden_assert_error(
-      err, I2V_ERROR_BACKEND,
+      &err, I2V_ERROR_BACKEND,
       (const char *const[]){"cuBLASLt", "libcublasLt.so.13", "cublasLtCreate", NULL});
 }
 

@@ -186,7 +186,7 @@ static void expect_config_error(const char *set, const char *key, const char *va
   GError *err = NULL;
   I2vDdim *s = i2v_ddim_new(cfg, "sched.json", &err);
   g_assert_null(s);
-  golden_assert_error(err, I2V_ERROR_CONFIG, (const char *[]){"sched.json", key, value, NULL});
+  golden_assert_error(&err, I2V_ERROR_CONFIG, (const char *[]){"sched.json", key, value, NULL});
   json_object_unref(cfg);
 }
 

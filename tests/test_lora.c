@@ -179,9 +179,8 @@ static void test_processor_layout_stacked(void) {
   g_assert_true(i2v_weights_load_stacked(ws, be, names, 2, 2, base_parts[0].shape, &qk, &err));
   /* to_out.0 is still missing: not all applied */
   g_assert_false(i2v_lora_check_applied(lora, &err));
-  golden_assert_error(err, I2V_ERROR_MISSING,
+  golden_assert_error(&err, I2V_ERROR_MISSING,
                       (const char *const[]){file, "unet.blk.attn.processor.to_out", NULL});
-  g_clear_error(&err);
   g_assert_true(i2v_weights_load(ws, be, base_parts[2].name, 2, base_parts[2].shape,
                                  I2V_LAYOUT_AS_IS, &o, &err));
   g_assert_true(i2v_lora_check_applied(lora, &err));
@@ -207,8 +206,7 @@ static void test_processor_layout_stacked(void) {
 static void expect_open_error(const char *spec, int code, const char *const *needles) {
   GError *err = NULL;
   g_assert_null(i2v_lora_open(spec, &err));
-  golden_assert_error(err, code, needles);
-  g_clear_error(&err);
+  golden_assert_error(&err, code, needles);
 }
 
 static void test_bad_files_and_specs(void) {
@@ -255,9 +253,8 @@ static void test_bad_files_and_specs(void) {
   I2vTensor t;
   g_assert_false(i2v_weights_load(ws, be, base_parts[0].name, 2, base_parts[0].shape,
                                   I2V_LAYOUT_AS_IS, &t, &err));
-  golden_assert_error(err, I2V_ERROR_SHAPE,
+  golden_assert_error(&err, I2V_ERROR_SHAPE,
                       (const char *const[]){f, "blk.attn.to_q.weight", "[6, 4]", "[2, 5]", NULL});
-  g_clear_error(&err);
   i2v_backend_free(be);
   i2v_weights_free(ws);
   i2v_lora_free(lora);
@@ -360,9 +357,8 @@ static void test_tiny_model(void) {
   GError *err = NULL;
   g_assert_null(i2v_model_load(&mo, &err));
   golden_assert_error(
-      err, I2V_ERROR_MISSING,
+      &err, I2V_ERROR_MISSING,
       (const char *const[]){other, "unet.down_blocks.9.attentions.0.proj_in", NULL});
-  g_clear_error(&err);
   g_free(other);
   g_free(off);
   g_free(file);

@@ -14,21 +14,11 @@ static const char *const weight_components[] = {"unet", "vae", "text_encoder", "
 
 /* ---- helpers ---- */
 
-static void assert_message(const GError *err, const char *const *needles) {
-  g_assert_nonnull(err);
-  g_test_message("%s", err->message);
-  for (const char *const *n = needles; *n != NULL; n++)
-    if (strstr(err->message, *n) == NULL)
-      g_error("message '%s' does not name '%s'", err->message, *n);
-}
-
 static void expect_open_error(const char *dir, const char *variant, int code,
                               const char *const *needles) {
   GError *err = NULL;
   g_assert_null(i2v_model_dir_open(dir, variant, &err));
-  assert_message(err, needles);
-  g_assert_error(err, I2V_ERROR, code);
-  g_error_free(err);
+  golden_assert_error(&err, code, needles);
 }
 
 static char *set_model(const char *set) {
@@ -405,44 +395,37 @@ static void test_accessor_errors(void) {
   int n;
   char **sa;
   g_assert_false(i2v_config_int(cfg, file, "layers_per_block", &i, &err));
-  assert_message(err, (const char *[]){"unet/config.json: key 'layers_per_block' is a string, "
+  golden_assert_error(&err, I2V_ERROR_CONFIG,
+                      (const char *[]){"unet/config.json: key 'layers_per_block' is a string, "
                                        "expected an integer",
                                        "\"2\"", NULL});
-  g_assert_error(err, I2V_ERROR, I2V_ERROR_CONFIG);
-  g_clear_error(&err);
   g_assert_false(i2v_config_int(cfg, file, "missing_key", &i, &err));
-  assert_message(err, (const char *[]){file, "'missing_key'", "missing", NULL});
-  g_assert_error(err, I2V_ERROR, I2V_ERROR_CONFIG);
-  g_clear_error(&err);
+  golden_assert_error(&err, I2V_ERROR_CONFIG,
+                      (const char *[]){file, "'missing_key'", "missing", NULL});
   g_assert_false(i2v_config_int(cfg, file, "frac", &i, &err));
-  assert_message(err, (const char *[]){file, "'frac'", "floating-point", "2.5", NULL});
-  g_clear_error(&err);
+  golden_assert_error(&err, -1, (const char *[]){file, "'frac'", "floating-point", "2.5", NULL});
   g_assert_false(i2v_config_int(cfg, file, "n", &i, &err));
-  assert_message(err, (const char *[]){file, "'n' is null", "expected an integer", NULL});
-  g_clear_error(&err);
+  golden_assert_error(&err, -1, (const char *[]){file, "'n' is null", "expected an integer", NULL});
   g_assert_false(i2v_config_double(cfg, file, "eps", &d, &err));
-  assert_message(err, (const char *[]){file, "'eps' is an array", "expected a number", NULL});
-  g_clear_error(&err);
+  golden_assert_error(&err, -1,
+                      (const char *[]){file, "'eps' is an array", "expected a number", NULL});
   g_assert_false(i2v_config_string(cfg, file, "act", &s, &err));
-  assert_message(err,
-                 (const char *[]){file, "'act' is an integer", "expected a string", "5", NULL});
-  g_clear_error(&err);
+  golden_assert_error(
+      &err, -1, (const char *[]){file, "'act' is an integer", "expected a string", "5", NULL});
   g_assert_false(i2v_config_bool(cfg, file, "flag", &b, &err));
-  assert_message(err, (const char *[]){file, "'flag' is a string", "expected a boolean", NULL});
-  g_clear_error(&err);
+  golden_assert_error(&err, -1,
+                      (const char *[]){file, "'flag' is a string", "expected a boolean", NULL});
   g_assert_false(i2v_config_int_array(cfg, file, "channels", &ia, &n, &err));
-  assert_message(err, (const char *[]){file, "'channels' element 1 is a string",
+  golden_assert_error(&err, -1,
+                      (const char *[]){file, "'channels' element 1 is a string",
                                        "expected an integer", "\"640\"", NULL});
-  g_clear_error(&err);
   g_assert_false(i2v_config_int_array(cfg, file, "act", &ia, &n, &err));
-  assert_message(err, (const char *[]){file, "'act'", "expected an array of integers", NULL});
-  g_clear_error(&err);
+  golden_assert_error(&err, -1,
+                      (const char *[]){file, "'act'", "expected an array of integers", NULL});
   g_assert_false(i2v_config_string_array(cfg, file, "types", &sa, &err));
-  assert_message(err, (const char *[]){file, "'types' element 1 is an integer", NULL});
-  g_clear_error(&err);
+  golden_assert_error(&err, -1, (const char *[]){file, "'types' element 1 is an integer", NULL});
   g_assert_false(i2v_config_string_array(cfg, file, "nothing", &sa, &err));
-  assert_message(err, (const char *[]){file, "'nothing'", "missing", NULL});
-  g_clear_error(&err);
+  golden_assert_error(&err, -1, (const char *[]){file, "'nothing'", "missing", NULL});
   g_object_unref(p);
 }
 
@@ -530,9 +513,8 @@ static void test_missing_weights(void) {
     GError *err = NULL;
     g_assert_null(i2v_model_dir_weights(md, cases[i].component, &err));
     char *quoted = g_strdup_printf("'%s'", cases[i].component);
-    assert_message(err, (const char *[]){quoted, cases[i].single, cases[i].index, NULL});
-    g_assert_error(err, I2V_ERROR, I2V_ERROR_MISSING);
-    g_clear_error(&err);
+    golden_assert_error(&err, I2V_ERROR_MISSING,
+                        (const char *[]){quoted, cases[i].single, cases[i].index, NULL});
     g_free(quoted);
     i2v_model_dir_free(md);
   }
@@ -542,13 +524,10 @@ static void test_missing_weights(void) {
   I2vModelDir *md = open_ok(dir, NULL);
   GError *err = NULL;
   g_assert_null(i2v_model_dir_weights(md, "unet", &err));
-  assert_message(err, (const char *[]){bad, "shorter", NULL});
-  g_assert_error(err, I2V_ERROR, I2V_ERROR_FORMAT);
-  g_clear_error(&err);
+  golden_assert_error(&err, I2V_ERROR_FORMAT, (const char *[]){bad, "shorter", NULL});
   /* components without weights */
   g_assert_null(i2v_model_dir_weights(md, "scheduler", &err));
-  assert_message(err, (const char *[]){"'scheduler'", NULL});
-  g_clear_error(&err);
+  golden_assert_error(&err, -1, (const char *[]){"'scheduler'", NULL});
   i2v_model_dir_free(md);
   g_free(bad);
   rm_tree(dir);
@@ -563,20 +542,16 @@ static void test_bad_config(void) {
   I2vModelDir *md = open_ok(dir, NULL);
   GError *err = NULL;
   g_assert_null(i2v_model_dir_config(md, "scheduler", &err));
-  assert_message(err, (const char *[]){"scheduler/scheduler_config.json", NULL});
-  g_assert_error(err, I2V_ERROR, I2V_ERROR_MISSING);
-  g_clear_error(&err);
+  golden_assert_error(&err, I2V_ERROR_MISSING,
+                      (const char *[]){"scheduler/scheduler_config.json", NULL});
   char *cfg = i2v_model_dir_file(md, "vae", "config.json");
   g_assert_true(g_file_set_contents(cfg, "3", -1, NULL));
   g_assert_null(i2v_model_dir_config(md, "vae", &err));
-  assert_message(err, (const char *[]){"vae/config.json", "JSON object", NULL});
-  g_assert_error(err, I2V_ERROR, I2V_ERROR_FORMAT);
-  g_clear_error(&err);
+  golden_assert_error(&err, I2V_ERROR_FORMAT,
+                      (const char *[]){"vae/config.json", "JSON object", NULL});
   g_assert_true(g_file_set_contents(cfg, "{\"a\": ", -1, NULL));
   g_assert_null(i2v_model_dir_config(md, "vae", &err));
-  assert_message(err, (const char *[]){"vae/config.json", NULL});
-  g_assert_error(err, I2V_ERROR, I2V_ERROR_FORMAT);
-  g_clear_error(&err);
+  golden_assert_error(&err, I2V_ERROR_FORMAT, (const char *[]){"vae/config.json", NULL});
   g_free(cfg);
   i2v_model_dir_free(md);
   rm_tree(dir);

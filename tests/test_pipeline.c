@@ -268,7 +268,7 @@ static void test_cancel(void) {
 static void expect_invalid(I2vModel *m, const I2vParams *p, const char *needle) {
   GError *err = NULL;
   g_assert_false(i2v_params_validate(m, p, &err));
-  golden_assert_error(err, I2V_ERROR_INVALID, (const char *[]){needle, NULL});
+  golden_assert_error(&err, I2V_ERROR_INVALID, (const char *[]){needle, NULL});
 }
 
 static void test_bad_params(void) {
@@ -379,7 +379,7 @@ static void test_long_prompt(void) {
 static void expect_load_error(const I2vModelOptions *mo, int code, const char *needle) {
   GError *err = NULL;
   g_assert_null(i2v_model_load(mo, &err));
-  golden_assert_error(err, code, (const char *[]){needle, NULL});
+  golden_assert_error(&err, code, (const char *[]){needle, NULL});
 }
 
 static void test_model_cache(void) {

@@ -76,7 +76,7 @@ static void expect_open_error(const char *path, int code, const char *const *nee
   GError *err = NULL;
   I2vSafetensors *st = i2v_safetensors_open(path, &err);
   g_assert_null(st);
-  golden_assert_error(err, code, needles);
+  golden_assert_error(&err, code, needles);
 }
 
 static char *tmp_dir(void) {

@@ -417,7 +417,7 @@ static void expect_load_error(void (*edit)(JsonObject *cfg), const char *drop, i
   g_assert_no_error(err);
   I2vUnet *u = i2v_unet_load(md, backend, &err);
   g_assert_null(u);
-  golden_assert_error(err, code, needles);
+  golden_assert_error(&err, code, needles);
   i2v_model_dir_free(md);
   remove_tree(dir);
   g_free(dir);

@@ -339,7 +339,7 @@ static void expect_load_error(const char *dir, gboolean formula, int code,
   I2vBackend *be = i2v_cpu_backend_new();
   I2vVae *vae = i2v_vae_load(md, be, &err);
   g_assert_null(vae);
-  golden_assert_error(err, code, culprits);
+  golden_assert_error(&err, code, culprits);
   i2v_backend_free(be);
   i2v_model_dir_free(md);
 }

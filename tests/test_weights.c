@@ -261,7 +261,7 @@ static void expect_load_error(I2vWeights *w, I2vBackend *be, const char *name, i
   GError *err = NULL;
   g_assert_false(i2v_weights_load(w, be, name, ndim, shape, layout, &t, &err));
   g_assert_null(t.data);
-  golden_assert_error(err, code, needles);
+  golden_assert_error(&err, code, needles);
 }
 
 /* A small file with a float, an integer and a 4-D tensor, in a temp dir. */
