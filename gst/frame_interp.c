@@ -195,6 +195,7 @@ static Vec search(const FrameInterp *fi, int l, int bx, int by, float t, Vec pre
   float best_cost = block_cost(fi, l, bx, by, t, pred, pred, G_MAXFLOAT);
   for (int j = -radius; j <= radius; j++)
     for (int i = -radius; i <= radius; i++) {
+      if (i == 0 && j == 0) continue; /* pred itself: costed above */
       Vec v = {pred.x + (float)i * step, pred.y + (float)j * step};
       float c = block_cost(fi, l, bx, by, t, v, pred, best_cost);
       if (c < best_cost) {
