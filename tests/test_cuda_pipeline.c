@@ -21,7 +21,7 @@
  * their fp16 weights fewer.
  *
  * Every test skips, with the reason, without a CUDA device. Also built against tests/cudasim
- * (test-cuda-sim-pipeline, slow suite), where a run takes minutes: there only /cuda/pipeline in
+ * (test-cuda-sim-pipeline, slow suite), where a tiny case takes ~20 s: there only /cuda/pipeline in
  * fp16, /cuda/goldens in fp32 on the first tiny case, and the memory test with 2 small one-step
  * jobs. */
 #include <string.h>
@@ -43,7 +43,7 @@ static const Precision precisions[] = {
 };
 
 #ifdef I2V_CUDA_SIM
-#define MEMORY_JOBS 2 /* the simulator takes about 20 s per small job */
+#define MEMORY_JOBS 2 /* the simulator takes about 1.5 s per small job */
 #else
 #define MEMORY_JOBS 20
 #endif
@@ -176,7 +176,7 @@ static void test_pipeline(gconstpointer data) {
 /* One golden case on cuda:0 in prec against its golden file. */
 static void run_golden_case(const char *set, JsonNode *manifest, JsonObject *c, void *user) {
   const Precision *prec = user;
-#ifdef I2V_CUDA_SIM /* minutes per case: the first case only */
+#ifdef I2V_CUDA_SIM /* ~20 s per case: the first case only */
   static int done;
   if (done++ > 0) return;
 #endif

@@ -1,11 +1,14 @@
 // The simulator's CUDA runtime: host memory stands in for device memory, streams run everything
 // at once (in order), and kernels run through cusim_launch: every CUDA thread of a block is a
-// fiber (ucontext) on the calling thread; __syncthreads and warp barriers switch fibers; blocks
-// run one after another. A fiber that returns leaves the barriers, as exited threads do on a GPU;
-// barriers that can never be released (threads of one warp waiting at different barriers) abort
-// with a message instead of hanging.
-#include <ucontext.h>
-
+// fiber on the calling thread; __syncthreads and warp barriers switch fibers; blocks run one after
+// another. A fiber that returns leaves the barriers, as exited threads do on a GPU; barriers that
+// can never be released (threads of one warp waiting at different barriers) abort with a message
+// instead of hanging.
+//
+// Fibers switch with the few instructions of cusim_switch below, not with ucontext: glibc's
+// swapcontext saves and restores the signal mask with a system call on every switch, which made
+// 95% of a simulated pipeline's time (a kernel with warp reductions switches every thread a dozen
+// times). The switch is x86-64 only; meson builds the simulator on x86-64 hosts.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +17,37 @@
 #include <vector>
 
 #include "cudasim.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define CUSIM_ASAN 1
+#endif
+
+// cusim_switch(save, to): pushes the callee-saved registers on the current stack, stores its
+// stack pointer in *save, and resumes the stack to (popping the registers it saved there).
+extern "C" void cusim_switch(void **save, void *to);
+asm(R"(
+  .text
+  .globl cusim_switch
+  .type cusim_switch, @function
+cusim_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size cusim_switch, .-cusim_switch
+)");
 
 dim3 threadIdx, blockIdx, blockDim, gridDim;
 
@@ -25,11 +59,11 @@ enum State { RUNNABLE, AT_BLOCK, AT_WARP, DONE };
 constexpr size_t STACK = 256 << 10;
 
 struct Fiber {
-  ucontext_t ctx;
+  void *sp; // saved stack pointer while switched out
   State state;
 };
 
-ucontext_t scheduler;
+void *scheduler_sp;
 std::vector<Fiber> fibers;
 std::vector<char> stacks;
 unsigned current;
@@ -37,6 +71,10 @@ const std::function<void()> *body;
 std::vector<float> shfl_slots;
 std::vector<float4> dyn_smem;
 cudaError_t last_error = cudaSuccess;
+#ifdef CUSIM_ASAN
+const void *scheduler_stack;
+size_t scheduler_stack_size;
+#endif
 
 // Live cudaMalloc blocks and their sizes: cudaMemGetInfo reports their sum as used memory of a
 // simulated 80 GiB device (no context or library overhead is modelled).
@@ -45,14 +83,58 @@ std::mutex alloc_lock;
 std::unordered_map<void *, size_t> allocations;
 size_t allocated;
 
-void fiber_main() {
+// Back to the scheduler from the current fiber; a fiber that is done never comes back (ASan then
+// drops its fake stack).
+void to_scheduler(bool done) {
+#ifdef CUSIM_ASAN
+  void *fake;
+  __sanitizer_start_switch_fiber(done ? nullptr : &fake, scheduler_stack, scheduler_stack_size);
+  cusim_switch(&fibers[current].sp, scheduler_sp);
+  __sanitizer_finish_switch_fiber(fake, &scheduler_stack, &scheduler_stack_size);
+#else
+  (void)done;
+  cusim_switch(&fibers[current].sp, scheduler_sp);
+#endif
+}
+
+[[noreturn]] void fiber_main() {
+#ifdef CUSIM_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &scheduler_stack, &scheduler_stack_size);
+#endif
   (*body)();
-  fibers[current].state = DONE; // returning resumes the scheduler (uc_link)
+  fibers[current].state = DONE;
+  to_scheduler(true);
+  __builtin_unreachable();
+}
+
+// A fresh fiber for thread t: its stack holds what cusim_switch pops (six registers, then the
+// return address fiber_main) above a null return address that ends backtraces.
+void start_fiber(unsigned t) {
+  char *top = stacks.data() + (size_t)(t + 1) * STACK;
+  void **sp = reinterpret_cast<void **>(reinterpret_cast<uintptr_t>(top) & ~(uintptr_t)15);
+  *--sp = nullptr;
+  *--sp = reinterpret_cast<void *>(fiber_main);
+  for (int r = 0; r < 6; r++) *--sp = nullptr;
+  fibers[t].sp = sp;
+  fibers[t].state = RUNNABLE;
+}
+
+void resume(unsigned t) {
+  current = t;
+  threadIdx = dim3(t, 0, 0);
+#ifdef CUSIM_ASAN
+  void *fake;
+  __sanitizer_start_switch_fiber(&fake, stacks.data() + (size_t)t * STACK, STACK);
+  cusim_switch(&scheduler_sp, fibers[t].sp);
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+  cusim_switch(&scheduler_sp, fibers[t].sp);
+#endif
 }
 
 void wait_at(State s) {
   fibers[current].state = s;
-  swapcontext(&fibers[current].ctx, &scheduler);
+  to_scheduler(false);
 }
 
 // Releases the barriers whose every live thread has arrived; FALSE if none could be released.
@@ -82,23 +164,11 @@ bool release(unsigned threads) {
 }
 
 void run_block(unsigned threads) {
-  for (unsigned t = 0; t < threads; t++) {
-    Fiber &f = fibers[t];
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = stacks.data() + t * STACK;
-    f.ctx.uc_stack.ss_size = STACK;
-    f.ctx.uc_link = &scheduler;
-    makecontext(&f.ctx, fiber_main, 0);
-    f.state = RUNNABLE;
-  }
+  for (unsigned t = 0; t < threads; t++) start_fiber(t);
   for (;;) {
     bool alive = false;
-    for (unsigned t = 0; t < threads; t++) {
-      if (fibers[t].state != RUNNABLE) continue;
-      current = t;
-      threadIdx = dim3(t, 0, 0);
-      swapcontext(&scheduler, &fibers[t].ctx);
-    }
+    for (unsigned t = 0; t < threads; t++)
+      if (fibers[t].state == RUNNABLE) resume(t);
     for (unsigned t = 0; t < threads; t++) alive |= fibers[t].state != DONE;
     if (!alive) return;
     if (!release(threads)) {
