@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "cuda_priv.h"
-#include "error.h"
+#include <i2v/error.h>
 
 /* Smallest device scratch chunk: the arena starts here and doubles when a step needs more. */
 #define ARENA_MIN_CHUNK ((size_t)256 << 20)

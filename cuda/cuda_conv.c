@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "cuda_priv.h"
-#include "error.h"
+#include <i2v/error.h>
 
 /* Upper bound of one im2col block: a 3×3 conv over 32 frames of 88×160×320 would need a 2.6 GB
  * column matrix at once; blocks of this size keep scratch bounded at a small cost in launches. */

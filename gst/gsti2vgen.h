@@ -4,7 +4,7 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
-#include "i2v.h"
+#include <i2v/i2v.h>
 
 G_BEGIN_DECLS
 

@@ -1,7 +1,7 @@
 /* Golden fixture helpers shared by the engine tests. */
 #include "golden.h"
 
-#include "error.h"
+#include <i2v/error.h>
 
 #include <math.h>
 #include <string.h>

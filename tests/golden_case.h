@@ -5,7 +5,7 @@
 #pragma once
 
 #include "golden.h"
-#include "i2v.h"
+#include <i2v/i2v.h>
 
 G_BEGIN_DECLS
 

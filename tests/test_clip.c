@@ -13,7 +13,7 @@
 
 #include "clip_text.h"
 #include "clip_vision.h"
-#include "error.h"
+#include <i2v/error.h>
 #include "golden.h"
 
 /* ---- fixture sets ---- */

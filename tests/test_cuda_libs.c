@@ -3,7 +3,7 @@
  * error naming cuBLASLt, the library file and the missing symbol, not crash. Runs on the simulated
  * backend (a machine without a GPU would fail earlier, at the device check). */
 #include "cuda_backend.h"
-#include "error.h"
+#include <i2v/error.h>
 #include "golden.h"
 
 static void test_broken_cublaslt(void) {

@@ -20,7 +20,7 @@
 
 #include "backend.h"
 #include "cuda_backend.h"
-#include "error.h"
+#include <i2v/error.h>
 
 typedef struct {
   const char *name;

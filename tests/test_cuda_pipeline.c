@@ -67,10 +67,10 @@ static void free_tensor(gpointer t) {
 }
 
 /* name → host I2vTensor copy of every dumped tensor. */
-static void on_dump(const char *name, const I2vTensor *t, void *user) {
+static void on_dump(const char *name, const I2vTensorView *t, void *user) {
   I2vTensor *copy = g_new(I2vTensor, 1);
   *copy = i2v_host_tensor(I2V_DTYPE_F32, t->ndim, t->shape);
-  memcpy(copy->data, t->data, i2v_tensor_nbytes(t));
+  memcpy(copy->data, t->data, i2v_tensor_nbytes(copy));
   g_hash_table_replace(user, g_strdup(name), copy);
 }
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "ddim.h"
-#include "error.h"
+#include <i2v/error.h>
 #include "golden.h"
 
 /* Opens set/model and builds its scheduler (fails the test on error). */

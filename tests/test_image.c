@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 #include "golden.h"
-#include "image.h"
+#include "preprocess.h"
 
 /* ---- helpers ---- */
 

@@ -1,4 +1,4 @@
-/* LoRA styles (engine/lora.c): each file layout merges W + scale·alpha/r·B·A into the weights it
+/* LoRA styles (engine/io/lora.c): each file layout merges W + scale·alpha/r·B·A into the weights it
  * targets (checked against a plain loop), in plain, conv and stacked loads; every malformed file
  * or spec is refused naming the culprit; on the tiny model a LoRA changes the clip, scale 0 leaves
  * it bit-identical, and a LoRA for another model is an error. */
@@ -7,7 +7,7 @@
 
 #include "backend.h"
 #include "golden.h"
-#include "i2v.h"
+#include <i2v/i2v.h>
 #include "lora.h"
 #include "safetensors.h"
 #include "weights.h"

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "ops.h"
-#include "error.h"
+#include <i2v/error.h>
 
 #define RTOL 1e-5
 

@@ -11,7 +11,7 @@
 #include "cuda_backend.h"
 #include "ddim.h"
 #include "golden_case.h"
-#include "i2v.h"
+#include <i2v/i2v.h>
 #include "noise.h"
 
 /* What the callbacks saw during one generation. */
@@ -46,11 +46,11 @@ static void capture_clear(Capture *c) {
   g_free(c->rgb);
 }
 
-static void on_dump(const char *name, const I2vTensor *t, void *user) {
+static void on_dump(const char *name, const I2vTensorView *t, void *user) {
   Capture *c = user;
   I2vTensor *copy = g_new(I2vTensor, 1);
   *copy = i2v_host_tensor(I2V_DTYPE_F32, t->ndim, t->shape);
-  memcpy(copy->data, t->data, i2v_tensor_nbytes(t));
+  memcpy(copy->data, t->data, i2v_tensor_nbytes(copy));
   g_hash_table_replace(c->dumps, g_strdup(name), copy);
 }
 

@@ -4,7 +4,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 #include "golden.h"
 
 /* ---- helpers ---- */

@@ -8,7 +8,7 @@
 #include <glib/gstdio.h>
 #include <unistd.h>
 
-#include "error.h"
+#include <i2v/error.h>
 #include "golden.h"
 #include "unet3d.h"
 

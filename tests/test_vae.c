@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
+#include <i2v/error.h>
 #include "golden.h"
 #include "vae.h"
 

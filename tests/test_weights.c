@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 #include "golden.h"
 #include "weights.h"
 

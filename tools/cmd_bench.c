@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 
 #include "commands.h"
-#include "i2v.h"
+#include <i2v/i2v.h>
 
 #define MAX_STAGES 4096
 

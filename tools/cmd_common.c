@@ -2,7 +2,7 @@
 #include <stdio.h>
 
 #include "commands.h"
-#include "error.h"
+#include <i2v/error.h>
 
 int cmd_fail(const char *name, GError *err) {
   fprintf(stderr, "i2vgen %s: %s\n", name, err ? err->message : "failed");

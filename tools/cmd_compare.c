@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "error.h"
+#include <i2v/error.h>
 #include "safetensors.h"
 
 static gboolean is_float(I2vDType t) {

@@ -8,7 +8,7 @@
 
 #include "commands.h"
 #include "conditioning.h"
-#include "error.h"
+#include <i2v/error.h>
 
 /* The reference pipeline's default video size. */
 #define DEFAULT_HEIGHT 704

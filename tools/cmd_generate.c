@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "i2v.h"
+#include <i2v/i2v.h>
 #include "safetensors.h"
 
 typedef struct {
@@ -67,7 +67,7 @@ static void print_progress(const I2vProgress *p, void *user) {
             p->elapsed_us / 1e6, p->eta_us / 1e6);
 }
 
-static void dump_tensor(const char *name, const I2vTensor *t, void *user) {
+static void dump_tensor(const char *name, const I2vTensorView *t, void *user) {
   Sink *sink = user;
   i2v_safetensors_writer_add(sink->dump, name, I2V_DTYPE_F32, t->ndim, t->shape, t->data);
 }

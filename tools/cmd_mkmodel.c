@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "error.h"
+#include <i2v/error.h>
 #include "model_tensors.h"
 
 /* Configuration files of a model directory, relative to it. */

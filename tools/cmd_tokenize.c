@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "error.h"
+#include <i2v/error.h>
 #include "tokenizer.h"
 
 /* Prints n ids space-separated on one line. */

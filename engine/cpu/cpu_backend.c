@@ -1,12 +1,13 @@
 /* The CPU backend's memory side: plain host memory for tensors and the chunked scratch arena of
- * engine/arena.c over aligned host chunks (a denoising loop allocates on its first step only). */
+ * engine/core/arena.c over aligned host chunks (a denoising loop allocates on its first step only).
+ */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
 #include "cpu_ops.h"
-#include "error.h"
+#include <i2v/error.h>
 
 #define ARENA_ALIGN 64
 #define ARENA_MIN_CHUNK ((size_t)64 << 20)

@@ -13,7 +13,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 
 #define VAE_CONFIG "vae/config.json"
 #define VAE_NORM_EPS 1e-6f /* every GroupNorm of this VAE */

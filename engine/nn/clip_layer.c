@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 
 /* A required positive integer key that fits an int. */
 static gboolean read_positive(JsonObject *cfg, const char *file, const char *key, int *out,

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 
 /* The components I2VGenXLPipeline is constructed from (model_index.json keys = folder names). */
 static const char *const pipeline_components[] = {

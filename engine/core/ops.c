@@ -6,7 +6,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 
 gboolean i2v_act_from_name(const char *name, I2vAct *act) {
   static const struct {

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 
 struct I2vWeights {
   char *component;           /* "unet", for messages */

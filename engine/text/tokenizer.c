@@ -9,7 +9,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 
 /* transformers' CLIPTokenizer.pat (compiled caseless, like there): the special strings, English
  * contractions, runs of letters, single digits, runs of anything else but whitespace. */

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 #include "safetensors.h"
 
 /* One low-rank pair of one file, and where it goes. */

@@ -6,7 +6,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 #include "unet_blocks.h"
 
 #define CONFIG_FILE "unet/config.json"

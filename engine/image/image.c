@@ -1,13 +1,13 @@
 /* RGB8 images: GdkPixbuf decoding / PNG writing, and the bit-exact preprocessing of the pipeline:
  * Pillow 9.4's fixed-point separable resampling, diffusers' _center_crop_wide and the CLIP / VAE
  * normalisations (fixtures README §5.3-5.4). */
-#include "image.h"
+#include "preprocess.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
 #include <math.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 
 I2vImage i2v_image_new(int width, int height) {
   I2vImage img = {0};

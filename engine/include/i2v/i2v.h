@@ -18,9 +18,8 @@
 
 #include <gio/gio.h>
 
-#include "error.h"
-#include "image.h"
-#include "tensor.h"
+#include <i2v/error.h>
+#include <i2v/image.h>
 
 G_BEGIN_DECLS
 
@@ -108,6 +107,14 @@ void i2v_params_init(I2vParams *p);
  * VAE factor, ...): FALSE with an I2V_ERROR_INVALID error naming the parameter and the range. */
 gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **error);
 
+/* A host float32 tensor handed to the dump callback: row-major, ndim (≤ 5) dimensions; valid
+ * during the call only. */
+typedef struct {
+  int ndim;
+  gint64 shape[5];
+  const float *data;
+} I2vTensorView;
+
 /* One decoded frame: RGB8, width × height, index 0..frames-1; valid during the callback only. */
 typedef struct {
   int index, count;
@@ -136,14 +143,13 @@ typedef struct {
   void (*progress)(const I2vProgress *p, void *user);
   /* Called with each frame as soon as it is decoded; return FALSE to stop (error CANCELLED). */
   gboolean (*frame)(const I2vFrame *f, void *user);
-  /* Debugging (may be NULL): receives intermediates as host float32 tensors (backend NULL,
-   * valid during the call) under the golden file names and PyTorch layouts of fixtures
-   * README §4.9: "encoder_hidden_states", "prompt_embeds", "negative_prompt_embeds",
-   * "clip_pixel_values", "image_embeddings", "vae_input", "vae_mean", "vae_logvar", "vae_std",
-   * "image_latents", "init_latents", "vae_posterior_noise", "step{i}.unet_out",
-   * "step{i}.noise_pred", "step{i}.pred_original_sample", "step{i}.latents", "latents_final",
-   * "video" and "frames". Setting it costs device-to-host copies every step. */
-  void (*dump)(const char *name, const I2vTensor *t, void *user);
+  /* Debugging (may be NULL): receives intermediates as host float32 tensors under the golden file
+   * names and PyTorch layouts of fixtures README §4.9: "encoder_hidden_states", "prompt_embeds",
+   * "negative_prompt_embeds", "clip_pixel_values", "image_embeddings", "vae_input", "vae_mean",
+   * "vae_logvar", "vae_std", "image_latents", "init_latents", "vae_posterior_noise",
+   * "step{i}.unet_out", "step{i}.noise_pred", "step{i}.pred_original_sample", "step{i}.latents",
+   * "latents_final", "video" and "frames". Setting it costs device-to-host copies every step. */
+  void (*dump)(const char *name, const I2vTensorView *t, void *user);
   /* Benchmarking (may be NULL): called at the end of every stage; setting it adds a backend sync
    * per stage. */
   void (*stage)(const I2vStage *s, void *user);

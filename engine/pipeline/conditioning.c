@@ -1,7 +1,7 @@
 /* Conditioning of a prompt set and an input image, as diffusers' I2VGenXLPipeline computes it. */
 #include "conditioning.h"
 
-#include "error.h"
+#include <i2v/error.h>
 
 #define FEATURE_EXTRACTOR_FILE "preprocessor_config.json"
 

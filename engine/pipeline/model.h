@@ -6,7 +6,7 @@
 #include "clip_vision.h"
 #include "conditioning.h"
 #include "ddim.h"
-#include "i2v.h"
+#include <i2v/i2v.h>
 #include "tokenizer.h"
 #include "unet3d.h"
 #include "vae.h"

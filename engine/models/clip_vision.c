@@ -5,7 +5,7 @@
 #include "clip_vision.h"
 
 #include "clip_layer.h"
-#include "error.h"
+#include <i2v/error.h>
 
 #define CONFIG_FILE "image_encoder/config.json"
 

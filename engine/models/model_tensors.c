@@ -6,7 +6,7 @@
 
 #include "clip_text.h"
 #include "clip_vision.h"
-#include "error.h"
+#include <i2v/error.h>
 #include "unet3d.h"
 #include "vae.h"
 

@@ -122,7 +122,7 @@ static gboolean dumping(const Gen *g) {
 static void dump(const Gen *g, const char *name, const float *data, int ndim,
                  const int64_t *shape) {
   if (!dumping(g)) return;
-  I2vTensor t = {.dtype = I2V_DTYPE_F32, .ndim = ndim, .data = (void *)data};
+  I2vTensorView t = {.ndim = ndim, .data = data};
   memcpy(t.shape, shape, ndim * sizeof(int64_t));
   g->cb->dump(name, &t, g->cb->user);
 }

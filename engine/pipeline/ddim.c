@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 
 typedef enum { PRED_EPSILON, PRED_V } Prediction;
 typedef enum { SPACING_LEADING, SPACING_TRAILING, SPACING_LINSPACE } Spacing;

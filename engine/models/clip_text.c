@@ -4,7 +4,7 @@
 #include "clip_text.h"
 
 #include "clip_layer.h"
-#include "error.h"
+#include <i2v/error.h>
 
 #define CONFIG_FILE "text_encoder/config.json"
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cuda_backend.h"
-#include "error.h"
+#include <i2v/error.h>
 
 #ifndef I2V_HAVE_CUDA
 /* Without CUDA in the build the CUDA entry points exist and say so. */

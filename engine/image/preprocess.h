@@ -1,33 +1,13 @@
-/* RGB8 images: decoding (GdkPixbuf), PNG writing, and the pipeline's bit-exact preprocessing —
- * Pillow 9.4's fixed-point BOX/BILINEAR resampling, diffusers' _center_crop_wide with Python's
- * float floor division, and the CLIP / VAE normalisations (fixtures README §5.3-5.4). */
+/* The pipeline's bit-exact image preprocessing: Pillow 9.4's fixed-point BOX/BILINEAR resampling,
+ * diffusers' _center_crop_wide with Python's float floor division, and the CLIP / VAE
+ * normalisations (fixtures README §5.3-5.4). */
 #pragma once
 
-#include <glib.h>
-#include <stdint.h>
+#include <i2v/image.h>
 
 G_BEGIN_DECLS
 
-/* A packed RGB image, rows of width*3 bytes, no padding. */
-typedef struct {
-  int width, height;
-  guint8 *rgb;
-} I2vImage;
-
 typedef enum { I2V_RESAMPLE_BOX, I2V_RESAMPLE_BILINEAR } I2vResample;
-
-/* Decodes a PNG or JPEG file to RGB8 (alpha dropped as PIL's convert("RGB") does). Errors name
- * the file. Free out with i2v_image_clear. */
-gboolean i2v_image_load(const char *path, I2vImage *out, GError **error);
-
-/* Writes img as an 8-bit RGB PNG. */
-gboolean i2v_image_save_png(const I2vImage *img, const char *path, GError **error);
-
-/* An image of the given size, zero-filled (free with i2v_image_clear). */
-I2vImage i2v_image_new(int width, int height);
-
-/* Frees the pixels and zeroes the struct. */
-void i2v_image_clear(I2vImage *img);
 
 /* Pillow-exact resize to width × height (a copy when the size is unchanged). New image. */
 I2vImage i2v_image_resize(const I2vImage *src, int width, int height, I2vResample filter);

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "error.h"
+#include <i2v/error.h>
 
 /* safetensors' own limit: a larger header is a corrupt length field, not a real header. */
 #define MAX_HEADER_BYTES ((guint64)100 << 20)

@@ -6,7 +6,7 @@
 
 #include "clip_text.h"
 #include "clip_vision.h"
-#include "image.h"
+#include "preprocess.h"
 #include "tokenizer.h"
 #include "vae.h"
 
