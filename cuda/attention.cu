@@ -137,8 +137,9 @@ template <int DPT, int TPQ> static cudaError_t launch(cudaStream_t st, AttnArgs 
   return cudaGetLastError();
 }
 
-extern "C" cudaError_t cu_attention(cudaStream_t st, const CuSeqView *out, const CuSeqView *q,
-                                    const CuSeqView *k, const CuSeqView *v, const CuAttnShape *s) {
+extern "C" cudaError_t i2v_cu_attention(cudaStream_t st, const CuSeqView *out, const CuSeqView *q,
+                                        const CuSeqView *k, const CuSeqView *v,
+                                        const CuAttnShape *s) {
   if (s->head_dim < 1 || s->head_dim > CU_ATTN_MAX_HEAD_DIM || s->kv_outer_div < 1)
     return cudaErrorInvalidValue;
   if (s->q_len == 0 || s->heads == 0 || s->n_outer * s->n_inner == 0) return cudaSuccess;
@@ -150,8 +151,8 @@ extern "C" cudaError_t cu_attention(cudaStream_t st, const CuSeqView *out, const
     const char *env = getenv("I2V_CUDA_ATTENTION");
     scalar_only = env != nullptr && strcmp(env, "scalar") == 0;
   }
-  if (!scalar_only && cu_attention_mma_fits(&a)) {
-    cudaError_t e = cu_attention_mma(st, a);
+  if (!scalar_only && i2v_cu_attention_mma_fits(&a)) {
+    cudaError_t e = i2v_cu_attention_mma(st, a);
     if (e != cudaErrorNotSupported) return e;
   }
   if (s->head_dim <= 16) return launch<16, 1>(st, a);

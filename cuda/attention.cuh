@@ -1,5 +1,5 @@
 // What the two attention kernels share: their argument block, the view arithmetic, and the
-// entry point of the tensor-core kernel (attention_mma.cu) that cu_attention tries first.
+// entry point of the tensor-core kernel (attention_mma.cu) that i2v_cu_attention tries first.
 #pragma once
 
 #include "device.cuh"
@@ -20,8 +20,8 @@ __device__ __forceinline__ int64_t head_base(const CuSeqView &v, int64_t outer, 
 
 // Whether the tensor-core kernel takes these arguments (F16 or BF16 operands of one dtype,
 // 16 ≤ head_dim ≤ 128, at least 32 queries per sequence).
-bool cu_attention_mma_fits(const AttnArgs *a);
+bool i2v_cu_attention_mma_fits(const AttnArgs *a);
 
 // Runs the tensor-core kernel; cudaErrorNotSupported (nothing launched, no error left pending)
 // when the device cannot give it the shared memory it needs.
-cudaError_t cu_attention_mma(cudaStream_t st, AttnArgs a);
+cudaError_t i2v_cu_attention_mma(cudaStream_t st, AttnArgs a);

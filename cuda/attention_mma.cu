@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(MMA_WARPS * 32) attention_mma_kernel(AttnArgs 
   }
 }
 
-bool cu_attention_mma_fits(const AttnArgs *a) {
+bool i2v_cu_attention_mma_fits(const AttnArgs *a) {
   int dt = a->q.b.dt;
   return (dt == CU_F16 || dt == CU_BF16) && a->k.b.dt == dt && a->v.b.dt == dt &&
          a->s.head_dim >= 16 && a->s.head_dim <= 128 && a->s.q_len >= 32;
@@ -195,6 +195,6 @@ template <typename T> static cudaError_t dispatch_dp(cudaStream_t st, AttnArgs a
   return launch_mma<T, 128>(st, a);
 }
 
-cudaError_t cu_attention_mma(cudaStream_t st, AttnArgs a) {
+cudaError_t i2v_cu_attention_mma(cudaStream_t st, AttnArgs a) {
   return a.q.b.dt == CU_F16 ? dispatch_dp<__half>(st, a) : dispatch_dp<__nv_bfloat16>(st, a);
 }

@@ -17,8 +17,8 @@ __global__ void im2col_kernel(CuBuf col, CuBuf x, CuConvShape s, int64_t m0, int
   }
 }
 
-extern "C" cudaError_t cu_im2col(cudaStream_t st, CuBuf col, CuBuf x, const CuConvShape *s,
-                                 int64_t m0, int64_t rows) {
+extern "C" cudaError_t i2v_cu_im2col(cudaStream_t st, CuBuf col, CuBuf x, const CuConvShape *s,
+                                     int64_t m0, int64_t rows) {
   CU_LAUNCH(im2col_kernel, cu_blocks(rows * s->kh * s->kw * s->Ci), CU_THREADS, 0, st)
   (col, x, *s, m0, rows);
   return cudaGetLastError();

@@ -1,6 +1,7 @@
 /* The CUDA backend's setup and memory side: device and driver checks, cuBLAS, cuBLASLt and cuDNN
- * loaded with dlopen, one non-blocking stream, cudaMalloc'd tensors and a chunked device scratch
- * arena.
+ * loaded with dlopen, cudaMalloc'd tensors, and streams: each a non-blocking cudaStream_t with its
+ * own cuBLAS, cuBLASLt and cuDNN handles, cuBLASLt workspace, plan caches and chunked device
+ * scratch arena, so that streams of one device run side by side.
  *
  * Nothing here needs a driver at load time: the CUDA runtime is linked statically and loads the
  * driver itself on the first call; the NVIDIA libraries are dlopen()ed on the first backend. A
@@ -24,25 +25,25 @@ static const char *blas_status_string(const CublasApi *blas, cublasStatus_t stat
   return blas != NULL && blas->status_string != NULL ? blas->status_string(status) : "cuBLAS error";
 }
 
-gboolean cuda_check(I2vBackend *be, cudaError_t status, const char *call, const char *file,
-                    int line) {
+gboolean i2v_cuda_check(I2vStream *st, cudaError_t status, const char *call, const char *file,
+                        int line) {
   if (status == cudaSuccess) return TRUE;
   cudaGetLastError(); /* clear a non-sticky error so the next call does not report it again */
   int code = status == cudaErrorMemoryAllocation ? I2V_ERROR_NO_MEMORY : I2V_ERROR_BACKEND;
-  i2v_backend_fail(be,
-                   g_error_new(I2V_ERROR, code, "%s: %s failed at %s:%d: %s (%s)", be->name, call,
-                               file, line, cudaGetErrorString(status), cudaGetErrorName(status)));
+  i2v_stream_fail(st, g_error_new(I2V_ERROR, code, "%s: %s failed at %s:%d: %s (%s)", st->be->name,
+                                  call, file, line, cudaGetErrorString(status),
+                                  cudaGetErrorName(status)));
   return FALSE;
 }
 
-gboolean cublas_check(I2vBackend *be, cublasStatus_t status, const char *call, const char *file,
-                      int line) {
+gboolean i2v_cublas_check(I2vStream *st, cublasStatus_t status, const char *call, const char *file,
+                          int line) {
   if (status == CUBLAS_STATUS_SUCCESS) return TRUE;
-  CudaPriv *p = be->priv;
+  CudaStream *p = st->priv;
   int code = status == CUBLAS_STATUS_ALLOC_FAILED ? I2V_ERROR_NO_MEMORY : I2V_ERROR_BACKEND;
-  i2v_backend_fail(be,
-                   g_error_new(I2V_ERROR, code, "%s: %s failed at %s:%d: %s (status %d)", be->name,
-                               call, file, line, blas_status_string(p->blas, status), (int)status));
+  i2v_stream_fail(st, g_error_new(I2V_ERROR, code, "%s: %s failed at %s:%d: %s (status %d)",
+                                  st->be->name, call, file, line,
+                                  blas_status_string(p->blas, status), (int)status));
   return FALSE;
 }
 
@@ -56,9 +57,9 @@ static void set_no_memory(GError **error, const char *name, const char *what, si
               bytes, free_b, total_b);
 }
 
-CudaPriv *cuda_enter(I2vBackend *be) {
-  CudaPriv *p = be->priv;
-  CUDA_OK(be, cudaSetDevice(p->device));
+CudaStream *i2v_cuda_enter(I2vStream *st) {
+  CudaStream *p = st->priv;
+  CUDA_OK(st, cudaSetDevice(p->device));
   return p;
 }
 
@@ -173,41 +174,47 @@ static gpointer load_cudnn(gpointer unused) {
   return &dnn_api;
 }
 
-const CudnnApi *cuda_cudnn_api(void) {
+const CudnnApi *i2v_cuda_cudnn_api(void) {
   static GOnce once = G_ONCE_INIT;
   return g_once(&once, load_cudnn, NULL);
 }
 
 /* ---- plan caches ---- */
 
-GHashTable *cuda_plan_cache_new(GDestroyNotify plan_free) {
+GHashTable *i2v_cuda_plan_cache_new(GDestroyNotify plan_free) {
   return g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
                                plan_free);
 }
 
-gpointer cuda_plan_lookup(GHashTable *cache, const void *key, size_t key_size) {
+gpointer i2v_cuda_plan_lookup(GHashTable *cache, const void *key, size_t key_size) {
   GBytes *k = g_bytes_new_static(key, key_size);
   gpointer plan = g_hash_table_lookup(cache, k);
   g_bytes_unref(k);
   return plan;
 }
 
-void cuda_plan_insert(GHashTable *cache, const void *key, size_t key_size, gpointer plan) {
+void i2v_cuda_plan_insert(GHashTable *cache, const void *key, size_t key_size, gpointer plan) {
   g_hash_table_insert(cache, g_bytes_new(key, key_size), plan);
 }
 
 /* ---- memory ---- */
 
+/* Makes be's device current for the calling thread; FALSE with an error otherwise. */
+static gboolean select_device(I2vBackend *be, GError **error) {
+  CudaDevice *d = be->priv;
+  cudaError_t status = cudaSetDevice(d->device);
+  if (status == cudaSuccess) return TRUE;
+  cudaGetLastError();
+  g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot select the device: %s", be->name,
+              cudaGetErrorString(status));
+  return FALSE;
+}
+
+/* Persistent tensors are zeroed like the CPU backend's memory, so no tensor ever holds garbage;
+ * cudaMemset (not Async) finishes before any stream can use the tensor. */
 static gboolean cuda_alloc(I2vBackend *be, I2vTensor *t, GError **error) {
-  CudaPriv *p = be->priv;
   size_t n = i2v_tensor_nbytes(t);
-  cudaError_t dev = cudaSetDevice(p->device);
-  if (dev != cudaSuccess) {
-    cudaGetLastError();
-    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot select the device: %s", be->name,
-                cudaGetErrorString(dev));
-    return FALSE;
-  }
+  if (!select_device(be, error)) return FALSE;
   if (cudaMalloc(&t->data, MAX(n, 1)) != cudaSuccess) {
     t->data = NULL;
     char shape[96];
@@ -217,11 +224,11 @@ static gboolean cuda_alloc(I2vBackend *be, I2vTensor *t, GError **error) {
     g_free(what);
     return FALSE;
   }
-  /* zeroed like the CPU backend's memory, so no tensor ever holds garbage */
-  cudaError_t st = cudaMemsetAsync(t->data, 0, n, p->stream);
-  if (st != cudaSuccess) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cudaMemsetAsync failed: %s", be->name,
-                cudaGetErrorString(st));
+  cudaError_t status = cudaMemset(t->data, 0, n);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cudaMemset failed: %s", be->name,
+                cudaGetErrorString(status));
     cudaFree(t->data);
     t->data = NULL;
     return FALSE;
@@ -230,59 +237,70 @@ static gboolean cuda_alloc(I2vBackend *be, I2vTensor *t, GError **error) {
 }
 
 static void cuda_free(I2vBackend *be, I2vTensor *t) {
-  cuda_enter(be);
+  select_device(be, NULL);
   cudaFree(t->data); /* synchronises the device: queued work on t finishes first */
   t->data = NULL;
 }
 
-/* Waits for the stream; a failure here is a kernel that failed asynchronously. */
-static gboolean stream_sync(I2vBackend *be, const char *what, GError **error) {
-  CudaPriv *p = be->priv;
-  cudaError_t st = cudaStreamSynchronize(p->stream);
-  if (st == cudaSuccess) return TRUE;
+/* A synchronous copy into a tensor no stream uses yet (weights at load). */
+static gboolean cuda_write(I2vBackend *be, I2vTensor *t, const void *host, GError **error) {
+  size_t n = i2v_tensor_nbytes(t);
+  if (!select_device(be, error)) return FALSE;
+  cudaError_t status = cudaMemcpy(t->data, host, n, cudaMemcpyHostToDevice);
+  if (status == cudaSuccess) return TRUE;
   cudaGetLastError();
-  g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: %s: queued GPU work failed: %s (%s)",
-              be->name, what, cudaGetErrorString(st), cudaGetErrorName(st));
+  g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: upload of %zu bytes failed: %s", be->name,
+              n, cudaGetErrorString(status));
   return FALSE;
 }
 
-/* Host ↔ device copies are synchronous: the caller's buffer is free to reuse on return. */
-static gboolean copy_host(I2vBackend *be, void *dst, const void *src, size_t n,
+/* Waits for the stream; a failure here is a kernel that failed asynchronously. */
+static gboolean stream_sync(I2vStream *st, const char *what, GError **error) {
+  CudaStream *p = st->priv;
+  cudaError_t status = cudaSetDevice(p->device);
+  if (status == cudaSuccess) status = cudaStreamSynchronize(p->stream);
+  if (status == cudaSuccess) return TRUE;
+  cudaGetLastError();
+  g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: %s: queued GPU work failed: %s (%s)",
+              st->be->name, what, cudaGetErrorString(status), cudaGetErrorName(status));
+  return FALSE;
+}
+
+/* Host ↔ device copies on the stream, waited for: the caller's buffer is free to reuse on
+ * return. */
+static gboolean copy_host(I2vStream *st, void *dst, const void *src, size_t n,
                           enum cudaMemcpyKind kind, const char *what, GError **error) {
-  CudaPriv *p = be->priv;
-  cudaError_t st = cudaSetDevice(p->device);
-  if (st == cudaSuccess) st = cudaMemcpyAsync(dst, src, n, kind, p->stream);
-  if (st != cudaSuccess) {
+  CudaStream *p = st->priv;
+  cudaError_t status = cudaSetDevice(p->device);
+  if (status == cudaSuccess) status = cudaMemcpyAsync(dst, src, n, kind, p->stream);
+  if (status != cudaSuccess) {
     cudaGetLastError();
-    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: %s of %zu bytes failed: %s", be->name,
-                what, n, cudaGetErrorString(st));
+    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: %s of %zu bytes failed: %s", st->be->name,
+                what, n, cudaGetErrorString(status));
     return FALSE;
   }
-  return stream_sync(be, what, error);
+  return stream_sync(st, what, error);
 }
 
-static gboolean cuda_upload(I2vBackend *be, I2vTensor *t, const void *host, GError **error) {
-  return copy_host(be, t->data, host, i2v_tensor_nbytes(t), cudaMemcpyHostToDevice, "upload",
+static gboolean cuda_copy_in(I2vStream *st, I2vTensor *t, const void *host, GError **error) {
+  return copy_host(st, t->data, host, i2v_tensor_nbytes(t), cudaMemcpyHostToDevice, "upload",
                    error);
 }
 
-static gboolean cuda_download(I2vBackend *be, const I2vTensor *t, void *host, GError **error) {
-  return copy_host(be, host, t->data, i2v_tensor_nbytes(t), cudaMemcpyDeviceToHost, "download",
+static gboolean cuda_copy_out(I2vStream *st, const I2vTensor *t, void *host, GError **error) {
+  return copy_host(st, host, t->data, i2v_tensor_nbytes(t), cudaMemcpyDeviceToHost, "download",
                    error);
 }
 
-static gboolean cuda_sync(I2vBackend *be, GError **error) {
-  CudaPriv *p = be->priv;
-  if (cudaSetDevice(p->device) != cudaSuccess) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot select the device", be->name);
-    return FALSE;
-  }
-  return stream_sync(be, "sync", error);
+static gboolean cuda_sync(I2vStream *st, GError **error) {
+  return stream_sync(st, "sync", error);
 }
 
+/* Scratch arena chunks (user: the backend). */
 static void *arena_chunk_alloc(size_t bytes, void *user, GError **error) {
   I2vBackend *be = user;
   void *ptr = NULL;
+  if (!select_device(be, error)) return NULL;
   if (cudaMalloc(&ptr, bytes) != cudaSuccess) {
     set_no_memory(error, be->name, "growing the scratch arena", bytes);
     return NULL;
@@ -291,46 +309,18 @@ static void *arena_chunk_alloc(size_t bytes, void *user, GError **error) {
 }
 
 static void arena_chunk_free(void *base, void *user) {
-  (void)user;
+  select_device(user, NULL);
   cudaFree(base);
 }
 
-static void *cuda_scratch_alloc(I2vBackend *be, size_t bytes, GError **error) {
-  CudaPriv *p = cuda_enter(be);
-  return i2v_arena_alloc(&p->arena, bytes, error);
-}
-
-static size_t cuda_scratch_mark(I2vBackend *be) {
-  CudaPriv *p = be->priv;
-  return i2v_arena_mark(&p->arena);
-}
-
-static void cuda_scratch_release(I2vBackend *be, size_t mark) {
-  /* no sync needed: the stream orders every later use of the memory after earlier ones */
-  CudaPriv *p = be->priv;
-  i2v_arena_release(&p->arena, mark);
-}
-
-static size_t cuda_scratch_capacity(I2vBackend *be) {
-  CudaPriv *p = be->priv;
-  return i2v_arena_capacity(&p->arena);
-}
-
-void *cuda_scratch(I2vBackend *be, size_t bytes) {
-  GError *err = NULL;
-  void *ptr = be->mem->scratch_alloc(be, bytes, &err);
-  if (ptr == NULL) i2v_backend_fail(be, err);
-  return ptr;
-}
-
-gboolean cuda_operand_as(I2vBackend *be, const I2vTensor *t, I2vDType dt, CuBuf *out) {
+gboolean i2v_cuda_operand_as(I2vStream *st, const I2vTensor *t, I2vDType dt, CuBuf *out) {
   *out = cu_buf(t);
   if (t->dtype == dt) return TRUE;
   int64_t n = i2v_tensor_numel(t);
-  CuBuf conv = {cuda_scratch(be, (size_t)n * i2v_dtype_size(dt)), (int)dt};
+  CuBuf conv = {i2v_scratch_bytes(st, (size_t)n * i2v_dtype_size(dt)), (int)dt};
   if (conv.p == NULL) return FALSE;
-  CudaPriv *p = be->priv;
-  if (!CUDA_OK(be, cu_convert(p->stream, conv, *out, n))) return FALSE;
+  CudaStream *p = st->priv;
+  if (!CUDA_OK(st, i2v_cu_convert(p->stream, conv, *out, n))) return FALSE;
   *out = conv;
   return TRUE;
 }
@@ -338,9 +328,8 @@ gboolean cuda_operand_as(I2vBackend *be, const I2vTensor *t, I2vDType dt, CuBuf 
 /* cudaMemGetInfo of the backend's device: total − free, so the driver's context, cuBLAS
  * workspaces and other processes count too (what nvidia-smi shows, not only our allocations). */
 static void cuda_device_memory(I2vBackend *be, size_t *used, size_t *total) {
-  CudaPriv *p = be->priv;
   size_t free_b = 0, total_b = 0;
-  if (cudaSetDevice(p->device) != cudaSuccess || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+  if (!select_device(be, NULL) || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
     cudaGetLastError(); /* a statistic, not a failure of the computation */
     free_b = total_b = 0;
   }
@@ -349,32 +338,79 @@ static void cuda_device_memory(I2vBackend *be, size_t *used, size_t *total) {
 }
 
 static void cuda_destroy(I2vBackend *be) {
-  CudaPriv *p = be->priv;
-  cudaSetDevice(p->device);
-  cudaStreamSynchronize(p->stream);
-  cuda_conv_fini(p);
-  if (p->gemm_plans != NULL) g_hash_table_destroy(p->gemm_plans);
-  if (p->lt != NULL) p->lt_api->destroy(p->lt);
-  i2v_tensor_free(&p->lt_workspace);
-  if (p->cublas != NULL) p->blas->destroy(p->cublas);
-  if (p->arena.chunks != NULL) i2v_arena_destroy(&p->arena);
-  if (p->stream != NULL) cudaStreamDestroy(p->stream);
-  g_free(p);
+  g_free(be->priv);
   g_free(be);
 }
 
-static const I2vMemOps cuda_mem = {
+/* ---- streams ---- */
+
+static void cuda_stream_fini(I2vStream *st) {
+  CudaStream *p = st->priv;
+  if (p == NULL) return;
+  cudaSetDevice(p->device);
+  if (p->stream != NULL) cudaStreamSynchronize(p->stream);
+  i2v_cuda_conv_fini(p);
+  if (p->gemm_plans != NULL) g_hash_table_destroy(p->gemm_plans);
+  if (p->lt != NULL) p->lt_api->destroy(p->lt);
+  if (p->lt_workspace != NULL) cudaFree(p->lt_workspace);
+  if (p->cublas != NULL) p->blas->destroy(p->cublas);
+  if (p->stream != NULL) cudaStreamDestroy(p->stream);
+  g_free(p);
+  st->priv = NULL;
+}
+
+static gboolean cuda_stream_init(I2vStream *st, GError **error) {
+  CudaDevice *d = st->be->priv;
+  CudaStream *p = g_new0(CudaStream, 1);
+  st->priv = p;
+  p->device = d->device;
+  p->blas = d->blas;
+  p->lt_api = d->lt_api;
+  p->gemm_plans = i2v_cuda_gemm_plans_new();
+  cudaError_t status = cudaSetDevice(d->device);
+  if (status == cudaSuccess) status = cudaStreamCreateWithFlags(&p->stream, cudaStreamNonBlocking);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot create a stream: %s", d->name,
+                cudaGetErrorString(status));
+    cuda_stream_fini(st);
+    return FALSE;
+  }
+  cublasStatus_t bs = p->blas->create(&p->cublas);
+  if (bs == CUBLAS_STATUS_SUCCESS) bs = p->blas->set_stream(p->cublas, p->stream);
+  if (bs == CUBLAS_STATUS_SUCCESS) bs = p->lt_api->create(&p->lt);
+  if (bs != CUBLAS_STATUS_SUCCESS) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot set up cuBLAS and cuBLASLt: %s",
+                d->name, blas_status_string(p->blas, bs));
+    cuda_stream_fini(st);
+    return FALSE;
+  }
+  if (cudaMalloc(&p->lt_workspace, CUDA_LT_WORKSPACE_BYTES) != cudaSuccess) {
+    p->lt_workspace = NULL;
+    set_no_memory(error, d->name, "for the cuBLASLt workspace", CUDA_LT_WORKSPACE_BYTES);
+    cuda_stream_fini(st);
+    return FALSE;
+  }
+  st->reserved = CUDA_LT_WORKSPACE_BYTES;
+  i2v_cuda_conv_init(st);
+  return TRUE;
+}
+
+static const I2vBackendIface cuda_iface = {
     .alloc = cuda_alloc,
     .free = cuda_free,
-    .upload = cuda_upload,
-    .download = cuda_download,
-    .sync = cuda_sync,
-    .scratch_alloc = cuda_scratch_alloc,
-    .scratch_mark = cuda_scratch_mark,
-    .scratch_release = cuda_scratch_release,
-    .scratch_capacity = cuda_scratch_capacity,
+    .write = cuda_write,
     .device_memory = cuda_device_memory,
     .destroy = cuda_destroy,
+    .stream_init = cuda_stream_init,
+    .stream_fini = cuda_stream_fini,
+    .copy_in = cuda_copy_in,
+    .copy_out = cuda_copy_out,
+    .sync = cuda_sync,
+    .chunk_alloc = arena_chunk_alloc,
+    .chunk_free = arena_chunk_free,
+    .chunk_align = ARENA_ALIGN,
+    .min_chunk = ARENA_MIN_CHUNK,
 };
 
 /* ---- setup ---- */
@@ -423,49 +459,16 @@ I2vBackend *i2v_cuda_backend_new(int device, I2vDType act_dtype, GError **error)
   if (!blas_apis(&blas, &lt, error)) return NULL;
 
   I2vBackend *be = g_new0(I2vBackend, 1);
-  CudaPriv *p = g_new0(CudaPriv, 1);
-  p->device = device;
-  p->blas = blas;
-  p->lt_api = lt;
-  p->gemm_plans = cuda_gemm_plans_new();
-  g_snprintf(p->name, sizeof p->name, "cuda:%d", device);
-  be->name = p->name;
+  CudaDevice *d = g_new0(CudaDevice, 1);
+  d->device = device;
+  d->blas = blas;
+  d->lt_api = lt;
+  g_snprintf(d->name, sizeof d->name, "cuda:%d", device);
+  be->name = d->name;
   be->act_dtype = act_dtype;
   be->weight_dtype = act_dtype;
   be->ops = &i2v_cuda_ops;
-  be->mem = &cuda_mem;
-  be->priv = p;
-  i2v_arena_init(&p->arena, ARENA_ALIGN, ARENA_MIN_CHUNK, arena_chunk_alloc, arena_chunk_free, be);
-
-  cudaError_t st = cudaSetDevice(device);
-  if (st == cudaSuccess) st = cudaStreamCreateWithFlags(&p->stream, cudaStreamNonBlocking);
-  if (st != cudaSuccess) {
-    cudaGetLastError();
-    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot create a stream: %s", p->name,
-                cudaGetErrorString(st));
-    cuda_destroy(be);
-    return NULL;
-  }
-  cublasStatus_t bs = blas->create(&p->cublas);
-  if (bs == CUBLAS_STATUS_SUCCESS) bs = blas->set_stream(p->cublas, p->stream);
-  if (bs != CUBLAS_STATUS_SUCCESS) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot set up cuBLAS: %s", p->name,
-                blas_status_string(blas, bs));
-    cuda_destroy(be);
-    return NULL;
-  }
-  bs = lt->create(&p->lt);
-  if (bs != CUBLAS_STATUS_SUCCESS) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND, "%s: cannot set up cuBLASLt: %s", p->name,
-                blas_status_string(blas, bs));
-    cuda_destroy(be);
-    return NULL;
-  }
-  int64_t ws[] = {(int64_t)CUDA_LT_WORKSPACE_BYTES};
-  if (!i2v_tensor_alloc(be, &p->lt_workspace, I2V_DTYPE_U8, 1, ws, error)) {
-    cuda_destroy(be);
-    return NULL;
-  }
-  cuda_conv_init(be);
+  be->iface = &cuda_iface;
+  be->priv = d;
   return be;
 }

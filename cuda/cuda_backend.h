@@ -3,7 +3,7 @@
  * backend's precision (F16, BF16 or F32); every reduction and GEMM accumulates in float32. */
 #pragma once
 
-#include "ops.h"
+#include "backend.h"
 
 G_BEGIN_DECLS
 

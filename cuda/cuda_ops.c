@@ -18,25 +18,26 @@ static int64_t rows_of(const I2vTensor *t, int64_t width) {
   return width ? i2v_tensor_numel(t) / width : 0;
 }
 
-static void cuda_group_norm(I2vBackend *be, I2vTensor *y, const I2vTensor *x,
-                            const I2vTensor *gamma, const I2vTensor *beta, int64_t samples,
-                            int groups, float eps, I2vAct act) {
-  CudaPriv *p = cuda_enter(be);
+static void cuda_group_norm(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
+                            const I2vTensor *beta, int64_t samples, int groups, float eps,
+                            I2vAct act) {
+  CudaStream *p = i2v_cuda_enter(st);
   int64_t C = last_dim(x), T = i2v_tensor_numel(x) / C / samples;
-  size_t mark = i2v_scratch_mark(be);
-  void *work = cuda_scratch(be, cu_group_norm_work_bytes(samples, groups, T * (C / groups)));
+  size_t mark = i2v_scratch_mark(st);
+  void *work =
+      i2v_scratch_bytes(st, i2v_cu_group_norm_work_bytes(samples, groups, T * (C / groups)));
   if (work != NULL)
-    CUDA_OK(be, cu_group_norm(p->stream, cu_buf(y), cu_buf(x), cu_buf(gamma), cu_buf(beta), samples,
-                              T, C, groups, eps, (int)act, work));
-  i2v_scratch_release(be, mark);
+    CUDA_OK(st, i2v_cu_group_norm(p->stream, cu_buf(y), cu_buf(x), cu_buf(gamma), cu_buf(beta),
+                                  samples, T, C, groups, eps, (int)act, work));
+  i2v_scratch_release(st, mark);
 }
 
-static void cuda_layer_norm(I2vBackend *be, I2vTensor *y, const I2vTensor *x,
-                            const I2vTensor *gamma, const I2vTensor *beta, float eps) {
-  CudaPriv *p = cuda_enter(be);
+static void cuda_layer_norm(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
+                            const I2vTensor *beta, float eps) {
+  CudaStream *p = i2v_cuda_enter(st);
   int64_t C = last_dim(x);
-  CUDA_OK(be, cu_layer_norm(p->stream, cu_buf(y), cu_buf(x), cu_buf(gamma), cu_buf(beta),
-                            rows_of(x, C), C, eps));
+  CUDA_OK(st, i2v_cu_layer_norm(p->stream, cu_buf(y), cu_buf(x), cu_buf(gamma), cu_buf(beta),
+                                rows_of(x, C), C, eps));
 }
 
 static CuSeqView seq_view(const I2vSeqView *v) {
@@ -44,107 +45,107 @@ static CuSeqView seq_view(const I2vSeqView *v) {
   return c;
 }
 
-static void cuda_attention(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q,
+static void cuda_attention(I2vStream *st, const I2vSeqView *out, const I2vSeqView *q,
                            const I2vSeqView *k, const I2vSeqView *v, const I2vAttnShape *s) {
-  CudaPriv *p = cuda_enter(be);
+  CudaStream *p = i2v_cuda_enter(st);
   if (s->head_dim > CU_ATTN_MAX_HEAD_DIM) {
-    i2v_backend_failf(be, "%s: attention with head_dim %d: the CUDA kernel supports up to %d",
-                      be->name, s->head_dim, CU_ATTN_MAX_HEAD_DIM);
+    i2v_stream_failf(st, "%s: attention with head_dim %d: the CUDA kernel supports up to %d",
+                     st->be->name, s->head_dim, CU_ATTN_MAX_HEAD_DIM);
     return;
   }
   CuSeqView o = seq_view(out), qv = seq_view(q), kv = seq_view(k), vv = seq_view(v);
   CuAttnShape cs = {s->n_outer, s->n_inner,  s->kv_outer_div,   s->q_len, s->kv_len,
                     s->heads,   s->head_dim, s->causal ? 1 : 0, s->scale};
-  CUDA_OK(be, cu_attention(p->stream, &o, &qv, &kv, &vv, &cs));
+  CUDA_OK(st, i2v_cu_attention(p->stream, &o, &qv, &kv, &vv, &cs));
 }
 
-static void cuda_unary(I2vBackend *be, I2vTensor *y, const I2vTensor *x, I2vAct act) {
-  CudaPriv *p = cuda_enter(be);
-  CUDA_OK(be, cu_act(p->stream, cu_buf(y), cu_buf(x), i2v_tensor_numel(x), (int)act));
+static void cuda_unary(I2vStream *st, I2vTensor *y, const I2vTensor *x, I2vAct act) {
+  CudaStream *p = i2v_cuda_enter(st);
+  CUDA_OK(st, i2v_cu_act(p->stream, cu_buf(y), cu_buf(x), i2v_tensor_numel(x), (int)act));
 }
 
-static void cuda_geglu(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
-  CudaPriv *p = cuda_enter(be);
+static void cuda_geglu(I2vStream *st, I2vTensor *y, const I2vTensor *x) {
+  CudaStream *p = i2v_cuda_enter(st);
   int64_t F = last_dim(y);
-  CUDA_OK(be, cu_geglu(p->stream, cu_buf(y), cu_buf(x), rows_of(y, F), F));
+  CUDA_OK(st, i2v_cu_geglu(p->stream, cu_buf(y), cu_buf(x), rows_of(y, F), F));
 }
 
-static void cuda_axpby(I2vBackend *be, I2vTensor *y, float alpha, const I2vTensor *a, float beta,
+static void cuda_axpby(I2vStream *st, I2vTensor *y, float alpha, const I2vTensor *a, float beta,
                        const I2vTensor *b) {
-  CudaPriv *p = cuda_enter(be);
-  CUDA_OK(be,
-          cu_axpby(p->stream, cu_buf(y), alpha, cu_buf(a), beta, cu_buf(b), i2v_tensor_numel(y)));
+  CudaStream *p = i2v_cuda_enter(st);
+  CUDA_OK(st, i2v_cu_axpby(p->stream, cu_buf(y), alpha, cu_buf(a), beta, cu_buf(b),
+                           i2v_tensor_numel(y)));
 }
 
-static void cuda_add(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b) {
-  cuda_axpby(be, y, 1.0f, a, 1.0f, b);
+static void cuda_add(I2vStream *st, I2vTensor *y, const I2vTensor *a, const I2vTensor *b) {
+  cuda_axpby(st, y, 1.0f, a, 1.0f, b);
 }
 
-static void cuda_add_rows(I2vBackend *be, I2vTensor *x, const I2vTensor *v) {
-  CudaPriv *p = cuda_enter(be);
+static void cuda_add_rows(I2vStream *st, I2vTensor *x, const I2vTensor *v) {
+  CudaStream *p = i2v_cuda_enter(st);
   int64_t C = v->shape[1], rows = rows_of(x, C);
-  CUDA_OK(be, cu_add_rows(p->stream, cu_buf(x), cu_buf(v), rows, rows / v->shape[0], C));
+  CUDA_OK(st, i2v_cu_add_rows(p->stream, cu_buf(x), cu_buf(v), rows, rows / v->shape[0], C));
 }
 
-static void cuda_concat_last(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b) {
-  CudaPriv *p = cuda_enter(be);
+static void cuda_concat_last(I2vStream *st, I2vTensor *y, const I2vTensor *a, const I2vTensor *b) {
+  CudaStream *p = i2v_cuda_enter(st);
   int64_t Ca = last_dim(a), Cb = last_dim(b);
-  CUDA_OK(be,
-          cu_concat_last(p->stream, cu_buf(y), cu_buf(a), cu_buf(b), rows_of(y, Ca + Cb), Ca, Cb));
+  CUDA_OK(st, i2v_cu_concat_last(p->stream, cu_buf(y), cu_buf(a), cu_buf(b), rows_of(y, Ca + Cb),
+                                 Ca, Cb));
 }
 
-static void cuda_upsample_nearest(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
-  CudaPriv *p = cuda_enter(be);
-  CUDA_OK(be, cu_upsample_nearest(p->stream, cu_buf(y), cu_buf(x), x->shape[0], x->shape[1],
-                                  x->shape[2], x->shape[3], y->shape[1], y->shape[2]));
+static void cuda_upsample_nearest(I2vStream *st, I2vTensor *y, const I2vTensor *x) {
+  CudaStream *p = i2v_cuda_enter(st);
+  CUDA_OK(st, i2v_cu_upsample_nearest(p->stream, cu_buf(y), cu_buf(x), x->shape[0], x->shape[1],
+                                      x->shape[2], x->shape[3], y->shape[1], y->shape[2]));
 }
 
-static void cuda_adaptive_avg_pool(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
-  CudaPriv *p = cuda_enter(be);
-  CUDA_OK(be, cu_adaptive_avg_pool(p->stream, cu_buf(y), cu_buf(x), x->shape[0], x->shape[1],
-                                   x->shape[2], x->shape[3], y->shape[1], y->shape[2]));
+static void cuda_adaptive_avg_pool(I2vStream *st, I2vTensor *y, const I2vTensor *x) {
+  CudaStream *p = i2v_cuda_enter(st);
+  CUDA_OK(st, i2v_cu_adaptive_avg_pool(p->stream, cu_buf(y), cu_buf(x), x->shape[0], x->shape[1],
+                                       x->shape[2], x->shape[3], y->shape[1], y->shape[2]));
 }
 
-static void cuda_permute(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int *perm) {
-  CudaPriv *p = cuda_enter(be);
+static void cuda_permute(I2vStream *st, I2vTensor *y, const I2vTensor *x, const int *perm) {
+  CudaStream *p = i2v_cuda_enter(st);
   int64_t sh[5], stride[5];
   i2v_permute_plan(y, x, perm, sh, stride);
-  CUDA_OK(be, cu_permute(p->stream, cu_buf(y), cu_buf(x), sh, stride));
+  CUDA_OK(st, i2v_cu_permute(p->stream, cu_buf(y), cu_buf(x), sh, stride));
 }
 
-static void cuda_gather_rows(I2vBackend *be, I2vTensor *y, const I2vTensor *table,
+static void cuda_gather_rows(I2vStream *st, I2vTensor *y, const I2vTensor *table,
                              const int64_t *ids) {
-  CudaPriv *p = cuda_enter(be);
+  CudaStream *p = i2v_cuda_enter(st);
   int64_t D = table->shape[1], rows = rows_of(y, D);
   if (rows == 0) return;
-  size_t mark = i2v_scratch_mark(be);
-  int64_t *dev_ids = cuda_scratch(be, (size_t)rows * sizeof(int64_t));
+  size_t mark = i2v_scratch_mark(st);
+  int64_t *dev_ids = i2v_scratch_bytes(st, (size_t)rows * sizeof(int64_t));
   /* from pageable memory the copy returns once ids is staged, so the caller may free ids */
-  if (dev_ids != NULL && CUDA_OK(be, cudaMemcpyAsync(dev_ids, ids, (size_t)rows * sizeof(int64_t),
+  if (dev_ids != NULL && CUDA_OK(st, cudaMemcpyAsync(dev_ids, ids, (size_t)rows * sizeof(int64_t),
                                                      cudaMemcpyHostToDevice, p->stream)))
-    CUDA_OK(be, cu_gather_rows(p->stream, cu_buf(y), cu_buf(table), dev_ids, rows, D));
-  i2v_scratch_release(be, mark);
+    CUDA_OK(st, i2v_cu_gather_rows(p->stream, cu_buf(y), cu_buf(table), dev_ids, rows, D));
+  i2v_scratch_release(st, mark);
 }
 
-static void cuda_fill(I2vBackend *be, I2vTensor *y, float value) {
-  CudaPriv *p = cuda_enter(be);
-  CUDA_OK(be, cu_fill(p->stream, cu_buf(y), i2v_tensor_numel(y), value));
+static void cuda_fill(I2vStream *st, I2vTensor *y, float value) {
+  CudaStream *p = i2v_cuda_enter(st);
+  CUDA_OK(st, i2v_cu_fill(p->stream, cu_buf(y), i2v_tensor_numel(y), value));
 }
 
-static void cuda_copy(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
-  CudaPriv *p = cuda_enter(be);
+static void cuda_copy(I2vStream *st, I2vTensor *y, const I2vTensor *x) {
+  CudaStream *p = i2v_cuda_enter(st);
   if (y->data == x->data && y->dtype == x->dtype) return;
   if (y->dtype == x->dtype)
-    CUDA_OK(be, cudaMemcpyAsync(y->data, x->data, i2v_tensor_nbytes(x), cudaMemcpyDeviceToDevice,
+    CUDA_OK(st, cudaMemcpyAsync(y->data, x->data, i2v_tensor_nbytes(x), cudaMemcpyDeviceToDevice,
                                 p->stream));
   else
-    CUDA_OK(be, cu_convert(p->stream, cu_buf(y), cu_buf(x), i2v_tensor_numel(x)));
+    CUDA_OK(st, i2v_cu_convert(p->stream, cu_buf(y), cu_buf(x), i2v_tensor_numel(x)));
 }
 
 const I2vOps i2v_cuda_ops = {
-    .linear = cuda_linear,
-    .conv2d = cuda_conv2d,
-    .conv_frames = cuda_conv_frames,
+    .linear = i2v_cuda_linear,
+    .conv2d = i2v_cuda_conv2d,
+    .conv_frames = i2v_cuda_conv_frames,
     .group_norm = cuda_group_norm,
     .layer_norm = cuda_layer_norm,
     .attention = cuda_attention,

@@ -10,7 +10,7 @@
  * so no warning needs silencing. */
 #include <cudnn_cnn.h>
 
-#include "arena.h"
+#include "backend_impl.h"
 #include "cuda_backend.h"
 #include "kernels.h"
 
@@ -39,7 +39,7 @@ typedef struct {
   __typeof__(cublasLtMatmul) *matmul;
 } CublasLtApi;
 
-/* cuBLASLt's workspace: one per backend, allocated with it (persistent memory). */
+/* cuBLASLt's workspace: one per stream, allocated with it. */
 #define CUDA_LT_WORKSPACE_BYTES ((size_t)32 << 20)
 
 /* The cuDNN entry points (legacy convolution API), resolved with dlsym on first use. */
@@ -62,37 +62,45 @@ typedef struct {
   __typeof__(cudnnConvolutionForward) *conv_fwd;
 } CudnnApi;
 
+/* The device (I2vBackend.priv): shared by every stream, read-only once made. */
 typedef struct {
   int device;
   char name[32]; /* "cuda:N" */
+  const CublasApi *blas;
+  const CublasLtApi *lt_api;
+} CudaDevice;
+
+/* One stream's state (I2vStream.priv): the CUDA stream and everything a run on it writes, so that
+ * streams on one device run at the same time without sharing a handle, workspace or cache. */
+typedef struct {
+  int device;
   cudaStream_t stream;
   cublasHandle_t cublas;
   const CublasApi *blas;
   cublasLtHandle_t lt;
   const CublasLtApi *lt_api;
-  I2vTensor lt_workspace; /* CUDA_LT_WORKSPACE_BYTES of U8 */
+  void *lt_workspace;     /* CUDA_LT_WORKSPACE_BYTES of device memory */
   GHashTable *gemm_plans; /* GemmKey → GemmPlan (cuda_gemm.c) */
-  I2vArena arena;
   /* cuDNN for convolutions: dnn is NULL when it is not used (missing, I2V_CUDA_CONV=im2col, or
    * its handle failed), and convolutions run through GEMMs; conv_plans caches a ConvPlan per
    * problem (cuda_conv.c) */
   cudnnHandle_t cudnn;
   const CudnnApi *dnn;
   GHashTable *conv_plans;
-} CudaPriv;
+} CudaStream;
 
-/* Makes `be`'s device current for the calling thread (models may run on another thread than the
- * one that made the backend) and returns its state. */
-CudaPriv *cuda_enter(I2vBackend *be);
+/* Makes st's device current for the calling thread (a stream may run on another thread than the
+ * one that made the backend) and returns the stream's state. */
+CudaStream *i2v_cuda_enter(I2vStream *st);
 
 /* TRUE if status is success; else records "<name>: <call> failed at file:line: <reason>" as the
- * sticky error (I2V_ERROR_NO_MEMORY for cudaErrorMemoryAllocation) and returns FALSE. */
-gboolean cuda_check(I2vBackend *be, cudaError_t status, const char *call, const char *file,
-                    int line);
-gboolean cublas_check(I2vBackend *be, cublasStatus_t status, const char *call, const char *file,
-                      int line);
-#define CUDA_OK(be, call) cuda_check((be), (call), #call, __FILE__, __LINE__)
-#define CUBLAS_OK(be, call) cublas_check((be), (call), #call, __FILE__, __LINE__)
+ * stream's sticky error (I2V_ERROR_NO_MEMORY for cudaErrorMemoryAllocation) and returns FALSE. */
+gboolean i2v_cuda_check(I2vStream *st, cudaError_t status, const char *call, const char *file,
+                        int line);
+gboolean i2v_cublas_check(I2vStream *st, cublasStatus_t status, const char *call, const char *file,
+                          int line);
+#define CUDA_OK(st, call) i2v_cuda_check((st), (call), #call, __FILE__, __LINE__)
+#define CUBLAS_OK(st, call) i2v_cublas_check((st), (call), #call, __FILE__, __LINE__)
 
 /* The kernels' view of a tensor (data and dtype). */
 static inline CuBuf cu_buf(const I2vTensor *t) {
@@ -113,47 +121,44 @@ static inline CuBuf cu_bias_buf(const I2vTensor *b) {
   return b != NULL ? cu_buf(b) : none;
 }
 
-/* Scratch device memory for an op's workspace (the caller brackets it with
- * i2v_scratch_mark/release); on failure sets the sticky error and returns NULL. */
-void *cuda_scratch(I2vBackend *be, size_t bytes);
-
 /* t's data as dtype dt: t itself, or a converted copy in scratch. FALSE (error set) on failure. */
-gboolean cuda_operand_as(I2vBackend *be, const I2vTensor *t, I2vDType dt, CuBuf *out);
+gboolean i2v_cuda_operand_as(I2vStream *st, const I2vTensor *t, I2vDType dt, CuBuf *out);
 
 /* Caches of per-problem plans (cuBLASLt GEMMs, cuDNN convolutions), keyed by the bytes of a
  * fixed-size key struct (memset before filling: padding counts): a new empty cache that frees
  * plans with plan_free; free with g_hash_table_destroy. */
-GHashTable *cuda_plan_cache_new(GDestroyNotify plan_free);
+GHashTable *i2v_cuda_plan_cache_new(GDestroyNotify plan_free);
 /* The plan cached under the key_size bytes at key, or NULL. */
-gpointer cuda_plan_lookup(GHashTable *cache, const void *key, size_t key_size);
+gpointer i2v_cuda_plan_lookup(GHashTable *cache, const void *key, size_t key_size);
 /* Caches plan (owned by the cache from now on) under a copy of key. */
-void cuda_plan_insert(GHashTable *cache, const void *key, size_t key_size, gpointer plan);
+void i2v_cuda_plan_insert(GHashTable *cache, const void *key, size_t key_size, gpointer plan);
 
 /* The cuDNN table, or NULL when libcudnn.so.9 cannot be loaded (logged once with g_message); the
  * library stays loaded for the process. */
-const CudnnApi *cuda_cudnn_api(void);
+const CudnnApi *i2v_cuda_cudnn_api(void);
 
 /* cuda_gemm.c: the one GEMM entry point (linear and the convolutions' GEMM paths).
  * y[M,N] (+)= act(x[M,K]·w[N,K]ᵀ + b[N]) with row strides ldy, ldx, ldw (elements); x and w share
  * a dtype, y is that dtype or F32; b.p may be NULL. Errors go to the sticky error. */
-void cuda_gemm_xwt(I2vBackend *be, CuBuf y, int64_t ldy, CuBuf x, int64_t ldx, CuBuf w, int64_t ldw,
-                   int64_t M, int64_t N, int64_t K, CuBuf b, gboolean accumulate, I2vAct act);
-/* The cache of cuBLASLt plans that cuda_gemm_xwt fills: an empty table; free with
+void i2v_cuda_gemm_xwt(I2vStream *st, CuBuf y, int64_t ldy, CuBuf x, int64_t ldx, CuBuf w,
+                       int64_t ldw, int64_t M, int64_t N, int64_t K, CuBuf b, gboolean accumulate,
+                       I2vAct act);
+/* The cache of cuBLASLt plans that i2v_cuda_gemm_xwt fills: an empty table; free with
  * g_hash_table_destroy (destroys the plans' descriptors). */
-GHashTable *cuda_gemm_plans_new(void);
-void cuda_linear(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
-                 const I2vTensor *b, I2vAct act, gboolean accumulate);
+GHashTable *i2v_cuda_gemm_plans_new(void);
+void i2v_cuda_linear(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+                     const I2vTensor *b, I2vAct act, gboolean accumulate);
 
 /* cuda_conv.c */
-/* Sets up cuDNN for be's convolutions (handle on be's stream, plan cache) unless cuDNN is missing
- * or I2V_CUDA_CONV=im2col; then convolutions use the GEMM paths. Never fails. */
-void cuda_conv_init(I2vBackend *be);
-/* Frees what cuda_conv_init made. */
-void cuda_conv_fini(CudaPriv *p);
-void cuda_conv2d(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
-                 const I2vTensor *b, const I2vConvParams *p, gboolean accumulate);
-void cuda_conv_frames(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
-                      const I2vTensor *b, gboolean accumulate);
+/* Sets up cuDNN for st's convolutions (a handle on st's stream, a plan cache) unless cuDNN is
+ * missing or I2V_CUDA_CONV=im2col; then convolutions use the GEMM paths. Never fails. */
+void i2v_cuda_conv_init(I2vStream *st);
+/* Frees what i2v_cuda_conv_init made. */
+void i2v_cuda_conv_fini(CudaStream *p);
+void i2v_cuda_conv2d(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+                     const I2vTensor *b, const I2vConvParams *p, gboolean accumulate);
+void i2v_cuda_conv_frames(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+                          const I2vTensor *b, gboolean accumulate);
 
 /* cuda_ops.c */
 extern const I2vOps i2v_cuda_ops;

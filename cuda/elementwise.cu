@@ -103,56 +103,56 @@ __global__ void convert_kernel(CuBuf y, CuBuf x, int64_t n) {
 
 extern "C" {
 
-cudaError_t cu_act(cudaStream_t st, CuBuf y, CuBuf x, int64_t n, int act) {
+cudaError_t i2v_cu_act(cudaStream_t st, CuBuf y, CuBuf x, int64_t n, int act) {
   CU_LAUNCH(act_kernel, cu_blocks(n), CU_THREADS, 0, st)(y, x, n, act);
   return cudaGetLastError();
 }
 
-cudaError_t cu_bias_act(cudaStream_t st, CuBuf y, int64_t ldy, CuBuf b, int64_t M, int64_t N,
-                        int act) {
+cudaError_t i2v_cu_bias_act(cudaStream_t st, CuBuf y, int64_t ldy, CuBuf b, int64_t M, int64_t N,
+                            int act) {
   CU_LAUNCH(bias_act_kernel, cu_blocks(M * N), CU_THREADS, 0, st)(y, ldy, b, M, N, act);
   return cudaGetLastError();
 }
 
-cudaError_t cu_geglu(cudaStream_t st, CuBuf y, CuBuf x, int64_t rows, int64_t F) {
+cudaError_t i2v_cu_geglu(cudaStream_t st, CuBuf y, CuBuf x, int64_t rows, int64_t F) {
   CU_LAUNCH(geglu_kernel, cu_blocks(rows * F), CU_THREADS, 0, st)(y, x, rows, F);
   return cudaGetLastError();
 }
 
-cudaError_t cu_axpby(cudaStream_t st, CuBuf y, float alpha, CuBuf a, float beta, CuBuf b,
-                     int64_t n) {
+cudaError_t i2v_cu_axpby(cudaStream_t st, CuBuf y, float alpha, CuBuf a, float beta, CuBuf b,
+                         int64_t n) {
   CU_LAUNCH(axpby_kernel, cu_blocks(n), CU_THREADS, 0, st)(y, alpha, a, beta, b, n);
   return cudaGetLastError();
 }
 
-cudaError_t cu_add_rows(cudaStream_t st, CuBuf x, CuBuf v, int64_t rows, int64_t T, int64_t C) {
+cudaError_t i2v_cu_add_rows(cudaStream_t st, CuBuf x, CuBuf v, int64_t rows, int64_t T, int64_t C) {
   CU_LAUNCH(add_rows_kernel, cu_blocks(rows * C), CU_THREADS, 0, st)(x, v, rows, T, C);
   return cudaGetLastError();
 }
 
-cudaError_t cu_concat_last(cudaStream_t st, CuBuf y, CuBuf a, CuBuf b, int64_t rows, int64_t Ca,
-                           int64_t Cb) {
+cudaError_t i2v_cu_concat_last(cudaStream_t st, CuBuf y, CuBuf a, CuBuf b, int64_t rows, int64_t Ca,
+                               int64_t Cb) {
   CU_LAUNCH(concat_last_kernel, cu_blocks(rows * (Ca + Cb)), CU_THREADS, 0, st)
   (y, a, b, rows, Ca, Cb);
   return cudaGetLastError();
 }
 
-cudaError_t cu_upsample_nearest(cudaStream_t st, CuBuf y, CuBuf x, int64_t N, int64_t H, int64_t W,
-                                int64_t C, int64_t Ho, int64_t Wo) {
+cudaError_t i2v_cu_upsample_nearest(cudaStream_t st, CuBuf y, CuBuf x, int64_t N, int64_t H,
+                                    int64_t W, int64_t C, int64_t Ho, int64_t Wo) {
   CU_LAUNCH(upsample_nearest_kernel, cu_blocks(N * Ho * Wo * C), CU_THREADS, 0, st)
   (y, x, N, H, W, C, Ho, Wo);
   return cudaGetLastError();
 }
 
-cudaError_t cu_adaptive_avg_pool(cudaStream_t st, CuBuf y, CuBuf x, int64_t N, int64_t H, int64_t W,
-                                 int64_t C, int64_t Ho, int64_t Wo) {
+cudaError_t i2v_cu_adaptive_avg_pool(cudaStream_t st, CuBuf y, CuBuf x, int64_t N, int64_t H,
+                                     int64_t W, int64_t C, int64_t Ho, int64_t Wo) {
   CU_LAUNCH(adaptive_avg_pool_kernel, cu_blocks(N * Ho * Wo * C), CU_THREADS, 0, st)
   (y, x, N, H, W, C, Ho, Wo);
   return cudaGetLastError();
 }
 
-cudaError_t cu_permute(cudaStream_t st, CuBuf y, CuBuf x, const int64_t sh[5],
-                       const int64_t stride[5]) {
+cudaError_t i2v_cu_permute(cudaStream_t st, CuBuf y, CuBuf x, const int64_t sh[5],
+                           const int64_t stride[5]) {
   Dims5 s, t;
   int64_t n = 1;
   for (int d = 0; d < 5; d++) {
@@ -165,18 +165,18 @@ cudaError_t cu_permute(cudaStream_t st, CuBuf y, CuBuf x, const int64_t sh[5],
   return cudaGetLastError();
 }
 
-cudaError_t cu_gather_rows(cudaStream_t st, CuBuf y, CuBuf table, const int64_t *ids, int64_t rows,
-                           int64_t D) {
+cudaError_t i2v_cu_gather_rows(cudaStream_t st, CuBuf y, CuBuf table, const int64_t *ids,
+                               int64_t rows, int64_t D) {
   CU_LAUNCH(gather_rows_kernel, cu_blocks(rows * D), CU_THREADS, 0, st)(y, table, ids, rows, D);
   return cudaGetLastError();
 }
 
-cudaError_t cu_fill(cudaStream_t st, CuBuf y, int64_t n, float value) {
+cudaError_t i2v_cu_fill(cudaStream_t st, CuBuf y, int64_t n, float value) {
   CU_LAUNCH(fill_kernel, cu_blocks(n), CU_THREADS, 0, st)(y, n, value);
   return cudaGetLastError();
 }
 
-cudaError_t cu_convert(cudaStream_t st, CuBuf y, CuBuf x, int64_t n) {
+cudaError_t i2v_cu_convert(cudaStream_t st, CuBuf y, CuBuf x, int64_t n) {
   CU_LAUNCH(convert_kernel, cu_blocks(n), CU_THREADS, 0, st)(y, x, n);
   return cudaGetLastError();
 }

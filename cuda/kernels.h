@@ -26,31 +26,31 @@ typedef struct {
 } CuBuf;
 
 /* elementwise.cu */
-cudaError_t cu_act(cudaStream_t st, CuBuf y, CuBuf x, int64_t n, int act);
+cudaError_t i2v_cu_act(cudaStream_t st, CuBuf y, CuBuf x, int64_t n, int act);
 /* y[m, :N] = act(y[m, :N] + b[:N]) for rows of stride ldy (b.p may be NULL): a GEMM's epilogue. */
-cudaError_t cu_bias_act(cudaStream_t st, CuBuf y, int64_t ldy, CuBuf b, int64_t M, int64_t N,
-                        int act);
-cudaError_t cu_geglu(cudaStream_t st, CuBuf y, CuBuf x, int64_t rows, int64_t F);
-cudaError_t cu_axpby(cudaStream_t st, CuBuf y, float alpha, CuBuf a, float beta, CuBuf b,
-                     int64_t n);
+cudaError_t i2v_cu_bias_act(cudaStream_t st, CuBuf y, int64_t ldy, CuBuf b, int64_t M, int64_t N,
+                            int act);
+cudaError_t i2v_cu_geglu(cudaStream_t st, CuBuf y, CuBuf x, int64_t rows, int64_t F);
+cudaError_t i2v_cu_axpby(cudaStream_t st, CuBuf y, float alpha, CuBuf a, float beta, CuBuf b,
+                         int64_t n);
 /* x[r, :] += v[r / T, :] for rows r of width C. */
-cudaError_t cu_add_rows(cudaStream_t st, CuBuf x, CuBuf v, int64_t rows, int64_t T, int64_t C);
-cudaError_t cu_concat_last(cudaStream_t st, CuBuf y, CuBuf a, CuBuf b, int64_t rows, int64_t Ca,
-                           int64_t Cb);
+cudaError_t i2v_cu_add_rows(cudaStream_t st, CuBuf x, CuBuf v, int64_t rows, int64_t T, int64_t C);
+cudaError_t i2v_cu_concat_last(cudaStream_t st, CuBuf y, CuBuf a, CuBuf b, int64_t rows, int64_t Ca,
+                               int64_t Cb);
 /* shapes of x [N, H, W, C] and y [N, Ho, Wo, C] */
-cudaError_t cu_upsample_nearest(cudaStream_t st, CuBuf y, CuBuf x, int64_t N, int64_t H, int64_t W,
-                                int64_t C, int64_t Ho, int64_t Wo);
-cudaError_t cu_adaptive_avg_pool(cudaStream_t st, CuBuf y, CuBuf x, int64_t N, int64_t H, int64_t W,
-                                 int64_t C, int64_t Ho, int64_t Wo);
+cudaError_t i2v_cu_upsample_nearest(cudaStream_t st, CuBuf y, CuBuf x, int64_t N, int64_t H,
+                                    int64_t W, int64_t C, int64_t Ho, int64_t Wo);
+cudaError_t i2v_cu_adaptive_avg_pool(cudaStream_t st, CuBuf y, CuBuf x, int64_t N, int64_t H,
+                                     int64_t W, int64_t C, int64_t Ho, int64_t Wo);
 /* y (row-major shape sh[5]) [a,b,c,d,e] = x[a·st0 + b·st1 + c·st2 + d·st3 + e·st4] */
-cudaError_t cu_permute(cudaStream_t st, CuBuf y, CuBuf x, const int64_t sh[5],
-                       const int64_t stride[5]);
+cudaError_t i2v_cu_permute(cudaStream_t st, CuBuf y, CuBuf x, const int64_t sh[5],
+                           const int64_t stride[5]);
 /* y[r, :D] = table[ids[r], :D]; ids is a device array */
-cudaError_t cu_gather_rows(cudaStream_t st, CuBuf y, CuBuf table, const int64_t *ids, int64_t rows,
-                           int64_t D);
-cudaError_t cu_fill(cudaStream_t st, CuBuf y, int64_t n, float value);
+cudaError_t i2v_cu_gather_rows(cudaStream_t st, CuBuf y, CuBuf table, const int64_t *ids,
+                               int64_t rows, int64_t D);
+cudaError_t i2v_cu_fill(cudaStream_t st, CuBuf y, int64_t n, float value);
 /* y = x with a dtype conversion (same dtype: use cudaMemcpyAsync instead) */
-cudaError_t cu_convert(cudaStream_t st, CuBuf y, CuBuf x, int64_t n);
+cudaError_t i2v_cu_convert(cudaStream_t st, CuBuf y, CuBuf x, int64_t n);
 
 /* conv.cu: rows [m0, m0 + rows) of the im2col matrix of x [N, H, W, Ci] for a kh×kw kernel,
  * each row the [kh, kw, Ci] patch under output pixel m = (n, oh, ow), zeros outside x. */
@@ -58,16 +58,16 @@ typedef struct {
   int64_t N, H, W, Ci, kh, kw, Ho, Wo;
   int stride, pad_top, pad_left;
 } CuConvShape;
-cudaError_t cu_im2col(cudaStream_t st, CuBuf col, CuBuf x, const CuConvShape *s, int64_t m0,
-                      int64_t rows);
+cudaError_t i2v_cu_im2col(cudaStream_t st, CuBuf col, CuBuf x, const CuConvShape *s, int64_t m0,
+                          int64_t rows);
 
 /* norm.cu: GroupNorm of x viewed as [S, T, C] in G groups, then affine and act. `work` is device
- * scratch of cu_group_norm_work_bytes(S, G, T·C/G) bytes. */
-size_t cu_group_norm_work_bytes(int64_t S, int64_t G, int64_t group_elems);
-cudaError_t cu_group_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int64_t S,
-                          int64_t T, int64_t C, int64_t G, float eps, int act, void *work);
-cudaError_t cu_layer_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int64_t rows,
-                          int64_t C, float eps);
+ * scratch of i2v_cu_group_norm_work_bytes(S, G, T·C/G) bytes. */
+size_t i2v_cu_group_norm_work_bytes(int64_t S, int64_t G, int64_t group_elems);
+cudaError_t i2v_cu_group_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int64_t S,
+                              int64_t T, int64_t C, int64_t G, float eps, int act, void *work);
+cudaError_t i2v_cu_layer_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta,
+                              int64_t rows, int64_t C, float eps);
 
 /* attention.cu: fused softmax(scale·q·kᵀ)·v over strided sequence views (see I2vSeqView). */
 typedef struct {
@@ -81,8 +81,8 @@ typedef struct {
 } CuAttnShape;
 /* head_dim must be ≤ CU_ATTN_MAX_HEAD_DIM (cudaErrorInvalidValue otherwise). */
 #define CU_ATTN_MAX_HEAD_DIM 128
-cudaError_t cu_attention(cudaStream_t st, const CuSeqView *out, const CuSeqView *q,
-                         const CuSeqView *k, const CuSeqView *v, const CuAttnShape *s);
+cudaError_t i2v_cu_attention(cudaStream_t st, const CuSeqView *out, const CuSeqView *q,
+                             const CuSeqView *k, const CuSeqView *v, const CuAttnShape *s);
 
 #ifdef __cplusplus
 }

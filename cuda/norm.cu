@@ -116,13 +116,13 @@ __global__ void layer_norm_kernel(CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int
 
 extern "C" {
 
-size_t cu_group_norm_work_bytes(int64_t S, int64_t G, int64_t group_elems) {
+size_t i2v_cu_group_norm_work_bytes(int64_t S, int64_t G, int64_t group_elems) {
   return (size_t)(S * G * gn_chunks(group_elems)) * sizeof(Welford) +
          (size_t)(S * G) * sizeof(float2) + 16;
 }
 
-cudaError_t cu_group_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int64_t S,
-                          int64_t T, int64_t C, int64_t G, float eps, int act, void *work) {
+cudaError_t i2v_cu_group_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int64_t S,
+                              int64_t T, int64_t C, int64_t G, float eps, int act, void *work) {
   int64_t chunks = gn_chunks(T * (C / G)), groups = S * G, n = S * T * C;
   if (n == 0) return cudaSuccess;
   Welford *part = static_cast<Welford *>(work);
@@ -138,8 +138,8 @@ cudaError_t cu_group_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf 
   return cudaGetLastError();
 }
 
-cudaError_t cu_layer_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int64_t rows,
-                          int64_t C, float eps) {
+cudaError_t i2v_cu_layer_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta,
+                              int64_t rows, int64_t C, float eps) {
   if (rows == 0) return cudaSuccess;
   const int64_t rows_per_block = CU_THREADS / 32;
   CU_LAUNCH(layer_norm_kernel, (unsigned)((rows + rows_per_block - 1) / rows_per_block), CU_THREADS,

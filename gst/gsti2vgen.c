@@ -72,17 +72,36 @@ enum {
   PROP_PRESET,
 };
 
-/* Defaults: the reference pipeline's own call defaults (the "model-default" preset). */
-#define DEFAULT_STEPS 50
-#define DEFAULT_GUIDANCE 9.0
-#define DEFAULT_MOTION_STRENGTH 1.0
-#define DEFAULT_NUM_FRAMES 16
-#define DEFAULT_FPS 16
-#define DEFAULT_WIDTH 1280
-#define DEFAULT_HEIGHT 704
-#define DEFAULT_DECODE_CHUNK 1
+/* The generation defaults are the engine's (i2v_params_init: the reference pipeline's own call
+ * defaults, the "model-default" preset); these are the element's own. */
 #define DEFAULT_MAX_QUEUED 4
 #define DEFAULT_DEVICE "auto"
+#define MAX_STEPS 1000 /* the real scheduler's num_train_timesteps; the engine checks the model's  \
+                        */
+
+GType gst_i2vgen_precision_get_type(void) {
+  static GType type;
+  static const GEnumValue values[] = {
+      {I2V_PRECISION_DEFAULT, "The device's own: fp16 on CUDA, fp32 on the CPU", "default"},
+      {I2V_PRECISION_FP32, "32-bit floats", "fp32"},
+      {I2V_PRECISION_FP16, "16-bit floats (CUDA)", "fp16"},
+      {I2V_PRECISION_BF16, "bfloat16 (CUDA)", "bf16"},
+      {0, NULL, NULL}};
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstI2vgenPrecision", values));
+  return type;
+}
+
+GType gst_i2vgen_variant_get_type(void) {
+  static GType type;
+  static const GEnumValue values[] = {
+      {GST_I2VGEN_VARIANT_DEFAULT, "The full-precision files (*.safetensors)", "default"},
+      {GST_I2VGEN_VARIANT_FP16, "The fp16 files (*.fp16.safetensors)", "fp16"},
+      {0, NULL, NULL}};
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstI2vgenVariant", values));
+  return type;
+}
 
 #define gst_i2vgen_parent_class parent_class
 G_DEFINE_TYPE_WITH_CODE(GstI2vgen, gst_i2vgen, GST_TYPE_ELEMENT,
@@ -157,9 +176,14 @@ static gboolean buffer_to_image(GstI2vgen *self, GstBuffer *buf, I2vImage *out) 
     gst_video_converter_free(conv);
     return FALSE;
   }
-  *out = i2v_image_new(w, h);
   GstBuffer *rgb_buf = gst_buffer_new_allocate(NULL, GST_VIDEO_INFO_SIZE(&rgb_info), NULL);
-  gst_video_frame_map(&rgb, &rgb_info, rgb_buf, GST_MAP_WRITE);
+  if (!gst_video_frame_map(&rgb, &rgb_info, rgb_buf, GST_MAP_WRITE)) {
+    gst_buffer_unref(rgb_buf);
+    gst_video_frame_unmap(&in);
+    gst_video_converter_free(conv);
+    return FALSE;
+  }
+  *out = i2v_image_new(w, h);
   gst_video_converter_frame(conv, &in, &rgb);
   gst_video_converter_free(conv);
   const guint8 *src = GST_VIDEO_FRAME_PLANE_DATA(&rgb, 0);
@@ -377,7 +401,7 @@ static gboolean run_job(GstI2vgen *self, GstI2vgenJob *job, GCancellable *cancel
     GST_INFO_OBJECT(self, "job %u: %ux%u, %u frames, %u steps, seed %" G_GUINT64_FORMAT,
                     self->job_index, s.width, s.height, s.num_frames, s.steps, p.seed);
     self->last_flow = GST_FLOW_OK;
-    ok = i2v_generate(self->model, &job->image, &p, &cb, cancellable, &err);
+    ok = i2v_generate(self->session, &job->image, &p, &cb, cancellable, &err);
   }
   if (!ok && err != NULL) {
     if (self->last_flow == GST_FLOW_OK && !g_cancellable_is_cancelled(cancellable)) {
@@ -479,9 +503,9 @@ static I2vModel *load_model(GstI2vgen *self) {
   GST_OBJECT_LOCK(self);
   char *path = g_strdup(self->model_path ? self->model_path : g_getenv("I2VGEN_MODEL"));
   I2vModelOptions o = {.path = path,
-                       .variant = g_strdup(self->variant),
+                       .variant = self->variant == GST_I2VGEN_VARIANT_FP16 ? "fp16" : NULL,
                        .device = g_strdup(self->device),
-                       .precision = g_strdup(self->precision),
+                       .precision = i2v_precision_name(self->precision),
                        .lora = g_strdup(self->lora),
                        .release_encoders = self->release_encoders};
   GST_OBJECT_UNLOCK(self);
@@ -502,7 +526,7 @@ static I2vModel *load_model(GstI2vgen *self) {
       post_progress_message(self, GST_PROGRESS_TYPE_COMPLETE, "Model loaded");
     } else {
       post_progress_message(self, GST_PROGRESS_TYPE_ERROR, err->message);
-      if (o.lora != NULL && g_str_has_prefix(err->message, "LoRA")) /* lora.h's errors */
+      if (g_error_matches(err, I2V_ERROR, I2V_ERROR_LORA))
         GST_ELEMENT_ERROR(
             self, RESOURCE, SETTINGS,
             ("Cannot apply the LoRA styles '%s' (property lora): %s", o.lora, err->message),
@@ -521,11 +545,25 @@ static I2vModel *load_model(GstI2vgen *self) {
     }
   }
   g_free(path);
-  g_free((char *)o.variant);
   g_free((char *)o.device);
-  g_free((char *)o.precision);
   g_free((char *)o.lora);
   return model;
+}
+
+/* A session on the model the properties name: the element's own run state, so elements sharing
+ * a model generate side by side. NULL after posting an error. */
+static I2vSession *open_session(GstI2vgen *self) {
+  I2vModel *model = load_model(self);
+  if (model == NULL) return NULL;
+  GError *err = NULL;
+  I2vSession *session = i2v_session_new(model, &err);
+  i2v_model_unref(model); /* the session holds its own reference */
+  if (session == NULL) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Cannot start a generation session: %s", err->message),
+                      (NULL));
+    g_error_free(err);
+  }
+  return session;
 }
 
 static GstStateChangeReturn gst_i2vgen_change_state(GstElement *element,
@@ -533,10 +571,10 @@ static GstStateChangeReturn gst_i2vgen_change_state(GstElement *element,
   GstI2vgen *self = GST_I2VGEN(element);
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
     /* the properties may name another model than last time; the cache makes the same one cheap */
-    I2vModel *model = load_model(self);
-    if (model == NULL) return GST_STATE_CHANGE_FAILURE;
-    g_clear_pointer(&self->model, i2v_model_unref);
-    self->model = model;
+    I2vSession *session = open_session(self);
+    if (session == NULL) return GST_STATE_CHANGE_FAILURE;
+    g_clear_pointer(&self->session, i2v_session_free);
+    self->session = session;
     self->sent_stream_start = FALSE;
     self->frames_out = 0;
     self->job_base = 0;
@@ -545,19 +583,19 @@ static GstStateChangeReturn gst_i2vgen_change_state(GstElement *element,
     gst_caps_replace(&self->out_caps, NULL);
   }
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
-  if (transition == GST_STATE_CHANGE_READY_TO_NULL) g_clear_pointer(&self->model, i2v_model_unref);
+  /* the task stopped on PAUSED→READY: no generation runs on the session any more */
+  if (transition == GST_STATE_CHANGE_READY_TO_NULL)
+    g_clear_pointer(&self->session, i2v_session_free);
   return ret;
 }
 
 /* ---- properties ---- */
 
-/* TRUE for "auto", "cpu", "cuda" and "cuda:N". */
+/* TRUE for a device name the engine accepts (i2v_device_parse). */
 static gboolean device_name_valid(const char *d) {
-  if (g_strcmp0(d, "auto") == 0 || g_strcmp0(d, "cpu") == 0 || g_strcmp0(d, "cuda") == 0)
-    return TRUE;
-  guint64 n;
-  return d != NULL && g_str_has_prefix(d, "cuda:") &&
-         g_ascii_string_to_unsigned(d + 5, 10, 0, 255, &n, NULL);
+  I2vDeviceKind kind;
+  int index;
+  return i2v_device_parse(d, &kind, &index, NULL);
 }
 
 /* A bad property value: a warning on stderr (gst-launch shows it; the value is left unchanged),
@@ -578,14 +616,6 @@ static void set_checked_string(GstI2vgen *self, char **field, const GValue *valu
   g_free(*field);
   *field = g_strdup(v);
   GST_OBJECT_UNLOCK(self);
-}
-
-static gboolean variant_valid(const char *v) {
-  return *v == '\0' || strcmp(v, "fp16") == 0;
-}
-
-static gboolean precision_valid(const char *v) {
-  return strcmp(v, "fp32") == 0 || strcmp(v, "fp16") == 0 || strcmp(v, "bf16") == 0;
 }
 
 /* Applies a preset by name (GstPreset: presets/GstI2vgen.prs and the user's own). */
@@ -620,15 +650,18 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
     set_checked_string(self, &self->model_path, value, "model-path", NULL, NULL);
     break;
   case PROP_VARIANT:
-    set_checked_string(self, &self->variant, value, "variant", variant_valid, "'' or 'fp16'");
+    GST_OBJECT_LOCK(self);
+    self->variant = g_value_get_enum(value);
+    GST_OBJECT_UNLOCK(self);
     break;
   case PROP_DEVICE:
     set_checked_string(self, &self->device, value, "device", device_name_valid,
-                       "'auto', 'cpu' or 'cuda:N'");
+                       "'auto', 'cpu', 'cuda' or 'cuda:N'");
     break;
   case PROP_PRECISION:
-    set_checked_string(self, &self->precision, value, "precision", precision_valid,
-                       "'fp32', 'fp16' or 'bf16'");
+    GST_OBJECT_LOCK(self);
+    self->precision = g_value_get_enum(value);
+    GST_OBJECT_UNLOCK(self);
     break;
   case PROP_LORA:
     set_checked_string(self, &self->lora, value, "lora", NULL, NULL);
@@ -698,13 +731,13 @@ static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *valu
     g_value_set_string(value, self->model_path);
     break;
   case PROP_VARIANT:
-    g_value_set_string(value, self->variant);
+    g_value_set_enum(value, self->variant);
     break;
   case PROP_DEVICE:
     g_value_set_string(value, self->device);
     break;
   case PROP_PRECISION:
-    g_value_set_string(value, self->precision);
+    g_value_set_enum(value, self->precision);
     break;
   case PROP_LORA:
     g_value_set_string(value, self->lora);
@@ -761,13 +794,11 @@ static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *valu
 static void gst_i2vgen_finalize(GObject *object) {
   GstI2vgen *self = GST_I2VGEN(object);
   g_queue_clear_full(&self->jobs, (GDestroyNotify)job_free);
-  g_clear_pointer(&self->model, i2v_model_unref);
+  g_clear_pointer(&self->session, i2v_session_free);
   gst_caps_replace(&self->out_caps, NULL);
   settings_clear(&self->props);
   g_free(self->model_path);
-  g_free(self->variant);
   g_free(self->device);
-  g_free(self->precision);
   g_free(self->lora);
   g_free(self->preset);
   g_mutex_clear(&self->lock);
@@ -785,6 +816,8 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
   gobject_class->get_property = gst_i2vgen_get_property;
   gobject_class->finalize = gst_i2vgen_finalize;
   element_class->change_state = gst_i2vgen_change_state;
+  I2vParams d; /* the engine's defaults */
+  i2v_params_init(&d);
 
   g_object_class_install_property(
       gobject_class, PROP_MODEL_PATH,
@@ -794,22 +827,18 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                           NULL, FLAGS_MODEL));
   g_object_class_install_property(
       gobject_class, PROP_VARIANT,
-      g_param_spec_string("variant", "Weights variant",
-                          "Weight files to load: NULL/'' for *.safetensors, 'fp16' for "
-                          "*.fp16.safetensors",
-                          NULL, FLAGS_MODEL));
+      g_param_spec_enum("variant", "Weights variant", "Which weight files to load",
+                        GST_TYPE_I2VGEN_VARIANT, GST_I2VGEN_VARIANT_DEFAULT, FLAGS_MODEL));
   g_object_class_install_property(
       gobject_class, PROP_DEVICE,
       g_param_spec_string("device", "Device",
-                          "Where the model runs: 'auto' (CUDA when present, else CPU), 'cpu' or "
-                          "'cuda:N'",
+                          "Where the model runs: 'auto' (CUDA device 0 when usable, else the "
+                          "CPU), 'cpu', 'cuda' or 'cuda:N'",
                           DEFAULT_DEVICE, FLAGS_MODEL));
   g_object_class_install_property(
       gobject_class, PROP_PRECISION,
-      g_param_spec_string("precision", "Precision",
-                          "Compute precision: NULL (the device's default: fp32 on CPU), 'fp32', "
-                          "'fp16' or 'bf16'",
-                          NULL, FLAGS_MODEL));
+      g_param_spec_enum("precision", "Precision", "Storage precision of weights and activations",
+                        GST_TYPE_I2VGEN_PRECISION, I2V_PRECISION_DEFAULT, FLAGS_MODEL));
   g_object_class_install_property(
       gobject_class, PROP_LORA,
       g_param_spec_string("lora", "LoRA styles",
@@ -837,13 +866,13 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_STEPS,
       g_param_spec_uint("steps", "Steps", "DDIM denoising steps (fewer than ~30 degrades quality)",
-                        1, 1000, DEFAULT_STEPS, FLAGS_JOB));
+                        1, MAX_STEPS, d.steps, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_GUIDANCE_SCALE,
       g_param_spec_double("guidance-scale", "Guidance scale",
                           "Classifier-free guidance scale; <= 1 disables guidance (half the "
                           "compute)",
-                          0.0, 100.0, DEFAULT_GUIDANCE, FLAGS_JOB));
+                          0.0, I2V_MAX_GUIDANCE, d.guidance, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_MOTION_STRENGTH,
       g_param_spec_double("motion-strength", "Motion strength",
@@ -851,7 +880,7 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                           "(denoising from pure noise); lower starts from the image's latent "
                           "partly noised and runs only that share of the steps: frames stay "
                           "closer to the image and move less (and it is faster)",
-                          0.01, 1.0, DEFAULT_MOTION_STRENGTH, FLAGS_JOB));
+                          0.01, 1.0, d.motion_strength, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_SEED,
       g_param_spec_uint64("seed", "Seed",
@@ -859,29 +888,29 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                           G_MAXUINT64, 0, FLAGS_JOB));
   g_object_class_install_property(gobject_class, PROP_NUM_FRAMES,
                                   g_param_spec_uint("num-frames", "Frames",
-                                                    "Frames per generated clip", 1, 256,
-                                                    DEFAULT_NUM_FRAMES, FLAGS_JOB));
+                                                    "Frames per generated clip", 1, I2V_MAX_FRAMES,
+                                                    d.frames, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_FPS,
       g_param_spec_uint("fps", "Frame rate",
                         "Output frame rate in frames per second (also the model's fps "
                         "conditioning)",
-                        1, 240, DEFAULT_FPS, FLAGS_JOB));
+                        1, I2V_MAX_FPS, d.fps, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_WIDTH,
       g_param_spec_uint("width", "Width",
-                        "Output width in pixels (a multiple of 8 for the real model)", 8, 4096,
-                        DEFAULT_WIDTH, FLAGS_JOB));
+                        "Output width in pixels (a multiple of 8 for the real model)", 1,
+                        I2V_MAX_SIDE, d.width, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_HEIGHT,
       g_param_spec_uint("height", "Height",
-                        "Output height in pixels (a multiple of 8 for the real model)", 8, 4096,
-                        DEFAULT_HEIGHT, FLAGS_JOB));
+                        "Output height in pixels (a multiple of 8 for the real model)", 1,
+                        I2V_MAX_SIDE, d.height, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_DECODE_CHUNK_SIZE,
       g_param_spec_uint("decode-chunk-size", "Decode chunk size",
-                        "Frames per VAE decode call (more: faster, more memory)", 1, 256,
-                        DEFAULT_DECODE_CHUNK, FLAGS_JOB));
+                        "Frames per VAE decode call (more: faster, more memory)", 1, I2V_MAX_FRAMES,
+                        d.decode_chunk_size, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_MAX_QUEUED_JOBS,
       g_param_spec_uint("max-queued-jobs", "Max queued jobs",
@@ -901,6 +930,8 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
       "Generates a video clip from each still image with the I2VGen-XL diffusion model",
       "i2vgen developers");
   GST_DEBUG_CATEGORY_INIT(gst_i2vgen_debug, "i2vgen", 0, "I2VGen-XL image-to-video element");
+  gst_type_mark_as_plugin_api(GST_TYPE_I2VGEN_PRECISION, 0);
+  gst_type_mark_as_plugin_api(GST_TYPE_I2VGEN_VARIANT, 0);
 }
 
 static void gst_i2vgen_init(GstI2vgen *self) {
@@ -918,13 +949,16 @@ static void gst_i2vgen_init(GstI2vgen *self) {
   g_cond_init(&self->cond);
   g_queue_init(&self->jobs);
   self->device = g_strdup(DEFAULT_DEVICE);
-  self->props.steps = DEFAULT_STEPS;
-  self->props.guidance = DEFAULT_GUIDANCE;
-  self->props.motion_strength = DEFAULT_MOTION_STRENGTH;
-  self->props.num_frames = DEFAULT_NUM_FRAMES;
-  self->props.fps = DEFAULT_FPS;
-  self->props.width = DEFAULT_WIDTH;
-  self->props.height = DEFAULT_HEIGHT;
-  self->props.decode_chunk_size = DEFAULT_DECODE_CHUNK;
+  I2vParams d;
+  i2v_params_init(&d);
+  self->props.steps = (guint)d.steps;
+  self->props.guidance = d.guidance;
+  self->props.motion_strength = d.motion_strength;
+  self->props.num_frames = (guint)d.frames;
+  self->props.fps = (guint)d.fps;
+  self->props.width = (guint)d.width;
+  self->props.height = (guint)d.height;
+  self->props.decode_chunk_size = (guint)d.decode_chunk_size;
+  self->props.seed = d.seed;
   self->max_queued_jobs = DEFAULT_MAX_QUEUED;
 }

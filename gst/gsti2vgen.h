@@ -6,14 +6,24 @@
 
 #include <i2v/i2v.h>
 
+#include "clip_start.h"
+
 G_BEGIN_DECLS
 
 #define GST_TYPE_I2VGEN (gst_i2vgen_get_type())
 
-/* The custom downstream event i2vgen sends before the first frame of each clip (structure name;
- * field "job": the job's index). The clips follow each other on one continuous time line; this
- * tells downstream elements that look across frames (i2vinterp) where one clip ends. */
-#define GST_I2VGEN_CLIP_START "i2vgen-clip-start"
+/* The precision property: the engine's I2vPrecision values (i2v.h). */
+#define GST_TYPE_I2VGEN_PRECISION (gst_i2vgen_precision_get_type())
+GType gst_i2vgen_precision_get_type(void);
+
+/* The variant property: which weight files a model directory is read from. */
+typedef enum {
+  GST_I2VGEN_VARIANT_DEFAULT, /* *.safetensors */
+  GST_I2VGEN_VARIANT_FP16,    /* *.fp16.safetensors */
+} GstI2vgenVariant;
+#define GST_TYPE_I2VGEN_VARIANT (gst_i2vgen_variant_get_type())
+GType gst_i2vgen_variant_get_type(void);
+
 G_DECLARE_FINAL_TYPE(GstI2vgen, gst_i2vgen, GST, I2VGEN, GstElement)
 
 /* A queued job: the input image converted to RGB8, or the EOS marker (image.rgb NULL). */
@@ -34,12 +44,14 @@ struct _GstI2vgen {
   GstPad *sinkpad, *srcpad;
 
   /* properties, under the object lock */
-  char *model_path, *variant, *device, *precision, *lora, *preset;
+  char *model_path, *device, *lora, *preset;
+  GstI2vgenVariant variant;
+  I2vPrecision precision;
   gboolean release_encoders;
   GstI2vgenSettings props;
   guint max_queued_jobs;
 
-  I2vModel *model; /* loaded on READY→PAUSED */
+  I2vSession *session; /* on the model the properties name, made on READY→PAUSED */
 
   /* the job queue, under lock */
   GMutex lock;

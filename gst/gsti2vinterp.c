@@ -25,7 +25,7 @@
  */
 #include "gsti2vinterp.h"
 
-#include "gsti2vgen.h"
+#include "clip_start.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_i2vinterp_debug);
 #define GST_CAT_DEFAULT gst_i2vinterp_debug

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <stdlib.h>
 
+#include "cpu_backend.h"
 #include "ops.h"
 
 static I2vTensor make(I2vBackend *be, int ndim, const int64_t *shape) {
@@ -40,7 +41,7 @@ static void report(const char *what, double flops, void (*fn)(void *), void *arg
 }
 
 typedef struct {
-  I2vBackend *be;
+  I2vStream *st;
   I2vTensor x, w, b, y;
   I2vConvParams p;
   I2vSeqView q, k, v, o;
@@ -49,32 +50,33 @@ typedef struct {
 
 static void run_conv(void *arg) {
   Bench *c = arg;
-  i2v_op_conv2d(c->be, &c->y, &c->x, &c->w, &c->b, &c->p, FALSE);
-  g_assert_true(i2v_backend_check(c->be, NULL));
+  i2v_op_conv2d(c->st, &c->y, &c->x, &c->w, &c->b, &c->p, FALSE);
+  g_assert_true(i2v_stream_check(c->st, NULL));
 }
 
 static void run_linear(void *arg) {
   Bench *c = arg;
-  i2v_op_linear(c->be, &c->y, &c->x, &c->w, &c->b, I2V_ACT_NONE, FALSE);
-  g_assert_true(i2v_backend_check(c->be, NULL));
+  i2v_op_linear(c->st, &c->y, &c->x, &c->w, &c->b, I2V_ACT_NONE, FALSE);
+  g_assert_true(i2v_stream_check(c->st, NULL));
 }
 
 static void run_attention(void *arg) {
   Bench *c = arg;
-  i2v_op_attention(c->be, &c->o, &c->q, &c->k, &c->v, &c->s);
-  g_assert_true(i2v_backend_check(c->be, NULL));
+  i2v_op_attention(c->st, &c->o, &c->q, &c->k, &c->v, &c->s);
+  g_assert_true(i2v_stream_check(c->st, NULL));
 }
 
 static void run_group_norm(void *arg) {
   Bench *c = arg;
-  i2v_op_group_norm(c->be, &c->y, &c->x, &c->w, &c->b, c->x.shape[0], 32, 1e-5f, I2V_ACT_SILU);
-  g_assert_true(i2v_backend_check(c->be, NULL));
+  i2v_op_group_norm(c->st, &c->y, &c->x, &c->w, &c->b, c->x.shape[0], 32, 1e-5f, I2V_ACT_SILU);
+  g_assert_true(i2v_stream_check(c->st, NULL));
 }
 
 int main(int argc, char **argv) {
   int64_t frames = argc > 1 ? atoll(argv[1]) : 4, hw = 64, C = 320, T = hw * hw;
-  I2vBackend *be = i2v_cpu_backend_new();
-  Bench c = {.be = be, .p = {1, 1, 1, 1, 1}};
+  I2vBackend *be = i2v_cpu_backend_new(0);
+  I2vStream *stream = i2v_stream_new(be, NULL);
+  Bench c = {.st = stream, .p = {1, 1, 1, 1, 1}};
   c.x = make(be, 4, (int64_t[]){frames, hw, hw, C});
   c.y = make(be, 4, (int64_t[]){frames, hw, hw, C});
   c.w = make(be, 4, (int64_t[]){C, 3, 3, C});
@@ -106,6 +108,7 @@ int main(int argc, char **argv) {
   c.w = make(be, 1, (int64_t[]){C}); /* gamma */
   report("group_norm+silu (GFLOP/s = Gelements/s)", (double)frames * T * C, run_group_norm, &c);
   i2v_tensor_free(&c.x), i2v_tensor_free(&c.y), i2v_tensor_free(&c.w), i2v_tensor_free(&c.b);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   return 0;
 }

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "backend.h"
+#include "cpu_backend.h"
 #include "clip_text.h"
 #include "clip_vision.h"
 
@@ -127,7 +127,7 @@ gint64 golden_encoder_params(const I2vModelOptions *mo) {
   g_assert_no_error(err);
   gint64 params = 0;
   i2v_model_dir_record(md, count_params, &params);
-  I2vBackend *be = i2v_cpu_backend_new(); /* a recording load allocates nothing on it */
+  I2vBackend *be = i2v_cpu_backend_new(0); /* a recording load allocates nothing on it */
   I2vClipText *text = i2v_clip_text_load(md, be, &err);
   g_assert_no_error(err);
   I2vClipVision *vision = i2v_clip_vision_load(md, be, &err);

@@ -12,6 +12,8 @@
 #include <glib/gstdio.h>
 
 #include "clip_text.h"
+#include "stream.h"
+#include "cpu_backend.h"
 #include "clip_vision.h"
 #include <i2v/error.h>
 #include "golden.h"
@@ -112,22 +114,21 @@ typedef struct {
   float **states;
 } HiddenTap;
 
-static void capture_hidden(const char *name, const I2vTensor *t, void *user) {
+static void capture_hidden(I2vStream *stream, const char *name, const I2vTensor *t, void *user) {
   HiddenTap *h = user;
   int l;
   if (sscanf(name, "hidden_states.%d", &l) != 1 || l < 0 || l >= h->count) return;
   g_free(h->states[l]);
   h->states[l] = g_new(float, i2v_tensor_numel(t));
   GError *err = NULL;
-  g_assert_true(i2v_tensor_download_f32(t, h->states[l], &err));
+  g_assert_true(i2v_tensor_download_f32(stream, t, h->states[l], &err));
 }
 
-/* Installs capture_hidden on be for hidden states 0 … count-1 (be->tap_user = h). */
-static void hidden_tap_install(HiddenTap *h, I2vBackend *be, int count) {
+/* Installs capture_hidden on stream for hidden states 0 … count-1. */
+static void hidden_tap_install(HiddenTap *h, I2vStream *stream, int count) {
   h->count = count;
   h->states = g_new0(float *, count);
-  be->tap = capture_hidden;
-  be->tap_user = h;
+  i2v_stream_set_tap(stream, capture_hidden, h);
 }
 
 static void hidden_tap_free(HiddenTap *h) {
@@ -155,7 +156,8 @@ static void test_text_set(gconstpointer data) {
   }
 
   I2vModelDir *md = golden_open_model(set, NULL);
-  I2vBackend *be = i2v_cpu_backend_new();
+  I2vBackend *be = i2v_cpu_backend_new(0);
+  I2vStream *stream = i2v_stream_new(be, NULL);
   GError *err = NULL;
   double t0 = cpu_seconds();
   gint64 w0 = g_get_monotonic_time();
@@ -168,19 +170,19 @@ static void test_text_set(gconstpointer data) {
 
   /* all layers + final norm, every hidden state through the tap */
   HiddenTap tap;
-  hidden_tap_install(&tap, be, L + 1);
+  hidden_tap_install(&tap, stream, L + 1);
   float *last = g_new(float, all), *skip = g_new(float, all), *early = g_new(float, all);
   t0 = cpu_seconds();
   w0 = g_get_monotonic_time();
-  g_assert_true(i2v_clip_text_forward(m, ids, n_cases, len, L, TRUE, last, &err));
+  g_assert_true(i2v_clip_text_forward(m, stream, ids, n_cases, len, L, TRUE, last, &err));
   g_assert_no_error(err);
   g_test_message("text %s: forward of %d x %d tokens, %d layers: %.2f s CPU, %.2f s wall", set,
                  n_cases, len, L, cpu_seconds() - t0, (g_get_monotonic_time() - w0) / 1e6);
-  be->tap = NULL;
+  i2v_stream_set_tap(stream, NULL, NULL);
   /* the pipeline's path: penultimate layer + final norm */
-  g_assert_true(i2v_clip_text_forward(m, ids, n_cases, len, L - 1, TRUE, skip, &err));
+  g_assert_true(i2v_clip_text_forward(m, stream, ids, n_cases, len, L - 1, TRUE, skip, &err));
   /* stopping after one layer without the norm gives hidden_states.1 */
-  g_assert_true(i2v_clip_text_forward(m, ids, n_cases, len, 1, FALSE, early, &err));
+  g_assert_true(i2v_clip_text_forward(m, stream, ids, n_cases, len, 1, FALSE, early, &err));
 
   Errors e = errors_new(set, "text_encoder");
   for (int c = 0; c < n_cases; c++) {
@@ -218,6 +220,7 @@ static void test_text_set(gconstpointer data) {
   g_free(ids);
   g_strfreev(cases);
   i2v_clip_text_free(m);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   i2v_model_dir_free(md);
   i2v_safetensors_close(st);
@@ -237,8 +240,8 @@ static int read_pixels(const I2vSafetensors *st, const char *name, const I2vClip
 }
 
 /* One case: pixel values prefix+"pixel_values" through all layers, every golden compared. */
-static void check_vision_case(Errors *e, const I2vSafetensors *st, I2vClipVision *m, I2vBackend *be,
-                              const char *prefix) {
+static void check_vision_case(Errors *e, const I2vSafetensors *st, I2vClipVision *m,
+                              I2vStream *stream, const char *prefix) {
   char *px_name = g_strconcat(prefix, "pixel_values", NULL);
   I2vTensor px;
   int B = read_pixels(st, px_name, m, &px);
@@ -248,17 +251,17 @@ static void check_vision_case(Errors *e, const I2vSafetensors *st, I2vClipVision
   float *embeds = g_new(float, (int64_t)B *P), *last = g_new(float, all);
   float *early = g_new(float, all);
   HiddenTap tap;
-  hidden_tap_install(&tap, be, L + 1);
+  hidden_tap_install(&tap, stream, L + 1);
   GError *err = NULL;
   double t0 = cpu_seconds();
   gint64 w0 = g_get_monotonic_time();
-  g_assert_true(i2v_clip_vision_forward(m, px.data, B, embeds, L, last, &err));
+  g_assert_true(i2v_clip_vision_forward(m, stream, px.data, B, embeds, L, last, &err));
   g_assert_no_error(err);
   g_test_message("vision %s: forward of %d x %d tokens, %d layers: %.2f s CPU, %.2f s wall", e->set,
                  B, T, L, cpu_seconds() - t0, (g_get_monotonic_time() - w0) / 1e6);
-  be->tap = NULL;
+  i2v_stream_set_tap(stream, NULL, NULL);
   /* the embeddings alone: the encoder stops before the first layer */
-  g_assert_true(i2v_clip_vision_forward(m, px.data, B, NULL, 0, early, &err));
+  g_assert_true(i2v_clip_vision_forward(m, stream, px.data, B, NULL, 0, early, &err));
 
   for (int k = 0; k <= L; k++) {
     char kind[40];
@@ -296,7 +299,8 @@ static void test_vision_set(gconstpointer data) {
   char **cases = prefixes_of(st, "pixel_values");
   g_assert_cmpint(g_strv_length(cases), >, 0);
   I2vModelDir *md = golden_open_model(set, NULL);
-  I2vBackend *be = i2v_cpu_backend_new();
+  I2vBackend *be = i2v_cpu_backend_new(0);
+  I2vStream *stream = i2v_stream_new(be, NULL);
   GError *err = NULL;
   double t0 = cpu_seconds();
   gint64 w0 = g_get_monotonic_time();
@@ -305,10 +309,11 @@ static void test_vision_set(gconstpointer data) {
   g_test_message("vision %s: load %.2f s CPU, %.2f s wall", set, cpu_seconds() - t0,
                  (g_get_monotonic_time() - w0) / 1e6);
   Errors e = errors_new(set, "image_encoder");
-  for (char **c = cases; *c != NULL; c++) check_vision_case(&e, st, m, be, *c);
+  for (char **c = cases; *c != NULL; c++) check_vision_case(&e, st, m, stream, *c);
   errors_report(&e, "vision");
   g_strfreev(cases);
   i2v_clip_vision_free(m);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   i2v_model_dir_free(md);
   i2v_safetensors_close(st);
@@ -332,7 +337,8 @@ static void check_pipeline_case(const char *set, JsonObject *pc, const char *var
   char *group = g_strconcat("pipeline_", name, NULL);
   Errors e = errors_new(set, group);
   I2vModelDir *md = golden_open_model(set, variant);
-  I2vBackend *be = i2v_cpu_backend_new();
+  I2vBackend *be = i2v_cpu_backend_new(0);
+  I2vStream *stream = i2v_stream_new(be, NULL);
   GError *err = NULL;
 
   I2vClipText *text = i2v_clip_text_load(md, be, &err);
@@ -346,7 +352,7 @@ static void check_pipeline_case(const char *set, JsonObject *pc, const char *var
     int len;
     int64_t *ids = json_ids(json_node_get_array(node), &len);
     float *out = g_new(float, (int64_t)len *C);
-    g_assert_true(i2v_clip_text_forward(text, ids, 1, len, L - 1, TRUE, out, &err));
+    g_assert_true(i2v_clip_text_forward(text, stream, ids, 1, len, L - 1, TRUE, out, &err));
     g_assert_no_error(err);
     check(&e, st, "", golden_keys[i], out, (int64_t)len * C);
     g_free(out);
@@ -360,7 +366,7 @@ static void check_pipeline_case(const char *set, JsonObject *pc, const char *var
   int B = read_pixels(st, "clip_pixel_values", vision, &px);
   int P = i2v_clip_vision_projection_dim(vision);
   float *embeds = g_new(float, (int64_t)B *P);
-  g_assert_true(i2v_clip_vision_forward(vision, px.data, B, embeds, 0, NULL, &err));
+  g_assert_true(i2v_clip_vision_forward(vision, stream, px.data, B, embeds, 0, NULL, &err));
   g_assert_no_error(err);
   /* image_embeddings = [zeros; image_embeds] under CFG: compare the last B rows */
   I2vTensor ref;
@@ -379,6 +385,7 @@ static void check_pipeline_case(const char *set, JsonObject *pc, const char *var
   i2v_host_tensor_free(&px);
   g_free(embeds);
   i2v_clip_vision_free(vision);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   i2v_model_dir_free(md);
   i2v_safetensors_close(st);
@@ -523,13 +530,15 @@ static void expect_load_error(const char *dir, int code, const char *needle1, co
   GError *err = NULL;
   I2vModelDir *md = i2v_model_dir_open(dir, NULL, &err);
   g_assert_no_error(err);
-  I2vBackend *be = i2v_cpu_backend_new();
+  I2vBackend *be = i2v_cpu_backend_new(0);
+  I2vStream *stream = i2v_stream_new(be, NULL);
   I2vClipText *text = i2v_clip_text_load(md, be, &err);
   I2vClipVision *vision = err == NULL ? i2v_clip_vision_load(md, be, &err) : NULL;
   g_assert_true(text == NULL || vision == NULL);
   golden_assert_error(&err, code, (const char *[]){needle1, needle2, NULL});
   i2v_clip_text_free(text);
   i2v_clip_vision_free(vision);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   i2v_model_dir_free(md);
 }
@@ -562,7 +571,8 @@ static float *embed_pattern(const char *dir, int *n) {
   GError *err = NULL;
   I2vModelDir *md = i2v_model_dir_open(dir, NULL, &err);
   g_assert_no_error(err);
-  I2vBackend *be = i2v_cpu_backend_new();
+  I2vBackend *be = i2v_cpu_backend_new(0);
+  I2vStream *stream = i2v_stream_new(be, NULL);
   I2vClipVision *m = i2v_clip_vision_load(md, be, &err);
   g_assert_no_error(err);
   int S = i2v_clip_vision_image_size(m);
@@ -570,9 +580,10 @@ static float *embed_pattern(const char *dir, int *n) {
   for (int i = 0; i < 3 * S * S; i++) px[i] = sinf(0.37f * i);
   *n = i2v_clip_vision_projection_dim(m);
   float *out = g_new(float, *n);
-  g_assert_true(i2v_clip_vision_forward(m, px, 1, out, 0, NULL, &err));
+  g_assert_true(i2v_clip_vision_forward(m, stream, px, 1, out, 0, NULL, &err));
   g_free(px);
   i2v_clip_vision_free(m);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   i2v_model_dir_free(md);
   return out;
@@ -612,7 +623,8 @@ static void test_default_act(gconstpointer data) {
 /* Bad forward arguments are errors naming the value, not crashes. */
 static void test_bad_input(gconstpointer data) {
   I2vModelDir *md = golden_open_model(data, NULL);
-  I2vBackend *be = i2v_cpu_backend_new();
+  I2vBackend *be = i2v_cpu_backend_new(0);
+  I2vStream *stream = i2v_stream_new(be, NULL);
   GError *err = NULL;
   I2vClipText *text = i2v_clip_text_load(md, be, &err);
   g_assert_no_error(err);
@@ -623,24 +635,24 @@ static void test_bad_input(gconstpointer data) {
   float *out = g_new(float, (int64_t)(len + 1) * C);
 
   ids[len - 1] = 1 << 30; /* beyond any vocabulary */
-  g_assert_false(i2v_clip_text_forward(text, ids, 1, len, 1, TRUE, out, &err));
+  g_assert_false(i2v_clip_text_forward(text, stream, ids, 1, len, 1, TRUE, out, &err));
   g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
   g_assert_nonnull(strstr(err->message, "1073741824"));
   g_clear_error(&err);
   ids[len - 1] = 0;
-  g_assert_false(i2v_clip_text_forward(text, ids, 1, len + 1, 1, TRUE, out, &err));
+  g_assert_false(i2v_clip_text_forward(text, stream, ids, 1, len + 1, 1, TRUE, out, &err));
   g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
   g_clear_error(&err);
   int L = i2v_clip_text_num_layers(text);
-  g_assert_false(i2v_clip_text_forward(text, ids, 1, len, L + 1, TRUE, out, &err));
+  g_assert_false(i2v_clip_text_forward(text, stream, ids, 1, len, L + 1, TRUE, out, &err));
   g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
   g_clear_error(&err);
   /* the encoder still works after refused calls */
-  g_assert_true(i2v_clip_text_forward(text, ids, 1, len, L, TRUE, out, &err));
+  g_assert_true(i2v_clip_text_forward(text, stream, ids, 1, len, L, TRUE, out, &err));
 
   int S = i2v_clip_vision_image_size(vision);
   float *px = g_new0(float, 3 * S * S), *hidden = g_new(float, 1);
-  g_assert_false(i2v_clip_vision_forward(vision, px, 1, NULL,
+  g_assert_false(i2v_clip_vision_forward(vision, stream, px, 1, NULL,
                                          i2v_clip_vision_num_layers(vision) + 1, hidden, &err));
   g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
   g_clear_error(&err);
@@ -651,6 +663,7 @@ static void test_bad_input(gconstpointer data) {
   g_free(out);
   i2v_clip_text_free(text);
   i2v_clip_vision_free(vision);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   i2v_model_dir_free(md);
 }

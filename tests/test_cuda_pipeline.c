@@ -15,7 +15,7 @@
  * reported): fp32 1e-4 (op errors of ~1e-6 grow through the denoising steps and the VAE),
  * fp16 3e-2, bf16 1e-1 (the whole pipeline in 16-bit storage, as diffusers' fp16 run).
  *
- * /cuda/memory-stable: 20 successive jobs on one model (encoders kept, then released): the
+ * /cuda/memory-stable: 20 successive jobs on one session (encoders kept, then released): the
  * device's used memory (cudaMemGetInfo) after every job equals its level after the first, and the
  * persistent bytes are back to their level before the job; releasing the encoders holds exactly
  * their fp16 weights fewer.
@@ -86,7 +86,7 @@ static GHashTable *run(I2vModel *m, const I2vImage *image, const I2vParams *p) {
   GHashTable *dumps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, free_tensor);
   I2vCallbacks cb = {.dump = on_dump, .user = dumps};
   GError *err = NULL;
-  g_assert_true(i2v_generate(m, image, p, &cb, NULL, &err));
+  g_assert_true(i2v_model_generate(m, image, p, &cb, NULL, &err));
   g_assert_no_error(err);
   return dumps;
 }
@@ -246,14 +246,16 @@ static void memory_jobs(const char *set, JsonNode *manifest, JsonObject *c, void
   for (int release = 0; release < 2; release++) {
     k.mo.release_encoders = release;
     I2vModel *m = load(&k.mo);
+    GError *err = NULL;
+    I2vSession *s = i2v_session_new(m, &err);
+    g_assert_no_error(err);
     I2vMemoryStats before, first, now;
     for (int i = 0; i < MEMORY_JOBS; i++) {
-      i2v_model_memory(m, &before);
-      GError *err = NULL;
-      g_assert_true(i2v_generate(m, &k.image, &k.p, NULL, NULL, &err));
+      i2v_session_memory(s, &before);
+      g_assert_true(i2v_generate(s, &k.image, &k.p, NULL, NULL, &err));
       g_assert_no_error(err);
       I2vMemoryStats *st = i == 0 ? &first : &now;
-      i2v_model_memory(m, st);
+      i2v_session_memory(s, st);
       g_test_message("release_encoders %d job %d: device used %zu (peak %zu) of %zu, persistent "
                      "%zu, scratch %zu",
                      release, i, st->device_used, st->device_peak, st->device_total, st->persistent,
@@ -268,6 +270,7 @@ static void memory_jobs(const char *set, JsonNode *manifest, JsonObject *c, void
       }
     }
     persistent[release] = first.persistent;
+    i2v_session_free(s);
     i2v_model_unref(m);
   }
   /* released: exactly the encoders' fp16 weights fewer between jobs */

@@ -3,6 +3,8 @@
  * pipeline calls it), and config errors naming file, key and value. */
 #include <string.h>
 
+#include "cpu_backend.h"
+#include "stream.h"
 #include "ddim.h"
 #include <i2v/error.h>
 #include "golden.h"
@@ -68,25 +70,25 @@ static void test_timesteps(void) {
   g_strfreev(sets);
 }
 
-/* Uploads tensor name of st into a new persistent backend tensor. */
-static I2vTensor upload_golden(I2vBackend *be, const I2vSafetensors *st, const char *name) {
+/* Uploads tensor name of st into a new tensor in stream's arena. */
+static I2vTensor upload_golden(I2vStream *stream, const I2vSafetensors *st, const char *name) {
   I2vTensor host, t;
   GError *err = NULL;
   g_assert_true(i2v_safetensors_read_f32(st, name, &host, &err));
-  g_assert_true(i2v_tensor_alloc(be, &t, be->act_dtype, host.ndim, host.shape, &err));
-  g_assert_true(i2v_tensor_upload_f32(&t, host.data, &err));
+  t = i2v_scratch_tensor(stream, host.ndim, host.shape);
+  g_assert_true(i2v_tensor_upload_f32(stream, &t, host.data, &err));
   g_assert_no_error(err);
   i2v_host_tensor_free(&host);
   return t;
 }
 
 /* Downloads t and compares it with golden name (atol from the "scheduler" group). */
-static gboolean check_tensor(const char *set, const I2vSafetensors *st, const I2vTensor *t,
-                             const char *name, const char *label) {
+static gboolean check_tensor(I2vStream *stream, const char *set, const I2vSafetensors *st,
+                             const I2vTensor *t, const char *name, const char *label) {
   int64_t n = i2v_tensor_numel(t);
   float *got = g_new(float, n);
   GError *err = NULL;
-  g_assert_true(i2v_tensor_download_f32(t, got, &err));
+  g_assert_true(i2v_tensor_download_f32(stream, t, got, &err));
   g_assert_no_error(err);
   gboolean ok = golden_check(st, name, got, n, golden_atol(set, "scheduler", name), label);
   g_free(got);
@@ -95,8 +97,8 @@ static gboolean check_tensor(const char *set, const I2vSafetensors *st, const I2
 
 /* One manifest step case: its scalars and the step on the CPU backend, out of place and with
  * prev_sample aliasing sample. */
-static void check_step_case(const char *set, I2vDdim *s, I2vBackend *be, const I2vSafetensors *st,
-                            JsonObject *c) {
+static void check_step_case(const char *set, I2vDdim *s, I2vStream *stream,
+                            const I2vSafetensors *st, JsonObject *c) {
   const char *key = json_object_get_string_member(c, "key");
   int n = (int)json_object_get_int_member(c, "num_inference_steps");
   int k = (int)json_object_get_int_member(c, "step_index");
@@ -121,25 +123,22 @@ static void check_step_case(const char *set, I2vDdim *s, I2vBackend *be, const I
   char *x_name = g_strdup_printf("%s.sample", key);
   char *prev_name = g_strdup_printf("%s.prev_sample", key);
   char *x0_name = g_strdup_printf("%s.pred_original_sample", key);
-  I2vTensor mo = upload_golden(be, st, mo_name), x = upload_golden(be, st, x_name);
-  I2vTensor x0, prev;
-  g_assert_true(i2v_tensor_alloc(be, &x0, be->act_dtype, x.ndim, x.shape, &err));
-  g_assert_true(i2v_tensor_alloc(be, &prev, be->act_dtype, x.ndim, x.shape, &err));
+  size_t mark = i2v_scratch_mark(stream);
+  I2vTensor mo = upload_golden(stream, st, mo_name), x = upload_golden(stream, st, x_name);
+  I2vTensor x0 = i2v_scratch_tensor(stream, x.ndim, x.shape);
+  I2vTensor prev = i2v_scratch_tensor(stream, x.ndim, x.shape);
 
-  i2v_ddim_step(s, be, n, t, &mo, &x, &x0, &prev);
-  g_assert_true(i2v_backend_check(be, &err));
+  i2v_ddim_step(s, stream, n, t, &mo, &x, &x0, &prev);
+  g_assert_true(i2v_stream_check(stream, &err));
   g_assert_no_error(err);
-  g_assert_true(check_tensor(set, st, &prev, prev_name, key));
-  g_assert_true(check_tensor(set, st, &x0, x0_name, key));
+  g_assert_true(check_tensor(stream, set, st, &prev, prev_name, key));
+  g_assert_true(check_tensor(stream, set, st, &x0, x0_name, key));
 
-  i2v_ddim_step(s, be, n, t, &mo, &x, &x0, &x); /* in place, as the pipeline steps */
-  g_assert_true(i2v_backend_check(be, &err));
-  g_assert_true(check_tensor(set, st, &x, prev_name, "in place"));
+  i2v_ddim_step(s, stream, n, t, &mo, &x, &x0, &x); /* in place, as the pipeline steps */
+  g_assert_true(i2v_stream_check(stream, &err));
+  g_assert_true(check_tensor(stream, set, st, &x, prev_name, "in place"));
 
-  i2v_tensor_free(&mo);
-  i2v_tensor_free(&x);
-  i2v_tensor_free(&x0);
-  i2v_tensor_free(&prev);
+  i2v_scratch_release(stream, mark);
   g_free(mo_name);
   g_free(x_name);
   g_free(prev_name);
@@ -156,9 +155,11 @@ static void test_steps(void) {
         json_object_get_object_member(json_node_get_object(manifest), "files"), "scheduler");
     JsonArray *cases = json_object_get_array_member(sched, "step_cases");
     g_assert_cmpint(json_array_get_length(cases), >, 0);
-    I2vBackend *be = i2v_cpu_backend_new();
+    I2vBackend *be = i2v_cpu_backend_new(0);
+    I2vStream *stream = i2v_stream_new(be, NULL);
     for (guint i = 0; i < json_array_get_length(cases); i++)
-      check_step_case(*set, s, be, st, json_array_get_object_element(cases, i));
+      check_step_case(*set, s, stream, st, json_array_get_object_element(cases, i));
+    i2v_stream_free(stream);
     i2v_backend_free(be);
     json_node_unref(manifest);
     i2v_safetensors_close(st);

@@ -5,7 +5,8 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
-#include "backend.h"
+#include "device.h"
+#include "stream.h"
 #include "golden.h"
 #include <i2v/i2v.h>
 #include "lora.h"
@@ -104,7 +105,7 @@ static void assert_close(const float *got, const float *want, int64_t n) {
 
 static I2vBackend *cpu(void) {
   GError *err = NULL;
-  I2vBackend *be = i2v_backend_new_for_device("cpu", NULL, &err);
+  I2vBackend *be = i2v_backend_new_for_device("cpu", NULL, 0, &err);
   g_assert_no_error(err);
   return be;
 }
@@ -179,7 +180,7 @@ static void test_processor_layout_stacked(void) {
   g_assert_true(i2v_weights_load_stacked(ws, be, names, 2, 2, base_parts[0].shape, &qk, &err));
   /* to_out.0 is still missing: not all applied */
   g_assert_false(i2v_lora_check_applied(lora, &err));
-  golden_assert_error(&err, I2V_ERROR_MISSING,
+  golden_assert_error(&err, I2V_ERROR_LORA,
                       (const char *const[]){file, "unet.blk.attn.processor.to_out", NULL});
   g_assert_true(i2v_weights_load(ws, be, base_parts[2].name, 2, base_parts[2].shape,
                                  I2V_LAYOUT_AS_IS, &o, &err));
@@ -212,32 +213,30 @@ static void expect_open_error(const char *spec, int code, const char *const *nee
 static void test_bad_files_and_specs(void) {
   Part unknown[] = {{"unet.blk.attn.to_q.weight", 2, {6, 4}, 1, 0}};
   char *f = write_file("unknown.safetensors", unknown, 1);
-  expect_open_error(f, I2V_ERROR_INVALID,
-                    (const char *const[]){f, "unet.blk.attn.to_q.weight", NULL});
+  expect_open_error(f, I2V_ERROR_LORA, (const char *const[]){f, "unet.blk.attn.to_q.weight", NULL});
   g_free(f);
   Part half[] = {{"unet.blk.attn.to_q.lora_A.weight", 2, {2, 4}, 1, 0}};
   f = write_file("half.safetensors", half, 1);
-  expect_open_error(f, I2V_ERROR_MISSING,
-                    (const char *const[]){f, "unet.blk.attn.to_q", "up", NULL});
+  expect_open_error(f, I2V_ERROR_LORA, (const char *const[]){f, "unet.blk.attn.to_q", "up", NULL});
   g_free(f);
   Part rank[] = {{"unet.x.lora_A.weight", 2, {2, 4}, 1, 0},
                  {"unet.x.lora_B.weight", 2, {6, 3}, 2, 0}};
   f = write_file("rank.safetensors", rank, 2);
-  expect_open_error(f, I2V_ERROR_SHAPE, (const char *const[]){f, "unet.x", "[6, 3]", NULL});
+  expect_open_error(f, I2V_ERROR_LORA, (const char *const[]){f, "unet.x", "[6, 3]", NULL});
   g_free(f);
   Part alpha[] = {{"lora_unet_x.lora_down.weight", 2, {2, 4}, 1, 0},
                   {"lora_unet_x.lora_up.weight", 2, {6, 2}, 2, 0},
                   {"lora_unet_x.alpha", 1, {2}, 3, 0}};
   f = write_file("alpha.safetensors", alpha, 3);
-  expect_open_error(f, I2V_ERROR_SHAPE, (const char *const[]){f, "lora_unet_x.alpha", NULL});
+  expect_open_error(f, I2V_ERROR_LORA, (const char *const[]){f, "lora_unet_x.alpha", NULL});
   char *spec = g_strdup_printf("%s:strong", f);
-  expect_open_error(spec, I2V_ERROR_INVALID, (const char *const[]){spec, "scale", NULL});
+  expect_open_error(spec, I2V_ERROR_LORA, (const char *const[]){spec, "scale", NULL});
   g_free(spec);
   g_free(f);
   expect_open_error(
-      "/nonexistent/style.safetensors", I2V_ERROR_MISSING,
+      "/nonexistent/style.safetensors", I2V_ERROR_LORA,
       (const char *const[]){"LoRA file /nonexistent/style.safetensors not found", NULL});
-  expect_open_error(" , ", I2V_ERROR_INVALID, (const char *const[]){"no file", NULL});
+  expect_open_error(" , ", I2V_ERROR_LORA, (const char *const[]){"no file", NULL});
 
   /* a delta of another shape than the weight: the load fails naming both */
   char *base = write_file("base.safetensors", base_parts, G_N_ELEMENTS(base_parts));
@@ -253,7 +252,7 @@ static void test_bad_files_and_specs(void) {
   I2vTensor t;
   g_assert_false(i2v_weights_load(ws, be, base_parts[0].name, 2, base_parts[0].shape,
                                   I2V_LAYOUT_AS_IS, &t, &err));
-  golden_assert_error(&err, I2V_ERROR_SHAPE,
+  golden_assert_error(&err, I2V_ERROR_LORA,
                       (const char *const[]){f, "blk.attn.to_q.weight", "[6, 4]", "[2, 5]", NULL});
   i2v_backend_free(be);
   i2v_weights_free(ws);
@@ -331,7 +330,7 @@ static GByteArray *clip_with(const char *model, const char *lora) {
   for (int i = 0; i < 40 * 30 * 3; i++) img.rgb[i] = (guint8)(i * 11);
   GByteArray *clip = g_byte_array_new();
   I2vCallbacks cb = {.frame = keep_frame, .user = clip};
-  g_assert_true(i2v_generate(m, &img, &p, &cb, NULL, &err));
+  g_assert_true(i2v_model_generate(m, &img, &p, &cb, NULL, &err));
   g_assert_no_error(err);
   i2v_image_clear(&img);
   i2v_model_unref(m);
@@ -357,7 +356,7 @@ static void test_tiny_model(void) {
   GError *err = NULL;
   g_assert_null(i2v_model_load(&mo, &err));
   golden_assert_error(
-      &err, I2V_ERROR_MISSING,
+      &err, I2V_ERROR_LORA,
       (const char *const[]){other, "unet.down_blocks.9.attentions.0.proj_in", NULL});
   g_free(other);
   g_free(off);

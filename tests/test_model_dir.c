@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include <i2v/error.h>
+#include "cpu_backend.h"
+#include "stream.h"
 #include "golden.h"
 #include "model_dir.h"
 
@@ -203,7 +205,8 @@ static void test_open_every_set(void) {
  * with values rounded to half; formula weights for sets without files. */
 static void test_weights_every_set(void) {
   char **sets = golden_sets_with("manifest.json");
-  I2vBackend *be = i2v_cpu_backend_new();
+  I2vBackend *be = i2v_cpu_backend_new(0);
+  I2vStream *stream = i2v_stream_new(be, NULL);
   guint from_files = 0, formula = 0;
   for (char **s = sets; *s != NULL; s++) {
     char *dir = set_model(*s);
@@ -282,6 +285,7 @@ static void test_weights_every_set(void) {
     g_free(dir);
   }
   g_strfreev(sets);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   g_test_message("%u components from files, %u formula sets", from_files, formula);
 }

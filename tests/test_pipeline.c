@@ -92,15 +92,20 @@ static int stage_count(const Capture *c, const char *name) {
   return GPOINTER_TO_INT(g_hash_table_lookup(c->stages, name));
 }
 
-/* Runs a generation with the capturing callbacks (dumps only when with_dump). */
+/* The capturing callbacks (dumps only when with_dump). */
+static I2vCallbacks capture_callbacks(Capture *c, gboolean with_dump) {
+  return (I2vCallbacks){.progress = on_progress,
+                        .frame = on_frame,
+                        .dump = with_dump ? on_dump : NULL,
+                        .stage = on_stage,
+                        .user = c};
+}
+
+/* Runs a generation on a session of its own with the capturing callbacks. */
 static gboolean generate(I2vModel *m, const I2vImage *image, const I2vParams *p, Capture *c,
                          gboolean with_dump, GError **error) {
-  I2vCallbacks cb = {.progress = on_progress,
-                     .frame = on_frame,
-                     .dump = with_dump ? on_dump : NULL,
-                     .stage = on_stage,
-                     .user = c};
-  return i2v_generate(m, image, p, &cb, c->cancel, error);
+  I2vCallbacks cb = capture_callbacks(c, with_dump);
+  return i2v_model_generate(m, image, p, &cb, c->cancel, error);
 }
 
 static I2vModel *load_model(const I2vModelOptions *mo) {
@@ -478,10 +483,12 @@ static void test_seeded(void) {
 /* Jobs a memory test runs on one model: enough for a slow leak or arena growth to show. */
 #define MEMORY_JOBS 20
 
-/* No memory creeps up across MEMORY_JOBS runs, with the encoders kept and released: after every
- * generation the persistent memory is back to what the loaded model holds, and the scratch arena
- * made by the first one is reused, not grown. One denoising step per job keeps 40 jobs cheap
- * (memory does not depend on the number of steps). */
+/* No memory creeps up across MEMORY_JOBS runs of one session, with the encoders kept and
+ * released: after every generation the persistent memory is back to what the loaded model holds
+ * (a job allocates nothing persistent: its conditioning lives in the session's arena), and the
+ * session's scratch arena made by the first job is reused, not grown; the model's scratch is that
+ * of its one live session. One denoising step per job keeps 40 jobs cheap (memory does not depend
+ * on the number of steps). */
 static void test_memory_stable(void) {
   GoldenCase k;
   open_first(&k);
@@ -489,29 +496,36 @@ static void test_memory_stable(void) {
   for (int release = 0; release < 2; release++) {
     k.mo.release_encoders = release;
     I2vModel *m = load_model(&k.mo);
-    I2vMemoryStats loaded, first, now;
+    I2vMemoryStats loaded, first, now, model;
     i2v_model_memory(m, &loaded);
+    GError *err = NULL;
+    I2vSession *s = i2v_session_new(m, &err);
+    g_assert_no_error(err);
     g_assert_cmpuint(loaded.persistent, >, 0);
     g_assert_cmpuint(loaded.device_used + loaded.device_total + loaded.device_peak, ==,
                      0); /* CPU */
     for (int i = 0; i < MEMORY_JOBS; i++) {
       Capture cap;
       capture_init(&cap);
-      GError *err = NULL;
-      g_assert_true(generate(m, &k.image, &k.p, &cap, FALSE, &err));
+      I2vCallbacks cb = capture_callbacks(&cap, FALSE);
+      g_assert_true(i2v_generate(s, &k.image, &k.p, &cb, NULL, &err));
       g_assert_no_error(err);
       capture_clear(&cap);
       I2vMemoryStats *st = i == 0 ? &first : &now;
-      i2v_model_memory(m, st);
+      i2v_session_memory(s, st);
+      i2v_model_memory(m, &model);
+      g_assert_cmpuint(model.scratch, ==, st->scratch);
       if (i == 0 || i == MEMORY_JOBS - 1)
         g_test_message("release_encoders %d run %d: persistent %zu (peak %zu), scratch %zu",
                        release, i, st->persistent, st->persistent_peak, st->scratch);
       g_assert_cmpuint(st->persistent, ==, loaded.persistent);
-      g_assert_cmpuint(st->persistent_peak, >,
-                       loaded.persistent); /* the conditioning came and went */
+      g_assert_cmpuint(st->persistent_peak, ==, loaded.persistent_peak);
       if (i > 0) g_assert_cmpuint(now.scratch, ==, first.scratch);
     }
     g_assert_cmpuint(first.scratch, >, 0);
+    i2v_session_free(s);
+    i2v_model_memory(m, &model);
+    g_assert_cmpuint(model.scratch, ==, 0);
     i2v_model_unref(m);
   }
   golden_case_close(&k);

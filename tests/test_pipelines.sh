@@ -96,7 +96,7 @@ check "model without UNet weights: the error names the unet folder" log_has "$TM
 run_captured bad-device gst-launch-1.0 videotestsrc num-buffers=1 ! \
   i2vgen device=gpu0 model-path=/nonexistent ! fakesink
 check "device=gpu0: warning names the value, the property and what is allowed" \
-  log_has "invalid value 'gpu0' for property 'device': expected 'auto', 'cpu' or 'cuda:N'"
+  log_has "invalid value 'gpu0' for property 'device': expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
 run_captured bad-steps gst-launch-1.0 videotestsrc num-buffers=1 ! \
   i2vgen steps=0 model-path=/nonexistent ! fakesink
 check "steps=0 (out of range): warning names the property" log_has "for property 'steps'"

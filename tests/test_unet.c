@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <i2v/error.h>
+#include "cpu_backend.h"
+#include "stream.h"
 #include "golden.h"
 #include "unet3d.h"
 
@@ -17,6 +19,7 @@
 /* ---- the shared per-set model ---- */
 
 static I2vBackend *backend;
+static I2vStream *stream; /* on backend: the tests' scratch tensors and taps */
 static char *loaded_set;
 static I2vUnet *loaded_unet;
 
@@ -66,14 +69,14 @@ static float *to_golden_layout(const char *name, const I2vTensor *t, float *x) {
   return x;
 }
 
-static void check_tap(const char *name, const I2vTensor *t, void *user) {
+static void check_tap(I2vStream *stream, const char *name, const I2vTensor *t, void *user) {
   TapCheck *tc = user;
   char *gname = g_strdup_printf("%s.dbg.%s", tc->case_name, name);
   if (i2v_safetensors_find(tc->st, gname) != NULL) {
     int64_t n = i2v_tensor_numel(t);
     float *x = g_new(float, n);
     GError *err = NULL;
-    if (!i2v_tensor_download_f32(t, x, &err)) {
+    if (!i2v_tensor_download_f32(stream, t, x, &err)) {
       g_test_message("tap %s: %s", name, err->message);
       g_error_free(err);
       tc->failed++;
@@ -121,12 +124,11 @@ static const int64_t *read_ids(const I2vSafetensors *st, const char *c, const ch
   return e->data;
 }
 
-/* A backend copy of host float tensor h with its shape. */
+/* A copy of host float tensor h with its shape, in the stream's arena. */
 static I2vTensor upload(const I2vTensor *h) {
-  I2vTensor t;
   GError *err = NULL;
-  g_assert_true(i2v_tensor_alloc(backend, &t, backend->act_dtype, h->ndim, h->shape, &err));
-  g_assert_true(i2v_tensor_upload_f32(&t, h->data, &err));
+  I2vTensor t = i2v_scratch_tensor(stream, h->ndim, h->shape);
+  g_assert_true(i2v_tensor_upload_f32(stream, &t, h->data, &err));
   g_assert_no_error(err);
   return t;
 }
@@ -137,7 +139,7 @@ static I2vTensor upload_video(const I2vTensor *h) {
   GError *err = NULL;
   const int64_t *s = h->shape;
   g_assert_cmpint(h->ndim, ==, 5);
-  g_assert_true(i2v_unet_upload_ncfhw(backend, h->data, s[0], s[1], s[2], s[3], s[4], &t, &err));
+  g_assert_true(i2v_unet_upload_ncfhw(stream, h->data, s[0], s[1], s[2], s[3], s[4], &t, &err));
   g_assert_no_error(err);
   return t;
 }
@@ -153,27 +155,27 @@ static gboolean run_case(const char *set, const I2vSafetensors *st, I2vUnet *u, 
   g_assert_cmpint(n_fps, ==, sample.shape[0]);
   g_assert_cmpint(n_t, ==, 1);
 
+  size_t mark = i2v_scratch_mark(stream);
   I2vTensor d_sample = upload_video(&sample), d_latents = upload_video(&latents);
   I2vTensor d_text = upload(&text), d_image = upload(&image), d_out;
   int64_t os[5] = {sample.shape[0], sample.shape[2], sample.shape[3], sample.shape[4],
                    i2v_unet_out_channels(u)};
   GError *err = NULL;
-  g_assert_true(i2v_tensor_alloc(backend, &d_out, backend->act_dtype, 5, os, &err));
+  d_out = i2v_scratch_tensor(stream, 5, os);
 
   TapCheck tc = {.set = set, .case_name = c, .st = st};
-  backend->tap = check_tap;
-  backend->tap_user = &tc;
+  i2v_stream_set_tap(stream, check_tap, &tc);
   g_test_timer_start();
-  I2vUnetCond *cond = i2v_unet_prepare(u, &d_text, &d_image, &d_latents, fps, &err);
+  I2vUnetCond *cond = i2v_unet_prepare(u, stream, &d_text, &d_image, &d_latents, fps, &err);
   g_assert_no_error(err);
   double t_prep = g_test_timer_elapsed();
   g_test_timer_start();
   clock_t cpu0 = clock();
-  gboolean ok = i2v_unet_forward(u, cond, &d_sample, t[0], &d_out, &err);
+  gboolean ok = i2v_unet_forward(u, stream, cond, &d_sample, t[0], &d_out, &err);
   g_assert_no_error(err);
   g_assert_true(ok);
   double t_fwd = g_test_timer_elapsed(), cpu_fwd = (double)(clock() - cpu0) / CLOCKS_PER_SEC;
-  backend->tap = NULL;
+  i2v_stream_set_tap(stream, NULL, NULL);
   int expected = count_debug(st, c);
   g_test_message("%s: prepare %.3f s, forward %.3f s wall / %.3f s CPU (with %d checked taps)", c,
                  t_prep, t_fwd, cpu_fwd, tc.checked);
@@ -182,7 +184,7 @@ static gboolean run_case(const char *set, const I2vSafetensors *st, I2vUnet *u, 
 
   int64_t n = i2v_tensor_numel(&sample);
   float *out = g_new(float, n);
-  g_assert_true(i2v_unet_download_ncfhw(backend, &d_out, out, &err));
+  g_assert_true(i2v_unet_download_ncfhw(stream, &d_out, out, &err));
   g_assert_no_error(err);
   char *oname = g_strdup_printf("%s.out", c);
   ok = golden_check(st, oname, out, n, golden_atol(set, GROUP, oname), oname) && tc.failed == 0 &&
@@ -191,8 +193,7 @@ static gboolean run_case(const char *set, const I2vSafetensors *st, I2vUnet *u, 
   g_free(oname);
   g_free(out);
   i2v_unet_cond_free(cond);
-  I2vTensor *dev[] = {&d_sample, &d_latents, &d_text, &d_image, &d_out};
-  for (guint i = 0; i < G_N_ELEMENTS(dev); i++) i2v_tensor_free(dev[i]);
+  i2v_scratch_release(stream, mark);
   I2vTensor *host[] = {&sample, &latents, &text, &image};
   for (guint i = 0; i < G_N_ELEMENTS(host); i++) i2v_host_tensor_free(host[i]);
   return ok;
@@ -260,20 +261,20 @@ static float *run_rows(I2vUnet *u, const Inputs *in, int64_t first, int64_t coun
   ht.data = in->text + first * in->t_len * in->d;
   I2vTensor hi = {.ndim = 3, .shape = {count, 1, in->d}};
   hi.data = in->image + first * in->d;
-  I2vTensor s = upload_video(&hs), l = upload_video(&hl), tx = upload(&ht), im = upload(&hi), o;
+  size_t mark = i2v_scratch_mark(stream);
+  I2vTensor s = upload_video(&hs), l = upload_video(&hl), tx = upload(&ht), im = upload(&hi);
   int64_t os[5] = {count, in->f, in->h, in->w, i2v_unet_out_channels(u)};
   GError *err = NULL;
-  g_assert_true(i2v_tensor_alloc(backend, &o, backend->act_dtype, 5, os, &err));
-  I2vUnetCond *cond = i2v_unet_prepare(u, &tx, &im, &l, in->fps + first, &err);
+  I2vTensor o = i2v_scratch_tensor(stream, 5, os);
+  I2vUnetCond *cond = i2v_unet_prepare(u, stream, &tx, &im, &l, in->fps + first, &err);
   g_assert_no_error(err);
-  g_assert_true(i2v_unet_forward(u, cond, &s, t, &o, &err));
+  g_assert_true(i2v_unet_forward(u, stream, cond, &s, t, &o, &err));
   g_assert_no_error(err);
   float *out = g_new(float, i2v_tensor_numel(&o));
-  g_assert_true(i2v_unet_download_ncfhw(backend, &o, out, &err));
+  g_assert_true(i2v_unet_download_ncfhw(stream, &o, out, &err));
   g_assert_no_error(err);
   i2v_unet_cond_free(cond);
-  I2vTensor *dev[] = {&s, &l, &tx, &im, &o};
-  for (guint i = 0; i < G_N_ELEMENTS(dev); i++) i2v_tensor_free(dev[i]);
+  i2v_scratch_release(stream, mark);
   return out;
 }
 
@@ -465,7 +466,8 @@ static void test_missing_tensor(void) {
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
-  backend = i2v_cpu_backend_new();
+  backend = i2v_cpu_backend_new(0);
+  stream = i2v_stream_new(backend, NULL);
   char **sets = golden_sets_with("unet.safetensors");
   /* per set: golden then params, so each set's UNet is loaded once */
   for (int i = 0; sets[i] != NULL; i++) {
@@ -487,6 +489,7 @@ int main(int argc, char **argv) {
   i2v_unet_free(loaded_unet);
   g_free(loaded_set);
   g_strfreev(sets);
+  i2v_stream_free(stream);
   i2v_backend_free(backend);
   return rc;
 }

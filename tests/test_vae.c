@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <i2v/error.h>
+#include "cpu_backend.h"
+#include "stream.h"
 #include "golden.h"
 #include "vae.h"
 
@@ -16,6 +18,7 @@
 typedef struct {
   I2vModelDir *md;
   I2vBackend *be;
+  I2vStream *stream;
   I2vVae *vae;
 } Loaded;
 
@@ -37,7 +40,8 @@ static Loaded *load_vae(const char *set, const char *variant) {
   l = g_new0(Loaded, 1);
   GError *err = NULL;
   l->md = golden_open_model(set, variant);
-  l->be = i2v_cpu_backend_new();
+  l->be = i2v_cpu_backend_new(0);
+  l->stream = i2v_stream_new(l->be, NULL);
   gint64 t0 = g_get_monotonic_time();
   l->vae = i2v_vae_load(l->md, l->be, &err);
   g_assert_no_error(err);
@@ -49,6 +53,7 @@ static Loaded *load_vae(const char *set, const char *variant) {
 static void free_loaded(gpointer p) {
   Loaded *l = p;
   i2v_vae_free(l->vae);
+  i2v_stream_free(l->stream);
   i2v_backend_free(l->be);
   i2v_model_dir_free(l->md);
   g_free(l);
@@ -72,8 +77,9 @@ static void check(const char *set, const char *group, const I2vSafetensors *st, 
 }
 
 /* Encodes x [1,3,H,W] and checks the moments and the posterior against "<prefix>moments" etc. */
-static void check_encode(I2vVae *vae, const char *set, const char *group, const I2vSafetensors *st,
-                         const char *x_name, const char *prefix, const char *moments_name) {
+static void check_encode(I2vVae *vae, I2vStream *stream, const char *set, const char *group,
+                         const I2vSafetensors *st, const char *x_name, const char *prefix,
+                         const char *moments_name) {
   I2vTensor x = read_golden(st, x_name);
   int height = (int)x.shape[2], width = (int)x.shape[3], s = i2v_vae_downscale(vae);
   int latent = i2v_vae_latent_channels(vae);
@@ -82,7 +88,7 @@ static void check_encode(I2vVae *vae, const char *set, const char *group, const 
   float *post[3] = {g_new(float, latent *hw), g_new(float, latent *hw), g_new(float, latent *hw)};
   GError *err = NULL;
   gint64 t0 = g_get_monotonic_time();
-  g_assert_true(i2v_vae_encode(vae, x.data, height, width, moments, &err));
+  g_assert_true(i2v_vae_encode(vae, stream, x.data, height, width, moments, &err));
   g_assert_no_error(err);
   g_test_message("%s: encode %dx%d in %.3f s", x_name, height, width,
                  (g_get_monotonic_time() - t0) / 1e6);
@@ -108,7 +114,7 @@ typedef struct {
   int compared;
 } TapCheck;
 
-static void compare_tap(const char *name, const I2vTensor *t, void *user) {
+static void compare_tap(I2vStream *stream, const char *name, const I2vTensor *t, void *user) {
   TapCheck *tc = user;
   char *golden = g_strdup_printf("%s.dbg.%s", tc->case_name, name);
   if (i2v_safetensors_find(tc->st, golden) != NULL) {
@@ -116,7 +122,7 @@ static void compare_tap(const char *name, const I2vTensor *t, void *user) {
     int64_t n = i2v_tensor_numel(t);
     float *nhwc = g_new(float, n);
     GError *err = NULL;
-    g_assert_true(i2v_tensor_download_f32(t, nhwc, &err));
+    g_assert_true(i2v_tensor_download_f32(stream, t, nhwc, &err));
     float *nchw = golden_nhwc_to_nchw(nhwc, t->shape[0], t->shape[1], t->shape[2], t->shape[3]);
     check(tc->set, "vae", tc->st, golden, nchw, n);
     tc->compared++;
@@ -133,13 +139,12 @@ static void run_vae_case(const char *set, Loaded *l, const I2vSafetensors *st, J
                       ? json_array_get_length(json_object_get_array_member(c, "debug"))
                       : 0;
   TapCheck tc = {set, name, st, 0};
-  l->be->tap = compare_tap;
-  l->be->tap_user = &tc;
+  i2v_stream_set_tap(l->stream, compare_tap, &tc);
   char *prefix = g_strconcat(name, ".", NULL);
-  double flops = l->be->flops;
+  double flops = i2v_stream_flops(l->stream);
   if (strcmp(kind, "encode") == 0) {
     char *x = g_strconcat(prefix, "x", NULL), *mo = g_strconcat(prefix, "moments", NULL);
-    check_encode(l->vae, set, "vae", st, x, prefix, mo);
+    check_encode(l->vae, l->stream, set, "vae", st, x, prefix, mo);
     g_free(x);
     g_free(mo);
   } else {
@@ -157,7 +162,7 @@ static void run_vae_case(const char *set, Loaded *l, const I2vSafetensors *st, J
     float *out = g_new(float, n_out);
     GError *err = NULL;
     gint64 t0 = g_get_monotonic_time();
-    g_assert_true(i2v_vae_decode(l->vae, z, n, h, w, out, &err));
+    g_assert_true(i2v_vae_decode(l->vae, l->stream, z, n, h, w, out, &err));
     g_assert_no_error(err);
     g_test_message("%s: decode %dx%dx%d in %.3f s", name, n, h, w,
                    (g_get_monotonic_time() - t0) / 1e6);
@@ -169,8 +174,8 @@ static void run_vae_case(const char *set, Loaded *l, const I2vSafetensors *st, J
     g_free(z_name);
     g_free(out_name);
   }
-  l->be->tap = NULL;
-  g_test_message("%s: %.2f GFLOP", name, (l->be->flops - flops) / 1e9);
+  i2v_stream_set_tap(l->stream, NULL, NULL);
+  g_test_message("%s: %.2f GFLOP", name, (i2v_stream_flops(l->stream) - flops) / 1e9);
   /* every intermediate the set recorded must have been seen */
   g_assert_cmpint(tc.compared, ==, n_debug);
   g_free(prefix);
@@ -210,7 +215,7 @@ static void test_image_preprocess(void) {
           json_object_get_string_member(json_array_get_object_element(sizes, i), "key");
       char *prefix = g_strdup_printf("%s.vae.", key);
       char *x = g_strconcat(prefix, "input", NULL), *mo = g_strconcat(prefix, "moments", NULL);
-      check_encode(l->vae, *set, "image_preprocess", st, x, prefix, mo);
+      check_encode(l->vae, l->stream, *set, "image_preprocess", st, x, prefix, mo);
       g_free(x);
       g_free(mo);
       g_free(prefix);
@@ -238,13 +243,13 @@ static void test_pipeline_vae(void) {
       Loaded *l = load_vae(*set, strstr(weights, "fp16") != NULL ? "fp16" : NULL);
       I2vSafetensors *st = golden_open(*set, json_object_get_string_member(p, "file"));
       char *group = g_strdup_printf("pipeline_%s", json_object_get_string_member(p, "name"));
-      check_encode(l->vae, *set, group, st, "vae_input", "vae_", NULL);
+      check_encode(l->vae, l->stream, *set, group, st, "vae_input", "vae_", NULL);
       I2vTensor latents = read_golden(st, "latents_final");
       int s = i2v_vae_downscale(l->vae);
       int64_t n = i2v_tensor_numel(&latents) / latents.shape[1] * 3 * s * s;
       float *video = g_new(float, n);
       GError *err = NULL;
-      g_assert_true(i2v_vae_decode_video(l->vae, latents.data, (int)latents.shape[2],
+      g_assert_true(i2v_vae_decode_video(l->vae, l->stream, latents.data, (int)latents.shape[2],
                                          (int)latents.shape[3], (int)latents.shape[4], video,
                                          &err));
       g_assert_no_error(err);
@@ -336,10 +341,12 @@ static void expect_load_error(const char *dir, gboolean formula, int code,
   I2vModelDir *md = i2v_model_dir_open(dir, NULL, &err);
   g_assert_no_error(err);
   if (formula) i2v_model_dir_use_formula(md, 1);
-  I2vBackend *be = i2v_cpu_backend_new();
+  I2vBackend *be = i2v_cpu_backend_new(0);
+  I2vStream *stream = i2v_stream_new(be, NULL);
   I2vVae *vae = i2v_vae_load(md, be, &err);
   g_assert_null(vae);
   golden_assert_error(&err, code, culprits);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   i2v_model_dir_free(md);
 }
@@ -452,26 +459,28 @@ static void test_bad_size(void) {
   I2vModelDir *md = i2v_model_dir_open(dir, NULL, &err);
   g_assert_no_error(err);
   i2v_model_dir_use_formula(md, 7);
-  I2vBackend *be = i2v_cpu_backend_new();
+  I2vBackend *be = i2v_cpu_backend_new(0);
+  I2vStream *stream = i2v_stream_new(be, NULL);
   I2vVae *vae = i2v_vae_load(md, be, &err);
   g_assert_no_error(err);
   g_assert_cmpint(i2v_vae_downscale(vae), ==, 2);
   int latent = i2v_vae_latent_channels(vae);
   float x[3 * 8 * 10], moments[2 * 4 * 4 * 5], image[3 * 8 * 10];
   for (guint i = 0; i < G_N_ELEMENTS(x); i++) x[i] = (float)((i * 37) % 17) / 8.0f - 1.0f;
-  g_assert_false(i2v_vae_encode(vae, x, 7, 10, moments, &err));
+  g_assert_false(i2v_vae_encode(vae, stream, x, 7, 10, moments, &err));
   g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
   g_assert_nonnull(strstr(err->message, "7x10"));
   g_assert_nonnull(strstr(err->message, "factor 2"));
   g_clear_error(&err);
   g_assert_cmpint(latent, ==, 4);
-  g_assert_true(i2v_vae_encode(vae, x, 8, 10, moments, &err));
+  g_assert_true(i2v_vae_encode(vae, stream, x, 8, 10, moments, &err));
   g_assert_no_error(err);
   /* decode the posterior mean: the first latent channels of the moments */
-  g_assert_true(i2v_vae_decode(vae, moments, 1, 4, 5, image, &err));
+  g_assert_true(i2v_vae_decode(vae, stream, moments, 1, 4, 5, image, &err));
   g_assert_no_error(err);
   for (guint i = 0; i < G_N_ELEMENTS(image); i++) g_assert_true(isfinite(image[i]));
   i2v_vae_free(vae);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   i2v_model_dir_free(md);
   remove_model_dir(dir);

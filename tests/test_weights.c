@@ -6,13 +6,16 @@
 #include <string.h>
 
 #include <i2v/error.h>
+#include "cpu_backend.h"
+#include "stream.h"
 #include "golden.h"
+#include "backend_impl.h" /* to keep weights in other dtypes on the CPU */
 #include "weights.h"
 
 /* The CPU backend with weights kept in weight_dtype: its memory side copies bytes whatever the
  * dtype, which is all loading needs (no op runs on F16/BF16 weights here). */
 static I2vBackend *weights_backend(I2vDType weight_dtype) {
-  I2vBackend *be = i2v_cpu_backend_new();
+  I2vBackend *be = i2v_cpu_backend_new(0);
   be->weight_dtype = weight_dtype;
   return be;
 }
@@ -186,6 +189,7 @@ static void check_load_all(I2vDType weight_dtype) {
   GPtrArray *files = model_weight_files();
   if (files->len == 0) g_test_skip("no fixture set has model weight files");
   I2vBackend *be = weights_backend(weight_dtype);
+  I2vStream *stream = i2v_stream_new(be, NULL);
   guint layouts[3] = {0};
   for (guint f = 0; f < files->len; f++) {
     const char *path = g_ptr_array_index(files, f);
@@ -213,7 +217,7 @@ static void check_load_all(I2vDType weight_dtype) {
       int64_t ci = e->ndim > 1 ? e->shape[1] : 1, sp = n / MAX(co * ci, 1);
       g_assert_cmpint(i2v_tensor_numel(&t), ==, n);
       float *got = g_new(float, MAX(n, 1));
-      g_assert_true(i2v_tensor_download_f32(&t, got, NULL));
+      g_assert_true(i2v_tensor_download_f32(stream, &t, got, NULL));
       const float *want = v.data;
       for (int64_t o = 0; o < co; o++)
         for (int64_t c = 0; c < ci; c++)
@@ -240,6 +244,7 @@ static void check_load_all(I2vDType weight_dtype) {
   g_test_message("layouts: %u as is, %u conv2d, %u conv frames", layouts[0], layouts[1],
                  layouts[2]);
   if (files->len > 0) g_assert_cmpuint(layouts[1] * layouts[2], >, 0);
+  i2v_stream_free(stream);
   i2v_backend_free(be);
   g_ptr_array_unref(files);
 }

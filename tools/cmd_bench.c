@@ -100,6 +100,7 @@ int cmd_bench(int argc, char **argv) {
   GError *err = NULL;
   int status = 0;
   I2vModel *m = NULL;
+  I2vSession *session = NULL;
   I2vImage image = {0};
   Recorder *rec = g_new0(Recorder, 1);
   if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
@@ -119,7 +120,9 @@ int cmd_bench(int argc, char **argv) {
     if (!cmd_parse_u64(formula, "--formula-weights", &o.formula_seed, &err)) status = 2;
   }
   gint64 t0 = g_get_monotonic_time();
-  if (status == 0 && (m = i2v_model_load(&o, &err)) == NULL) status = 1;
+  if (status == 0 &&
+      ((m = i2v_model_load(&o, &err)) == NULL || (session = i2v_session_new(m, &err)) == NULL))
+    status = 1;
   double load_s = (g_get_monotonic_time() - t0) * 1e-6;
   if (status == 0) {
     if (image_path != NULL) {
@@ -141,7 +144,7 @@ int cmd_bench(int argc, char **argv) {
     p.guidance = guidance;
     I2vCallbacks cb = {.frame = frame_sink, .stage = record_stage, .user = rec};
     t0 = g_get_monotonic_time();
-    if (!i2v_generate(m, &image, &p, &cb, NULL, &err)) status = 1;
+    if (!i2v_generate(session, &image, &p, &cb, NULL, &err)) status = 1;
     total_s = (g_get_monotonic_time() - t0) * 1e-6;
   }
   if (status == 0) {
@@ -188,7 +191,7 @@ int cmd_bench(int argc, char **argv) {
     /* the allocator's high-water mark: weights and other persistent tensors at their peak plus
      * the activation arena (on CUDA: the VRAM the engine asked for, short of the CUDA context) */
     I2vMemoryStats mem;
-    i2v_model_memory(m, &mem);
+    i2v_session_memory(session, &mem);
     double persistent_mb = mem.persistent_peak / 1048576.0, scratch_mb = mem.scratch / 1048576.0;
     fprintf(stderr, "  %-18s %9.1f MB (persistent peak %.1f MB + activation arena %.1f MB)\n",
             "engine memory", persistent_mb + scratch_mb, persistent_mb, scratch_mb);
@@ -221,6 +224,7 @@ int cmd_bench(int argc, char **argv) {
     cmd_fail("bench", err);
   }
   i2v_image_clear(&image);
+  i2v_session_free(session);
   if (m) i2v_model_unref(m);
   g_free(rec);
   g_option_context_free(ctx);

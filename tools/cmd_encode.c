@@ -8,6 +8,8 @@
 
 #include "commands.h"
 #include "conditioning.h"
+#include "cpu_backend.h"
+#include "stream.h"
 #include <i2v/error.h>
 
 /* The reference pipeline's default video size. */
@@ -17,6 +19,7 @@
 typedef struct {
   I2vModelDir *md;
   I2vBackend *be;
+  I2vStream *st;
   I2vVae *vae; /* loaded on first use */
   I2vSafetensorsWriter *out;
 } Encoder;
@@ -48,7 +51,7 @@ static gboolean encode_prompt(Encoder *e, const char *prompt, GError **error) {
   if (ok) {
     int len = i2v_tokenizer_max_length(tok), hidden = i2v_clip_text_hidden_size(text);
     float *embeds = g_new(float, (gsize)len *hidden);
-    ok = i2v_encode_prompts(tok, text, &prompt, 1, embeds, error);
+    ok = i2v_encode_prompts(tok, text, e->st, &prompt, 1, embeds, error);
     int64_t shape[3] = {1, len, hidden};
     if (ok) add_f32(e, "prompt_embeds", 3, shape, embeds);
     g_free(embeds);
@@ -69,7 +72,7 @@ static gboolean encode_clip_image(Encoder *e, const I2vImage *img, int width, GE
     int proj = i2v_clip_vision_projection_dim(vision);
     float *pixels = g_new(float, 3 * pp.size * pp.size), *embeds = g_new(float, proj);
     I2vImage clip_in = {0};
-    ok = i2v_encode_image_clip(vision, &pp, img, width, &clip_in, pixels, embeds, error);
+    ok = i2v_encode_image_clip(vision, e->st, &pp, img, width, &clip_in, pixels, embeds, error);
     if (ok) {
       int64_t pshape[4] = {1, 3, pp.size, pp.size}, eshape[2] = {1, proj};
       add_u8_image(e, "clip_input_u8", &clip_in);
@@ -94,7 +97,7 @@ static gboolean encode_vae_image(Encoder *e, const I2vImage *img, int height, in
   int64_t hw = (int64_t)(height / s) * (width / s);
   float *x = g_new(float, 3 * (size_t)width * height), *moments = g_new(float, 2 * latent * hw);
   I2vImage cropped = {0};
-  gboolean ok = i2v_encode_image_vae(vae, img, width, height, &cropped, x, moments, error);
+  gboolean ok = i2v_encode_image_vae(vae, e->st, img, width, height, &cropped, x, moments, error);
   if (ok) {
     int64_t xshape[4] = {1, 3, height, width}, shape[4] = {1, latent, height / s, width / s};
     add_u8_image(e, "vae_input_u8", &cropped);
@@ -141,7 +144,7 @@ static gboolean decode_file(Encoder *e, const char *path, GError **error) {
     int s = i2v_vae_downscale(vae);
     int64_t shape[5] = {1, 3, lat.shape[2], lat.shape[3] * s, lat.shape[4] * s};
     float *video = g_new(float, shape[1] * shape[2] * shape[3] * shape[4]);
-    ok = i2v_vae_decode_video(vae, lat.data, (int)lat.shape[2], (int)lat.shape[3],
+    ok = i2v_vae_decode_video(vae, e->st, lat.data, (int)lat.shape[2], (int)lat.shape[3],
                               (int)lat.shape[4], video, error);
     if (ok) add_f32(e, "video", 5, shape, video);
     g_free(video);
@@ -156,7 +159,8 @@ static gboolean run_encode(const char *model, const char *variant, const char *p
   Encoder e = {0};
   e.md = i2v_model_dir_open(model, variant, error);
   if (e.md == NULL) return FALSE;
-  e.be = i2v_cpu_backend_new();
+  e.be = i2v_cpu_backend_new(0);
+  e.st = i2v_stream_new(e.be, NULL); /* a CPU stream cannot fail */
   e.out = i2v_safetensors_writer_new();
   gboolean ok = (prompt == NULL || encode_prompt(&e, prompt, error)) &&
                 (image == NULL || encode_image(&e, image, height, width, error)) &&
@@ -164,6 +168,7 @@ static gboolean run_encode(const char *model, const char *variant, const char *p
                 i2v_safetensors_writer_save(e.out, out, error);
   i2v_safetensors_writer_free(e.out);
   i2v_vae_free(e.vae);
+  i2v_stream_free(e.st);
   i2v_backend_free(e.be);
   i2v_model_dir_free(e.md);
   return ok;

@@ -116,7 +116,7 @@ static gboolean generate(const I2vModelOptions *mo, const char *image_path, I2vP
       sink->dump = i2v_safetensors_writer_new();
       cb.dump = dump_tensor;
     }
-    ok = i2v_generate(m, &image, p, &cb, NULL, error);
+    ok = i2v_model_generate(m, &image, p, &cb, NULL, error);
     if (!ok && sink->save_error != NULL) {
       g_clear_error(error);
       g_propagate_error(error, g_steal_pointer(&sink->save_error));

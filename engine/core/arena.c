@@ -23,9 +23,7 @@ static size_t chunk_size(const I2vArena *a, guint i) {
 }
 
 size_t i2v_arena_capacity(const I2vArena *a) {
-  size_t s = 0;
-  for (guint i = 0; i < a->chunks->len; i++) s += chunk_size(a, i);
-  return s;
+  return __atomic_load_n(&a->capacity, __ATOMIC_RELAXED);
 }
 
 void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error) {
@@ -49,6 +47,7 @@ void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error) {
     c.base = a->alloc(c.size, a->user, error);
     if (c.base == NULL) return NULL;
     g_array_append_val(a->chunks, c);
+    __atomic_add_fetch(&a->capacity, c.size, __ATOMIC_RELAXED);
     a->cur = a->chunks->len - 1;
     a->used = 0;
   }
@@ -80,4 +79,5 @@ void i2v_arena_destroy(I2vArena *a) {
     a->free(g_array_index(a->chunks, Chunk, i).base, a->user);
   g_array_unref(a->chunks);
   a->chunks = NULL;
+  __atomic_store_n(&a->capacity, 0, __ATOMIC_RELAXED);
 }

@@ -18,6 +18,7 @@ typedef struct {
   size_t used;      /* bytes used in chunk cur */
   size_t align;     /* every returned pointer is a multiple of this (a power of two) */
   size_t min_chunk; /* smallest chunk made; chunks also grow with the arena (doubling) */
+  size_t capacity;  /* total bytes of all chunks; written with atomics, so any thread may read it */
   I2vChunkAllocFn alloc;
   I2vChunkFreeFn free;
   void *user;
@@ -34,7 +35,7 @@ void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error);
 size_t i2v_arena_mark(const I2vArena *a);
 void i2v_arena_release(I2vArena *a, size_t mark);
 
-/* Total bytes of all chunks. */
+/* Total bytes of all chunks; safe to call from any thread while another uses the arena. */
 size_t i2v_arena_capacity(const I2vArena *a);
 
 /* Frees every chunk and the arena's bookkeeping. */

@@ -1,8 +1,10 @@
 /* The op table: every tensor operation the models use, in one place (ggml-style backend split).
  *
  * Models (clip_text.c, vae.c, unet3d.c, ...) are written once against the i2v_op_* wrappers
- * below; a backend (engine/cpu/, cuda/) fills an I2vOps table. The wrappers check shapes and the
- * backend's sticky error, then dispatch.
+ * below; a backend (engine/cpu/, cuda/) fills an I2vOps table (backend_impl.h). Every op runs on a
+ * stream (stream.h: one run's scratch memory, sticky error and FLOP count; a CUDA stream and its
+ * library handles on the GPU). The wrappers check shapes and the stream's sticky error, then
+ * dispatch.
  *
  * Layout conventions (DESIGN.md "Engine rules"):
  *   - activations are channels-last: a feature map is [N, H, W, C] (N = batch·frames), a token
@@ -12,11 +14,11 @@
  *   - linear weights keep PyTorch's [out, in] (y = x·Wᵀ + b).
  *
  * Errors: ops return nothing. A failure (out of memory, a CUDA status, a shape mismatch found by a
- * wrapper) is recorded in the backend as its first "sticky" error; later ops become no-ops and the
- * model checks i2v_backend_check() at its sync points (end of a forward, end of a step). */
+ * wrapper) is recorded in the stream as its first "sticky" error; later ops become no-ops and the
+ * model checks i2v_stream_check() at its sync points (end of a forward, end of a step). */
 #pragma once
 
-#include "tensor.h"
+#include "stream.h"
 
 G_BEGIN_DECLS
 
@@ -61,136 +63,53 @@ typedef struct {
  * "y may alias x" is stated per op. */
 typedef struct {
   /* y[M,N] (+)= act(x[M,K]·w[N,K]ᵀ + b[N]); b may be NULL; accumulate adds into y (act NONE). */
-  void (*linear)(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+  void (*linear)(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                  const I2vTensor *b, I2vAct act, gboolean accumulate);
   /* y[N,Ho,Wo,Co] (+)= conv(x[N,H,W,Ci], w[Co,kh,kw,Ci]) + b[Co]; b may be NULL. */
-  void (*conv2d)(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+  void (*conv2d)(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                  const I2vTensor *b, const I2vConvParams *p, gboolean accumulate);
   /* Temporal conv, kernel 3 over frames, zero padding 1: x,y [B,F,T,C], w [Co,3,Ci], b [Co].
    * y[b,f] (+)= Σ_k w[:,k]·x[b,f+k-1] + b. y must not alias x. */
-  void (*conv_frames)(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+  void (*conv_frames)(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                       const I2vTensor *b, gboolean accumulate);
   /* GroupNorm: x,y viewed as [S, T, C] (S samples, statistics per sample and group over T and
    * C/groups channels), then per-channel affine, then act (NONE or SILU). y may alias x. */
-  void (*group_norm)(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
+  void (*group_norm)(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
                      const I2vTensor *beta, int64_t samples, int groups, float eps, I2vAct act);
   /* LayerNorm over the last dim, affine. y may alias x. */
-  void (*layer_norm)(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
+  void (*layer_norm)(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
                      const I2vTensor *beta, float eps);
   /* softmax(scale·q·kᵀ [+ causal mask])·v per sequence and head, written to out. */
-  void (*attention)(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q, const I2vSeqView *k,
+  void (*attention)(I2vStream *st, const I2vSeqView *out, const I2vSeqView *q, const I2vSeqView *k,
                     const I2vSeqView *v, const I2vAttnShape *s);
   /* y = act(x) elementwise; y may alias x. */
-  void (*unary)(I2vBackend *be, I2vTensor *y, const I2vTensor *x, I2vAct act);
+  void (*unary)(I2vStream *st, I2vTensor *y, const I2vTensor *x, I2vAct act);
   /* y[M,F] = x[M,:F] · gelu(x[M,F:]) (GEGLU: first half value, second half gate). */
-  void (*geglu)(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
+  void (*geglu)(I2vStream *st, I2vTensor *y, const I2vTensor *x);
   /* y = a + b elementwise (same numel); y may alias a or b. */
-  void (*add)(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
+  void (*add)(I2vStream *st, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
   /* x[S,T,C] += v[S,C] (a per-sample row broadcast over T: time embedding into a resnet). */
-  void (*add_rows)(I2vBackend *be, I2vTensor *x, const I2vTensor *v);
+  void (*add_rows)(I2vStream *st, I2vTensor *x, const I2vTensor *v);
   /* y = alpha·a + beta·b elementwise (same numel; y may alias a or b). */
-  void (*axpby)(I2vBackend *be, I2vTensor *y, float alpha, const I2vTensor *a, float beta,
+  void (*axpby)(I2vStream *st, I2vTensor *y, float alpha, const I2vTensor *a, float beta,
                 const I2vTensor *b);
   /* y[...,Ca+Cb] = concat(a[...,Ca], b[...,Cb]) along the last dim. */
-  void (*concat_last)(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
+  void (*concat_last)(I2vStream *st, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
   /* y[N,Ho,Wo,C] = nearest resize of x[N,H,W,C]: src = min(floor(dst·(in/out)), in-1) with the
    * ratio and product in float32 (PyTorch "nearest"). */
-  void (*upsample_nearest)(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
+  void (*upsample_nearest)(I2vStream *st, I2vTensor *y, const I2vTensor *x);
   /* y[N,Ho,Wo,C] = AdaptiveAvgPool2d of x[N,H,W,C]: window [floor(i·in/out), ceil((i+1)·in/out)).
    */
-  void (*adaptive_avg_pool)(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
+  void (*adaptive_avg_pool)(I2vStream *st, I2vTensor *y, const I2vTensor *x);
   /* y = x permuted: y.shape[d] = x.shape[perm[d]] (same rank, ≤ 5 dims). */
-  void (*permute)(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int *perm);
+  void (*permute)(I2vStream *st, I2vTensor *y, const I2vTensor *x, const int *perm);
   /* y[n,:] = table[ids[n],:]; ids are host int64 values already checked to be in range. */
-  void (*gather_rows)(I2vBackend *be, I2vTensor *y, const I2vTensor *table, const int64_t *ids);
+  void (*gather_rows)(I2vStream *st, I2vTensor *y, const I2vTensor *table, const int64_t *ids);
   /* y = value everywhere. */
-  void (*fill)(I2vBackend *be, I2vTensor *y, float value);
+  void (*fill)(I2vStream *st, I2vTensor *y, float value);
   /* y = x (same numel, any shapes). */
-  void (*copy)(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
+  void (*copy)(I2vStream *st, I2vTensor *y, const I2vTensor *x);
 } I2vOps;
-
-/* Memory side of a backend. */
-typedef struct {
-  /* Allocates t->data for t's dtype/shape (persistent memory: weights, long-lived state). */
-  gboolean (*alloc)(I2vBackend *be, I2vTensor *t, GError **error);
-  void (*free)(I2vBackend *be, I2vTensor *t);
-  /* Copies host data (same dtype as t) into t / t into host memory. */
-  gboolean (*upload)(I2vBackend *be, I2vTensor *t, const void *host, GError **error);
-  gboolean (*download)(I2vBackend *be, const I2vTensor *t, void *host, GError **error);
-  /* Waits for queued work (no-op on the CPU). */
-  gboolean (*sync)(I2vBackend *be, GError **error);
-  /* Scratch arena: bump allocation with stack-like release; memory is reused, not freed. */
-  void *(*scratch_alloc)(I2vBackend *be, size_t bytes, GError **error);
-  size_t (*scratch_mark)(I2vBackend *be);
-  void (*scratch_release)(I2vBackend *be, size_t mark);
-  /* Bytes the scratch arena holds (all chunks, used or not). */
-  size_t (*scratch_capacity)(I2vBackend *be);
-  /* The device's memory as its driver reports it: bytes in use by every user of the device (this
-   * process's tensors and arena, the driver's context, libraries' workspaces, other processes)
-   * and its total; both 0 for host memory (the CPU backend). */
-  void (*device_memory)(I2vBackend *be, size_t *used, size_t *total);
-  void (*destroy)(I2vBackend *be);
-} I2vMemOps;
-
-/* A debug tap: models call i2v_tap() at named points (diffusers module names, e.g.
- * "down_blocks.0"); tests install a tap to compare intermediates with golden files. Feature maps
- * are passed channels-last [N, H, W, C], token sequences [N, T, C]. */
-typedef void (*I2vTapFn)(const char *name, const I2vTensor *t, void *user);
-
-struct I2vBackend {
-  const char *name;      /* "cpu", "cuda:0" */
-  I2vDType act_dtype;    /* dtype of activations made by i2v_scratch_tensor */
-  I2vDType weight_dtype; /* dtype weights are converted to at load */
-  const I2vOps *ops;
-  const I2vMemOps *mem;
-  GError *error; /* first sticky error, or NULL */
-  double flops;  /* FLOPs of the GEMM-like ops dispatched so far (2 per multiply-add) */
-  size_t persistent_bytes, persistent_peak; /* i2v_tensor_alloc'd memory now / at most */
-  void *priv;                               /* backend state */
-  I2vTapFn tap;                             /* NULL unless a test installs one */
-  void *tap_user;
-};
-
-/* Hands t to the backend's tap, if any, under name. */
-void i2v_tap(I2vBackend *be, const char *name, const I2vTensor *t);
-
-/* The CPU reference backend (fp32, OpenBLAS, OpenMP threads); free with i2v_backend_free. */
-I2vBackend *i2v_cpu_backend_new(void);
-
-/* Destroys a backend made by any *_backend_new. */
-void i2v_backend_free(I2vBackend *be);
-
-/* Records err as the backend's sticky error unless one is already set (takes ownership). */
-void i2v_backend_fail(I2vBackend *be, GError *err);
-
-/* Records a formatted sticky error in I2V_ERROR / I2V_ERROR_BACKEND. */
-void i2v_backend_failf(I2vBackend *be, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-/* Returns TRUE if no op failed since the last check; else moves the sticky error into error. */
-gboolean i2v_backend_check(I2vBackend *be, GError **error);
-
-/* Allocates persistent memory for t (dtype and shape set by the caller). */
-gboolean i2v_tensor_alloc(I2vBackend *be, I2vTensor *t, I2vDType dtype, int ndim,
-                          const int64_t *shape, GError **error);
-
-/* Frees a tensor made by i2v_tensor_alloc (no-op on an empty tensor). */
-void i2v_tensor_free(I2vTensor *t);
-
-/* A scratch tensor of the backend's activation dtype; on failure the sticky error is set and the
- * returned tensor has data NULL (ops on it are then skipped). */
-I2vTensor i2v_scratch_tensor(I2vBackend *be, int ndim, const int64_t *shape);
-size_t i2v_scratch_mark(I2vBackend *be);
-void i2v_scratch_release(I2vBackend *be, size_t mark);
-
-/* Converts/copies host float32 values into t (any dtype of t) / t into host float32. */
-gboolean i2v_tensor_upload_f32(I2vTensor *t, const float *host, GError **error);
-gboolean i2v_tensor_download_f32(const I2vTensor *t, float *host, GError **error);
-
-/* A view of t with another shape of the same numel (no copy). */
-I2vTensor i2v_tensor_view(const I2vTensor *t, int ndim, const int64_t *shape);
-
-/* A view of rows [first, first+count) of dim 0 of t (no copy). */
-I2vTensor i2v_tensor_rows(const I2vTensor *t, int64_t first, int64_t count);
 
 /* The permutation y = x permuted by perm as a 5-D gather: shape[d] of y left-padded with 1s, and
  * stride[d] the element stride in x of one step along y's dim d (0 for padding) — what both
@@ -198,31 +117,32 @@ I2vTensor i2v_tensor_rows(const I2vTensor *t, int64_t first, int64_t count);
 void i2v_permute_plan(const I2vTensor *y, const I2vTensor *x, const int *perm, int64_t shape[5],
                       int64_t stride[5]);
 
-/* The op wrappers models call: check shapes and the sticky error, then dispatch to be->ops. */
-void i2v_op_linear(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+/* The op wrappers models call: check shapes and the stream's sticky error, then dispatch to the
+ * stream's backend. */
+void i2v_op_linear(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                    const I2vTensor *b, I2vAct act, gboolean accumulate);
-void i2v_op_conv2d(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+void i2v_op_conv2d(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                    const I2vTensor *b, const I2vConvParams *p, gboolean accumulate);
-void i2v_op_conv_frames(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+void i2v_op_conv_frames(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                         const I2vTensor *b, gboolean accumulate);
-void i2v_op_group_norm(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
+void i2v_op_group_norm(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
                        const I2vTensor *beta, int64_t samples, int groups, float eps, I2vAct act);
-void i2v_op_layer_norm(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
+void i2v_op_layer_norm(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
                        const I2vTensor *beta, float eps);
-void i2v_op_attention(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q,
+void i2v_op_attention(I2vStream *st, const I2vSeqView *out, const I2vSeqView *q,
                       const I2vSeqView *k, const I2vSeqView *v, const I2vAttnShape *s);
-void i2v_op_unary(I2vBackend *be, I2vTensor *y, const I2vTensor *x, I2vAct act);
-void i2v_op_geglu(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
-void i2v_op_add(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
-void i2v_op_add_rows(I2vBackend *be, I2vTensor *x, const I2vTensor *v);
-void i2v_op_axpby(I2vBackend *be, I2vTensor *y, float alpha, const I2vTensor *a, float beta,
+void i2v_op_unary(I2vStream *st, I2vTensor *y, const I2vTensor *x, I2vAct act);
+void i2v_op_geglu(I2vStream *st, I2vTensor *y, const I2vTensor *x);
+void i2v_op_add(I2vStream *st, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
+void i2v_op_add_rows(I2vStream *st, I2vTensor *x, const I2vTensor *v);
+void i2v_op_axpby(I2vStream *st, I2vTensor *y, float alpha, const I2vTensor *a, float beta,
                   const I2vTensor *b);
-void i2v_op_concat_last(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
-void i2v_op_upsample_nearest(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
-void i2v_op_adaptive_avg_pool(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
-void i2v_op_permute(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int *perm);
-void i2v_op_gather_rows(I2vBackend *be, I2vTensor *y, const I2vTensor *table, const int64_t *ids);
-void i2v_op_fill(I2vBackend *be, I2vTensor *y, float value);
-void i2v_op_copy(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
+void i2v_op_concat_last(I2vStream *st, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
+void i2v_op_upsample_nearest(I2vStream *st, I2vTensor *y, const I2vTensor *x);
+void i2v_op_adaptive_avg_pool(I2vStream *st, I2vTensor *y, const I2vTensor *x);
+void i2v_op_permute(I2vStream *st, I2vTensor *y, const I2vTensor *x, const int *perm);
+void i2v_op_gather_rows(I2vStream *st, I2vTensor *y, const I2vTensor *table, const int64_t *ids);
+void i2v_op_fill(I2vStream *st, I2vTensor *y, float value);
+void i2v_op_copy(I2vStream *st, I2vTensor *y, const I2vTensor *x);
 
 G_END_DECLS

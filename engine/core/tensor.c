@@ -153,3 +153,19 @@ void i2v_convert_to_f32(float *dst, const void *src, I2vDType src_dtype, int64_t
     g_return_if_reached();
   }
 }
+
+I2vTensor i2v_tensor_view(const I2vTensor *t, int ndim, const int64_t *shape) {
+  I2vTensor v = *t;
+  i2v_tensor_set_shape(&v, t->dtype, ndim, shape);
+  g_return_val_if_fail(i2v_tensor_numel(&v) == i2v_tensor_numel(t), *t);
+  return v;
+}
+
+I2vTensor i2v_tensor_rows(const I2vTensor *t, int64_t first, int64_t count) {
+  I2vTensor v = *t;
+  g_return_val_if_fail(first >= 0 && count >= 0 && first + count <= t->shape[0], *t);
+  int64_t row = i2v_tensor_numel(t) / MAX(t->shape[0], 1);
+  v.shape[0] = count;
+  if (t->data != NULL) v.data = (char *)t->data + (size_t)(first * row) * i2v_dtype_size(t->dtype);
+  return v;
+}

@@ -18,7 +18,8 @@ typedef enum {
   I2V_DTYPE_U8,
 } I2vDType;
 
-typedef struct I2vBackend I2vBackend;
+typedef struct I2vBackend I2vBackend; /* a device and its memory (backend.h) */
+typedef struct I2vStream I2vStream;   /* one run's work on a backend (stream.h) */
 
 typedef struct {
   I2vDType dtype;
@@ -63,6 +64,12 @@ float i2v_f16_to_f32(uint16_t h);
 uint16_t i2v_f32_to_f16(float f);
 float i2v_bf16_to_f32(uint16_t h);
 uint16_t i2v_f32_to_bf16(float f);
+
+/* A view of t with another shape of the same numel (no copy). */
+I2vTensor i2v_tensor_view(const I2vTensor *t, int ndim, const int64_t *shape);
+
+/* A view of rows [first, first+count) of dim 0 of t (no copy). */
+I2vTensor i2v_tensor_rows(const I2vTensor *t, int64_t first, int64_t count);
 
 /* Converts n elements of src (dtype src_dtype: F32, F16 or BF16) to float32 into dst. */
 void i2v_convert_to_f32(float *dst, const void *src, I2vDType src_dtype, int64_t n);

@@ -106,8 +106,8 @@ static void attend_gemm(HeadMat o, HeadMat q, HeadMat k, HeadMat v, const I2vAtt
               (blasint)cols, v.p, (blasint)v.ld, 0.0f, o.p + r0 * o.ld, (blasint)o.ld);
 }
 
-void cpu_attention(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q, const I2vSeqView *k,
-                   const I2vSeqView *v, const I2vAttnShape *s) {
+void i2v_cpu_attention(I2vStream *st, const I2vSeqView *out, const I2vSeqView *q,
+                       const I2vSeqView *k, const I2vSeqView *v, const I2vAttnShape *s) {
   int64_t hd = s->head_dim;
   /* BLAS needs leading dimensions ≥ head_dim; views of one token may use any stride */
   gboolean gemm = s->q_len * s->kv_len >= ATTN_GEMM_MIN && q->token_stride >= hd &&
@@ -116,12 +116,14 @@ void cpu_attention(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q, c
   int64_t n_chunks = (s->q_len + chunk - 1) / chunk;
   int64_t tasks = s->n_outer * s->n_inner * s->heads * n_chunks;
   if (tasks == 0) return;
-  int threads = omp_get_max_threads();
+  /* the scalar path needs no BLAS; the GEMM path runs in our threads when the BLAS allows it */
+  gboolean in_threads = !gemm || i2v_cpu_blas_in_threads();
+  int threads = in_threads ? i2v_cpu_threads(st) : 1;
   int64_t per_thread = gemm ? ATTN_Q_CHUNK * s->kv_len : s->kv_len + hd;
-  size_t mark = i2v_scratch_mark(be);
-  float *bufs = cpu_scratch(be, (size_t)(threads * per_thread) * sizeof(float));
+  size_t mark = i2v_scratch_mark(st);
+  float *bufs = i2v_scratch_bytes(st, (size_t)(threads * per_thread) * sizeof(float));
   if (bufs == NULL) return;
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for if (in_threads) schedule(static) num_threads(threads)
   for (int64_t t = 0; t < tasks; t++) {
     int64_t r0 = (t % n_chunks) * chunk, rows = MIN(chunk, s->q_len - r0);
     int64_t seq = t / n_chunks / s->heads, o = seq / s->n_inner, i = seq % s->n_inner;
@@ -135,5 +137,5 @@ void cpu_attention(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q, c
     else
       attend_scalar(ho, hq, hk, hv, s, r0, rows, buf);
   }
-  i2v_scratch_release(be, mark);
+  i2v_scratch_release(st, mark);
 }

@@ -1,12 +1,12 @@
-/* The CPU backend's memory side: plain host memory for tensors and the chunked scratch arena of
- * engine/core/arena.c over aligned host chunks (a denoising loop allocates on its first step only).
- */
-#include <cblas.h>
+/* The CPU backend's device side: plain host memory for tensors, streams that are an arena of
+ * aligned host chunks (core/arena.c: a denoising loop allocates on its first step only) and an
+ * error; ops run in the calling thread. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
+#include "cpu_backend.h"
 #include "cpu_ops.h"
+
 #include <i2v/error.h>
 
 #define ARENA_ALIGN 64
@@ -47,37 +47,10 @@ static void cpu_free(I2vBackend *be, I2vTensor *t) {
   t->data = NULL;
 }
 
-static gboolean cpu_upload(I2vBackend *be, I2vTensor *t, const void *host, GError **error) {
+static gboolean cpu_write(I2vBackend *be, I2vTensor *t, const void *host, GError **error) {
   (void)be, (void)error;
   memcpy(t->data, host, i2v_tensor_nbytes(t));
   return TRUE;
-}
-
-static gboolean cpu_download(I2vBackend *be, const I2vTensor *t, void *host, GError **error) {
-  (void)be, (void)error;
-  memcpy(host, t->data, i2v_tensor_nbytes(t));
-  return TRUE;
-}
-
-static gboolean cpu_sync(I2vBackend *be, GError **error) {
-  (void)be, (void)error;
-  return TRUE;
-}
-
-static void *cpu_scratch_alloc(I2vBackend *be, size_t bytes, GError **error) {
-  return i2v_arena_alloc(be->priv, bytes, error);
-}
-
-static size_t cpu_scratch_mark(I2vBackend *be) {
-  return i2v_arena_mark(be->priv);
-}
-
-static void cpu_scratch_release(I2vBackend *be, size_t mark) {
-  i2v_arena_release(be->priv, mark);
-}
-
-static size_t cpu_scratch_capacity(I2vBackend *be) {
-  return i2v_arena_capacity(be->priv);
 }
 
 static void cpu_device_memory(I2vBackend *be, size_t *used, size_t *total) {
@@ -86,36 +59,61 @@ static void cpu_device_memory(I2vBackend *be, size_t *used, size_t *total) {
 }
 
 static void cpu_destroy(I2vBackend *be) {
-  i2v_arena_destroy(be->priv);
   g_free(be->priv);
   g_free(be);
 }
 
-static const I2vMemOps cpu_mem = {
+/* A CPU stream is its arena and error (core/stream.c): ops run in the calling thread. */
+static gboolean cpu_stream_init(I2vStream *st, GError **error) {
+  (void)st, (void)error;
+  return TRUE;
+}
+
+static void cpu_stream_fini(I2vStream *st) {
+  (void)st;
+}
+
+static gboolean cpu_copy_in(I2vStream *st, I2vTensor *t, const void *host, GError **error) {
+  return cpu_write(st->be, t, host, error);
+}
+
+static gboolean cpu_copy_out(I2vStream *st, const I2vTensor *t, void *host, GError **error) {
+  (void)st, (void)error;
+  memcpy(host, t->data, i2v_tensor_nbytes(t));
+  return TRUE;
+}
+
+static gboolean cpu_sync(I2vStream *st, GError **error) {
+  (void)st, (void)error;
+  return TRUE;
+}
+
+static const I2vBackendIface cpu_iface = {
     .alloc = cpu_alloc,
     .free = cpu_free,
-    .upload = cpu_upload,
-    .download = cpu_download,
-    .sync = cpu_sync,
-    .scratch_alloc = cpu_scratch_alloc,
-    .scratch_mark = cpu_scratch_mark,
-    .scratch_release = cpu_scratch_release,
-    .scratch_capacity = cpu_scratch_capacity,
+    .write = cpu_write,
     .device_memory = cpu_device_memory,
     .destroy = cpu_destroy,
+    .stream_init = cpu_stream_init,
+    .stream_fini = cpu_stream_fini,
+    .copy_in = cpu_copy_in,
+    .copy_out = cpu_copy_out,
+    .sync = cpu_sync,
+    .chunk_alloc = chunk_alloc,
+    .chunk_free = chunk_free,
+    .chunk_align = ARENA_ALIGN,
+    .min_chunk = ARENA_MIN_CHUNK,
 };
 
-I2vBackend *i2v_cpu_backend_new(void) {
-  /* all threading is OpenMP's: each sgemm runs in the thread that calls it (cpu_ops.h) */
-  openblas_set_num_threads(1);
+I2vBackend *i2v_cpu_backend_new(int threads) {
   I2vBackend *be = g_new0(I2vBackend, 1);
-  I2vArena *arena = g_new0(I2vArena, 1);
-  i2v_arena_init(arena, ARENA_ALIGN, ARENA_MIN_CHUNK, chunk_alloc, chunk_free, NULL);
+  int *priv = g_new(int, 1);
+  *priv = MAX(threads, 0);
   be->name = "cpu";
   be->act_dtype = I2V_DTYPE_F32;
   be->weight_dtype = I2V_DTYPE_F32;
   be->ops = &i2v_cpu_ops;
-  be->mem = &cpu_mem;
-  be->priv = arena;
+  be->iface = &cpu_iface;
+  be->priv = priv;
   return be;
 }

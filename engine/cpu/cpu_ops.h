@@ -1,32 +1,41 @@
 /* The CPU backend's op table (fp32, OpenBLAS sgemm, OpenMP threads).
  *
- * Threading strategy (one rule for the whole backend): OpenMP is the only thread pool.
- * i2v_cpu_backend_new sets OpenBLAS single-threaded, and every GEMM runs as single-threaded
- * sgemms on per-thread slices inside OpenMP regions (rows or columns of a linear layer, im2col
- * blocks of a conv, query blocks of an attention). Two pools would oversubscribe the cores:
- * OpenBLAS' workers busy-wait after each call while OpenMP's threads run the code between. */
+ * Threading: every op runs on the backend's `threads` OpenMP threads (an option of the backend,
+ * 0 = OpenMP's default), given to each parallel region with num_threads, so nothing of the host
+ * process's own OpenMP or BLAS settings changes. GEMMs run as single-threaded sgemms on
+ * per-thread slices inside those regions (rows or columns of a linear layer, im2col blocks of a
+ * conv, query blocks of an attention) when the BLAS runs single-threaded there: OpenBLAS's
+ * OpenMP or serial builds, or its pthreads build set to one thread (the i2vgen tool and the tests
+ * do that for their own process). Otherwise — OpenBLAS's pthreads build with several threads, as
+ * a host application may have it — each GEMM is one call that the BLAS threads itself: two pools
+ * splitting the same work would oversubscribe the cores. */
 #pragma once
 
 #include <math.h>
 #include <string.h>
 
-#include "ops.h"
+#include "backend_impl.h"
 
 /* Defined in cpu_ops.c from the per-family files of this folder. */
 extern const I2vOps i2v_cpu_ops;
 
-/* Bump-allocates bytes of the backend's scratch arena for an op's workspace (the caller brackets
- * it with i2v_scratch_mark/release); on failure sets the sticky error and returns NULL. */
-void *cpu_scratch(I2vBackend *be, size_t bytes);
+/* The number of threads the stream's ops use (the backend's option, or OpenMP's default). */
+int i2v_cpu_threads(const I2vStream *st);
+
+/* TRUE when GEMM slices may run inside the backend's own threads (see the top of this file). */
+gboolean i2v_cpu_blas_in_threads(void);
 
 /* y[M,N] (+)= x[M,K]·w[N,K]ᵀ + b[N] with row strides ldy, ldx, ldw (b may be NULL; accumulate
  * adds into y), in the calling thread. The GEMM of linear, conv2d, conv_frames. */
-void cpu_gemm_xwt_1(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w, int64_t ldw,
-                    int64_t M, int64_t N, int64_t K, const float *b, gboolean accumulate);
+void i2v_cpu_gemm_xwt_1(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
+                        int64_t ldw, int64_t M, int64_t N, int64_t K, const float *b,
+                        gboolean accumulate);
 
-/* The same, split over the OpenMP threads (call it from serial code). */
-void cpu_gemm_xwt(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w, int64_t ldw,
-                  int64_t M, int64_t N, int64_t K, const float *b, gboolean accumulate);
+/* The same, split over nt threads (call it from serial code), or one BLAS call when the BLAS
+ * threads itself. */
+void i2v_cpu_gemm_xwt(int nt, float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
+                      int64_t ldw, int64_t M, int64_t N, int64_t K, const float *b,
+                      gboolean accumulate);
 
 /* e^x in float, written so loops calling it vectorise (glibc's expf does not without
  * -ffast-math): Cephes' polynomial on x = n·ln2 + r, |r| ≤ ln2/2, scaled by 2^n through the
@@ -69,42 +78,42 @@ static inline float cpu_act1(float x, I2vAct act) {
 
 /* y[i] = act(x[i]) for n values in the calling thread (y may alias x); one vectorised loop per
  * act, for callers that already run per row inside a parallel region. */
-void cpu_act_row(float *y, const float *x, int64_t n, I2vAct act);
+void i2v_cpu_act_row(float *y, const float *x, int64_t n, I2vAct act);
 
-/* The same over all threads (call it from serial code). */
-void cpu_act_apply(float *y, const float *x, int64_t n, I2vAct act);
+/* The same over nt threads (call it from serial code). */
+void i2v_cpu_act_apply(int nt, float *y, const float *x, int64_t n, I2vAct act);
 
 /* linear.c */
-void cpu_linear(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
-                const I2vTensor *b, I2vAct act, gboolean accumulate);
+void i2v_cpu_linear(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+                    const I2vTensor *b, I2vAct act, gboolean accumulate);
 
 /* conv.c */
-void cpu_conv2d(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
-                const I2vTensor *b, const I2vConvParams *p, gboolean accumulate);
-void cpu_conv_frames(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
-                     const I2vTensor *b, gboolean accumulate);
+void i2v_cpu_conv2d(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+                    const I2vTensor *b, const I2vConvParams *p, gboolean accumulate);
+void i2v_cpu_conv_frames(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
+                         const I2vTensor *b, gboolean accumulate);
 
 /* norm.c */
-void cpu_group_norm(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
-                    const I2vTensor *beta, int64_t samples, int groups, float eps, I2vAct act);
-void cpu_layer_norm(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
-                    const I2vTensor *beta, float eps);
+void i2v_cpu_group_norm(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
+                        const I2vTensor *beta, int64_t samples, int groups, float eps, I2vAct act);
+void i2v_cpu_layer_norm(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
+                        const I2vTensor *beta, float eps);
 
 /* attention.c */
-void cpu_attention(I2vBackend *be, const I2vSeqView *out, const I2vSeqView *q, const I2vSeqView *k,
-                   const I2vSeqView *v, const I2vAttnShape *s);
+void i2v_cpu_attention(I2vStream *st, const I2vSeqView *out, const I2vSeqView *q,
+                       const I2vSeqView *k, const I2vSeqView *v, const I2vAttnShape *s);
 
 /* elementwise.c */
-void cpu_unary(I2vBackend *be, I2vTensor *y, const I2vTensor *x, I2vAct act);
-void cpu_geglu(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
-void cpu_add(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
-void cpu_add_rows(I2vBackend *be, I2vTensor *x, const I2vTensor *v);
-void cpu_axpby(I2vBackend *be, I2vTensor *y, float alpha, const I2vTensor *a, float beta,
-               const I2vTensor *b);
-void cpu_concat_last(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
-void cpu_upsample_nearest(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
-void cpu_adaptive_avg_pool(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
-void cpu_permute(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int *perm);
-void cpu_gather_rows(I2vBackend *be, I2vTensor *y, const I2vTensor *table, const int64_t *ids);
-void cpu_fill(I2vBackend *be, I2vTensor *y, float value);
-void cpu_copy(I2vBackend *be, I2vTensor *y, const I2vTensor *x);
+void i2v_cpu_unary(I2vStream *st, I2vTensor *y, const I2vTensor *x, I2vAct act);
+void i2v_cpu_geglu(I2vStream *st, I2vTensor *y, const I2vTensor *x);
+void i2v_cpu_add(I2vStream *st, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
+void i2v_cpu_add_rows(I2vStream *st, I2vTensor *x, const I2vTensor *v);
+void i2v_cpu_axpby(I2vStream *st, I2vTensor *y, float alpha, const I2vTensor *a, float beta,
+                   const I2vTensor *b);
+void i2v_cpu_concat_last(I2vStream *st, I2vTensor *y, const I2vTensor *a, const I2vTensor *b);
+void i2v_cpu_upsample_nearest(I2vStream *st, I2vTensor *y, const I2vTensor *x);
+void i2v_cpu_adaptive_avg_pool(I2vStream *st, I2vTensor *y, const I2vTensor *x);
+void i2v_cpu_permute(I2vStream *st, I2vTensor *y, const I2vTensor *x, const int *perm);
+void i2v_cpu_gather_rows(I2vStream *st, I2vTensor *y, const I2vTensor *table, const int64_t *ids);
+void i2v_cpu_fill(I2vStream *st, I2vTensor *y, float value);
+void i2v_cpu_copy(I2vStream *st, I2vTensor *y, const I2vTensor *x);

@@ -7,7 +7,7 @@ static int64_t last_dim(const I2vTensor *t) {
   return t->ndim > 0 ? t->shape[t->ndim - 1] : 1;
 }
 
-void cpu_act_row(float *y, const float *x, int64_t n, I2vAct act) {
+void i2v_cpu_act_row(float *y, const float *x, int64_t n, I2vAct act) {
   switch (act) {
   case I2V_ACT_SILU:
 #pragma omp simd
@@ -29,67 +29,67 @@ void cpu_act_row(float *y, const float *x, int64_t n, I2vAct act) {
 /* Elements per task of the threaded elementwise loops: large enough to amortise the task. */
 #define ACT_BLOCK 4096
 
-void cpu_act_apply(float *y, const float *x, int64_t n, I2vAct act) {
+void i2v_cpu_act_apply(int nt, float *y, const float *x, int64_t n, I2vAct act) {
   if (act == I2V_ACT_NONE && y == x) return;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i += ACT_BLOCK) cpu_act_row(y + i, x + i, MIN(ACT_BLOCK, n - i), act);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < n; i += ACT_BLOCK)
+    i2v_cpu_act_row(y + i, x + i, MIN(ACT_BLOCK, n - i), act);
 }
 
-void cpu_unary(I2vBackend *be, I2vTensor *y, const I2vTensor *x, I2vAct act) {
-  (void)be;
-  cpu_act_apply(y->data, x->data, i2v_tensor_numel(x), act);
+void i2v_cpu_unary(I2vStream *st, I2vTensor *y, const I2vTensor *x, I2vAct act) {
+  i2v_cpu_act_apply(i2v_cpu_threads(st), y->data, x->data, i2v_tensor_numel(x), act);
 }
 
-void cpu_geglu(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
-  (void)be;
+void i2v_cpu_geglu(I2vStream *st, I2vTensor *y, const I2vTensor *x) {
+  int nt = i2v_cpu_threads(st);
   int64_t F = last_dim(y), rows = F ? i2v_tensor_numel(y) / F : 0;
   const float *xd = x->data;
   float *yd = y->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t m = 0; m < rows; m++) {
     const float *value = xd + m * 2 * F, *gate = value + F;
     for (int64_t f = 0; f < F; f++) yd[m * F + f] = value[f] * cpu_act1(gate[f], I2V_ACT_GELU);
   }
 }
 
-void cpu_add(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b) {
-  (void)be;
+void i2v_cpu_add(I2vStream *st, I2vTensor *y, const I2vTensor *a, const I2vTensor *b) {
+  int nt = i2v_cpu_threads(st);
   int64_t n = i2v_tensor_numel(y);
   const float *ad = a->data, *bd = b->data;
   float *yd = y->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
 }
 
-void cpu_add_rows(I2vBackend *be, I2vTensor *x, const I2vTensor *v) {
-  (void)be;
+void i2v_cpu_add_rows(I2vStream *st, I2vTensor *x, const I2vTensor *v) {
+  int nt = i2v_cpu_threads(st);
   int64_t C = v->shape[1], S = v->shape[0], rows = C ? i2v_tensor_numel(x) / C : 0, T = rows / S;
   const float *vd = v->data;
   float *xd = x->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t r = 0; r < rows; r++) {
     const float *vs = vd + (r / T) * C;
     for (int64_t c = 0; c < C; c++) xd[r * C + c] += vs[c];
   }
 }
 
-void cpu_axpby(I2vBackend *be, I2vTensor *y, float alpha, const I2vTensor *a, float beta,
-               const I2vTensor *b) {
-  (void)be;
+void i2v_cpu_axpby(I2vStream *st, I2vTensor *y, float alpha, const I2vTensor *a, float beta,
+                   const I2vTensor *b) {
+  int nt = i2v_cpu_threads(st);
   int64_t n = i2v_tensor_numel(y);
   const float *ad = a->data, *bd = b->data;
   float *yd = y->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t i = 0; i < n; i++) yd[i] = alpha * ad[i] + beta * bd[i];
 }
 
-void cpu_concat_last(I2vBackend *be, I2vTensor *y, const I2vTensor *a, const I2vTensor *b) {
-  (void)be;
+void i2v_cpu_concat_last(I2vStream *st, I2vTensor *y, const I2vTensor *a, const I2vTensor *b) {
+  int nt = i2v_cpu_threads(st);
   int64_t Ca = last_dim(a), Cb = last_dim(b), C = Ca + Cb;
   int64_t rows = C ? i2v_tensor_numel(y) / C : 0;
   const float *ad = a->data, *bd = b->data;
   float *yd = y->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t r = 0; r < rows; r++) {
     memcpy(yd + r * C, ad + r * Ca, (size_t)Ca * sizeof(float));
     memcpy(yd + r * C + Ca, bd + r * Cb, (size_t)Cb * sizeof(float));
@@ -102,13 +102,13 @@ static int64_t nearest_src(int64_t dst, int64_t in, int64_t out) {
   return MIN((int64_t)floorf((float)dst * ratio), in - 1);
 }
 
-void cpu_upsample_nearest(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
-  (void)be;
+void i2v_cpu_upsample_nearest(I2vStream *st, I2vTensor *y, const I2vTensor *x) {
+  int nt = i2v_cpu_threads(st);
   int64_t N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
   int64_t Ho = y->shape[1], Wo = y->shape[2];
   const float *xd = x->data;
   float *yd = y->data;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
   for (int64_t n = 0; n < N; n++) {
     for (int64_t oh = 0; oh < Ho; oh++) {
       const float *xrow = xd + (n * H + nearest_src(oh, H, Ho)) * W * C;
@@ -119,13 +119,13 @@ void cpu_upsample_nearest(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
   }
 }
 
-void cpu_adaptive_avg_pool(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
-  (void)be;
+void i2v_cpu_adaptive_avg_pool(I2vStream *st, I2vTensor *y, const I2vTensor *x) {
+  int nt = i2v_cpu_threads(st);
   int64_t N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
   int64_t Ho = y->shape[1], Wo = y->shape[2];
   const float *xd = x->data;
   float *yd = y->data;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
   for (int64_t n = 0; n < N; n++) {
     for (int64_t oh = 0; oh < Ho; oh++) {
       /* window [floor(i·in/out), ceil((i+1)·in/out)) in exact integer arithmetic */
@@ -146,41 +146,42 @@ void cpu_adaptive_avg_pool(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
   }
 }
 
-void cpu_permute(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const int *perm) {
-  (void)be;
-  int64_t sh[5], st[5];
-  i2v_permute_plan(y, x, perm, sh, st);
+void i2v_cpu_permute(I2vStream *st, I2vTensor *y, const I2vTensor *x, const int *perm) {
+  int nt = i2v_cpu_threads(st);
+  int64_t sh[5], stride[5];
+  i2v_permute_plan(y, x, perm, sh, stride);
   const float *xd = x->data;
   float *yd = y->data;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
   for (int64_t a = 0; a < sh[0]; a++) {
     for (int64_t b = 0; b < sh[1]; b++) {
-      const float *src = xd + a * st[0] + b * st[1];
+      const float *src = xd + a * stride[0] + b * stride[1];
       float *dst = yd + (a * sh[1] + b) * sh[2] * sh[3] * sh[4];
       for (int64_t c = 0; c < sh[2]; c++)
         for (int64_t d = 0; d < sh[3]; d++)
-          for (int64_t e = 0; e < sh[4]; e++) *dst++ = src[c * st[2] + d * st[3] + e * st[4]];
+          for (int64_t e = 0; e < sh[4]; e++)
+            *dst++ = src[c * stride[2] + d * stride[3] + e * stride[4]];
     }
   }
 }
 
-void cpu_gather_rows(I2vBackend *be, I2vTensor *y, const I2vTensor *table, const int64_t *ids) {
-  (void)be;
+void i2v_cpu_gather_rows(I2vStream *st, I2vTensor *y, const I2vTensor *table, const int64_t *ids) {
+  (void)st;
   int64_t D = table->shape[1], rows = D ? i2v_tensor_numel(y) / D : 0;
   for (int64_t r = 0; r < rows; r++)
     memcpy((float *)y->data + r * D, (const float *)table->data + ids[r] * D,
            (size_t)D * sizeof(float));
 }
 
-void cpu_fill(I2vBackend *be, I2vTensor *y, float value) {
-  (void)be;
+void i2v_cpu_fill(I2vStream *st, I2vTensor *y, float value) {
+  int nt = i2v_cpu_threads(st);
   int64_t n = i2v_tensor_numel(y);
   float *yd = y->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t i = 0; i < n; i++) yd[i] = value;
 }
 
-void cpu_copy(I2vBackend *be, I2vTensor *y, const I2vTensor *x) {
-  (void)be;
+void i2v_cpu_copy(I2vStream *st, I2vTensor *y, const I2vTensor *x) {
+  (void)st;
   if (y->data != x->data) memmove(y->data, x->data, i2v_tensor_nbytes(x));
 }

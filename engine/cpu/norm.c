@@ -15,9 +15,9 @@ typedef struct {
 /* Sums acc[c] of x[t, c] (squares of x[t, c] - mean[c] when mean is given) over the T rows of
  * one sample, over all threads when parallel. */
 static void channel_sums(const float *xs, int64_t T, int64_t C, const float *mean, double *acc,
-                         gboolean parallel) {
+                         int nt) {
   memset(acc, 0, (size_t)C * sizeof(double));
-#pragma omp parallel for if (parallel) schedule(static) reduction(+ : acc[:C])
+#pragma omp parallel for if (nt > 1) schedule(static) reduction(+ : acc[:C]) num_threads(nt)
   for (int64_t t = 0; t < T; t++) {
     const float *row = xs + t * C;
     if (mean == NULL) {
@@ -49,36 +49,36 @@ static void group_average(const double *acc, int64_t C, int groups, double count
 
 static void group_norm_sample(float *ys, const float *xs, int64_t T, int64_t C, int groups,
                               const float *gamma, const float *beta, float eps, I2vAct act,
-                              GroupNormWork *w, gboolean parallel) {
+                              GroupNormWork *w, int nt) {
   double count = (double)T * (double)(C / groups), avg[groups];
-  channel_sums(xs, T, C, NULL, w->acc, parallel);
+  channel_sums(xs, T, C, NULL, w->acc, nt);
   group_average(w->acc, C, groups, count, w->mean, avg);
-  channel_sums(xs, T, C, w->mean, w->acc, parallel);
+  channel_sums(xs, T, C, w->mean, w->acc, nt);
   group_average(w->acc, C, groups, count, NULL, avg);
   for (int64_t c = 0; c < C; c++)
     w->scale[c] = (float)(1.0 / sqrt(avg[c / (C / groups)] + eps)) * gamma[c];
   const float *mean = w->mean, *scale = w->scale;
-#pragma omp parallel for if (parallel) schedule(static)
+#pragma omp parallel for if (nt > 1) schedule(static) num_threads(nt)
   for (int64_t t = 0; t < T; t++) {
     const float *xr = xs + t * C;
     float *yr = ys + t * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - mean[c]) * scale[c] + beta[c];
-    cpu_act_row(yr, yr, C, act);
+    i2v_cpu_act_row(yr, yr, C, act);
   }
 }
 
-void cpu_group_norm(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
-                    const I2vTensor *beta, int64_t samples, int groups, float eps, I2vAct act) {
+void i2v_cpu_group_norm(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
+                        const I2vTensor *beta, int64_t samples, int groups, float eps, I2vAct act) {
   int64_t C = x->shape[x->ndim - 1], T = i2v_tensor_numel(x) / C / samples;
   const float *xd = x->data;
   float *yd = y->data;
   /* many samples (frames): a thread per sample; few (a video): all threads on each sample */
-  int threads = omp_get_max_threads();
+  int threads = i2v_cpu_threads(st);
   gboolean per_sample = samples % threads == 0 || samples >= 4 * threads;
   size_t per_thread = (size_t)C * (sizeof(double) + 2 * sizeof(float));
-  size_t mark = i2v_scratch_mark(be);
-  char *work = cpu_scratch(be, per_thread * (size_t)threads);
+  size_t mark = i2v_scratch_mark(st);
+  char *work = i2v_scratch_bytes(st, per_thread * (size_t)threads);
   if (work == NULL) return;
 #pragma omp parallel for if (per_sample) schedule(static) num_threads(threads)
   for (int64_t s = 0; s < samples; s++) {
@@ -86,18 +86,18 @@ void cpu_group_norm(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vT
     GroupNormWork w = {(double *)mine, (float *)(mine + C * sizeof(double)),
                        (float *)(mine + C * sizeof(double)) + C};
     group_norm_sample(yd + s * T * C, xd + s * T * C, T, C, groups, gamma->data, beta->data, eps,
-                      act, &w, !per_sample);
+                      act, &w, per_sample ? 1 : threads);
   }
-  i2v_scratch_release(be, mark);
+  i2v_scratch_release(st, mark);
 }
 
-void cpu_layer_norm(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
-                    const I2vTensor *beta, float eps) {
-  (void)be;
+void i2v_cpu_layer_norm(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *gamma,
+                        const I2vTensor *beta, float eps) {
+  int nt = i2v_cpu_threads(st);
   int64_t C = x->shape[x->ndim - 1], rows = C ? i2v_tensor_numel(x) / C : 0;
   const float *xd = x->data, *gd = gamma->data, *bd = beta->data;
   float *yd = y->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = xd + r * C;
     float *yr = yd + r * C;

@@ -123,7 +123,7 @@ static LoraModule *module_for_key(I2vLora *lora, GHashTable *of_file, const char
     }
     g_free(module);
   }
-  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+  g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
               "LoRA %s: tensor '%s' is not a LoRA tensor of the UNet or the text encoder "
               "(expected unet.<module>.lora_A.weight / lora_B.weight, lora_unet_<module>.lora_down."
               "weight / lora_up.weight / alpha, or the text_encoder / lora_te_ equivalents)",
@@ -145,7 +145,7 @@ static gboolean read_part(I2vSafetensors *st, const char *file, const char *key,
     if (scalar) m->alpha = ((const float *)t.data)[0];
     i2v_host_tensor_free(&t);
     if (!scalar || !isfinite(m->alpha) || m->alpha <= 0) {
-      g_set_error(error, I2V_ERROR, I2V_ERROR_SHAPE,
+      g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                   "LoRA %s: '%s' must be one positive number (the module's alpha)", file, key);
       return FALSE;
     }
@@ -154,7 +154,7 @@ static gboolean read_part(I2vSafetensors *st, const char *file, const char *key,
   }
   if (t.ndim < 2) {
     i2v_host_tensor_free(&t);
-    g_set_error(error, I2V_ERROR, I2V_ERROR_SHAPE,
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                 "LoRA %s: '%s' has %d dimension(s), expected a matrix or conv kernel", file, key,
                 t.ndim);
     return FALSE;
@@ -172,15 +172,14 @@ static gboolean read_part(I2vSafetensors *st, const char *file, const char *key,
 /* Both halves present and of one rank. */
 static gboolean check_module(const LoraModule *m, GError **error) {
   if (!m->have_down || !m->have_up) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_MISSING, "LoRA %s: module '%s' has no %s matrix",
-                m->file, m->module,
-                m->have_down ? "up (lora_B / lora_up)" : "down (lora_A / lora_down)");
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA %s: module '%s' has no %s matrix", m->file,
+                m->module, m->have_down ? "up (lora_B / lora_up)" : "down (lora_A / lora_down)");
     return FALSE;
   }
   int64_t r = m->down.shape[0];
   if (m->up.shape[1] != r || numel(&m->up) != m->up.shape[0] * r) {
     char d[96], u[96];
-    g_set_error(error, I2V_ERROR, I2V_ERROR_SHAPE,
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                 "LoRA %s: module '%s': up matrix %s does not match the rank %" G_GINT64_FORMAT
                 " of its down matrix %s",
                 m->file, m->module, i2v_shape_format(m->up.ndim, m->up.shape, u, sizeof u), r,
@@ -197,16 +196,23 @@ static char *target_key(const char *component, const char *target) {
 /* Reads one LoRA file with its scale into lora. */
 static gboolean read_file(I2vLora *lora, const char *path, double scale, GError **error) {
   if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_MISSING, "LoRA file %s not found", path);
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA file %s not found", path);
     return FALSE;
   }
   I2vSafetensors *st = i2v_safetensors_open(path, error);
-  if (st == NULL) return FALSE;
+  if (st == NULL) { /* a LoRA error like the others, whatever the file's fault */
+    if (error != NULL && *error != NULL) {
+      (*error)->domain = I2V_ERROR;
+      (*error)->code = I2V_ERROR_LORA;
+      g_prefix_error(error, "LoRA: ");
+    }
+    return FALSE;
+  }
   GHashTable *of_file = g_hash_table_new(g_str_hash, g_str_equal); /* module → LoraModule */
   guint first = lora->modules->len;
   gboolean ok = i2v_safetensors_count(st) > 0;
   if (!ok)
-    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID, "LoRA %s: the file holds no tensors", path);
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA %s: the file holds no tensors", path);
   for (guint i = 0; ok && i < i2v_safetensors_count(st); i++) {
     const char *key = i2v_safetensors_entry(st, i)->name;
     Role role;
@@ -242,7 +248,7 @@ static gboolean parse_entry(const char *entry, char **path, double *scale, GErro
     char *end = NULL;
     *scale = g_ascii_strtod(colon + 1, &end);
     if (colon[1] == '\0' || end == NULL || *end != '\0' || !isfinite(*scale)) {
-      g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+      g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                   "LoRA '%s': the scale after ':' must be a number (e.g. style.safetensors:0.8)",
                   entry);
       return FALSE;
@@ -250,7 +256,7 @@ static gboolean parse_entry(const char *entry, char **path, double *scale, GErro
     *path = g_strndup(entry, colon - entry);
   }
   if (**path == '\0') {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID, "LoRA '%s': no file name", entry);
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA '%s': no file name", entry);
     g_free(*path);
     return FALSE;
   }
@@ -274,7 +280,7 @@ I2vLora *i2v_lora_open(const char *spec, GError **error) {
   }
   g_strfreev(entries);
   if (ok && !any) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                 "LoRA '%s': no file given (expected path[:scale][,path[:scale]...])",
                 spec != NULL ? spec : "");
     ok = FALSE;
@@ -313,7 +319,7 @@ static gboolean apply_module(LoraModule *m, const char *name, int ndim, const in
   int64_t K = out > 0 ? total / out : 0;
   if (ndim < 2 || m->up.shape[0] != out || numel(&m->down) != r * K) {
     char w[96], d[96], u[96];
-    g_set_error(error, I2V_ERROR, I2V_ERROR_SHAPE,
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                 "LoRA %s: module '%s' (down %s, up %s) does not fit %s weight '%s' of shape %s",
                 m->file, m->module, i2v_shape_format(m->down.ndim, m->down.shape, d, sizeof d),
                 i2v_shape_format(m->up.ndim, m->up.shape, u, sizeof u), m->component, name,
@@ -345,7 +351,7 @@ gboolean i2v_lora_check_applied(const I2vLora *lora, GError **error) {
   for (guint i = 0; lora != NULL && i < lora->modules->len; i++) {
     const LoraModule *m = g_ptr_array_index(lora->modules, i);
     if (!m->applied) {
-      g_set_error(error, I2V_ERROR, I2V_ERROR_MISSING,
+      g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                   "LoRA %s: module '%s' matches no weight of the model's %s (a LoRA for another "
                   "model?)",
                   m->file, m->module, m->component);

@@ -199,19 +199,21 @@ gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int n
   }
   if (w->record != NULL) { /* listing only: the shape, no memory */
     w->record(w->component, name, ndim, shape, w->record_user);
-    i2v_tensor_set_shape(out, be->weight_dtype, out_ndim, out_shape);
+    i2v_tensor_set_shape(out, i2v_backend_weight_dtype(be), out_ndim, out_shape);
     if (g_hash_table_add(w->used, g_strdup(name))) w->loaded_params += i2v_tensor_numel(out);
     return TRUE;
   }
   const I2vSafetensorsEntry *e = NULL;
   if (w->st != NULL && (e = find_checked(w, name, ndim, shape, error)) == NULL) return FALSE;
-  if (!i2v_tensor_alloc(be, out, be->weight_dtype, out_ndim, out_shape, error)) return FALSE;
+  if (!i2v_tensor_alloc(be, out, i2v_backend_weight_dtype(be), out_ndim, out_shape, error))
+    return FALSE;
 
   int64_t n = i2v_tensor_numel(out);
   gboolean ok;
   gboolean lora = i2v_lora_targets(w->lora, w->component, name);
-  if (e != NULL && layout == I2V_LAYOUT_AS_IS && e->dtype == be->weight_dtype && !lora) {
-    ok = be->mem->upload(be, out, e->data, error); /* straight from the mapping */
+  if (e != NULL && layout == I2V_LAYOUT_AS_IS && e->dtype == i2v_backend_weight_dtype(be) &&
+      !lora) {
+    ok = i2v_tensor_write(out, e->data, error); /* straight from the mapping */
   } else {
     float *values = source_values(w, e, name, ndim, shape, n);
     if (lora && !i2v_lora_apply(w->lora, w->component, name, ndim, shape, values, error)) {
@@ -225,7 +227,7 @@ gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int n
       g_free(values);
       values = moved;
     }
-    ok = i2v_tensor_upload_f32(out, values, error);
+    ok = i2v_tensor_write_f32(out, values, error);
     g_free(values);
   }
   if (!ok) {
@@ -267,11 +269,11 @@ gboolean i2v_weights_load_stacked(I2vWeights *w, I2vBackend *be, const char *con
   for (int i = 0; i < count; i++)
     if (g_hash_table_add(w->used, g_strdup(names[i]))) w->loaded_params += part;
   if (w->record != NULL) { /* listing only: the shape, no memory */
-    i2v_tensor_set_shape(out, be->weight_dtype, ndim, stacked);
+    i2v_tensor_set_shape(out, i2v_backend_weight_dtype(be), ndim, stacked);
     return TRUE;
   }
-  gboolean ok = i2v_tensor_alloc(be, out, be->weight_dtype, ndim, stacked, error) &&
-                i2v_tensor_upload_f32(out, values, error);
+  gboolean ok = i2v_tensor_alloc(be, out, i2v_backend_weight_dtype(be), ndim, stacked, error) &&
+                i2v_tensor_write_f32(out, values, error);
   if (!ok) i2v_tensor_free(out);
   g_free(values);
   return ok;

@@ -7,7 +7,7 @@
  * backend's weight dtype and applies the layout change the op table wants. */
 #pragma once
 
-#include "ops.h"
+#include "backend.h"
 #include "lora.h"
 #include "safetensors.h"
 

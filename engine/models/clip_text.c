@@ -3,6 +3,8 @@
  * ordinary end-of-text tokens that the causal mask keeps out of the earlier positions. */
 #include "clip_text.h"
 
+#include "ops.h"
+
 #include "clip_layer.h"
 #include <i2v/error.h>
 
@@ -119,22 +121,22 @@ static gboolean check_args(const I2vClipText *m, const int64_t *ids, int batch, 
   return TRUE;
 }
 
-gboolean i2v_clip_text_forward(I2vClipText *m, const int64_t *ids, int batch, int len, int n_layers,
-                               gboolean final_norm, float *out, GError **error) {
+gboolean i2v_clip_text_forward(const I2vClipText *m, I2vStream *st, const int64_t *ids, int batch,
+                               int len, int n_layers, gboolean final_norm, float *out,
+                               GError **error) {
   if (!check_args(m, ids, batch, len, n_layers, error)) return FALSE;
-  I2vBackend *be = m->be;
-  size_t mark = i2v_scratch_mark(be);
+  size_t mark = i2v_scratch_mark(st);
   int64_t shape[] = {batch, len, m->d.hidden};
-  I2vTensor x = i2v_scratch_tensor(be, 3, shape);
-  i2v_op_gather_rows(be, &x, &m->token_embedding, ids);
-  i2v_clip_add_positions(be, &x, &m->position_embedding);
-  i2v_clip_tap_hidden(be, 0, &x);
+  I2vTensor x = i2v_scratch_tensor(st, 3, shape);
+  i2v_op_gather_rows(st, &x, &m->token_embedding, ids);
+  i2v_clip_add_positions(st, &x, &m->position_embedding);
+  i2v_clip_tap_hidden(st, 0, &x);
   for (int l = 0; l < n_layers; l++) {
-    i2v_clip_layer_forward(be, &m->layers[l], &m->d, &x, TRUE);
-    i2v_clip_tap_hidden(be, l + 1, &x);
+    i2v_clip_layer_forward(st, &m->layers[l], &m->d, &x, TRUE);
+    i2v_clip_tap_hidden(st, l + 1, &x);
   }
-  if (final_norm) i2v_op_layer_norm(be, &x, &x, &m->final_w, &m->final_b, m->d.eps);
-  gboolean ok = i2v_tensor_download_f32(&x, out, error);
-  i2v_scratch_release(be, mark);
+  if (final_norm) i2v_op_layer_norm(st, &x, &x, &m->final_w, &m->final_b, m->d.eps);
+  gboolean ok = i2v_tensor_download_f32(st, &x, out, error);
+  i2v_scratch_release(st, mark);
   return ok;
 }

@@ -25,7 +25,8 @@ int i2v_clip_text_max_positions(const I2vClipText *m);
  * hidden_states.k of transformers is n_layers = k without it.
  * Debug taps: "hidden_states.<l>" [batch, len, hidden] after the embeddings (l = 0) and after
  * each layer l that runs. */
-gboolean i2v_clip_text_forward(I2vClipText *m, const int64_t *ids, int batch, int len, int n_layers,
-                               gboolean final_norm, float *out, GError **error);
+gboolean i2v_clip_text_forward(const I2vClipText *m, I2vStream *st, const int64_t *ids, int batch,
+                               int len, int n_layers, gboolean final_norm, float *out,
+                               GError **error);
 
 G_END_DECLS

@@ -4,6 +4,8 @@
  * bias-free projection. */
 #include "clip_vision.h"
 
+#include "ops.h"
+
 #include "clip_layer.h"
 #include <i2v/error.h>
 
@@ -125,24 +127,24 @@ int i2v_clip_vision_projection_dim(const I2vClipVision *m) {
 /* x [B, tokens, C] ← [class token; patch embeddings of the pixels] + positions, then
  * pre_layrnorm: transformers' hidden_states[0]. pixel_values are host NCHW; the conv wants
  * NHWC, so they are uploaded as they are and permuted on the backend. */
-static gboolean embed(I2vClipVision *m, const float *pixel_values, I2vTensor *x, GError **error) {
-  I2vBackend *be = m->be;
+static gboolean embed(const I2vClipVision *m, I2vStream *st, const float *pixel_values,
+                      I2vTensor *x, GError **error) {
   int64_t b = x->shape[0], tokens = x->shape[1], c = m->d.hidden, s = m->image_size;
   int64_t patches = (int64_t)m->grid * m->grid;
-  size_t mark = i2v_scratch_mark(be);
+  size_t mark = i2v_scratch_mark(st);
   int64_t nchw_shape[] = {b, m->channels, s, s}, nhwc_shape[] = {b, s, s, m->channels};
   int64_t grid_shape[] = {b, m->grid, m->grid, c};
-  I2vTensor nchw = i2v_scratch_tensor(be, 4, nchw_shape);
-  I2vTensor nhwc = i2v_scratch_tensor(be, 4, nhwc_shape);
-  I2vTensor grid = i2v_scratch_tensor(be, 4, grid_shape);
-  if (!i2v_backend_check(be, error) || !i2v_tensor_upload_f32(&nchw, pixel_values, error)) {
-    i2v_scratch_release(be, mark);
+  I2vTensor nchw = i2v_scratch_tensor(st, 4, nchw_shape);
+  I2vTensor nhwc = i2v_scratch_tensor(st, 4, nhwc_shape);
+  I2vTensor grid = i2v_scratch_tensor(st, 4, grid_shape);
+  if (!i2v_stream_check(st, error) || !i2v_tensor_upload_f32(st, &nchw, pixel_values, error)) {
+    i2v_scratch_release(st, mark);
     return FALSE;
   }
   static const int to_nhwc[] = {0, 2, 3, 1};
-  i2v_op_permute(be, &nhwc, &nchw, to_nhwc);
+  i2v_op_permute(st, &nhwc, &nchw, to_nhwc);
   I2vConvParams conv = {.stride = m->patch_size};
-  i2v_op_conv2d(be, &grid, &nhwc, &m->patch_embedding, NULL, &conv, FALSE);
+  i2v_op_conv2d(st, &grid, &nhwc, &m->patch_embedding, NULL, &conv, FALSE);
 
   /* row b·tokens is the class token, rows b·tokens + 1 … the patches in row-major order */
   int64_t rows_shape[] = {b * tokens, c}, patch_rows_shape[] = {b * patches, c};
@@ -154,39 +156,40 @@ static gboolean embed(I2vClipVision *m, const float *pixel_values, I2vTensor *x,
     I2vTensor dst_class = i2v_tensor_rows(&rows, i * tokens, 1);
     I2vTensor dst_patches = i2v_tensor_rows(&rows, i * tokens + 1, patches);
     I2vTensor src_patches = i2v_tensor_rows(&patch_rows, i * patches, patches);
-    i2v_op_copy(be, &dst_class, &class_row);
-    i2v_op_copy(be, &dst_patches, &src_patches);
+    i2v_op_copy(st, &dst_class, &class_row);
+    i2v_op_copy(st, &dst_patches, &src_patches);
   }
-  i2v_clip_add_positions(be, x, &m->position_embedding);
-  i2v_op_layer_norm(be, x, x, &m->pre_w, &m->pre_b, m->d.eps);
-  i2v_scratch_release(be, mark);
+  i2v_clip_add_positions(st, x, &m->position_embedding);
+  i2v_op_layer_norm(st, x, x, &m->pre_w, &m->pre_b, m->d.eps);
+  i2v_scratch_release(st, mark);
   return TRUE;
 }
 
 /* image_embeds [B, projection_dim] = visual_projection(post_layernorm(x[:, 0])). */
-static gboolean project(I2vClipVision *m, const I2vTensor *x, float *image_embeds, GError **error) {
-  I2vBackend *be = m->be;
+static gboolean project(const I2vClipVision *m, I2vStream *st, const I2vTensor *x,
+                        float *image_embeds, GError **error) {
   int64_t b = x->shape[0], tokens = x->shape[1], c = m->d.hidden;
-  size_t mark = i2v_scratch_mark(be);
+  size_t mark = i2v_scratch_mark(st);
   int64_t cls_shape[] = {b, c}, emb_shape[] = {b, m->projection_dim},
           rows_shape[] = {b * tokens, c};
-  I2vTensor cls = i2v_scratch_tensor(be, 2, cls_shape);
-  I2vTensor emb = i2v_scratch_tensor(be, 2, emb_shape);
+  I2vTensor cls = i2v_scratch_tensor(st, 2, cls_shape);
+  I2vTensor emb = i2v_scratch_tensor(st, 2, emb_shape);
   I2vTensor rows = i2v_tensor_view(x, 2, rows_shape);
   for (int64_t i = 0; i < b; i++) {
     I2vTensor src = i2v_tensor_rows(&rows, i * tokens, 1);
     I2vTensor dst = i2v_tensor_rows(&cls, i, 1);
-    i2v_op_copy(be, &dst, &src);
+    i2v_op_copy(st, &dst, &src);
   }
-  i2v_op_layer_norm(be, &cls, &cls, &m->post_w, &m->post_b, m->d.eps);
-  i2v_op_linear(be, &emb, &cls, &m->projection, NULL, I2V_ACT_NONE, FALSE);
-  gboolean ok = i2v_tensor_download_f32(&emb, image_embeds, error);
-  i2v_scratch_release(be, mark);
+  i2v_op_layer_norm(st, &cls, &cls, &m->post_w, &m->post_b, m->d.eps);
+  i2v_op_linear(st, &emb, &cls, &m->projection, NULL, I2V_ACT_NONE, FALSE);
+  gboolean ok = i2v_tensor_download_f32(st, &emb, image_embeds, error);
+  i2v_scratch_release(st, mark);
   return ok;
 }
 
-gboolean i2v_clip_vision_forward(I2vClipVision *m, const float *pixel_values, int batch,
-                                 float *image_embeds, int n_hidden, float *hidden, GError **error) {
+gboolean i2v_clip_vision_forward(const I2vClipVision *m, I2vStream *st, const float *pixel_values,
+                                 int batch, float *image_embeds, int n_hidden, float *hidden,
+                                 GError **error) {
   if (batch < 1 || (hidden != NULL && (n_hidden < 0 || n_hidden > m->d.layers))) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
                 "image encoder: batch %d, hidden state %d requested; expected batch >= 1 and a "
@@ -194,21 +197,20 @@ gboolean i2v_clip_vision_forward(I2vClipVision *m, const float *pixel_values, in
                 batch, n_hidden, m->d.layers);
     return FALSE;
   }
-  I2vBackend *be = m->be;
-  size_t mark = i2v_scratch_mark(be);
+  size_t mark = i2v_scratch_mark(st);
   int64_t shape[] = {batch, i2v_clip_vision_num_tokens(m), m->d.hidden};
-  I2vTensor x = i2v_scratch_tensor(be, 3, shape);
-  gboolean ok = embed(m, pixel_values, &x, error);
+  I2vTensor x = i2v_scratch_tensor(st, 3, shape);
+  gboolean ok = embed(m, st, pixel_values, &x, error);
   int n_layers = image_embeds != NULL ? m->d.layers : (hidden != NULL ? n_hidden : 0);
-  if (ok) i2v_clip_tap_hidden(be, 0, &x);
-  if (ok && hidden != NULL && n_hidden == 0) ok = i2v_tensor_download_f32(&x, hidden, error);
+  if (ok) i2v_clip_tap_hidden(st, 0, &x);
+  if (ok && hidden != NULL && n_hidden == 0) ok = i2v_tensor_download_f32(st, &x, hidden, error);
   for (int l = 0; ok && l < n_layers; l++) {
-    i2v_clip_layer_forward(be, &m->layers[l], &m->d, &x, FALSE);
-    i2v_clip_tap_hidden(be, l + 1, &x);
-    if (hidden != NULL && n_hidden == l + 1) ok = i2v_tensor_download_f32(&x, hidden, error);
+    i2v_clip_layer_forward(st, &m->layers[l], &m->d, &x, FALSE);
+    i2v_clip_tap_hidden(st, l + 1, &x);
+    if (hidden != NULL && n_hidden == l + 1) ok = i2v_tensor_download_f32(st, &x, hidden, error);
   }
-  if (ok && image_embeds != NULL) ok = project(m, &x, image_embeds, error);
-  if (ok) ok = i2v_backend_check(be, error);
-  i2v_scratch_release(be, mark);
+  if (ok && image_embeds != NULL) ok = project(m, st, &x, image_embeds, error);
+  if (ok) ok = i2v_stream_check(st, error);
+  i2v_scratch_release(st, mark);
   return ok;
 }

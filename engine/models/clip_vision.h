@@ -28,7 +28,8 @@ int i2v_clip_vision_projection_dim(const I2vClipVision *m);
  * the encoder stops there unless image_embeds is also requested.
  * Debug taps: "hidden_states.<l>" [batch, tokens, hidden] after pre_layrnorm (l = 0) and after
  * each layer l that runs. */
-gboolean i2v_clip_vision_forward(I2vClipVision *m, const float *pixel_values, int batch,
-                                 float *image_embeds, int n_hidden, float *hidden, GError **error);
+gboolean i2v_clip_vision_forward(const I2vClipVision *m, I2vStream *st, const float *pixel_values,
+                                 int batch, float *image_embeds, int n_hidden, float *hidden,
+                                 GError **error);
 
 G_END_DECLS

@@ -2,6 +2,8 @@
  * the loop-invariant conditioning and one forward, on channels-last activations. */
 #include "unet3d.h"
 
+#include "ops.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -53,13 +55,18 @@ struct I2vUnet {
   gint64 n_params;
 };
 
+/* Tensors in the preparing stream's scratch arena; host buffers sized once, so a denoising step
+ * allocates nothing. */
 struct I2vUnetCond {
-  I2vUnet *u;
+  const I2vUnet *u;
   int64_t batch, frames, h, w, ctx_len;
   I2vTensor fps_emb;      /* [Bc, temb_dim] */
   I2vTensor image_branch; /* [Bc, F, h, w, in_channels]: processed image latents */
   I2vTensor *kv;          /* K, V [Bc, ctx_len, C] per spatial transformer */
   int n_kv;
+  float *sinusoids; /* [Bc, sin_dim] host staging of embed_scalars */
+  int64_t *steps;   /* [Bc] the timestep broadcast to the batch */
+  I2vTensor *skips; /* the skip stack of a forward: 1 + levels·(layers + 1) entries */
 };
 
 /* ---- configuration ---- */
@@ -408,24 +415,21 @@ static void sinusoid(int64_t p, int dim, float *out) {
 }
 
 /* y [Bc, temb] = l2(SiLU(l1(sinusoid(p_b)))) for per-row values p; taps the sinusoid. */
-static gboolean embed_scalars(I2vUnet *u, const int64_t *p, int64_t rows, const UnetLinear *l1,
-                              const UnetLinear *l2, const char *tap_name, I2vTensor *y,
-                              GError **error) {
-  I2vBackend *be = u->be;
-  float *host = g_new(float, rows * u->sin_dim);
+static gboolean embed_scalars(const I2vUnet *u, I2vStream *st, const int64_t *p, int64_t rows,
+                              const UnetLinear *l1, const UnetLinear *l2, const char *tap_name,
+                              float *host, I2vTensor *y, GError **error) {
   for (int64_t r = 0; r < rows; r++) sinusoid(p[r], (int)u->sin_dim, host + r * u->sin_dim);
-  size_t mark = i2v_scratch_mark(be);
+  size_t mark = i2v_scratch_mark(st);
   int64_t ss[2] = {rows, u->sin_dim}, hs[2] = {rows, u->temb_dim};
-  I2vTensor s = i2v_scratch_tensor(be, 2, ss);
-  gboolean ok = i2v_backend_check(be, error) && i2v_tensor_upload_f32(&s, host, error);
-  g_free(host);
+  I2vTensor s = i2v_scratch_tensor(st, 2, ss);
+  gboolean ok = i2v_tensor_upload_f32(st, &s, host, error);
   if (ok) {
-    i2v_tap(be, tap_name, &s);
-    I2vTensor h = i2v_scratch_tensor(be, 2, hs);
-    i2v_op_linear(be, &h, &s, &l1->w, &l1->b, I2V_ACT_SILU, FALSE);
-    i2v_op_linear(be, y, &h, &l2->w, &l2->b, I2V_ACT_NONE, FALSE);
+    i2v_tap(st, tap_name, &s);
+    I2vTensor h = i2v_scratch_tensor(st, 2, hs);
+    i2v_op_linear(st, &h, &s, &l1->w, &l1->b, I2V_ACT_SILU, FALSE);
+    i2v_op_linear(st, y, &h, &l2->w, &l2->b, I2V_ACT_NONE, FALSE);
   }
-  i2v_scratch_release(be, mark);
+  i2v_scratch_release(st, mark);
   return ok;
 }
 
@@ -433,104 +437,102 @@ static gboolean embed_scalars(I2vUnet *u, const int64_t *p, int64_t rows, const 
 
 void i2v_unet_cond_free(I2vUnetCond *c) {
   if (c == NULL) return;
-  i2v_tensor_free(&c->fps_emb);
-  i2v_tensor_free(&c->image_branch);
-  for (int i = 0; i < c->n_kv; i++) i2v_tensor_free(&c->kv[i]);
   g_free(c->kv);
+  g_free(c->sinusoids);
+  g_free(c->steps);
+  g_free(c->skips);
   g_free(c);
 }
 
-static void conv_strided(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const UnetLinear *c,
+static void conv_strided(I2vStream *st, I2vTensor *y, const I2vTensor *x, const UnetLinear *c,
                          int stride) {
   const I2vConvParams p = {
       .stride = stride, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1};
-  i2v_op_conv2d(be, y, x, &c->w, &c->b, &p, FALSE);
+  i2v_op_conv2d(st, y, x, &c->w, &c->b, &p, FALSE);
 }
 
 /* A scratch [n, h, w, c] feature map. */
-static I2vTensor scratch_map(I2vBackend *be, int64_t n, int64_t h, int64_t w, int64_t c) {
+static I2vTensor scratch_map(I2vStream *st, int64_t n, int64_t h, int64_t w, int64_t c) {
   int64_t s[4] = {n, h, w, c};
-  return i2v_scratch_tensor(be, 4, s);
+  return i2v_scratch_tensor(st, 4, s);
 }
 
 /* Image-latent context tokens [Bc, 8, 8, D] from frame 0 of every video (reference §3.3.2). */
-static I2vTensor image_context_tokens(I2vUnet *u, const I2vUnetCond *c, const I2vTensor *latents) {
-  I2vBackend *be = u->be;
+static I2vTensor image_context_tokens(const I2vUnet *u, I2vStream *st, const I2vUnetCond *c,
+                                      const I2vTensor *latents) {
   int64_t B = c->batch, in = u->in_channels, P = IMAGE_CONTEXT_POOL;
-  I2vTensor first = scratch_map(be, B, c->h, c->w, in);
+  I2vTensor first = scratch_map(st, B, c->h, c->w, in);
   for (int64_t b = 0; b < B; b++) {
     I2vTensor dst = i2v_tensor_rows(&first, b, 1), src = i2v_tensor_rows(latents, b * c->frames, 1);
-    i2v_op_copy(be, &dst, &src);
+    i2v_op_copy(st, &dst, &src);
   }
-  I2vTensor c1 = scratch_map(be, B, c->h, c->w, 8 * in);
-  conv_strided(be, &c1, &first, &u->image_context[0], 1);
-  i2v_op_unary(be, &c1, &c1, I2V_ACT_SILU);
-  I2vTensor pooled = scratch_map(be, B, P, P, 8 * in);
-  i2v_op_adaptive_avg_pool(be, &pooled, &c1);
-  I2vTensor c2 = scratch_map(be, B, (P + 1) / 2, (P + 1) / 2, 16 * in);
-  conv_strided(be, &c2, &pooled, &u->image_context[1], 2);
-  i2v_op_unary(be, &c2, &c2, I2V_ACT_SILU);
-  I2vTensor c3 = scratch_map(be, B, (P + 3) / 4, (P + 3) / 4, u->ctx_dim);
-  conv_strided(be, &c3, &c2, &u->image_context[2], 2);
-  i2v_tap(be, "image_latents_context_embedding", &c3);
+  I2vTensor c1 = scratch_map(st, B, c->h, c->w, 8 * in);
+  conv_strided(st, &c1, &first, &u->image_context[0], 1);
+  i2v_op_unary(st, &c1, &c1, I2V_ACT_SILU);
+  I2vTensor pooled = scratch_map(st, B, P, P, 8 * in);
+  i2v_op_adaptive_avg_pool(st, &pooled, &c1);
+  I2vTensor c2 = scratch_map(st, B, (P + 1) / 2, (P + 1) / 2, 16 * in);
+  conv_strided(st, &c2, &pooled, &u->image_context[1], 2);
+  i2v_op_unary(st, &c2, &c2, I2V_ACT_SILU);
+  I2vTensor c3 = scratch_map(st, B, (P + 3) / 4, (P + 3) / 4, u->ctx_dim);
+  conv_strided(st, &c3, &c2, &u->image_context[2], 2);
+  i2v_tap(st, "image_latents_context_embedding", &c3);
   return c3;
 }
 
 /* The image-latent concat branch (reference §3.3.3) into c->image_branch. */
-static void image_branch(I2vUnet *u, I2vUnetCond *c, const I2vTensor *latents) {
-  I2vBackend *be = u->be;
+static void image_branch(const I2vUnet *u, I2vStream *st, I2vUnetCond *c,
+                         const I2vTensor *latents) {
   int64_t N = c->batch * c->frames, in = u->in_channels, hw = c->h * c->w;
-  size_t mark = i2v_scratch_mark(be);
-  I2vTensor a = scratch_map(be, N, c->h, c->w, 4 * in), b = scratch_map(be, N, c->h, c->w, 4 * in);
-  conv_strided(be, &a, latents, &u->image_proj_in[0], 1);
-  i2v_op_unary(be, &a, &a, I2V_ACT_SILU);
-  conv_strided(be, &b, &a, &u->image_proj_in[1], 1);
-  i2v_op_unary(be, &b, &b, I2V_ACT_SILU);
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor a = scratch_map(st, N, c->h, c->w, 4 * in), b = scratch_map(st, N, c->h, c->w, 4 * in);
+  conv_strided(st, &a, latents, &u->image_proj_in[0], 1);
+  i2v_op_unary(st, &a, &a, I2V_ACT_SILU);
+  conv_strided(st, &b, &a, &u->image_proj_in[1], 1);
+  i2v_op_unary(st, &b, &b, I2V_ACT_SILU);
   int64_t xs[4] = {N, c->h, c->w, in};
   I2vTensor x = i2v_tensor_view(&c->image_branch, 4, xs);
-  conv_strided(be, &x, &b, &u->image_proj_in[2], 1);
-  i2v_tap(be, "image_latents_proj_in", &x);
+  conv_strided(st, &x, &b, &u->image_proj_in[2], 1);
+  i2v_tap(st, "image_latents_proj_in", &x);
   /* Temporal encoder over the F frames of each video pixel: u = x + Attn(LN(x)); y = u + FF(u)
    * with no LayerNorm before the FF (P-10). */
   int64_t rows = N * hw, inner = ENCODER_HEADS * in;
   int64_t ns[2] = {rows, in}, qs[2] = {rows, inner}, fs[2] = {rows, 4 * in};
   I2vTensor x2 = i2v_tensor_view(&x, 2, ns);
-  I2vTensor n = i2v_scratch_tensor(be, 2, ns);
-  i2v_op_layer_norm(be, &n, &x2, &u->enc_norm.gamma, &u->enc_norm.beta, ENCODER_LN_EPS);
-  I2vTensor q = i2v_scratch_tensor(be, 2, qs), k = i2v_scratch_tensor(be, 2, qs),
-            v = i2v_scratch_tensor(be, 2, qs), o = i2v_scratch_tensor(be, 2, qs);
-  i2v_op_linear(be, &q, &n, &u->enc_q.w, NULL, I2V_ACT_NONE, FALSE);
-  i2v_op_linear(be, &k, &n, &u->enc_k.w, NULL, I2V_ACT_NONE, FALSE);
-  i2v_op_linear(be, &v, &n, &u->enc_v.w, NULL, I2V_ACT_NONE, FALSE);
+  I2vTensor n = i2v_scratch_tensor(st, 2, ns);
+  i2v_op_layer_norm(st, &n, &x2, &u->enc_norm.gamma, &u->enc_norm.beta, ENCODER_LN_EPS);
+  I2vTensor q = i2v_scratch_tensor(st, 2, qs), k = i2v_scratch_tensor(st, 2, qs),
+            v = i2v_scratch_tensor(st, 2, qs), o = i2v_scratch_tensor(st, 2, qs);
+  i2v_op_linear(st, &q, &n, &u->enc_q.w, NULL, I2V_ACT_NONE, FALSE);
+  i2v_op_linear(st, &k, &n, &u->enc_k.w, NULL, I2V_ACT_NONE, FALSE);
+  i2v_op_linear(st, &v, &n, &u->enc_v.w, NULL, I2V_ACT_NONE, FALSE);
   UnetSeqs seqs = unet_temporal_seqs(c->batch, c->frames, hw);
-  unet_attention(be, &o, &q, &k, &v, &seqs, &seqs, 1, ENCODER_HEADS, (int)in);
-  i2v_op_linear(be, &x2, &o, &u->enc_out.w, &u->enc_out.b, I2V_ACT_NONE, TRUE);
-  I2vTensor h = i2v_scratch_tensor(be, 2, fs);
-  i2v_op_linear(be, &h, &x2, &u->enc_ff_1.w, &u->enc_ff_1.b, I2V_ACT_GELU, FALSE);
-  i2v_op_linear(be, &x2, &h, &u->enc_ff_2.w, &u->enc_ff_2.b, I2V_ACT_NONE, TRUE);
+  unet_attention(st, &o, &q, &k, &v, &seqs, &seqs, 1, ENCODER_HEADS, (int)in);
+  i2v_op_linear(st, &x2, &o, &u->enc_out.w, &u->enc_out.b, I2V_ACT_NONE, TRUE);
+  I2vTensor h = i2v_scratch_tensor(st, 2, fs);
+  i2v_op_linear(st, &h, &x2, &u->enc_ff_1.w, &u->enc_ff_1.b, I2V_ACT_GELU, FALSE);
+  i2v_op_linear(st, &x2, &h, &u->enc_ff_2.w, &u->enc_ff_2.b, I2V_ACT_NONE, TRUE);
   int64_t ts[4] = {c->batch, c->frames, hw, in};
   I2vTensor tv = i2v_tensor_view(&x, 4, ts);
-  i2v_tap(be, "image_latents_temporal_encoder", &tv);
-  i2v_scratch_release(be, mark);
+  i2v_tap(st, "image_latents_temporal_encoder", &tv);
+  i2v_scratch_release(st, mark);
 }
 
 /* The 145-token context [Bc·L, D] = [text | image-latent tokens | CLIP image tokens] per video
  * and from it the cross-attention K/V of every spatial transformer (reference §3.3.2, §6.5). */
-static gboolean context_kv(I2vUnet *u, I2vUnetCond *c, const I2vTensor *text,
-                           const I2vTensor *image_emb, const I2vTensor *latents, GError **error) {
-  I2vBackend *be = u->be;
+static void context_kv(const I2vUnet *u, I2vStream *st, I2vUnetCond *c, const I2vTensor *text,
+                       const I2vTensor *image_emb, const I2vTensor *latents) {
   int64_t B = c->batch, D = u->ctx_dim, T = text->shape[1];
-  size_t mark = i2v_scratch_mark(be);
-  I2vTensor img = image_context_tokens(u, c, latents);
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor img = image_context_tokens(u, st, c, latents);
   int64_t G = img.shape[1] * img.shape[2], K = u->in_channels;
   int64_t es[2] = {B, u->temb_dim}, cs[2] = {B, K * D};
-  I2vTensor e1 = i2v_scratch_tensor(be, 2, es), clip = i2v_scratch_tensor(be, 2, cs);
-  i2v_op_linear(be, &e1, image_emb, &u->ctx_emb_1.w, &u->ctx_emb_1.b, I2V_ACT_SILU, FALSE);
-  i2v_op_linear(be, &clip, &e1, &u->ctx_emb_2.w, &u->ctx_emb_2.b, I2V_ACT_NONE, FALSE);
-  i2v_tap(be, "context_embedding", &clip);
-  c->ctx_len = T + G + K;
+  I2vTensor e1 = i2v_scratch_tensor(st, 2, es), clip = i2v_scratch_tensor(st, 2, cs);
+  i2v_op_linear(st, &e1, image_emb, &u->ctx_emb_1.w, &u->ctx_emb_1.b, I2V_ACT_SILU, FALSE);
+  i2v_op_linear(st, &clip, &e1, &u->ctx_emb_2.w, &u->ctx_emb_2.b, I2V_ACT_NONE, FALSE);
+  i2v_tap(st, "context_embedding", &clip);
   int64_t xs[2] = {B * c->ctx_len, D}, ts[2] = {B * T, D}, gs[2] = {B * G, D}, ks[2] = {B * K, D};
-  I2vTensor ctx = i2v_scratch_tensor(be, 2, xs);
+  I2vTensor ctx = i2v_scratch_tensor(st, 2, xs);
   const I2vTensor parts[3] = {i2v_tensor_view(text, 2, ts), i2v_tensor_view(&img, 2, gs),
                               i2v_tensor_view(&clip, 2, ks)};
   const int64_t lens[3] = {T, G, K};
@@ -539,25 +541,16 @@ static gboolean context_kv(I2vUnet *u, I2vUnetCond *c, const I2vTensor *text,
     for (int p = 0; p < 3; p++) {
       I2vTensor dst = i2v_tensor_rows(&ctx, row, lens[p]);
       I2vTensor src = i2v_tensor_rows(&parts[p], b * lens[p], lens[p]);
-      i2v_op_copy(be, &dst, &src);
+      i2v_op_copy(st, &dst, &src);
       row += lens[p];
     }
   }
-  c->n_kv = 2 * (int)u->spatial->len;
-  c->kv = g_new0(I2vTensor, c->n_kv);
-  gboolean ok = TRUE;
-  for (guint i = 0; ok && i < u->spatial->len; i++) {
+  for (guint i = 0; i < u->spatial->len; i++) {
     const UnetTBlock *blk = &((UnetTransformer *)g_ptr_array_index(u->spatial, i))->block;
-    int64_t ks3[3] = {B, c->ctx_len, blk->dim};
-    ok = i2v_tensor_alloc(be, &c->kv[2 * i], be->act_dtype, 3, ks3, error) &&
-         i2v_tensor_alloc(be, &c->kv[2 * i + 1], be->act_dtype, 3, ks3, error);
-    if (ok) {
-      i2v_op_linear(be, &c->kv[2 * i], &ctx, &blk->k2.w, NULL, I2V_ACT_NONE, FALSE);
-      i2v_op_linear(be, &c->kv[2 * i + 1], &ctx, &blk->v2.w, NULL, I2V_ACT_NONE, FALSE);
-    }
+    i2v_op_linear(st, &c->kv[2 * i], &ctx, &blk->k2.w, NULL, I2V_ACT_NONE, FALSE);
+    i2v_op_linear(st, &c->kv[2 * i + 1], &ctx, &blk->v2.w, NULL, I2V_ACT_NONE, FALSE);
   }
-  i2v_scratch_release(be, mark);
-  return ok;
+  i2v_scratch_release(st, mark);
 }
 
 static gboolean shape_fail(GError **error, const char *what, const I2vTensor *t,
@@ -584,30 +577,51 @@ static gboolean check_inputs(const I2vUnet *u, const I2vTensor *text, const I2vT
   return TRUE;
 }
 
-I2vUnetCond *i2v_unet_prepare(I2vUnet *u, const I2vTensor *text_ctx, const I2vTensor *image_emb,
-                              const I2vTensor *image_latents, const int64_t *fps, GError **error) {
-  I2vBackend *be = u->be;
-  if (!check_inputs(u, text_ctx, image_emb, image_latents, error)) return NULL;
+/* Tokens of the image-latent context: the pool, then two stride-2 convs (image_context_tokens). */
+static int64_t image_context_len(void) {
+  int64_t side = (IMAGE_CONTEXT_POOL + 3) / 4;
+  return side * side;
+}
+
+I2vUnetCond *i2v_unet_prepare(const I2vUnet *u, I2vStream *st, const I2vTensor *text_ctx,
+                              const I2vTensor *image_emb, const I2vTensor *image_latents,
+                              const int64_t *fps, GError **error) {
+  if (!check_inputs(u, text_ctx, image_emb, image_latents, error) || !i2v_stream_check(st, error))
+    return NULL;
   I2vUnetCond *c = g_new0(I2vUnetCond, 1);
   c->u = u;
   c->batch = image_latents->shape[0];
   c->frames = image_latents->shape[1];
   c->h = image_latents->shape[2];
   c->w = image_latents->shape[3];
+  c->ctx_len = text_ctx->shape[1] + image_context_len() + u->in_channels;
+  c->sinusoids = g_new(float, c->batch * u->sin_dim);
+  c->steps = g_new(int64_t, c->batch);
+  c->skips = g_new(I2vTensor, 1 + u->levels * (u->layers + 1));
+  /* the condition's tensors first, below every temporary of the preparation */
   int64_t es[2] = {c->batch, u->temb_dim};
+  c->fps_emb = i2v_scratch_tensor(st, 2, es);
+  c->image_branch = i2v_scratch_tensor(st, 5, image_latents->shape);
+  c->n_kv = 2 * (int)u->spatial->len;
+  c->kv = g_new0(I2vTensor, c->n_kv);
+  for (guint i = 0; i < u->spatial->len; i++) {
+    const UnetTBlock *blk = &((UnetTransformer *)g_ptr_array_index(u->spatial, i))->block;
+    int64_t ks3[3] = {c->batch, c->ctx_len, blk->dim};
+    c->kv[2 * i] = i2v_scratch_tensor(st, 3, ks3);
+    c->kv[2 * i + 1] = i2v_scratch_tensor(st, 3, ks3);
+  }
   int64_t ns[4] = {c->batch * c->frames, c->h, c->w, u->in_channels};
   int64_t is2[2] = {c->batch, u->ctx_dim};
   I2vTensor latents = i2v_tensor_view(image_latents, 4, ns);
   I2vTensor emb2 = i2v_tensor_view(image_emb, 2, is2);
-  gboolean ok =
-      i2v_backend_check(be, error) &&
-      i2v_tensor_alloc(be, &c->fps_emb, be->act_dtype, 2, es, error) &&
-      i2v_tensor_alloc(be, &c->image_branch, be->act_dtype, 5, image_latents->shape, error) &&
-      embed_scalars(u, fps, c->batch, &u->fps_1, &u->fps_2, "time_proj.call1", &c->fps_emb, error);
-  if (ok) i2v_tap(be, "fps_embedding", &c->fps_emb);
-  ok = ok && context_kv(u, c, text_ctx, &emb2, &latents, error);
-  if (ok) image_branch(u, c, &latents);
-  if (!ok || !i2v_backend_check(be, error)) {
+  gboolean ok = embed_scalars(u, st, fps, c->batch, &u->fps_1, &u->fps_2, "time_proj.call1",
+                              c->sinusoids, &c->fps_emb, error);
+  if (ok) {
+    i2v_tap(st, "fps_embedding", &c->fps_emb);
+    context_kv(u, st, c, text_ctx, &emb2, &latents);
+    image_branch(u, st, c, &latents);
+  }
+  if (!ok || !i2v_stream_check(st, error)) {
     i2v_unet_cond_free(c);
     return NULL;
   }
@@ -625,7 +639,7 @@ typedef struct {
 /* The resnet → temp_conv (→ spatial → temporal transformer) sequence of layer j; out is
  * allocated here, in place afterwards. */
 static I2vTensor stage_layer(const UnetRun *run, const UnetStage *s, int j, const I2vTensor *x) {
-  I2vTensor out = scratch_map(run->be, x->shape[0], x->shape[1], x->shape[2], s->channels);
+  I2vTensor out = scratch_map(run->st, x->shape[0], x->shape[1], x->shape[2], s->channels);
   unet_resnet_forward(run, &s->resnets[j], x, &out);
   unet_temp_conv_forward(run, &s->temp_convs[j], &out);
   if (s->cross) {
@@ -643,8 +657,8 @@ static I2vTensor down_stage(const UnetRun *run, const UnetStage *s, I2vTensor x,
   if (s->has_sampler) {
     /* 3×3 stride 2, symmetric pad 1 → ceil(n/2) (P-21) */
     I2vTensor d =
-        scratch_map(run->be, x.shape[0], (x.shape[1] + 1) / 2, (x.shape[2] + 1) / 2, s->channels);
-    conv_strided(run->be, &d, &x, &s->sampler, 2);
+        scratch_map(run->st, x.shape[0], (x.shape[1] + 1) / 2, (x.shape[2] + 1) / 2, s->channels);
+    conv_strided(run->st, &d, &x, &s->sampler, 2);
     x = d;
     skips->t[skips->n++] = x;
   }
@@ -652,17 +666,17 @@ static I2vTensor down_stage(const UnetRun *run, const UnetStage *s, I2vTensor x,
 }
 
 static I2vTensor up_stage(const UnetRun *run, const UnetStage *s, I2vTensor x, SkipStack *skips) {
-  I2vBackend *be = run->be;
+  I2vStream *st = run->st;
   for (int j = 0; j < s->n_layers; j++) {
     const I2vTensor *skip = &skips->t[--skips->n];
     /* [current, skip] along channels (P-12); the concatenation is dropped after the resnet */
-    I2vTensor out = scratch_map(be, x.shape[0], x.shape[1], x.shape[2], s->channels);
-    size_t mark = i2v_scratch_mark(be);
+    I2vTensor out = scratch_map(st, x.shape[0], x.shape[1], x.shape[2], s->channels);
+    size_t mark = i2v_scratch_mark(st);
     I2vTensor cat =
-        scratch_map(be, x.shape[0], x.shape[1], x.shape[2], x.shape[3] + skip->shape[3]);
-    i2v_op_concat_last(be, &cat, &x, skip);
+        scratch_map(st, x.shape[0], x.shape[1], x.shape[2], x.shape[3] + skip->shape[3]);
+    i2v_op_concat_last(st, &cat, &x, skip);
     unet_resnet_forward(run, &s->resnets[j], &cat, &out);
-    i2v_scratch_release(be, mark);
+    i2v_scratch_release(st, mark);
     unet_temp_conv_forward(run, &s->temp_convs[j], &out);
     if (s->cross) {
       unet_transformer_forward(run, &s->attentions[j], &out);
@@ -673,40 +687,37 @@ static I2vTensor up_stage(const UnetRun *run, const UnetStage *s, I2vTensor x, S
   if (s->has_sampler && skips->n > 0) {
     /* nearest to the next skip's size: ×2, or the odd size diffusers forwards (P-22) */
     const I2vTensor *next = &skips->t[skips->n - 1];
-    I2vTensor up = scratch_map(be, x.shape[0], next->shape[1], next->shape[2], x.shape[3]);
-    i2v_op_upsample_nearest(be, &up, &x);
-    I2vTensor y = scratch_map(be, x.shape[0], next->shape[1], next->shape[2], s->channels);
-    conv_strided(be, &y, &up, &s->sampler, 1);
+    I2vTensor up = scratch_map(st, x.shape[0], next->shape[1], next->shape[2], x.shape[3]);
+    i2v_op_upsample_nearest(st, &up, &x);
+    I2vTensor y = scratch_map(st, x.shape[0], next->shape[1], next->shape[2], s->channels);
+    conv_strided(st, &y, &up, &s->sampler, 1);
     x = y;
   }
   return x;
 }
 
 static I2vTensor mid_stage(const UnetRun *run, const UnetStage *s, const I2vTensor *x) {
-  I2vTensor a = scratch_map(run->be, x->shape[0], x->shape[1], x->shape[2], s->channels);
+  I2vTensor a = scratch_map(run->st, x->shape[0], x->shape[1], x->shape[2], s->channels);
   unet_resnet_forward(run, &s->resnets[0], x, &a);
   unet_temp_conv_forward(run, &s->temp_convs[0], &a);
   unet_transformer_forward(run, &s->attentions[0], &a);
   unet_transformer_forward(run, &s->temp_attentions[0], &a);
-  I2vTensor b = scratch_map(run->be, x->shape[0], x->shape[1], x->shape[2], s->channels);
+  I2vTensor b = scratch_map(run->st, x->shape[0], x->shape[1], x->shape[2], s->channels);
   unet_resnet_forward(run, &s->resnets[1], &a, &b);
   unet_temp_conv_forward(run, &s->temp_convs[1], &b);
   return b;
 }
 
 /* emb_act = SiLU(time_embedding(t) + fps embedding) [Bc, temb] for the resnets. */
-static gboolean time_embedding(I2vUnet *u, const I2vUnetCond *c, int64_t timestep,
-                               I2vTensor *emb_act, GError **error) {
-  I2vBackend *be = u->be;
-  int64_t *t = g_new(int64_t, c->batch);
-  for (int64_t b = 0; b < c->batch; b++) t[b] = timestep; /* broadcast to the batch */
-  gboolean ok =
-      embed_scalars(u, t, c->batch, &u->time_1, &u->time_2, "time_proj.call0", emb_act, error);
-  g_free(t);
-  if (!ok) return FALSE;
-  i2v_tap(be, "time_embedding", emb_act);
-  i2v_op_add(be, emb_act, emb_act, &c->fps_emb);
-  i2v_op_unary(be, emb_act, emb_act, I2V_ACT_SILU);
+static gboolean time_embedding(const I2vUnet *u, I2vStream *st, const I2vUnetCond *c,
+                               int64_t timestep, I2vTensor *emb_act, GError **error) {
+  for (int64_t b = 0; b < c->batch; b++) c->steps[b] = timestep; /* broadcast to the batch */
+  if (!embed_scalars(u, st, c->steps, c->batch, &u->time_1, &u->time_2, "time_proj.call0",
+                     c->sinusoids, emb_act, error))
+    return FALSE;
+  i2v_tap(st, "time_embedding", emb_act);
+  i2v_op_add(st, emb_act, emb_act, &c->fps_emb);
+  i2v_op_unary(st, emb_act, emb_act, I2V_ACT_SILU);
   return TRUE;
 }
 
@@ -718,98 +729,95 @@ static gboolean check_video(const I2vUnetCond *c, const I2vTensor *t, int64_t ch
   return shape_fail(error, what, t, i2v_shape_format(5, want, exp, sizeof exp));
 }
 
-gboolean i2v_unet_forward(I2vUnet *u, const I2vUnetCond *c, const I2vTensor *sample,
-                          int64_t timestep, I2vTensor *out, GError **error) {
-  I2vBackend *be = u->be;
+gboolean i2v_unet_forward(const I2vUnet *u, I2vStream *st, const I2vUnetCond *c,
+                          const I2vTensor *sample, int64_t timestep, I2vTensor *out,
+                          GError **error) {
   if (!check_video(c, sample, u->in_channels, "sample", error) ||
-      !check_video(c, out, u->out_channels, "output", error) || !i2v_backend_check(be, error))
+      !check_video(c, out, u->out_channels, "output", error) || !i2v_stream_check(st, error))
     return FALSE;
   if (out->data == sample->data) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID, "unet: output must not alias the sample");
     return FALSE;
   }
   int64_t N = c->batch * c->frames, in = u->in_channels;
-  size_t mark = i2v_scratch_mark(be);
+  size_t mark = i2v_scratch_mark(st);
   int64_t es[2] = {c->batch, u->temb_dim};
-  UnetRun run = {.be = be,
+  UnetRun run = {.st = st,
                  .groups = u->groups,
                  .batch = c->batch,
                  .frames = c->frames,
-                 .emb_act = i2v_scratch_tensor(be, 2, es),
+                 .emb_act = i2v_scratch_tensor(st, 2, es),
                  .kv = c->kv,
                  .ctx_len = c->ctx_len};
-  if (!time_embedding(u, c, timestep, &run.emb_act, error)) {
-    i2v_scratch_release(be, mark);
+  if (!time_embedding(u, st, c, timestep, &run.emb_act, error)) {
+    i2v_scratch_release(st, mark);
     return FALSE;
   }
   /* input: [noisy latents, processed image latents] on channels (P-12) → conv_in → transformer_in
    */
   int64_t ms[4] = {N, c->h, c->w, in};
   I2vTensor s4 = i2v_tensor_view(sample, 4, ms), b4 = i2v_tensor_view(&c->image_branch, 4, ms);
-  I2vTensor cat = scratch_map(be, N, c->h, c->w, 2 * in);
-  i2v_op_concat_last(be, &cat, &s4, &b4);
-  I2vTensor x = scratch_map(be, N, c->h, c->w, u->channels[0]);
-  conv_strided(be, &x, &cat, &u->conv_in, 1);
-  i2v_tap(be, "conv_in", &x);
+  I2vTensor cat = scratch_map(st, N, c->h, c->w, 2 * in);
+  i2v_op_concat_last(st, &cat, &s4, &b4);
+  I2vTensor x = scratch_map(st, N, c->h, c->w, u->channels[0]);
+  conv_strided(st, &x, &cat, &u->conv_in, 1);
+  i2v_tap(st, "conv_in", &x);
   unet_transformer_forward(&run, &u->transformer_in, &x);
-  i2v_tap(be, "transformer_in", &x);
+  i2v_tap(st, "transformer_in", &x);
 
-  SkipStack skips = {.t = g_new(I2vTensor, 1 + u->levels * (u->layers + 1)), .n = 0};
+  SkipStack skips = {.t = c->skips, .n = 0};
   skips.t[skips.n++] = x;
   char name[32];
   for (int i = 0; i < u->levels; i++) {
     x = down_stage(&run, &u->down[i], x, &skips);
     g_snprintf(name, sizeof name, "down_blocks.%d", i);
-    i2v_tap(be, name, &x);
+    i2v_tap(st, name, &x);
   }
   x = mid_stage(&run, &u->mid, &x);
-  i2v_tap(be, "mid_block", &x);
+  i2v_tap(st, "mid_block", &x);
   for (int i = 0; i < u->levels; i++) {
     x = up_stage(&run, &u->up[i], x, &skips);
     g_snprintf(name, sizeof name, "up_blocks.%d", i);
-    i2v_tap(be, name, &x);
+    i2v_tap(st, name, &x);
   }
-  g_free(skips.t);
 
   /* head: GroupNorm (per frame) → SiLU → conv_out */
-  I2vTensor norm = i2v_scratch_tensor(be, 4, x.shape);
-  i2v_op_group_norm(be, &norm, &x, &u->norm_out.gamma, &u->norm_out.beta, N, u->groups,
+  I2vTensor norm = i2v_scratch_tensor(st, 4, x.shape);
+  i2v_op_group_norm(st, &norm, &x, &u->norm_out.gamma, &u->norm_out.beta, N, u->groups,
                     NORM_OUT_EPS, I2V_ACT_NONE);
-  i2v_tap(be, "conv_norm_out", &norm);
-  i2v_op_unary(be, &norm, &norm, I2V_ACT_SILU);
+  i2v_tap(st, "conv_norm_out", &norm);
+  i2v_op_unary(st, &norm, &norm, I2V_ACT_SILU);
   int64_t os[4] = {N, c->h, c->w, u->out_channels};
   I2vTensor o4 = i2v_tensor_view(out, 4, os);
-  conv_strided(be, &o4, &norm, &u->conv_out, 1);
-  i2v_tap(be, "conv_out", &o4);
-  i2v_scratch_release(be, mark);
-  return i2v_backend_check(be, error);
+  conv_strided(st, &o4, &norm, &u->conv_out, 1);
+  i2v_tap(st, "conv_out", &o4);
+  i2v_scratch_release(st, mark);
+  return i2v_stream_check(st, error);
 }
 
 /* ---- layout helpers ---- */
 
-gboolean i2v_unet_upload_ncfhw(I2vBackend *be, const float *x, int64_t b, int64_t c, int64_t f,
+gboolean i2v_unet_upload_ncfhw(I2vStream *st, const float *x, int64_t b, int64_t c, int64_t f,
                                int64_t h, int64_t w, I2vTensor *out, GError **error) {
   int64_t src_shape[5] = {b, c, f, h, w}, dst_shape[5] = {b, f, h, w, c};
   const int perm[5] = {0, 2, 3, 4, 1};
-  if (!i2v_tensor_alloc(be, out, be->act_dtype, 5, dst_shape, error)) return FALSE;
-  size_t mark = i2v_scratch_mark(be);
-  I2vTensor tmp = i2v_scratch_tensor(be, 5, src_shape);
-  gboolean ok = i2v_backend_check(be, error) && i2v_tensor_upload_f32(&tmp, x, error);
-  if (ok) i2v_op_permute(be, out, &tmp, perm);
-  i2v_scratch_release(be, mark);
-  ok = ok && i2v_backend_check(be, error);
-  if (!ok) i2v_tensor_free(out);
-  return ok;
+  *out = i2v_scratch_tensor(st, 5, dst_shape);
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor tmp = i2v_scratch_tensor(st, 5, src_shape);
+  gboolean ok = i2v_tensor_upload_f32(st, &tmp, x, error);
+  if (ok) i2v_op_permute(st, out, &tmp, perm);
+  i2v_scratch_release(st, mark);
+  return ok && i2v_stream_check(st, error);
 }
 
-gboolean i2v_unet_download_ncfhw(I2vBackend *be, const I2vTensor *t, float *x, GError **error) {
+gboolean i2v_unet_download_ncfhw(I2vStream *st, const I2vTensor *t, float *x, GError **error) {
   if (t->ndim != 5) return shape_fail(error, "video tensor", t, "[B, F, h, w, C]");
   int64_t dst_shape[5] = {t->shape[0], t->shape[4], t->shape[1], t->shape[2], t->shape[3]};
   const int perm[5] = {0, 4, 1, 2, 3};
-  size_t mark = i2v_scratch_mark(be);
-  I2vTensor tmp = i2v_scratch_tensor(be, 5, dst_shape);
-  i2v_op_permute(be, &tmp, t, perm);
-  gboolean ok = i2v_tensor_download_f32(&tmp, x, error);
-  i2v_scratch_release(be, mark);
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor tmp = i2v_scratch_tensor(st, 5, dst_shape);
+  i2v_op_permute(st, &tmp, t, perm);
+  gboolean ok = i2v_tensor_download_f32(st, &tmp, x, error);
+  i2v_scratch_release(st, mark);
   return ok;
 }

@@ -44,29 +44,32 @@ int i2v_unet_num_levels(const I2vUnet *u);          /* len(block_out_channels) *
 gint64 i2v_unet_num_params(const I2vUnet *u);       /* parameters loaded */
 
 /* Computes the loop-invariant conditioning of one call shape (Bc videos of F frames, h×w
- * latents). text_ctx [Bc, 77, D] and image_emb [Bc, 1, D] (D = cross_attention_dim),
- * image_latents [Bc, F, h, w, in_channels] channels-last, fps[Bc] host values; all backend
- * tensors of u's backend. Returns a new condition (i2v_unet_cond_free; it holds persistent
- * backend memory) or NULL with error. */
-I2vUnetCond *i2v_unet_prepare(I2vUnet *u, const I2vTensor *text_ctx, const I2vTensor *image_emb,
-                              const I2vTensor *image_latents, const int64_t *fps, GError **error);
+ * latents) on stream st. text_ctx [Bc, 77, D] and image_emb [Bc, 1, D] (D = cross_attention_dim),
+ * image_latents [Bc, F, h, w, in_channels] channels-last, fps[Bc] host values. The condition's
+ * tensors live in st's scratch arena: it is valid until the caller releases the arena to a mark
+ * taken before this call. Returns a new condition (i2v_unet_cond_free frees its host side) or
+ * NULL with error. */
+I2vUnetCond *i2v_unet_prepare(const I2vUnet *u, I2vStream *st, const I2vTensor *text_ctx,
+                              const I2vTensor *image_emb, const I2vTensor *image_latents,
+                              const int64_t *fps, GError **error);
 
-/* Frees a condition (NULL allowed). */
+/* Frees a condition's host side (NULL allowed). */
 void i2v_unet_cond_free(I2vUnetCond *c);
 
-/* One UNet evaluation: out [Bc, F, h, w, out_channels] = unet(sample [Bc, F, h, w, in_channels],
- * timestep) under condition c (v-prediction). out is allocated by the caller (persistent or
- * scratch taken before the call) and must not alias sample. Scratch used inside is released
- * before returning. FALSE with error on a shape mismatch or a backend failure. */
-gboolean i2v_unet_forward(I2vUnet *u, const I2vUnetCond *c, const I2vTensor *sample,
-                          int64_t timestep, I2vTensor *out, GError **error);
+/* One UNet evaluation on st: out [Bc, F, h, w, out_channels] = unet(sample [Bc, F, h, w,
+ * in_channels], timestep) under condition c (v-prediction). out is allocated by the caller and
+ * must not alias sample. Scratch used inside is released before returning; nothing is allocated
+ * on the host. FALSE with error on a shape mismatch or a backend failure. */
+gboolean i2v_unet_forward(const I2vUnet *u, I2vStream *st, const I2vUnetCond *c,
+                          const I2vTensor *sample, int64_t timestep, I2vTensor *out,
+                          GError **error);
 
-/* Uploads host float32 x [B, C, F, h, w] (PyTorch layout) into a new persistent backend tensor
- * out [B, F, h, w, C] (free with i2v_tensor_free). */
-gboolean i2v_unet_upload_ncfhw(I2vBackend *be, const float *x, int64_t b, int64_t c, int64_t f,
+/* Uploads host float32 x [B, C, F, h, w] (PyTorch layout) into out [B, F, h, w, C], a new tensor
+ * in st's scratch arena. */
+gboolean i2v_unet_upload_ncfhw(I2vStream *st, const float *x, int64_t b, int64_t c, int64_t f,
                                int64_t h, int64_t w, I2vTensor *out, GError **error);
 
 /* Downloads t [B, F, h, w, C] into host float32 x [B, C, F, h, w] (caller-allocated). */
-gboolean i2v_unet_download_ncfhw(I2vBackend *be, const I2vTensor *t, float *x, GError **error);
+gboolean i2v_unet_download_ncfhw(I2vStream *st, const I2vTensor *t, float *x, GError **error);
 
 G_END_DECLS

@@ -10,6 +10,8 @@
  * a 704×1280 frame needs two full-resolution activations plus one resnet temporary. */
 #include "vae.h"
 
+#include "ops.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -338,14 +340,14 @@ double i2v_vae_scaling_factor(const I2vVae *m) {
 /* Two scratch buffers, each as large as the largest feature map of a pass: every stage reads the
  * current activation x from one and writes its result into the other. */
 typedef struct {
-  I2vBackend *be;
+  I2vStream *st;
   I2vTensor buf[2];
   I2vTensor x; /* the current activation: a view into one of buf */
 } Flow;
 
-static Flow flow_new(I2vBackend *be, int64_t max_elems) {
-  Flow f = {.be = be};
-  for (int i = 0; i < 2; i++) f.buf[i] = i2v_scratch_tensor(be, 1, &max_elems);
+static Flow flow_new(I2vStream *st, int64_t max_elems) {
+  Flow f = {.st = st};
+  for (int i = 0; i < 2; i++) f.buf[i] = i2v_scratch_tensor(st, 1, &max_elems);
   return f;
 }
 
@@ -355,10 +357,10 @@ static I2vTensor flow_other(const Flow *f, int ndim, const int64_t *shape) {
   I2vTensor y = *other;
   i2v_tensor_set_shape(&y, other->dtype, ndim, shape);
   if (i2v_tensor_numel(&y) > i2v_tensor_numel(other)) { /* a sizing bug, not bad input */
-    i2v_backend_failf(f->be,
-                      "vae: a %" G_GINT64_FORMAT "-element activation exceeds the %" G_GINT64_FORMAT
-                      "-element flow buffer",
-                      i2v_tensor_numel(&y), i2v_tensor_numel(other));
+    i2v_stream_failf(f->st,
+                     "vae: a %" G_GINT64_FORMAT "-element activation exceeds the %" G_GINT64_FORMAT
+                     "-element flow buffer",
+                     i2v_tensor_numel(&y), i2v_tensor_numel(other));
     y.data = NULL;
   }
   return y;
@@ -375,62 +377,62 @@ static int64_t chan(const I2vTensor *t) {
 }
 
 /* y = conv(x) with the usual "same" padding of a k×k kernel, stride 1. */
-static void conv_same(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const Conv *c,
+static void conv_same(I2vStream *st, I2vTensor *y, const I2vTensor *x, const Conv *c,
                       gboolean accumulate) {
   int p = c->k / 2;
   I2vConvParams cp = {1, p, p, p, p};
-  i2v_op_conv2d(be, y, x, &c->w, &c->b, &cp, accumulate);
+  i2v_op_conv2d(st, y, x, &c->w, &c->b, &cp, accumulate);
 }
 
 /* Replaces the current activation by conv(x), written to the other buffer. */
-static void flow_conv(I2vBackend *be, Flow *f, const Conv *c) {
+static void flow_conv(Flow *f, const Conv *c) {
   I2vTensor y = flow_target(f, f->x.shape[1], f->x.shape[2], c->w.shape[0]);
-  conv_same(be, &y, &f->x, c, FALSE);
+  conv_same(f->st, &y, &f->x, c, FALSE);
   f->x = y;
 }
 
 /* The residual goes into the output first, so that x (whose buffer the next stage overwrites
  * anyway) can be normalised in place: one temporary per resnet. */
-static void resnet_forward(I2vVae *m, Flow *f, const Resnet *r) {
-  I2vBackend *be = m->be;
+static void resnet_forward(const I2vVae *m, Flow *f, const Resnet *r) {
+  I2vStream *st = f->st;
   I2vTensor x = f->x;
   int64_t h = x.shape[1], w = x.shape[2];
   I2vTensor out = flow_target(f, h, w, r->cout);
   if (r->has_shortcut)
-    conv_same(be, &out, &x, &r->shortcut, FALSE);
+    conv_same(st, &out, &x, &r->shortcut, FALSE);
   else
-    i2v_op_copy(be, &out, &x);
-  size_t mark = i2v_scratch_mark(be);
+    i2v_op_copy(st, &out, &x);
+  size_t mark = i2v_scratch_mark(st);
   int64_t shape[4] = {1, h, w, r->cout};
-  I2vTensor t = i2v_scratch_tensor(be, 4, shape);
-  i2v_op_group_norm(be, &x, &x, &r->norm1.gamma, &r->norm1.beta, 1, m->groups, VAE_NORM_EPS,
+  I2vTensor t = i2v_scratch_tensor(st, 4, shape);
+  i2v_op_group_norm(st, &x, &x, &r->norm1.gamma, &r->norm1.beta, 1, m->groups, VAE_NORM_EPS,
                     I2V_ACT_SILU);
-  conv_same(be, &t, &x, &r->conv1, FALSE);
-  i2v_op_group_norm(be, &t, &t, &r->norm2.gamma, &r->norm2.beta, 1, m->groups, VAE_NORM_EPS,
+  conv_same(st, &t, &x, &r->conv1, FALSE);
+  i2v_op_group_norm(st, &t, &t, &r->norm2.gamma, &r->norm2.beta, 1, m->groups, VAE_NORM_EPS,
                     I2V_ACT_SILU);
-  conv_same(be, &out, &t, &r->conv2, TRUE);
-  i2v_scratch_release(be, mark);
+  conv_same(st, &out, &t, &r->conv2, TRUE);
+  i2v_scratch_release(st, mark);
   f->x = out;
 }
 
 /* x + to_out(softmax(q·kᵀ/√C)·v) over the h·w tokens of GroupNorm(x), one head of width C. */
-static void attention_forward(I2vVae *m, Flow *f, const Attention *a) {
-  I2vBackend *be = m->be;
+static void attention_forward(const I2vVae *m, Flow *f, const Attention *a) {
+  I2vStream *st = f->st;
   int64_t tokens = f->x.shape[1] * f->x.shape[2], c = a->channels;
   int64_t seq[3] = {1, tokens, c};
   I2vTensor x = i2v_tensor_view(&f->x, 3, seq);
   I2vTensor out = flow_target(f, f->x.shape[1], f->x.shape[2], c);
-  size_t mark = i2v_scratch_mark(be);
-  I2vTensor normed = i2v_scratch_tensor(be, 3, seq);
-  I2vTensor q = i2v_scratch_tensor(be, 3, seq);
-  I2vTensor k = i2v_scratch_tensor(be, 3, seq);
-  I2vTensor v = i2v_scratch_tensor(be, 3, seq);
-  I2vTensor mixed = i2v_scratch_tensor(be, 3, seq);
-  i2v_op_group_norm(be, &normed, &x, &a->norm.gamma, &a->norm.beta, 1, m->groups, VAE_NORM_EPS,
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor normed = i2v_scratch_tensor(st, 3, seq);
+  I2vTensor q = i2v_scratch_tensor(st, 3, seq);
+  I2vTensor k = i2v_scratch_tensor(st, 3, seq);
+  I2vTensor v = i2v_scratch_tensor(st, 3, seq);
+  I2vTensor mixed = i2v_scratch_tensor(st, 3, seq);
+  i2v_op_group_norm(st, &normed, &x, &a->norm.gamma, &a->norm.beta, 1, m->groups, VAE_NORM_EPS,
                     I2V_ACT_NONE);
-  i2v_op_linear(be, &q, &normed, &a->wq, &a->bq, I2V_ACT_NONE, FALSE);
-  i2v_op_linear(be, &k, &normed, &a->wk, &a->bk, I2V_ACT_NONE, FALSE);
-  i2v_op_linear(be, &v, &normed, &a->wv, &a->bv, I2V_ACT_NONE, FALSE);
+  i2v_op_linear(st, &q, &normed, &a->wq, &a->bq, I2V_ACT_NONE, FALSE);
+  i2v_op_linear(st, &k, &normed, &a->wk, &a->bk, I2V_ACT_NONE, FALSE);
+  i2v_op_linear(st, &v, &normed, &a->wv, &a->bv, I2V_ACT_NONE, FALSE);
   I2vSeqView vo = {&mixed, 0, 0, 0, c}, vq = {&q, 0, 0, 0, c}, vk = {&k, 0, 0, 0, c},
              vv = {&v, 0, 0, 0, c};
   I2vAttnShape s = {.n_outer = 1,
@@ -442,83 +444,83 @@ static void attention_forward(I2vVae *m, Flow *f, const Attention *a) {
                     .head_dim = (int)c,
                     .scale = (float)(1.0 / sqrt((double)c)),
                     .causal = FALSE};
-  i2v_op_attention(be, &vo, &vq, &vk, &vv, &s);
+  i2v_op_attention(st, &vo, &vq, &vk, &vv, &s);
   I2vTensor out_seq = i2v_tensor_view(&out, 3, seq);
-  i2v_op_copy(be, &out_seq, &x);
-  i2v_op_linear(be, &out_seq, &mixed, &a->wo, &a->bo, I2V_ACT_NONE, TRUE);
-  i2v_scratch_release(be, mark);
+  i2v_op_copy(st, &out_seq, &x);
+  i2v_op_linear(st, &out_seq, &mixed, &a->wo, &a->bo, I2V_ACT_NONE, TRUE);
+  i2v_scratch_release(st, mark);
   f->x = out;
 }
 
-static void mid_forward(I2vVae *m, Flow *f, const MidBlock *mid) {
+static void mid_forward(const I2vVae *m, Flow *f, const MidBlock *mid) {
   resnet_forward(m, f, &mid->res0);
   attention_forward(m, f, &mid->attn);
   resnet_forward(m, f, &mid->res1);
 }
 
 /* diffusers Downsample2D with padding 0: zero-pad right and bottom by one, 3×3 stride 2. */
-static void downsample_forward(I2vVae *m, Flow *f, const Conv *c) {
+static void downsample_forward(Flow *f, const Conv *c) {
   I2vConvParams cp = {.stride = 2, .pad_bottom = 1, .pad_right = 1};
   int64_t h = (f->x.shape[1] + 1 - 3) / 2 + 1, w = (f->x.shape[2] + 1 - 3) / 2 + 1;
   I2vTensor y = flow_target(f, h, w, c->w.shape[0]);
-  i2v_op_conv2d(m->be, &y, &f->x, &c->w, &c->b, &cp, FALSE);
+  i2v_op_conv2d(f->st, &y, &f->x, &c->w, &c->b, &cp, FALSE);
   f->x = y;
 }
 
 /* diffusers Upsample2D: nearest ×2 into the other buffer, then a 3×3 conv back. */
-static void upsample_forward(I2vVae *m, Flow *f, const Conv *c) {
+static void upsample_forward(Flow *f, const Conv *c) {
   I2vTensor big = flow_target(f, 2 * f->x.shape[1], 2 * f->x.shape[2], chan(&f->x));
-  i2v_op_upsample_nearest(m->be, &big, &f->x);
+  i2v_op_upsample_nearest(f->st, &big, &f->x);
   f->x = big;
-  flow_conv(m->be, f, c);
+  flow_conv(f, c);
 }
 
-static void block_forward(I2vVae *m, Flow *f, const Block *b, gboolean down) {
+static void block_forward(const I2vVae *m, Flow *f, const Block *b, gboolean down) {
   for (int j = 0; j < b->n_resnets; j++) resnet_forward(m, f, &b->resnets[j]);
   if (b->has_sampler) {
     if (down)
-      downsample_forward(m, f, &b->sampler);
+      downsample_forward(f, &b->sampler);
     else
-      upsample_forward(m, f, &b->sampler);
+      upsample_forward(f, &b->sampler);
   }
 }
 
 /* GroupNorm + SiLU in place, then conv_out. */
-static void norm_out_forward(I2vVae *m, Flow *f, const Norm *n, const Conv *conv_out) {
-  i2v_op_group_norm(m->be, &f->x, &f->x, &n->gamma, &n->beta, 1, m->groups, VAE_NORM_EPS,
+static void norm_out_forward(const I2vVae *m, Flow *f, const Norm *n, const Conv *conv_out) {
+  i2v_op_group_norm(f->st, &f->x, &f->x, &n->gamma, &n->beta, 1, m->groups, VAE_NORM_EPS,
                     I2V_ACT_SILU);
-  flow_conv(m->be, f, conv_out);
+  flow_conv(f, conv_out);
 }
 
-static void tap_indexed(I2vBackend *be, const char *prefix, int i, const I2vTensor *t) {
-  if (be->tap == NULL) return;
+static void tap_indexed(I2vStream *st, const char *prefix, int i, const I2vTensor *t) {
+  if (!i2v_stream_tapping(st)) return;
   char *name = g_strdup_printf("%s.%d", prefix, i);
-  i2v_tap(be, name, t);
+  i2v_tap(st, name, t);
   g_free(name);
 }
 
 /* Uploads host NCHW [1,c,h,w] into the current activation as NHWC. */
-static void flow_load_nchw(I2vBackend *be, Flow *f, const float *host, int64_t c, int64_t h,
+static void flow_load_nchw(I2vStream *st, Flow *f, const float *host, int64_t c, int64_t h,
                            int64_t w) {
-  size_t mark = i2v_scratch_mark(be);
+  size_t mark = i2v_scratch_mark(st);
   int64_t shape[4] = {1, c, h, w};
-  I2vTensor nchw = i2v_scratch_tensor(be, 4, shape);
+  I2vTensor nchw = i2v_scratch_tensor(st, 4, shape);
   GError *err = NULL;
-  if (nchw.data != NULL && !i2v_tensor_upload_f32(&nchw, host, &err)) i2v_backend_fail(be, err);
+  if (nchw.data != NULL && !i2v_tensor_upload_f32(st, &nchw, host, &err)) i2v_stream_fail(st, err);
   static const int to_nhwc[4] = {0, 2, 3, 1};
   I2vTensor y = flow_target(f, h, w, c);
-  i2v_op_permute(be, &y, &nchw, to_nhwc);
-  i2v_scratch_release(be, mark);
+  i2v_op_permute(st, &y, &nchw, to_nhwc);
+  i2v_scratch_release(st, mark);
   f->x = y;
 }
 
 /* Downloads the current activation (NHWC) as host NCHW. */
-static gboolean flow_store_nchw(I2vBackend *be, const Flow *f, float *host, GError **error) {
+static gboolean flow_store_nchw(I2vStream *st, const Flow *f, float *host, GError **error) {
   int64_t shape[4] = {1, chan(&f->x), f->x.shape[1], f->x.shape[2]};
   static const int to_nchw[4] = {0, 3, 1, 2};
   I2vTensor y = flow_other(f, 4, shape);
-  i2v_op_permute(be, &y, &f->x, to_nchw);
-  return i2v_backend_check(be, error) && i2v_tensor_download_f32(&y, host, error);
+  i2v_op_permute(st, &y, &f->x, to_nchw);
+  return i2v_tensor_download_f32(st, &y, host, error);
 }
 
 /* Elements of the largest feature map a pass holds in a Flow buffer for an image of
@@ -538,9 +540,8 @@ static int64_t largest_activation(const I2vVae *m, int64_t height, int64_t width
   return most;
 }
 
-gboolean i2v_vae_encode(I2vVae *m, const float *x, int height, int width, float *moments,
-                        GError **error) {
-  I2vBackend *be = m->be;
+gboolean i2v_vae_encode(const I2vVae *m, I2vStream *st, const float *x, int height, int width,
+                        float *moments, GError **error) {
   int s = i2v_vae_downscale(m);
   if (height < s || width < s || height % s != 0 || width % s != 0) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
@@ -549,49 +550,49 @@ gboolean i2v_vae_encode(I2vVae *m, const float *x, int height, int width, float 
                 height, width, s);
     return FALSE;
   }
-  size_t mark = i2v_scratch_mark(be);
-  Flow f = flow_new(be, largest_activation(m, height, width, FALSE));
-  flow_load_nchw(be, &f, x, m->in_channels, height, width);
-  flow_conv(be, &f, &m->enc_conv_in);
+  size_t mark = i2v_scratch_mark(st);
+  Flow f = flow_new(st, largest_activation(m, height, width, FALSE));
+  flow_load_nchw(st, &f, x, m->in_channels, height, width);
+  flow_conv(&f, &m->enc_conv_in);
   for (int i = 0; i < m->n_levels; i++) {
     block_forward(m, &f, &m->down[i], TRUE);
-    tap_indexed(be, "encoder.down_blocks", i, &f.x);
+    tap_indexed(st, "encoder.down_blocks", i, &f.x);
   }
   mid_forward(m, &f, &m->enc_mid);
-  i2v_tap(be, "encoder.mid_block", &f.x);
+  i2v_tap(st, "encoder.mid_block", &f.x);
   norm_out_forward(m, &f, &m->enc_norm_out, &m->enc_conv_out);
-  i2v_tap(be, "encoder.conv_out", &f.x);
-  flow_conv(be, &f, &m->quant_conv);
-  gboolean ok = flow_store_nchw(be, &f, moments, error);
-  i2v_scratch_release(be, mark);
+  i2v_tap(st, "encoder.conv_out", &f.x);
+  flow_conv(&f, &m->quant_conv);
+  gboolean ok = flow_store_nchw(st, &f, moments, error);
+  i2v_scratch_release(st, mark);
   return ok;
 }
 
 /* Decodes one latent [1, latent, h, w] (host NCHW) to out [1, out_channels, h·s, w·s]. */
-static gboolean decode_one(I2vVae *m, const float *z, int h, int w, float *out, GError **error) {
-  I2vBackend *be = m->be;
+static gboolean decode_one(const I2vVae *m, I2vStream *st, const float *z, int h, int w, float *out,
+                           GError **error) {
   int s = i2v_vae_downscale(m);
-  size_t mark = i2v_scratch_mark(be);
-  Flow f = flow_new(be, largest_activation(m, (int64_t)h * s, (int64_t)w * s, TRUE));
-  flow_load_nchw(be, &f, z, m->latent, h, w);
-  flow_conv(be, &f, &m->post_quant_conv);
-  i2v_tap(be, "post_quant_conv", &f.x);
-  flow_conv(be, &f, &m->dec_conv_in);
-  i2v_tap(be, "decoder.conv_in", &f.x);
+  size_t mark = i2v_scratch_mark(st);
+  Flow f = flow_new(st, largest_activation(m, (int64_t)h * s, (int64_t)w * s, TRUE));
+  flow_load_nchw(st, &f, z, m->latent, h, w);
+  flow_conv(&f, &m->post_quant_conv);
+  i2v_tap(st, "post_quant_conv", &f.x);
+  flow_conv(&f, &m->dec_conv_in);
+  i2v_tap(st, "decoder.conv_in", &f.x);
   mid_forward(m, &f, &m->dec_mid);
-  i2v_tap(be, "decoder.mid_block", &f.x);
+  i2v_tap(st, "decoder.mid_block", &f.x);
   for (int i = 0; i < m->n_levels; i++) {
     block_forward(m, &f, &m->up[i], FALSE);
-    tap_indexed(be, "decoder.up_blocks", i, &f.x);
+    tap_indexed(st, "decoder.up_blocks", i, &f.x);
   }
   norm_out_forward(m, &f, &m->dec_norm_out, &m->dec_conv_out);
-  gboolean ok = flow_store_nchw(be, &f, out, error);
-  i2v_scratch_release(be, mark);
+  gboolean ok = flow_store_nchw(st, &f, out, error);
+  i2v_scratch_release(st, mark);
   return ok;
 }
 
-gboolean i2v_vae_decode(I2vVae *m, const float *z, int n, int h, int w, float *out,
-                        GError **error) {
+gboolean i2v_vae_decode(const I2vVae *m, I2vStream *st, const float *z, int n, int h, int w,
+                        float *out, GError **error) {
   if (n < 1 || h < 1 || w < 1) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
                 "VAE decode: %d latents of %dx%d: all sizes must be positive", n, h, w);
@@ -602,7 +603,7 @@ gboolean i2v_vae_decode(I2vVae *m, const float *z, int n, int h, int w, float *o
   size_t in_size = (size_t)m->latent * h * w;
   size_t out_size = (size_t)m->out_channels * h * s * w * s;
   for (int i = 0; i < n; i++)
-    if (!decode_one(m, z + i * in_size, h, w, out + i * out_size, error)) return FALSE;
+    if (!decode_one(m, st, z + i * in_size, h, w, out + i * out_size, error)) return FALSE;
   return TRUE;
 }
 
@@ -611,8 +612,8 @@ void i2v_vae_unscale_latents(const I2vVae *m, const float *latents, int64_t n, f
   for (int64_t i = 0; i < n; i++) z[i] = latents[i] * inv;
 }
 
-gboolean i2v_vae_decode_video(I2vVae *m, const float *latents, int frames, int h, int w,
-                              float *video, GError **error) {
+gboolean i2v_vae_decode_video(const I2vVae *m, I2vStream *st, const float *latents, int frames,
+                              int h, int w, float *video, GError **error) {
   if (frames < 1 || h < 1 || w < 1) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
                 "VAE decode: %d frames of %dx%d latents: all sizes must be positive", frames, h, w);
@@ -626,7 +627,7 @@ gboolean i2v_vae_decode_video(I2vVae *m, const float *latents, int frames, int h
     /* gather frame f of every channel ([C, F, h, w] → [C, h, w]), decode, scatter back */
     for (int c = 0; c < m->latent; c++)
       i2v_vae_unscale_latents(m, latents + ((int64_t)c * frames + f) * hw, hw, z + c * hw);
-    ok = i2v_vae_decode(m, z, 1, h, w, frame, error);
+    ok = i2v_vae_decode(m, st, z, 1, h, w, frame, error);
     for (int c = 0; ok && c < m->out_channels; c++)
       memcpy(video + ((int64_t)c * frames + f) * out_hw, frame + c * out_hw,
              out_hw * sizeof(float));

@@ -21,12 +21,13 @@ double i2v_vae_scaling_factor(const I2vVae *m); /* config scaling_factor */
 
 /* Encodes one image x [1,3,H,W] (values in [-1,1]) to moments [1, 2·latent, H/s, W/s]:
  * channels 0..latent-1 mean, the rest logvar (unclamped). H, W must be multiples of s. */
-gboolean i2v_vae_encode(I2vVae *m, const float *x, int height, int width, float *moments,
-                        GError **error);
+gboolean i2v_vae_encode(const I2vVae *m, I2vStream *st, const float *x, int height, int width,
+                        float *moments, GError **error);
 
 /* Decodes n latents z [n, latent, h, w] (already multiplied by 1/scaling_factor) to
  * out [n, 3, h·s, w·s] (no clamping). */
-gboolean i2v_vae_decode(I2vVae *m, const float *z, int n, int h, int w, float *out, GError **error);
+gboolean i2v_vae_decode(const I2vVae *m, I2vStream *st, const float *z, int n, int h, int w,
+                        float *out, GError **error);
 
 /* Splits the moments of one image [1, 2·latent, h, w] (hw = h·w) into the posterior mean, logvar
  * clamped to [-30, 20] and std = exp(0.5·logvar), each [1, latent, h, w] in caller memory (any
@@ -40,7 +41,7 @@ void i2v_vae_unscale_latents(const I2vVae *m, const float *latents, int64_t n, f
 
 /* Decodes the video latents [1, latent, frames, h, w] the pipeline holds (scaled, frames after
  * channels) frame by frame into video [1, 3, frames, h·s, w·s] (caller memory, no clamping). */
-gboolean i2v_vae_decode_video(I2vVae *m, const float *latents, int frames, int h, int w,
-                              float *video, GError **error);
+gboolean i2v_vae_decode_video(const I2vVae *m, I2vStream *st, const float *latents, int frames,
+                              int h, int w, float *video, GError **error);
 
 G_END_DECLS

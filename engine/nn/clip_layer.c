@@ -125,7 +125,7 @@ void i2v_clip_layer_free(I2vClipLayer *l) {
 
 /* Multi-head self-attention of LN1(x), already projected into qkv [B, T, 3C], written to
  * out [B, T, C]. */
-static void self_attention(I2vBackend *be, I2vTensor *out, const I2vTensor *qkv,
+static void self_attention(I2vStream *st, I2vTensor *out, const I2vTensor *qkv,
                            const I2vClipDims *d, gboolean causal) {
   int64_t b = out->shape[0], t = out->shape[1], c = d->hidden;
   I2vSeqView q = {qkv, 0, t * 3 * c, 0, 3 * c};
@@ -142,27 +142,27 @@ static void self_attention(I2vBackend *be, I2vTensor *out, const I2vTensor *qkv,
                     .head_dim = head_dim,
                     .scale = 1.0f / sqrtf((float)head_dim),
                     .causal = causal};
-  i2v_op_attention(be, &o, &q, &k, &v, &s);
+  i2v_op_attention(st, &o, &q, &k, &v, &s);
 }
 
-void i2v_clip_layer_forward(I2vBackend *be, const I2vClipLayer *l, const I2vClipDims *d,
+void i2v_clip_layer_forward(I2vStream *st, const I2vClipLayer *l, const I2vClipDims *d,
                             I2vTensor *x, gboolean causal) {
-  size_t mark = i2v_scratch_mark(be);
+  size_t mark = i2v_scratch_mark(st);
   int64_t b = x->shape[0], t = x->shape[1], c = d->hidden;
   int64_t hshape[] = {b, t, c}, qkvshape[] = {b, t, 3 * c}, mshape[] = {b, t, d->intermediate};
-  I2vTensor h = i2v_scratch_tensor(be, 3, hshape);
-  I2vTensor qkv = i2v_scratch_tensor(be, 3, qkvshape);
+  I2vTensor h = i2v_scratch_tensor(st, 3, hshape);
+  I2vTensor qkv = i2v_scratch_tensor(st, 3, qkvshape);
 
-  i2v_op_layer_norm(be, &h, x, &l->ln1_w, &l->ln1_b, d->eps);
-  i2v_op_linear(be, &qkv, &h, &l->qkv_w, &l->qkv_b, I2V_ACT_NONE, FALSE);
-  self_attention(be, &h, &qkv, d, causal); /* h is free again once qkv exists */
-  i2v_op_linear(be, x, &h, &l->out_w, &l->out_b, I2V_ACT_NONE, TRUE); /* residual */
+  i2v_op_layer_norm(st, &h, x, &l->ln1_w, &l->ln1_b, d->eps);
+  i2v_op_linear(st, &qkv, &h, &l->qkv_w, &l->qkv_b, I2V_ACT_NONE, FALSE);
+  self_attention(st, &h, &qkv, d, causal); /* h is free again once qkv exists */
+  i2v_op_linear(st, x, &h, &l->out_w, &l->out_b, I2V_ACT_NONE, TRUE); /* residual */
 
-  I2vTensor m = i2v_scratch_tensor(be, 3, mshape);
-  i2v_op_layer_norm(be, &h, x, &l->ln2_w, &l->ln2_b, d->eps);
-  i2v_op_linear(be, &m, &h, &l->fc1_w, &l->fc1_b, d->act, FALSE);
-  i2v_op_linear(be, x, &m, &l->fc2_w, &l->fc2_b, I2V_ACT_NONE, TRUE); /* residual */
-  i2v_scratch_release(be, mark);
+  I2vTensor m = i2v_scratch_tensor(st, 3, mshape);
+  i2v_op_layer_norm(st, &h, x, &l->ln2_w, &l->ln2_b, d->eps);
+  i2v_op_linear(st, &m, &h, &l->fc1_w, &l->fc1_b, d->act, FALSE);
+  i2v_op_linear(st, x, &m, &l->fc2_w, &l->fc2_b, I2V_ACT_NONE, TRUE); /* residual */
+  i2v_scratch_release(st, mark);
 }
 
 I2vClipLayer *i2v_clip_layers_load(I2vWeights *w, I2vBackend *be, const char *tower,
@@ -186,22 +186,22 @@ void i2v_clip_layers_free(I2vClipLayer *layers, int n) {
   g_free(layers);
 }
 
-void i2v_clip_add_positions(I2vBackend *be, I2vTensor *x, const I2vTensor *table) {
+void i2v_clip_add_positions(I2vStream *st, I2vTensor *x, const I2vTensor *table) {
   int64_t b = x->shape[0], t = x->shape[1], c = x->shape[2];
   int64_t *ids = g_new(int64_t, b * t);
   for (int64_t i = 0; i < b * t; i++) ids[i] = i % t;
-  size_t mark = i2v_scratch_mark(be);
+  size_t mark = i2v_scratch_mark(st);
   int64_t shape[] = {b, t, c};
-  I2vTensor pos = i2v_scratch_tensor(be, 3, shape);
-  i2v_op_gather_rows(be, &pos, table, ids);
-  i2v_op_add(be, x, x, &pos);
-  i2v_scratch_release(be, mark);
+  I2vTensor pos = i2v_scratch_tensor(st, 3, shape);
+  i2v_op_gather_rows(st, &pos, table, ids);
+  i2v_op_add(st, x, x, &pos);
+  i2v_scratch_release(st, mark);
   g_free(ids);
 }
 
-void i2v_clip_tap_hidden(I2vBackend *be, int index, const I2vTensor *x) {
-  if (be->tap == NULL) return;
+void i2v_clip_tap_hidden(I2vStream *st, int index, const I2vTensor *x) {
+  if (!i2v_stream_tapping(st)) return;
   char name[32];
   g_snprintf(name, sizeof name, "hidden_states.%d", index);
-  i2v_tap(be, name, x);
+  i2v_tap(st, name, x);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "model_dir.h"
+#include "ops.h"
 
 G_BEGIN_DECLS
 
@@ -42,7 +43,7 @@ void i2v_clip_layer_free(I2vClipLayer *l);
  *   x += out_proj(MHA(LN1(x)))  (scale head_dim^-½, causal mask for the text tower)
  *   x += fc2(act(fc1(LN2(x))))
  * Intermediates come from the scratch arena and are released before returning. */
-void i2v_clip_layer_forward(I2vBackend *be, const I2vClipLayer *l, const I2vClipDims *d,
+void i2v_clip_layer_forward(I2vStream *st, const I2vClipLayer *l, const I2vClipDims *d,
                             I2vTensor *x, gboolean causal);
 
 /* Loads the d->layers layers "<tower>.encoder.layers.<i>." into a new array (g_free after
@@ -54,7 +55,7 @@ I2vClipLayer *i2v_clip_layers_load(I2vWeights *w, I2vBackend *be, const char *to
 void i2v_clip_layers_free(I2vClipLayer *layers, int n);
 
 /* x [batch, tokens, C] += table[0..tokens-1] for every batch element (position embeddings). */
-void i2v_clip_add_positions(I2vBackend *be, I2vTensor *x, const I2vTensor *table);
+void i2v_clip_add_positions(I2vStream *st, I2vTensor *x, const I2vTensor *table);
 
 /* Loads a LayerNorm "<prefix>.weight" / "<prefix>.bias" of n channels. */
 gboolean i2v_clip_norm_load(I2vWeights *w, I2vBackend *be, const char *prefix, int64_t n,
@@ -62,6 +63,6 @@ gboolean i2v_clip_norm_load(I2vWeights *w, I2vBackend *be, const char *prefix, i
 
 /* Taps x under "hidden_states.<index>" (transformers' hidden_states tuple index) when a tap is
  * installed. */
-void i2v_clip_tap_hidden(I2vBackend *be, int index, const I2vTensor *x);
+void i2v_clip_tap_hidden(I2vStream *st, int index, const I2vTensor *x);
 
 G_END_DECLS

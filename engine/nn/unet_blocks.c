@@ -134,7 +134,7 @@ static I2vSeqView seq_view(const I2vTensor *t, const UnetSeqs *s, int64_t width)
                       .token_stride = s->token * width};
 }
 
-void unet_attention(I2vBackend *be, I2vTensor *out, const I2vTensor *q, const I2vTensor *k,
+void unet_attention(I2vStream *st, I2vTensor *out, const I2vTensor *q, const I2vTensor *k,
                     const I2vTensor *v, const UnetSeqs *qs, const UnetSeqs *kvs,
                     int64_t kv_outer_div, int heads, int head_dim) {
   int64_t width = (int64_t)heads * head_dim;
@@ -149,7 +149,7 @@ void unet_attention(I2vBackend *be, I2vTensor *out, const I2vTensor *q, const I2
                         .head_dim = head_dim,
                         .scale = (float)(1.0 / sqrt((double)head_dim)),
                         .causal = FALSE};
-  i2v_op_attention(be, &vo, &vq, &vk, &vv, &shape);
+  i2v_op_attention(st, &vo, &vq, &vk, &vv, &shape);
 }
 
 /* ---- blocks ---- */
@@ -158,61 +158,61 @@ static const I2vTensor *bias_of(const UnetLinear *l) {
   return l->b.data != NULL ? &l->b : NULL;
 }
 
-static void conv3x3(I2vBackend *be, I2vTensor *y, const I2vTensor *x, const UnetLinear *c,
+static void conv3x3(I2vStream *st, I2vTensor *y, const I2vTensor *x, const UnetLinear *c,
                     gboolean accumulate) {
   const I2vConvParams p = {
       .stride = 1, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1};
-  i2v_op_conv2d(be, y, x, &c->w, bias_of(c), &p, accumulate);
+  i2v_op_conv2d(st, y, x, &c->w, bias_of(c), &p, accumulate);
 }
 
 void unet_resnet_forward(const UnetRun *run, const UnetResnet *r, const I2vTensor *x,
                          I2vTensor *out) {
-  I2vBackend *be = run->be;
+  I2vStream *st = run->st;
   int64_t n = x->shape[0], h = x->shape[1], w = x->shape[2];
-  size_t mark = i2v_scratch_mark(be);
-  I2vTensor t = i2v_scratch_tensor(be, 4, x->shape);
-  i2v_op_group_norm(be, &t, x, &r->norm1.gamma, &r->norm1.beta, n, run->groups, RESNET_EPS,
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor t = i2v_scratch_tensor(st, 4, x->shape);
+  i2v_op_group_norm(st, &t, x, &r->norm1.gamma, &r->norm1.beta, n, run->groups, RESNET_EPS,
                     I2V_ACT_SILU);
   int64_t hs[4] = {n, h, w, r->cout};
-  I2vTensor h1 = i2v_scratch_tensor(be, 4, hs);
-  conv3x3(be, &h1, &t, &r->conv1, FALSE);
+  I2vTensor h1 = i2v_scratch_tensor(st, 4, hs);
+  conv3x3(st, &h1, &t, &r->conv1, FALSE);
   /* Time embedding: one row per video, broadcast over its F frames × h·w pixels. */
   int64_t ts[2] = {run->batch, r->cout};
-  I2vTensor temb = i2v_scratch_tensor(be, 2, ts);
-  i2v_op_linear(be, &temb, &run->emb_act, &r->time_emb_proj.w, &r->time_emb_proj.b, I2V_ACT_NONE,
+  I2vTensor temb = i2v_scratch_tensor(st, 2, ts);
+  i2v_op_linear(st, &temb, &run->emb_act, &r->time_emb_proj.w, &r->time_emb_proj.b, I2V_ACT_NONE,
                 FALSE);
   int64_t vs[3] = {run->batch, run->frames * h * w, r->cout};
   I2vTensor h1v = i2v_tensor_view(&h1, 3, vs);
-  i2v_op_add_rows(be, &h1v, &temb);
-  i2v_op_group_norm(be, &h1, &h1, &r->norm2.gamma, &r->norm2.beta, n, run->groups, RESNET_EPS,
+  i2v_op_add_rows(st, &h1v, &temb);
+  i2v_op_group_norm(st, &h1, &h1, &r->norm2.gamma, &r->norm2.beta, n, run->groups, RESNET_EPS,
                     I2V_ACT_SILU);
   if (r->shortcut.w.data != NULL) {
     const I2vConvParams p1 = {.stride = 1};
-    i2v_op_conv2d(be, out, x, &r->shortcut.w, &r->shortcut.b, &p1, FALSE);
+    i2v_op_conv2d(st, out, x, &r->shortcut.w, &r->shortcut.b, &p1, FALSE);
   } else {
-    i2v_op_copy(be, out, x);
+    i2v_op_copy(st, out, x);
   }
-  conv3x3(be, out, &h1, &r->conv2, TRUE);
-  i2v_scratch_release(be, mark);
+  conv3x3(st, out, &h1, &r->conv2, TRUE);
+  i2v_scratch_release(st, mark);
 }
 
 void unet_temp_conv_forward(const UnetRun *run, const UnetTempConv *t, I2vTensor *x) {
-  I2vBackend *be = run->be;
+  I2vStream *st = run->st;
   /* Frames of a video are consecutive rows: [B·F, h, w, C] is [B, F, h·w, C]; the GroupNorms
    * take statistics per video over all its frames (P-3). */
   int64_t vs[4] = {run->batch, run->frames, x->shape[1] * x->shape[2], x->shape[3]};
   I2vTensor v = i2v_tensor_view(x, 4, vs);
-  size_t mark = i2v_scratch_mark(be);
-  I2vTensor a = i2v_scratch_tensor(be, 4, vs), b = i2v_scratch_tensor(be, 4, vs);
-  i2v_op_group_norm(be, &a, &v, &t->norm[0].gamma, &t->norm[0].beta, run->batch, run->groups,
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor a = i2v_scratch_tensor(st, 4, vs), b = i2v_scratch_tensor(st, 4, vs);
+  i2v_op_group_norm(st, &a, &v, &t->norm[0].gamma, &t->norm[0].beta, run->batch, run->groups,
                     TEMP_CONV_EPS, I2V_ACT_SILU);
   for (int k = 0; k < 3; k++) {
-    i2v_op_conv_frames(be, &b, &a, &t->conv[k].w, &t->conv[k].b, FALSE);
-    i2v_op_group_norm(be, &a, &b, &t->norm[k + 1].gamma, &t->norm[k + 1].beta, run->batch,
+    i2v_op_conv_frames(st, &b, &a, &t->conv[k].w, &t->conv[k].b, FALSE);
+    i2v_op_group_norm(st, &a, &b, &t->norm[k + 1].gamma, &t->norm[k + 1].beta, run->batch,
                       run->groups, TEMP_CONV_EPS, I2V_ACT_SILU);
   }
-  i2v_op_conv_frames(be, &v, &a, &t->conv[3].w, &t->conv[3].b, TRUE);
-  i2v_scratch_release(be, mark);
+  i2v_op_conv_frames(st, &v, &a, &t->conv[3].w, &t->conv[3].b, TRUE);
+  i2v_scratch_release(st, mark);
 }
 
 /* a += to_out(attention(to_q(n), K, V)): K/V from n (self-attention) or the precomputed
@@ -221,15 +221,15 @@ static void attention_layer(const UnetRun *run, const UnetTBlock *b, const UnetL
                             const UnetLinear *wk, const UnetLinear *wv, const UnetLinear *wo,
                             I2vTensor *a, const I2vTensor *n, const UnetSeqs *seqs,
                             const I2vTensor *ctx_k, const I2vTensor *ctx_v) {
-  I2vBackend *be = run->be;
-  size_t mark = i2v_scratch_mark(be);
-  I2vTensor q = i2v_scratch_tensor(be, 2, a->shape), o = i2v_scratch_tensor(be, 2, a->shape);
-  i2v_op_linear(be, &q, n, &wq->w, NULL, I2V_ACT_NONE, FALSE);
+  I2vStream *st = run->st;
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor q = i2v_scratch_tensor(st, 2, a->shape), o = i2v_scratch_tensor(st, 2, a->shape);
+  i2v_op_linear(st, &q, n, &wq->w, NULL, I2V_ACT_NONE, FALSE);
   if (ctx_k == NULL) {
-    I2vTensor k = i2v_scratch_tensor(be, 2, a->shape), v = i2v_scratch_tensor(be, 2, a->shape);
-    i2v_op_linear(be, &k, n, &wk->w, NULL, I2V_ACT_NONE, FALSE);
-    i2v_op_linear(be, &v, n, &wv->w, NULL, I2V_ACT_NONE, FALSE);
-    unet_attention(be, &o, &q, &k, &v, seqs, seqs, 1, b->heads, b->head_dim);
+    I2vTensor k = i2v_scratch_tensor(st, 2, a->shape), v = i2v_scratch_tensor(st, 2, a->shape);
+    i2v_op_linear(st, &k, n, &wk->w, NULL, I2V_ACT_NONE, FALSE);
+    i2v_op_linear(st, &v, n, &wv->w, NULL, I2V_ACT_NONE, FALSE);
+    unet_attention(st, &o, &q, &k, &v, seqs, seqs, 1, b->heads, b->head_dim);
   } else {
     UnetSeqs ctx = {.n_outer = run->batch,
                     .n_inner = 1,
@@ -237,61 +237,61 @@ static void attention_layer(const UnetRun *run, const UnetTBlock *b, const UnetL
                     .outer = run->ctx_len,
                     .inner = 0,
                     .token = 1};
-    unet_attention(be, &o, &q, ctx_k, ctx_v, seqs, &ctx, run->frames, b->heads, b->head_dim);
+    unet_attention(st, &o, &q, ctx_k, ctx_v, seqs, &ctx, run->frames, b->heads, b->head_dim);
   }
-  i2v_op_linear(be, a, &o, &wo->w, &wo->b, I2V_ACT_NONE, TRUE);
-  i2v_scratch_release(be, mark);
+  i2v_op_linear(st, a, &o, &wo->w, &wo->b, I2V_ACT_NONE, TRUE);
+  i2v_scratch_release(st, mark);
 }
 
 /* a += ff.net.2(GEGLU(ff.net.0.proj(n))), in row chunks. */
-static void feed_forward(I2vBackend *be, const UnetTBlock *b, I2vTensor *a, const I2vTensor *n) {
+static void feed_forward(I2vStream *st, const UnetTBlock *b, I2vTensor *a, const I2vTensor *n) {
   int64_t rows = a->shape[0];
   for (int64_t first = 0; first < rows; first += FF_CHUNK_ROWS) {
     int64_t count = MIN(FF_CHUNK_ROWS, rows - first);
-    size_t mark = i2v_scratch_mark(be);
+    size_t mark = i2v_scratch_mark(st);
     I2vTensor nr = i2v_tensor_rows(n, first, count), ar = i2v_tensor_rows(a, first, count);
     int64_t hs[2] = {count, 8 * b->dim}, gs[2] = {count, 4 * b->dim};
-    I2vTensor h = i2v_scratch_tensor(be, 2, hs), g = i2v_scratch_tensor(be, 2, gs);
-    i2v_op_linear(be, &h, &nr, &b->ff_in.w, &b->ff_in.b, I2V_ACT_NONE, FALSE);
-    i2v_op_geglu(be, &g, &h);
-    i2v_op_linear(be, &ar, &g, &b->ff_out.w, &b->ff_out.b, I2V_ACT_NONE, TRUE);
-    i2v_scratch_release(be, mark);
+    I2vTensor h = i2v_scratch_tensor(st, 2, hs), g = i2v_scratch_tensor(st, 2, gs);
+    i2v_op_linear(st, &h, &nr, &b->ff_in.w, &b->ff_in.b, I2V_ACT_NONE, FALSE);
+    i2v_op_geglu(st, &g, &h);
+    i2v_op_linear(st, &ar, &g, &b->ff_out.w, &b->ff_out.b, I2V_ACT_NONE, TRUE);
+    i2v_scratch_release(st, mark);
   }
 }
 
 /* BasicTransformerBlock on the residual stream a [rows, dim] (in place). */
 static void tblock_forward(const UnetRun *run, const UnetTBlock *b, I2vTensor *a,
                            const UnetSeqs *seqs, const I2vTensor *ctx_k, const I2vTensor *ctx_v) {
-  I2vBackend *be = run->be;
-  size_t mark = i2v_scratch_mark(be);
-  I2vTensor n = i2v_scratch_tensor(be, 2, a->shape);
-  i2v_op_layer_norm(be, &n, a, &b->norm1.gamma, &b->norm1.beta, LAYER_NORM_EPS);
+  I2vStream *st = run->st;
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor n = i2v_scratch_tensor(st, 2, a->shape);
+  i2v_op_layer_norm(st, &n, a, &b->norm1.gamma, &b->norm1.beta, LAYER_NORM_EPS);
   attention_layer(run, b, &b->q1, &b->k1, &b->v1, &b->out1, a, &n, seqs, NULL, NULL);
-  i2v_op_layer_norm(be, &n, a, &b->norm2.gamma, &b->norm2.beta, LAYER_NORM_EPS);
+  i2v_op_layer_norm(st, &n, a, &b->norm2.gamma, &b->norm2.beta, LAYER_NORM_EPS);
   attention_layer(run, b, &b->q2, &b->k2, &b->v2, &b->out2, a, &n, seqs, b->cross ? ctx_k : NULL,
                   b->cross ? ctx_v : NULL);
-  i2v_op_layer_norm(be, &n, a, &b->norm3.gamma, &b->norm3.beta, LAYER_NORM_EPS);
-  feed_forward(be, b, a, &n);
-  i2v_scratch_release(be, mark);
+  i2v_op_layer_norm(st, &n, a, &b->norm3.gamma, &b->norm3.beta, LAYER_NORM_EPS);
+  feed_forward(st, b, a, &n);
+  i2v_scratch_release(st, mark);
 }
 
 void unet_transformer_forward(const UnetRun *run, const UnetTransformer *t, I2vTensor *x) {
-  I2vBackend *be = run->be;
+  I2vStream *st = run->st;
   int64_t n = x->shape[0], hw = x->shape[1] * x->shape[2];
-  size_t mark = i2v_scratch_mark(be);
+  size_t mark = i2v_scratch_mark(st);
   /* Spatial: GroupNorm per frame, sequences over the h·w tokens of a frame. Temporal:
    * GroupNorm per video over all frames, sequences over the F frames of a pixel. */
-  I2vTensor norm = i2v_scratch_tensor(be, 4, x->shape);
-  i2v_op_group_norm(be, &norm, x, &t->norm.gamma, &t->norm.beta, t->temporal ? run->batch : n,
+  I2vTensor norm = i2v_scratch_tensor(st, 4, x->shape);
+  i2v_op_group_norm(st, &norm, x, &t->norm.gamma, &t->norm.beta, t->temporal ? run->batch : n,
                     run->groups, TRANSFORMER_GN_EPS, I2V_ACT_NONE);
   int64_t as[2] = {n * hw, t->inner};
-  I2vTensor a = i2v_scratch_tensor(be, 2, as);
-  i2v_op_linear(be, &a, &norm, &t->proj_in.w, &t->proj_in.b, I2V_ACT_NONE, FALSE);
+  I2vTensor a = i2v_scratch_tensor(st, 2, as);
+  i2v_op_linear(st, &a, &norm, &t->proj_in.w, &t->proj_in.b, I2V_ACT_NONE, FALSE);
   UnetSeqs seqs =
       t->temporal ? unet_temporal_seqs(run->batch, run->frames, hw) : unet_spatial_seqs(n, hw);
   const I2vTensor *ctx_k = t->temporal ? NULL : &run->kv[2 * t->kv_slot];
   const I2vTensor *ctx_v = t->temporal ? NULL : &run->kv[2 * t->kv_slot + 1];
   tblock_forward(run, &t->block, &a, &seqs, ctx_k, ctx_v);
-  i2v_op_linear(be, x, &a, &t->proj_out.w, &t->proj_out.b, I2V_ACT_NONE, TRUE);
-  i2v_scratch_release(be, mark);
+  i2v_op_linear(st, x, &a, &t->proj_out.w, &t->proj_out.b, I2V_ACT_NONE, TRUE);
+  i2v_scratch_release(st, mark);
 }

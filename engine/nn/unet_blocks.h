@@ -45,7 +45,7 @@ void unet_load_norm(UnetLoader *ld, UnetNorm *n, const char *prefix, const char 
 
 /* What every block of one forward needs besides its weights. */
 typedef struct {
-  I2vBackend *be;
+  I2vStream *st;
   int groups;          /* norm_num_groups */
   int64_t batch;       /* Bc videos */
   int64_t frames;      /* F frames per video */
@@ -124,7 +124,7 @@ UnetSeqs unet_temporal_seqs(int64_t batch, int64_t frames, int64_t hw);
 
 /* out = softmax(q·kᵀ/√head_dim)·v per head; q/out laid out as qs, k/v as kvs; q outer index o
  * reads k/v outer index o / kv_outer_div. */
-void unet_attention(I2vBackend *be, I2vTensor *out, const I2vTensor *q, const I2vTensor *k,
+void unet_attention(I2vStream *st, I2vTensor *out, const I2vTensor *q, const I2vTensor *k,
                     const I2vTensor *v, const UnetSeqs *qs, const UnetSeqs *kvs,
                     int64_t kv_outer_div, int heads, int head_dim);
 

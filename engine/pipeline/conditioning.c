@@ -52,8 +52,8 @@ gboolean i2v_clip_preprocess_load(I2vModelDir *md, int image_size, I2vClipPrepro
   return ok;
 }
 
-gboolean i2v_encode_prompts(I2vTokenizer *tok, I2vClipText *text, const char *const *texts, int n,
-                            float *out, GError **error) {
+gboolean i2v_encode_prompts(const I2vTokenizer *tok, const I2vClipText *text, I2vStream *st,
+                            const char *const *texts, int n, float *out, GError **error) {
   int len = i2v_tokenizer_max_length(tok);
   int64_t *ids = g_new(int64_t, (gsize)n * len);
   gboolean ok = TRUE;
@@ -62,22 +62,23 @@ gboolean i2v_encode_prompts(I2vTokenizer *tok, I2vClipText *text, const char *co
     ok = i2v_tokenizer_encode_padded(tok, texts[b], ids + (gsize)b * len, &truncated, error);
     if (ok && truncated) g_info("text %d truncated to %d tokens (the CLIP text limit)", b, len);
   }
-  ok = ok && i2v_clip_text_forward(text, ids, n, len, i2v_clip_text_num_layers(text) - 1, TRUE, out,
-                                   error);
+  ok = ok && i2v_clip_text_forward(text, st, ids, n, len, i2v_clip_text_num_layers(text) - 1, TRUE,
+                                   out, error);
   g_free(ids);
   return ok;
 }
 
-gboolean i2v_encode_image_clip(I2vClipVision *vision, const I2vClipPreprocess *pp,
-                               const I2vImage *image, int width, I2vImage *clip_input,
-                               float *pixel_values, float *embeds, GError **error) {
+gboolean i2v_encode_image_clip(const I2vClipVision *vision, I2vStream *st,
+                               const I2vClipPreprocess *pp, const I2vImage *image, int width,
+                               I2vImage *clip_input, float *pixel_values, float *embeds,
+                               GError **error) {
   /* the square side is the video width, whatever the height (reference §2.3) */
   I2vImage square = i2v_image_center_crop_wide(image, width, width, NULL);
   I2vImage small = i2v_image_resize(&square, pp->size, pp->size, I2V_RESAMPLE_BILINEAR);
   i2v_image_clear(&square);
   float *pixels = pixel_values ? pixel_values : g_new(float, 3 * pp->size * pp->size);
   i2v_image_to_clip_pixels(&small, pp->mean, pp->std, pixels);
-  gboolean ok = i2v_clip_vision_forward(vision, pixels, 1, embeds, 0, NULL, error);
+  gboolean ok = i2v_clip_vision_forward(vision, st, pixels, 1, embeds, 0, NULL, error);
   if (pixels != pixel_values) g_free(pixels);
   if (clip_input != NULL)
     *clip_input = small;
@@ -86,12 +87,13 @@ gboolean i2v_encode_image_clip(I2vClipVision *vision, const I2vClipPreprocess *p
   return ok;
 }
 
-gboolean i2v_encode_image_vae(I2vVae *vae, const I2vImage *image, int width, int height,
-                              I2vImage *crop, float *input, float *moments, GError **error) {
+gboolean i2v_encode_image_vae(const I2vVae *vae, I2vStream *st, const I2vImage *image, int width,
+                              int height, I2vImage *crop, float *input, float *moments,
+                              GError **error) {
   I2vImage cropped = i2v_image_center_crop_wide(image, width, height, NULL);
   float *x = input ? input : g_new(float, 3 * (gsize)width * height);
   i2v_image_to_vae_input(&cropped, x);
-  gboolean ok = i2v_vae_encode(vae, x, height, width, moments, error);
+  gboolean ok = i2v_vae_encode(vae, st, x, height, width, moments, error);
   if (x != input) g_free(x);
   if (crop != NULL)
     *crop = cropped;

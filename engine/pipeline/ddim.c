@@ -3,6 +3,8 @@
  * double accumulator (PyTorch's CPU cumprod), the step in float32 on backend tensors. */
 #include "ddim.h"
 
+#include "ops.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -259,13 +261,13 @@ gboolean i2v_ddim_step_info(const I2vDdim *s, int n, int64_t t, I2vDdimStepInfo 
   return TRUE;
 }
 
-void i2v_ddim_step(const I2vDdim *s, I2vBackend *be, int n, int64_t t,
-                   const I2vTensor *model_output, const I2vTensor *sample,
-                   I2vTensor *pred_original_sample, I2vTensor *prev_sample) {
+void i2v_ddim_step(const I2vDdim *s, I2vStream *st, int n, int64_t t, const I2vTensor *model_output,
+                   const I2vTensor *sample, I2vTensor *pred_original_sample,
+                   I2vTensor *prev_sample) {
   I2vDdimStepInfo info;
   GError *err = NULL;
   if (!i2v_ddim_step_info(s, n, t, &info, &err)) {
-    i2v_backend_fail(be, err);
+    i2v_stream_fail(st, err);
     return;
   }
   /* The 0-d float32 tensors of diffusers: √ᾱ, √(1−ᾱ) for t and prev. */
@@ -275,13 +277,13 @@ void i2v_ddim_step(const I2vDdim *s, I2vBackend *be, int n, int64_t t,
   if (s->prediction == PRED_V) {
     /* x̂0 = √ᾱ·x − √(1−ᾱ)·v, then ε̂ = √ᾱ·v + √(1−ᾱ)·x straight into prev_sample (x is not
      * read again, so prev_sample may be sample itself). */
-    i2v_op_axpby(be, pred_original_sample, sa, sample, -sb, model_output);
-    i2v_op_axpby(be, prev_sample, sa, model_output, sb, sample);
+    i2v_op_axpby(st, pred_original_sample, sa, sample, -sb, model_output);
+    i2v_op_axpby(st, prev_sample, sa, model_output, sb, sample);
     eps = prev_sample;
   } else {
     /* x̂0 = (x − √(1−ᾱ)·ε)/√ᾱ, with the division folded into the coefficients. */
-    i2v_op_axpby(be, pred_original_sample, 1.0f / sa, sample, -sb / sa, model_output);
+    i2v_op_axpby(st, pred_original_sample, 1.0f / sa, sample, -sb / sa, model_output);
   }
   /* x_prev = √ᾱ_prev·x̂0 + √(1−ᾱ_prev)·ε̂ (the σ_t term is 0 with eta = 0). */
-  i2v_op_axpby(be, prev_sample, sa_prev, pred_original_sample, sb_prev, eps);
+  i2v_op_axpby(st, prev_sample, sa_prev, pred_original_sample, sb_prev, eps);
 }

@@ -55,9 +55,9 @@ gboolean i2v_ddim_step_info(const I2vDdim *s, int n, int64_t t, I2vDdimStepInfo 
  * model_output and sample by the prediction type, all in float32 as diffusers computes them.
  * prev_sample may alias sample or model_output; pred_original_sample must alias neither.
  * Scratch memory used inside is released before returning. Failures (bad t, backend errors) go
- * to the backend's sticky error (check with i2v_backend_check). */
-void i2v_ddim_step(const I2vDdim *s, I2vBackend *be, int n, int64_t t,
-                   const I2vTensor *model_output, const I2vTensor *sample,
-                   I2vTensor *pred_original_sample, I2vTensor *prev_sample);
+ * to the stream's sticky error (check with i2v_stream_check). */
+void i2v_ddim_step(const I2vDdim *s, I2vStream *st, int n, int64_t t, const I2vTensor *model_output,
+                   const I2vTensor *sample, I2vTensor *pred_original_sample,
+                   I2vTensor *prev_sample);
 
 G_END_DECLS

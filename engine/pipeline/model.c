@@ -1,26 +1,24 @@
 /* I2vModel: loading every component of a diffusers I2VGen-XL directory onto a backend, the
  * cross-component consistency checks, the process-wide cache of loaded models (refcounted, keyed
- * by path + variant + device + precision + weight source + release_encoders) and the encoders
- * that a release_encoders model loads for each job. */
+ * by path + variant + resolved device and dtype + weight source + LoRA + release_encoders +
+ * threads), the encoders that a release_encoders model lends to its sessions, and its memory. */
 #include "model.h"
 
 #include <string.h>
 
-#include "backend.h"
-#include "cuda_backend.h"
+#include "device.h"
 
-/* The cache: key → model (borrowed; a model removes itself when its last reference goes). Loads
- * run under the lock so two callers asking for the same model load it once. */
+/* The cache: key → CacheEntry. The lock guards the table and refcounts only, never a load: a
+ * model loads outside it, so loads of different models run in parallel and ref/unref never wait
+ * for one; a second caller for a model being loaded waits on the entry (loaded) and takes it. */
+typedef struct {
+  I2vModel *model; /* NULL while loading */
+  gboolean loading;
+} CacheEntry;
+
 static GMutex cache_lock;
+static GCond cache_loaded;
 static GHashTable *cache;
-
-/* Maps a device and precision name to a backend (backend.h); *name gets its device name. */
-static I2vBackend *backend_for_device(const char *device, const char *precision, char **name,
-                                      GError **error) {
-  I2vBackend *be = i2v_backend_new_for_device(device, precision, error);
-  if (be != NULL) *name = g_strdup(be->name);
-  return be;
-}
 
 /* The sizes the components exchange must agree (a mixed-up directory fails here, not in an
  * op's shape check). */
@@ -30,8 +28,8 @@ static gboolean check_consistency(I2vModel *m, GError **error) {
     const char *what;
     int value, expected;
   } checks[] = {
-      {"text_encoder/config.json hidden_size", i2v_clip_text_hidden_size(m->text), cross},
-      {"image_encoder/config.json projection_dim", i2v_clip_vision_projection_dim(m->vision),
+      {"text_encoder/config.json hidden_size", i2v_clip_text_hidden_size(m->text.net), cross},
+      {"image_encoder/config.json projection_dim", i2v_clip_vision_projection_dim(m->vision.net),
        cross},
       {"vae/config.json latent_channels", i2v_vae_latent_channels(m->vae),
        i2v_unet_in_channels(m->unet)},
@@ -48,11 +46,11 @@ static gboolean check_consistency(I2vModel *m, GError **error) {
     }
   }
   int max_len = i2v_tokenizer_max_length(m->tokenizer);
-  if (max_len < 2 || max_len > i2v_clip_text_max_positions(m->text)) {
+  if (max_len < 2 || max_len > i2v_clip_text_max_positions(m->text.net)) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
                 "tokenizer/tokenizer_config.json model_max_length %d is outside 2..%d "
                 "(text_encoder/config.json max_position_embeddings)",
-                max_len, i2v_clip_text_max_positions(m->text));
+                max_len, i2v_clip_text_max_positions(m->text.net));
     return FALSE;
   }
   return TRUE;
@@ -62,14 +60,15 @@ static void model_free(I2vModel *m) {
   i2v_ddim_free(m->ddim);
   i2v_unet_free(m->unet);
   i2v_vae_free(m->vae);
-  i2v_clip_vision_free(m->vision);
-  i2v_clip_text_free(m->text);
+  i2v_clip_vision_free(m->vision.net);
+  i2v_clip_text_free(m->text.net);
   i2v_tokenizer_free(m->tokenizer);
   i2v_model_dir_free(m->md);
   i2v_lora_free(m->lora);
-  if (m->be != NULL) i2v_backend_free(m->be);
-  g_mutex_clear(&m->lock);
-  g_free(m->device);
+  i2v_backend_free(m->be);
+  g_mutex_clear(&m->encoder_lock);
+  g_mutex_clear(&m->sessions_lock);
+  if (m->sessions != NULL) g_ptr_array_unref(m->sessions);
   g_free(m->key);
   g_free(m);
 }
@@ -82,24 +81,26 @@ static I2vTokenizer *load_tokenizer(I2vModelDir *md, GError **error) {
   return tok;
 }
 
-/* Loads every component of opts->path onto a new backend; takes ownership of key. */
-static I2vModel *model_new(const I2vModelOptions *opts, char *key, GError **error) {
+/* Loads every component of opts->path onto be (taken over, also on failure). */
+static I2vModel *model_new(const I2vModelOptions *opts, I2vBackend *be, GError **error) {
   I2vModel *m = g_new0(I2vModel, 1);
   m->refcount = 1;
-  m->key = key;
-  g_mutex_init(&m->lock);
-  gboolean ok = (m->be = backend_for_device(opts->device, opts->precision, &m->device, error)) &&
-                (m->md = i2v_model_dir_open(opts->path, opts->variant, error));
+  m->be = be;
+  g_mutex_init(&m->encoder_lock);
+  g_mutex_init(&m->sessions_lock);
+  m->sessions = g_ptr_array_new();
+  gboolean ok = (m->md = i2v_model_dir_open(opts->path, opts->variant, error)) != NULL;
   if (ok && opts->formula_weights) i2v_model_dir_use_formula(m->md, opts->formula_seed);
   if (ok && opts->lora != NULL && *opts->lora != '\0' &&
       (ok = (m->lora = i2v_lora_open(opts->lora, error)) != NULL))
     i2v_model_dir_use_lora(m->md, m->lora);
   ok = ok && (m->tokenizer = load_tokenizer(m->md, error)) &&
-       (m->text = i2v_clip_text_load(m->md, m->be, error)) &&
-       (m->vision = i2v_clip_vision_load(m->md, m->be, error)) &&
+       (m->text.net = i2v_clip_text_load(m->md, m->be, error)) &&
+       (m->vision.net = i2v_clip_vision_load(m->md, m->be, error)) &&
        (m->vae = i2v_vae_load(m->md, m->be, error)) &&
        (m->unet = i2v_unet_load(m->md, m->be, error)) && (m->ddim = i2v_ddim_load(m->md, error)) &&
-       i2v_clip_preprocess_load(m->md, i2v_clip_vision_image_size(m->vision), &m->clip_pp, error) &&
+       i2v_clip_preprocess_load(m->md, i2v_clip_vision_image_size(m->vision.net), &m->clip_pp,
+                                error) &&
        check_consistency(m, error) && i2v_lora_check_applied(m->lora, error);
   if (!ok) {
     model_free(m);
@@ -107,35 +108,88 @@ static I2vModel *model_new(const I2vModelOptions *opts, char *key, GError **erro
   }
   m->release_encoders = opts->release_encoders;
   i2v_model_sample_device_memory(m);
-  i2v_model_release_encoders(m); /* loaded for the checks above; the first job loads them again */
+  if (m->release_encoders) { /* loaded for the checks above; the first job loads them again */
+    i2v_clip_text_free(m->text.net);
+    i2v_clip_vision_free(m->vision.net);
+    m->text.net = m->vision.net = NULL;
+  }
   return m;
 }
 
-I2vClipText *i2v_model_text_encoder(I2vModel *m, GError **error) {
-  if (m->text == NULL) m->text = i2v_clip_text_load(m->md, m->be, error);
-  return m->text;
+typedef void *(*EncoderLoadFn)(I2vModelDir *md, I2vBackend *be, GError **error);
+
+static void *encoder_acquire(I2vModel *m, I2vEncoderSlot *slot, EncoderLoadFn load,
+                             GError **error) {
+  g_mutex_lock(&m->encoder_lock);
+  if (slot->net == NULL) slot->net = load(m->md, m->be, error);
+  void *net = slot->net;
+  if (net != NULL) slot->users++;
+  g_mutex_unlock(&m->encoder_lock);
+  return net;
 }
 
-I2vClipVision *i2v_model_vision_encoder(I2vModel *m, GError **error) {
-  if (m->vision == NULL) m->vision = i2v_clip_vision_load(m->md, m->be, error);
-  return m->vision;
+static void encoder_release(I2vModel *m, I2vEncoderSlot *slot, GDestroyNotify free_net) {
+  g_mutex_lock(&m->encoder_lock);
+  if (--slot->users == 0 && m->release_encoders) {
+    i2v_model_sample_device_memory(m); /* the peak counts the encoder while it was there */
+    free_net(slot->net);
+    slot->net = NULL;
+  }
+  g_mutex_unlock(&m->encoder_lock);
 }
 
-void i2v_model_release_encoders(I2vModel *m) {
-  if (!m->release_encoders) return;
-  i2v_model_sample_device_memory(m); /* the peak counts the encoders while they were there */
-  /* the clip config was read at load (clip_pp); the sizes the checks compared cannot change,
-   * since the same files (or formula) are read again */
-  i2v_clip_text_free(m->text);
-  i2v_clip_vision_free(m->vision);
-  m->text = NULL;
-  m->vision = NULL;
+const I2vClipText *i2v_model_text_encoder_acquire(I2vModel *m, GError **error) {
+  return encoder_acquire(m, &m->text, (EncoderLoadFn)i2v_clip_text_load, error);
 }
 
-void i2v_model_sample_device_memory(I2vModel *m) {
+const I2vClipVision *i2v_model_vision_encoder_acquire(I2vModel *m, GError **error) {
+  return encoder_acquire(m, &m->vision, (EncoderLoadFn)i2v_clip_vision_load, error);
+}
+
+void i2v_model_text_encoder_release(I2vModel *m) {
+  encoder_release(m, &m->text, (GDestroyNotify)i2v_clip_text_free);
+}
+
+void i2v_model_vision_encoder_release(I2vModel *m) {
+  encoder_release(m, &m->vision, (GDestroyNotify)i2v_clip_vision_free);
+}
+
+size_t i2v_model_sample_device_memory(I2vModel *m) {
   size_t used, total;
-  m->be->mem->device_memory(m->be, &used, &total);
-  m->device_peak = MAX(m->device_peak, used);
+  i2v_backend_device_memory(m->be, &used, &total);
+  size_t peak = __atomic_load_n(&m->device_peak, __ATOMIC_RELAXED);
+  while (peak < used && !__atomic_compare_exchange_n(&m->device_peak, &peak, used, TRUE,
+                                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+  return used;
+}
+
+void i2v_model_add_session(I2vModel *m, I2vSession *s) {
+  g_mutex_lock(&m->sessions_lock);
+  g_ptr_array_add(m->sessions, s);
+  g_mutex_unlock(&m->sessions_lock);
+}
+
+void i2v_model_remove_session(I2vModel *m, I2vSession *s) {
+  g_mutex_lock(&m->sessions_lock);
+  g_ptr_array_remove_fast(m->sessions, s);
+  g_mutex_unlock(&m->sessions_lock);
+}
+
+/* The cache key of a model on backend be: the device and dtype be resolved "auto" and the default
+ * precision to, so that "auto" and "cpu" (or "cuda:0") share one loaded model. */
+static char *cache_key(const I2vModelOptions *opts, I2vBackend *be) {
+  char *path = g_canonicalize_filename(opts->path, NULL);
+  char *weights = opts->formula_weights
+                      ? g_strdup_printf("formula:%" G_GINT64_MODIFIER "x", opts->formula_seed)
+                      : g_strdup("files");
+  char *key = g_strdup_printf(
+      "%s|%s|%s|%s|%s|%s|%s|%d", path, opts->variant ? opts->variant : "", i2v_backend_name(be),
+      i2v_dtype_name(i2v_backend_act_dtype(be)), weights, opts->lora ? opts->lora : "",
+      opts->release_encoders ? "release-encoders" : "keep-encoders", opts->threads);
+  g_free(path);
+  g_free(weights);
+  return key;
 }
 
 I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error) {
@@ -143,32 +197,47 @@ I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID, "no model path given");
     return NULL;
   }
-  char *path = g_canonicalize_filename(opts->path, NULL);
-  char *weights = opts->formula_weights
-                      ? g_strdup_printf("formula:%" G_GINT64_MODIFIER "x", opts->formula_seed)
-                      : g_strdup("files");
-  /* the key names the device "auto" resolves to (backend.h: CUDA device 0 when there is one) */
-  const char *device = opts->device == NULL || strcmp(opts->device, "auto") == 0
-                           ? (i2v_cuda_device_count() > 0 ? "cuda:0" : "cpu")
-                       : strcmp(opts->device, "cuda") == 0 ? "cuda:0"
-                                                           : opts->device;
-  char *key = g_strdup_printf("%s|%s|%s|%s|%s|%s|%s", path, opts->variant ? opts->variant : "",
-                              device, opts->precision ? opts->precision : "default", weights,
-                              opts->lora ? opts->lora : "",
-                              opts->release_encoders ? "release-encoders" : "keep-encoders");
-  g_free(path);
-  g_free(weights);
+  if (opts->threads < 0) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "threads %d is out of range (expected 0 for every core, or a count)",
+                opts->threads);
+    return NULL;
+  }
+  /* making a backend allocates nothing: it resolves the device, and is dropped for a cached
+   * model */
+  I2vBackend *be = i2v_backend_new_for_device(opts->device, opts->precision, opts->threads, error);
+  if (be == NULL) return NULL;
+  char *key = cache_key(opts, be);
 
   g_mutex_lock(&cache_lock);
-  if (cache == NULL) cache = g_hash_table_new(g_str_hash, g_str_equal);
-  I2vModel *m = g_hash_table_lookup(cache, key);
-  if (m != NULL) {
-    m->refcount++;
+  if (cache == NULL) cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  CacheEntry *e;
+  while ((e = g_hash_table_lookup(cache, key)) != NULL && e->loading)
+    g_cond_wait(&cache_loaded, &cache_lock);
+  if (e != NULL) {
+    e->model->refcount++;
+    g_mutex_unlock(&cache_lock);
     g_free(key);
-  } else {
-    m = model_new(opts, key, error);
-    if (m != NULL) g_hash_table_insert(cache, m->key, m);
+    i2v_backend_free(be);
+    return e->model;
   }
+  e = g_new0(CacheEntry, 1);
+  e->loading = TRUE;
+  g_hash_table_insert(cache, g_strdup(key), e);
+  g_mutex_unlock(&cache_lock);
+
+  I2vModel *m = model_new(opts, be, error);
+
+  g_mutex_lock(&cache_lock);
+  if (m != NULL) {
+    m->key = key;
+    e->model = m;
+    e->loading = FALSE;
+  } else {
+    g_hash_table_remove(cache, key); /* a waiter loads again and gets its own error */
+    g_free(key);
+  }
+  g_cond_broadcast(&cache_loaded);
   g_mutex_unlock(&cache_lock);
   return m;
 }
@@ -189,18 +258,20 @@ void i2v_model_unref(I2vModel *m) {
   if (last) model_free(m);
 }
 
-void i2v_model_memory(I2vModel *m, I2vMemoryStats *out) {
-  g_mutex_lock(&m->lock); /* not in the middle of a generation */
-  out->persistent = m->be->persistent_bytes;
-  out->persistent_peak = m->be->persistent_peak;
-  out->scratch = m->be->mem->scratch_capacity(m->be);
-  m->be->mem->device_memory(m->be, &out->device_used, &out->device_total);
-  out->device_peak = MAX(m->device_peak, out->device_used);
-  g_mutex_unlock(&m->lock);
+const char *i2v_model_device(const I2vModel *m) {
+  return i2v_backend_name(m->be);
 }
 
-const char *i2v_model_device(const I2vModel *m) {
-  return m->device;
+void i2v_model_memory(I2vModel *m, I2vMemoryStats *out) {
+  out->persistent = i2v_backend_persistent(m->be);
+  out->persistent_peak = i2v_backend_persistent_peak(m->be);
+  out->scratch = 0;
+  g_mutex_lock(&m->sessions_lock);
+  for (guint i = 0; i < m->sessions->len; i++)
+    out->scratch += i2v_session_scratch(g_ptr_array_index(m->sessions, i));
+  g_mutex_unlock(&m->sessions_lock);
+  i2v_backend_device_memory(m->be, &out->device_used, &out->device_total);
+  out->device_peak = MAX(__atomic_load_n(&m->device_peak, __ATOMIC_RELAXED), out->device_used);
 }
 
 int i2v_model_size_multiple(const I2vModel *m) {

@@ -14,12 +14,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "model.h"
 #include "noise.h"
-
-#define MAX_FRAMES 256
-#define MAX_SIDE 8192
-#define MAX_FPS 1000
+#include "session.h"
 
 void i2v_params_init(I2vParams *p) {
   memset(p, 0, sizeof(*p));
@@ -44,7 +40,7 @@ static gboolean check_range(const char *name, gint64 v, gint64 lo, gint64 hi, GE
 }
 
 static gboolean check_side(const char *name, int v, int multiple, GError **error) {
-  if (!check_range(name, v, multiple, MAX_SIDE, error)) return FALSE;
+  if (!check_range(name, v, multiple, I2V_MAX_SIDE, error)) return FALSE;
   if (v % multiple == 0) return TRUE;
   g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
               "%s %d is not a multiple of %d (the model's VAE down-scale factor)", name, v,
@@ -60,10 +56,10 @@ static gboolean check_text(const char *name, const char *text, GError **error) {
 
 gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **error) {
   int multiple = i2v_vae_downscale(m->vae);
-  if (!check_range("frames", p->frames, 1, MAX_FRAMES, error) ||
+  if (!check_range("frames", p->frames, 1, I2V_MAX_FRAMES, error) ||
       !check_range("steps", p->steps, 1, i2v_ddim_num_train_timesteps(m->ddim), error) ||
-      !check_range("fps", p->fps, 1, MAX_FPS, error) ||
-      !check_range("decode_chunk_size", p->decode_chunk_size, 1, MAX_FRAMES, error) ||
+      !check_range("fps", p->fps, 1, I2V_MAX_FPS, error) ||
+      !check_range("decode_chunk_size", p->decode_chunk_size, 1, I2V_MAX_FRAMES, error) ||
       !check_side("width", p->width, multiple, error) ||
       !check_side("height", p->height, multiple, error) ||
       !check_text("prompt", p->prompt, error) ||
@@ -76,11 +72,11 @@ gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **err
                 p->motion_strength);
     return FALSE;
   }
-  if (!(p->guidance >= 0 && isfinite(p->guidance))) {
+  if (!(p->guidance >= 0 && p->guidance <= I2V_MAX_GUIDANCE)) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-                "guidance %g is out of range (expected a finite value >= 0; <= 1 turns "
-                "classifier-free guidance off)",
-                p->guidance);
+                "guidance %g is out of range (expected 0..%g; <= 1 turns classifier-free guidance "
+                "off)",
+                p->guidance, (double)I2V_MAX_GUIDANCE);
     return FALSE;
   }
   return TRUE;
@@ -89,8 +85,9 @@ gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **err
 /* The state of one generation. Host buffers use PyTorch layouts (what the dump callback and the
  * goldens use); backend video tensors are channels-last [B, F, h, w, C] (unet3d.h). */
 typedef struct {
+  I2vSession *s;
   I2vModel *m;
-  I2vBackend *be;
+  I2vStream *st;
   const I2vParams *p;
   const I2vCallbacks *cb;
   GCancellable *cancellable;
@@ -130,7 +127,7 @@ static void dump(const Gen *g, const char *name, const float *data, int ndim,
 /* Downloads a channels-last video tensor [B, F, h, w, C] and dumps it as [B, C, F, h, w]. */
 static gboolean dump_video(const Gen *g, const char *name, const I2vTensor *t, GError **error) {
   if (!dumping(g)) return TRUE;
-  if (!i2v_unet_download_ncfhw(g->be, t, g->dump_buf, error)) return FALSE;
+  if (!i2v_unet_download_ncfhw(g->st, t, g->dump_buf, error)) return FALSE;
   dump(g, name, g->dump_buf, 5, (int64_t[]){t->shape[0], g->lc, g->f, g->h, g->w});
   return TRUE;
 }
@@ -142,7 +139,7 @@ typedef struct {
 } StageStart;
 
 static StageStart stage_start(const Gen *g) {
-  return (StageStart){g_get_monotonic_time(), g->be->flops};
+  return (StageStart){g_get_monotonic_time(), i2v_stream_flops(g->st)};
 }
 
 /* The steps run by the loop: all of them at motion_strength 1, else the last ⌊s·steps⌋ (at
@@ -155,13 +152,13 @@ static int steps_run(const I2vParams *p) {
  * counted where it belongs. */
 static gboolean stage_end(const Gen *g, StageStart start, const char *name, int index,
                           GError **error) {
-  i2v_model_sample_device_memory(g->m);
+  i2v_session_sample_device_memory(g->s);
   if (g->cb == NULL || g->cb->stage == NULL) return TRUE;
-  if (!i2v_backend_check(g->be, error)) return FALSE;
+  if (!i2v_stream_check(g->st, error)) return FALSE;
   I2vStage s = {.name = name,
                 .index = index,
                 .us = g_get_monotonic_time() - start.us,
-                .flops = g->be->flops - start.flops};
+                .flops = i2v_stream_flops(g->st) - start.flops};
   g->cb->stage(&s, g->cb->user);
   return TRUE;
 }
@@ -177,48 +174,64 @@ static void report(const Gen *g, int step, int frame, gint64 eta_us) {
   g->cb->progress(&pr, g->cb->user);
 }
 
-/* Sizes and every buffer of the generation (none is allocated later). */
-static void gen_init(Gen *g, I2vModel *m, const I2vParams *p, const I2vCallbacks *cb,
-                     GCancellable *cancellable) {
+/* n·size bytes of host memory for a buffer sized by the user's parameters: NULL with an
+ * I2V_ERROR_NO_MEMORY error naming the buffer and the size when that much is not available (or
+ * does not fit in size_t), never an abort. */
+static void *host_buffer(const char *what, int64_t n, size_t size, GError **error) {
+  void *p =
+      n >= 0 && (size_t)n <= G_MAXSIZE / size ? g_try_malloc0(MAX((size_t)n * size, 1)) : NULL;
+  if (p == NULL)
+    g_set_error(error, I2V_ERROR, I2V_ERROR_NO_MEMORY,
+                "out of host memory for the %s: %" G_GINT64_FORMAT " × %zu bytes", what, n, size);
+  return p;
+}
+
+/* Sizes and every host buffer of the generation (none is allocated later); FALSE with
+ * I2V_ERROR_NO_MEMORY when the parameters need more host memory than there is. */
+static gboolean gen_init(Gen *g, I2vSession *s, const I2vParams *p, const I2vCallbacks *cb,
+                         GCancellable *cancellable, GError **error) {
+  I2vModel *m = s->m;
   memset(g, 0, sizeof(*g));
+  g->s = s;
   g->m = m;
-  g->be = m->be;
+  g->st = s->st;
   g->p = p;
   g->cb = cb;
   g->cancellable = cancellable;
   g->start_us = g_get_monotonic_time();
   g->cfg = p->guidance > 1.0; /* do_classifier_free_guidance */
   g->bc = g->cfg ? 2 : 1;
-  int s = i2v_vae_downscale(m->vae);
+  int sc = i2v_vae_downscale(m->vae);
   g->lc = i2v_vae_latent_channels(m->vae);
   g->f = p->frames;
-  g->h = p->height / s;
-  g->w = p->width / s;
+  g->h = p->height / sc;
+  g->w = p->width / sc;
   g->tokens = i2v_tokenizer_max_length(m->tokenizer);
   g->dim = i2v_unet_cross_attention_dim(m->unet);
   int64_t latent_numel = g->lc * g->f * g->h * g->w; /* one video's latents */
   int64_t chunk = MIN(p->decode_chunk_size, p->frames);
   int64_t pixels = (int64_t)p->width * p->height;
-  g->text_ctx = g_new(float, g->bc * g->tokens * g->dim);
-  g->image_emb = g_new0(float, g->bc * g->dim);
-  g->image_latents = g_new(float, latent_numel * g->bc);
-  g->host_latents = g_new(float, latent_numel);
-  g->z = g_new(float, chunk * g->lc * g->h * g->w);
-  g->decoded = g_new(float, chunk * 3 * pixels);
-  g->rgb = i2v_image_new(p->width, p->height);
-  g->timesteps = g_new(int64_t, p->steps);
-  if (dumping(g)) {
-    g->dump_buf = g_new(float, latent_numel * g->bc);
-    g->video = g_new(float, 3 * g->f * pixels);
-    g->frames = g_new(float, 3 * g->f * pixels);
-  }
+  gboolean ok =
+      (g->text_ctx = host_buffer("text embeddings", g->bc * g->tokens * g->dim, 4, error)) &&
+      (g->image_emb = host_buffer("image embeddings", g->bc * g->dim, 4, error)) &&
+      (g->image_latents = host_buffer("image latents", latent_numel * g->bc, 4, error)) &&
+      (g->host_latents = host_buffer("latents", latent_numel, 4, error)) &&
+      (g->z = host_buffer("decoder input", chunk * g->lc * g->h * g->w, 4, error)) &&
+      (g->decoded = host_buffer("decoded frames", chunk * 3 * pixels, 4, error)) &&
+      (g->rgb.rgb = host_buffer("output frame", 3 * pixels, 1, error)) &&
+      (g->timesteps = host_buffer("timesteps", p->steps, sizeof(int64_t), error));
+  g->rgb.width = p->width;
+  g->rgb.height = p->height;
+  if (ok && dumping(g))
+    ok = (g->dump_buf = host_buffer("dump buffer", latent_numel * g->bc, 4, error)) &&
+         (g->video = host_buffer("dumped video", 3 * g->f * pixels, 4, error)) &&
+         (g->frames = host_buffer("dumped frames", 3 * g->f * pixels, 4, error));
+  return ok;
 }
 
+/* Frees the host side of a generation (its device tensors are in the session's arena). */
 static void gen_clear(Gen *g) {
   i2v_unet_cond_free(g->cond);
-  I2vTensor *tensors[] = {&g->text_t, &g->emb_t, &g->image_latents_t, &g->latents, &g->x_in,
-                          &g->v_out,  &g->x0};
-  for (guint i = 0; i < G_N_ELEMENTS(tensors); i++) i2v_tensor_free(tensors[i]);
   g_free(g->text_ctx);
   g_free(g->image_emb);
   g_free(g->image_latents);
@@ -239,10 +252,11 @@ static gboolean encode_prompts(Gen *g, GError **error) {
   const char *rows[2] = {g->p->negative_prompt ? g->p->negative_prompt : "",
                          g->p->prompt ? g->p->prompt : ""};
   StageStart start = stage_start(g);
-  I2vClipText *text = i2v_model_text_encoder(g->m, error);
-  gboolean ok = text != NULL && i2v_encode_prompts(g->m->tokenizer, text, g->cfg ? rows : rows + 1,
-                                                   g->bc, g->text_ctx, error);
-  i2v_model_release_encoders(g->m);
+  const I2vClipText *text = i2v_model_text_encoder_acquire(g->m, error);
+  if (text == NULL) return FALSE;
+  gboolean ok = i2v_encode_prompts(g->m->tokenizer, text, g->st, g->cfg ? rows : rows + 1, g->bc,
+                                   g->text_ctx, error);
+  i2v_model_text_encoder_release(g->m);
   if (!ok || !stage_end(g, start, "text_encoder", 0, error)) return FALSE;
   int64_t one[3] = {1, g->tokens, g->dim};
   dump(g, "encoder_hidden_states", g->text_ctx, 3, (int64_t[]){g->bc, g->tokens, g->dim});
@@ -255,13 +269,14 @@ static gboolean encode_prompts(Gen *g, GError **error) {
  * CLIP input size, CLIP-normalise, projected image embedding; zeros for the unconditional row. */
 static gboolean encode_image_clip(Gen *g, const I2vImage *image, GError **error) {
   int size = g->m->clip_pp.size;
-  float *pixels = g_new(float, 3 * size * size);
   float *emb = g->image_emb + (g->bc - 1) * g->dim; /* the unconditional row stays zero */
   StageStart start = stage_start(g);
-  I2vClipVision *vision = i2v_model_vision_encoder(g->m, error);
-  gboolean ok = vision != NULL && i2v_encode_image_clip(vision, &g->m->clip_pp, image, g->p->width,
-                                                        NULL, pixels, emb, error);
-  i2v_model_release_encoders(g->m);
+  const I2vClipVision *vision = i2v_model_vision_encoder_acquire(g->m, error);
+  if (vision == NULL) return FALSE;
+  float *pixels = g_new(float, 3 * size * size); /* the model's CLIP input size */
+  gboolean ok = i2v_encode_image_clip(vision, g->st, &g->m->clip_pp, image, g->p->width, NULL,
+                                      pixels, emb, error);
+  i2v_model_vision_encoder_release(g->m);
   ok = ok && stage_end(g, start, "image_encoder", 0, error);
   if (ok) {
     dump(g, "clip_pixel_values", pixels, 4, (int64_t[]){1, 3, size, size});
@@ -277,12 +292,17 @@ static gboolean encode_image_clip(Gen *g, const I2vImage *image, GError **error)
 static gboolean encode_image_vae(Gen *g, const I2vImage *image, GError **error) {
   int W = g->p->width, H = g->p->height;
   int64_t hw = g->h * g->w, lc = g->lc;
-  float *input = g_new(float, 3 * (int64_t)W * H);
-  float *moments = g_new(float, 2 * lc * hw);
-  float *noise = g_new(float, 4 * lc * hw); /* noise, std, logvar, sample */
-  float *std = noise + lc * hw, *logvar = std + lc * hw, *z0 = logvar + lc * hw;
+  float *input = host_buffer("VAE input", 3 * (int64_t)W * H, 4, error);
+  float *moments = input ? host_buffer("VAE moments", 2 * lc * hw, 4, error) : NULL;
+  float *noise = moments ? host_buffer("VAE posterior", 4 * lc * hw, 4, error) : NULL;
+  if (noise == NULL) {
+    g_free(input);
+    g_free(moments);
+    return FALSE;
+  }
+  float *std = noise + lc * hw, *logvar = std + lc * hw, *z0 = logvar + lc * hw; /* and noise */
   StageStart start = stage_start(g);
-  gboolean ok = i2v_encode_image_vae(g->m->vae, image, W, H, NULL, input, moments, error);
+  gboolean ok = i2v_encode_image_vae(g->m->vae, g->st, image, W, H, NULL, input, moments, error);
   /* The decoder costs about twice the encoder: a first guess for the progress ETA. */
   g->frame_estimate_us = 2 * (g_get_monotonic_time() - start.us);
   ok = ok && stage_end(g, start, "vae_encoder", 0, error);
@@ -318,11 +338,11 @@ static gboolean encode_image_vae(Gen *g, const I2vImage *image, GError **error) 
   return ok;
 }
 
-/* A new persistent backend tensor holding host float32 data of the given shape. */
-static gboolean upload(I2vBackend *be, const float *data, int ndim, const int64_t *shape,
+/* A new tensor in the session's arena holding host float32 data of the given shape. */
+static gboolean upload(I2vStream *st, const float *data, int ndim, const int64_t *shape,
                        I2vTensor *out, GError **error) {
-  return i2v_tensor_alloc(be, out, be->act_dtype, ndim, shape, error) &&
-         i2v_tensor_upload_f32(out, data, error);
+  *out = i2v_scratch_tensor(st, ndim, shape);
+  return i2v_tensor_upload_f32(st, out, data, error);
 }
 
 /* The latents a loop that starts at step first_step (motion_strength < 1) starts from, in
@@ -347,15 +367,15 @@ static const float *start_from_image(Gen *g, const float *noise) {
  * initial noise (explicit or from the seed; noised image latents below full motion strength),
  * the CFG input, the output and x̂0 tensors. */
 static gboolean prepare_loop(Gen *g, GError **error) {
-  I2vBackend *be = g->be;
+  I2vStream *st = g->st;
   int64_t fps[2] = {g->p->fps, g->p->fps};
   StageStart start = stage_start(g);
-  if (!upload(be, g->text_ctx, 3, (int64_t[]){g->bc, g->tokens, g->dim}, &g->text_t, error) ||
-      !upload(be, g->image_emb, 3, (int64_t[]){g->bc, 1, g->dim}, &g->emb_t, error) ||
-      !i2v_unet_upload_ncfhw(be, g->image_latents, g->bc, g->lc, g->f, g->h, g->w,
+  if (!upload(st, g->text_ctx, 3, (int64_t[]){g->bc, g->tokens, g->dim}, &g->text_t, error) ||
+      !upload(st, g->image_emb, 3, (int64_t[]){g->bc, 1, g->dim}, &g->emb_t, error) ||
+      !i2v_unet_upload_ncfhw(st, g->image_latents, g->bc, g->lc, g->f, g->h, g->w,
                              &g->image_latents_t, error) ||
-      !(g->cond =
-            i2v_unet_prepare(g->m->unet, &g->text_t, &g->emb_t, &g->image_latents_t, fps, error)) ||
+      !(g->cond = i2v_unet_prepare(g->m->unet, st, &g->text_t, &g->emb_t, &g->image_latents_t, fps,
+                                   error)) ||
       !stage_end(g, start, "unet_prepare", 0, error))
     return FALSE;
 
@@ -371,10 +391,10 @@ static gboolean prepare_loop(Gen *g, GError **error) {
   if (g->first_step > 0) noise = start_from_image(g, noise);
   int64_t out_shape[5] = {g->bc, g->f, g->h, g->w, g->lc};
   int64_t one_shape[5] = {1, g->f, g->h, g->w, g->lc};
-  return i2v_unet_upload_ncfhw(be, noise, 1, g->lc, g->f, g->h, g->w, &g->latents, error) &&
-         (!g->cfg || i2v_tensor_alloc(be, &g->x_in, be->act_dtype, 5, out_shape, error)) &&
-         i2v_tensor_alloc(be, &g->v_out, be->act_dtype, 5, out_shape, error) &&
-         i2v_tensor_alloc(be, &g->x0, be->act_dtype, 5, one_shape, error);
+  if (g->cfg) g->x_in = i2v_scratch_tensor(st, 5, out_shape);
+  g->v_out = i2v_scratch_tensor(st, 5, out_shape);
+  g->x0 = i2v_scratch_tensor(st, 5, one_shape);
+  return i2v_unet_upload_ncfhw(st, noise, 1, g->lc, g->f, g->h, g->w, &g->latents, error);
 }
 
 /* Step i's intermediates for the dump callback (golden names). */
@@ -388,34 +408,34 @@ static gboolean dump_step(const Gen *g, int i, const char *what, const I2vTensor
 
 /* The denoising loop (§2.7): UNet on [latents; latents], v = u + g·(c − u), DDIM step in place. */
 static gboolean denoise(Gen *g, GError **error) {
-  I2vBackend *be = g->be;
+  I2vStream *st = g->st;
   int n = g->p->steps;
   gint64 loop_start = g_get_monotonic_time();
   I2vTensor uncond = i2v_tensor_rows(&g->v_out, 0, 1);
   for (int i = g->first_step; i < n; i++) {
     if (g_cancellable_set_error_if_cancelled(g->cancellable, error)) return FALSE;
     StageStart start = stage_start(g);
-    size_t mark = i2v_scratch_mark(be);
+    size_t mark = i2v_scratch_mark(st);
     const I2vTensor *sample = &g->latents;
     if (g->cfg) {
       I2vTensor rows[2] = {i2v_tensor_rows(&g->x_in, 0, 1), i2v_tensor_rows(&g->x_in, 1, 1)};
-      i2v_op_copy(be, &rows[0], &g->latents);
-      i2v_op_copy(be, &rows[1], &g->latents);
+      i2v_op_copy(st, &rows[0], &g->latents);
+      i2v_op_copy(st, &rows[1], &g->latents);
       sample = &g->x_in;
     }
     gboolean ok =
-        i2v_unet_forward(g->m->unet, g->cond, sample, g->timesteps[i], &g->v_out, error) &&
+        i2v_unet_forward(g->m->unet, st, g->cond, sample, g->timesteps[i], &g->v_out, error) &&
         dump_step(g, i, "unet_out", &g->v_out, error);
     if (ok && g->cfg) {
       /* Same float32 rounding as diffusers: d = c − u, then u + g·d. */
       I2vTensor cond = i2v_tensor_rows(&g->v_out, 1, 1);
-      i2v_op_axpby(be, &cond, 1.0f, &cond, -1.0f, &uncond);
-      i2v_op_axpby(be, &uncond, 1.0f, &uncond, (float)g->p->guidance, &cond);
+      i2v_op_axpby(st, &cond, 1.0f, &cond, -1.0f, &uncond);
+      i2v_op_axpby(st, &uncond, 1.0f, &uncond, (float)g->p->guidance, &cond);
     }
     if (ok)
-      i2v_ddim_step(g->m->ddim, be, n, g->timesteps[i], &uncond, &g->latents, &g->x0, &g->latents);
-    i2v_scratch_release(be, mark);
-    ok = ok && i2v_backend_check(be, error) && stage_end(g, start, "unet_step", i, error) &&
+      i2v_ddim_step(g->m->ddim, st, n, g->timesteps[i], &uncond, &g->latents, &g->x0, &g->latents);
+    i2v_scratch_release(st, mark);
+    ok = ok && i2v_stream_check(st, error) && stage_end(g, start, "unet_step", i, error) &&
          dump_step(g, i, "noise_pred", &uncond, error) &&
          dump_step(g, i, "pred_original_sample", &g->x0, error) &&
          dump_step(g, i, "latents", &g->latents, error);
@@ -449,7 +469,7 @@ static gboolean decode(Gen *g, GError **error) {
   int64_t hw = g->h * g->w, lc = g->lc, F = g->f;
   int64_t chunk = MIN(g->p->decode_chunk_size, F);
   int64_t pixels = (int64_t)g->p->width * g->p->height;
-  if (!i2v_unet_download_ncfhw(g->be, &g->latents, g->host_latents, error)) return FALSE;
+  if (!i2v_unet_download_ncfhw(g->st, &g->latents, g->host_latents, error)) return FALSE;
   dump(g, "latents_final", g->host_latents, 5, (int64_t[]){1, lc, F, g->h, g->w});
   gint64 decode_start = g_get_monotonic_time();
   for (int64_t f0 = 0; f0 < F; f0 += chunk) {
@@ -460,7 +480,7 @@ static gboolean decode(Gen *g, GError **error) {
       for (int64_t c = 0; c < lc; c++)
         i2v_vae_unscale_latents(g->m->vae, g->host_latents + (c * F + f0 + k) * hw, hw,
                                 g->z + (k * lc + c) * hw);
-    if (!i2v_vae_decode(g->m->vae, g->z, (int)n, (int)g->h, (int)g->w, g->decoded, error) ||
+    if (!i2v_vae_decode(g->m->vae, g->st, g->z, (int)n, (int)g->h, (int)g->w, g->decoded, error) ||
         !stage_end(g, start, "vae_decode_frame", (int)f0, error))
       return FALSE;
     for (int64_t k = 0; k < n; k++) {
@@ -482,28 +502,32 @@ static gboolean decode(Gen *g, GError **error) {
   return TRUE;
 }
 
-gboolean i2v_generate(I2vModel *m, const I2vImage *image, const I2vParams *p,
+gboolean i2v_generate(I2vSession *s, const I2vImage *image, const I2vParams *p,
                       const I2vCallbacks *cb, GCancellable *cancellable, GError **error) {
-  g_return_val_if_fail(m != NULL && p != NULL, FALSE);
+  g_return_val_if_fail(s != NULL && p != NULL, FALSE);
   if (image == NULL || image->width <= 0 || image->height <= 0 || image->rgb == NULL) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
                 "input image is %d×%d (expected a non-empty RGB8 image)", image ? image->width : 0,
                 image ? image->height : 0);
     return FALSE;
   }
-  if (!i2v_params_validate(m, p, error) || g_cancellable_set_error_if_cancelled(cancellable, error))
+  if (!i2v_params_validate(s->m, p, error) ||
+      g_cancellable_set_error_if_cancelled(cancellable, error))
     return FALSE;
-
-  g_mutex_lock(&m->lock);
+  if (!g_atomic_int_compare_and_exchange(&s->running, 0, 1)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "the session is already generating (one generation at a time per session: make "
+                "another session on the model to run two at once)");
+    return FALSE;
+  }
   Gen g;
-  gen_init(&g, m, p, cb, cancellable);
-  size_t mark = i2v_scratch_mark(m->be);
-  gboolean ok = encode_prompts(&g, error) && encode_image_clip(&g, image, error) &&
-                encode_image_vae(&g, image, error) && prepare_loop(&g, error) &&
-                denoise(&g, error) && decode(&g, error);
-  if (!ok) i2v_backend_check(m->be, NULL); /* drop a sticky error left by an aborted run */
-  i2v_scratch_release(m->be, mark);
+  size_t mark = i2v_scratch_mark(s->st);
+  gboolean ok = gen_init(&g, s, p, cb, cancellable, error) && encode_prompts(&g, error) &&
+                encode_image_clip(&g, image, error) && encode_image_vae(&g, image, error) &&
+                prepare_loop(&g, error) && denoise(&g, error) && decode(&g, error);
+  if (!ok) i2v_stream_check(s->st, NULL); /* drop a sticky error left by an aborted run */
+  i2v_scratch_release(s->st, mark);
   gen_clear(&g);
-  g_mutex_unlock(&m->lock);
+  g_atomic_int_set(&s->running, 0);
   return ok;
 }

@@ -256,6 +256,14 @@ cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
   *total_b = SIM_DEVICE_BYTES;
   return cudaSuccess;
 }
+cudaError_t cudaMemset(void *ptr, int value, size_t n) {
+  std::memset(ptr, value, n);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
+  std::memmove(dst, src, n);
+  return cudaSuccess;
+}
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t n, cudaStream_t) {
   std::memset(ptr, value, n);
   return cudaSuccess;

@@ -17,6 +17,7 @@ typedef enum {
   I2V_ERROR_INVALID, /* a bad parameter (frames, size, steps, guidance, ...) */
   I2V_ERROR_BACKEND, /* a backend failure (allocation, CUDA status, unsupported op) */
   I2V_ERROR_NO_MEMORY,
+  I2V_ERROR_LORA, /* a LoRA file cannot be read or does not fit the model */
 } I2vErrorCode;
 
 /* The GQuark of the I2V_ERROR domain. */

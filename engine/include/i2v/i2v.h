@@ -1,19 +1,26 @@
 /* libi2v public API: load an I2VGen-XL model once, generate many clips with it.
  *
- *   I2vModel *m = i2v_model_load(&opts, &err);         // refcounted, shareable
- *   I2vParams p; i2v_params_init(&p);                   // reference pipeline defaults
+ *   I2vModel *m = i2v_model_load(&opts, &err);        // read-only, refcounted, shareable
+ *   I2vSession *s = i2v_session_new(m, &err);          // one run's state: scratch, stream, ...
+ *   I2vParams p; i2v_params_init(&p);                  // reference pipeline defaults
  *   p.prompt = "a red ball"; p.steps = 30;
- *   i2v_generate(m, &image, &p, &callbacks, cancellable, &err);
+ *   i2v_generate(s, &image, &p, &callbacks, cancellable, &err);   // as often as needed
+ *   i2v_session_free(s);
  *   i2v_model_unref(m);
  *
- * Frames are handed to callbacks.frame as soon as each is decoded; progress after every step;
- * a GCancellable is honoured between steps (error G_IO_ERROR_CANCELLED). Every failure is a
- * GError (domain I2V_ERROR, see error.h) with a message a user can act on.
+ * (i2v_model_generate does the middle three lines for a one-off clip.) Frames are handed to
+ * callbacks.frame as soon as each is decoded; progress after every step; a GCancellable is
+ * honoured between steps (error G_IO_ERROR_CANCELLED). Every failure is a GError (domain
+ * I2V_ERROR, see error.h) with a message a user can act on.
  *
- * Threads: a model may be used from several threads; generations on one model run one at a
- * time (a second i2v_generate waits for the first). Devices: "cpu" is the fp32 reference backend;
- * "cuda:N" the CUDA backend (fp16 by default; I2V_ERROR_BACKEND without a CUDA build, driver or
- * device N); "auto" is cuda:0 when it is usable, else the CPU. */
+ * Threads (whisper.cpp's model/state split): a model is read-only once loaded and shared by any
+ * number of sessions; a session holds everything a generation writes (its scratch memory, error,
+ * counters and, on CUDA, its own stream and library handles). Sessions on one model run at the
+ * same time from different threads (two threads on the CPU, two CUDA streams on a GPU); one
+ * session runs one generation at a time. No engine lock is held while a callback runs.
+ * Devices: "cpu" is the fp32 reference backend; "cuda:N" the CUDA backend (fp16 by default;
+ * I2V_ERROR_BACKEND without a CUDA build, driver or device N); "auto" is cuda:0 when it is
+ * usable, else the CPU. */
 #pragma once
 
 #include <gio/gio.h>
@@ -24,12 +31,40 @@
 G_BEGIN_DECLS
 
 typedef struct I2vModel I2vModel;
+typedef struct I2vSession I2vSession;
+
+/* ---- devices and precisions: the one parser for the element, the CLI and the engine ---- */
+
+typedef enum { I2V_DEVICE_AUTO, I2V_DEVICE_CPU, I2V_DEVICE_CUDA } I2vDeviceKind;
+
+/* The largest N of "cuda:N". */
+#define I2V_MAX_CUDA_DEVICE 255
+
+/* Parses a device name, case-insensitively: "auto" (also NULL and ""), "cpu", "cuda" (device 0)
+ * or "cuda:N". FALSE with an I2V_ERROR_INVALID error naming the value and the accepted forms. */
+gboolean i2v_device_parse(const char *device, I2vDeviceKind *kind, int *index, GError **error);
+
+typedef enum {
+  I2V_PRECISION_DEFAULT, /* the device's own: fp16 on CUDA, fp32 on the CPU */
+  I2V_PRECISION_FP32,
+  I2V_PRECISION_FP16,
+  I2V_PRECISION_BF16,
+} I2vPrecision;
+
+/* Parses "default" (also NULL and ""), "fp32", "fp16" or "bf16", case-insensitively; FALSE with
+ * an I2V_ERROR_INVALID error naming the value otherwise. */
+gboolean i2v_precision_parse(const char *name, I2vPrecision *out, GError **error);
+
+/* The name of p as i2v_precision_parse reads it ("default", "fp32", ...); static string. */
+const char *i2v_precision_name(I2vPrecision p);
+
+/* ---- models ---- */
 
 typedef struct {
   const char *path;         /* diffusers model directory */
   const char *variant;      /* NULL or "fp16" */
-  const char *device;       /* "auto", "cpu", "cuda:N" (NULL = "auto") */
-  const char *precision;    /* NULL (backend default), "fp32", "fp16", "bf16" */
+  const char *device;       /* i2v_device_parse: "auto" (NULL too), "cpu", "cuda:N" */
+  const char *precision;    /* i2v_precision_parse: NULL (the device's default), "fp32", ... */
   gboolean formula_weights; /* take weights from the README-realcfg formula instead of files */
   guint64 formula_seed;
   /* LoRA styles merged into the UNet and text encoder weights at load (NULL = none):
@@ -40,10 +75,14 @@ typedef struct {
    * (and right after loading) and load them again, from the model directory or the formula, for
    * the next job: lower memory while the UNet runs and between jobs, a slower start per job. */
   gboolean release_encoders;
+  /* CPU backend threads (0: OpenMP's default, usually every core). The engine changes no
+   * process-wide OpenMP or BLAS setting (engine/cpu/cpu_ops.h: the threading rule). */
+  int threads;
 } I2vModelOptions;
 
 /* Loads (or finds in the process-wide cache: same path+variant+device+precision+weights+LoRA+
- * release_encoders) a model.
+ * release_encoders+threads, "auto" and the default precision keyed by what they resolve to) a
+ * model. Loads of different models run in parallel; two loads of one model load it once.
  * Returns a new reference (i2v_model_unref) or NULL with error. */
 I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error);
 
@@ -54,22 +93,26 @@ void i2v_model_unref(I2vModel *m);
 /* Name of the device the model runs on ("cpu", "cuda:0"); owned by m. */
 const char *i2v_model_device(const I2vModel *m);
 
-/* Memory a model holds on its device, in bytes: weights and other persistent tensors (now and
- * at most since load), and the scratch arena of activations (kept between generations and reused:
- * after the first generation of a size it does not grow; the arena is shared by every stage, so
- * its size is that of the hungriest stage, not a sum). The allocator's high-water mark is
- * persistent_peak + scratch.
- * device_used / device_total: what the driver reports for the whole device (cudaMemGetInfo:
- * total − free), i.e. this process's allocations plus the CUDA context, library workspaces and
- * any other process; device_peak is the largest device_used sampled at the end of every
- * generation stage (each encoder, the UNet preparation, every denoising step, every decode
- * chunk) since load. All three are 0 on the CPU. */
+/* Memory on a model's device, in bytes.
+ *   persistent, persistent_peak: the model's weights (and other persistent tensors) now and at
+ *     most since load; shared by all of its sessions.
+ *   scratch: for a session, its scratch arena of activations and conditioning (kept between its
+ *     generations and reused: after the first generation of a size it does not grow; every stage
+ *     shares it, so its size is that of the hungriest stage) and its workspaces; for a model, the
+ *     sum over its live sessions.
+ *   device_used / device_total: what the driver reports for the whole device (cudaMemGetInfo:
+ *     total − free), i.e. this process's allocations plus the CUDA context, library workspaces
+ *     and any other process; device_peak is the largest device_used sampled at the end of every
+ *     generation stage (each encoder, the UNet preparation, every denoising step, every decode
+ *     chunk) since the model / the session was made. All three are 0 on the CPU.
+ * The allocator's high-water mark is persistent_peak + the sessions' scratch. */
 typedef struct {
   size_t persistent, persistent_peak, scratch;
   size_t device_used, device_total, device_peak;
 } I2vMemoryStats;
 
-/* Fills out with m's memory use. */
+/* Fills out with m's memory use; callable from any thread at any time (never waits for a
+ * generation). */
 void i2v_model_memory(I2vModel *m, I2vMemoryStats *out);
 
 /* What width and height must be multiples of (the VAE down-scale factor: 8 for I2VGen-XL). */
@@ -77,6 +120,14 @@ int i2v_model_size_multiple(const I2vModel *m);
 
 /* Channels of the video latents (4): init_latents is [1, C, F, H/m, W/m] with m as above. */
 int i2v_model_latent_channels(const I2vModel *m);
+
+/* The ranges of I2vParams that do not depend on the model (steps: 1..the scheduler's
+ * num_train_timesteps; width and height: multiples of i2v_model_size_multiple). The element and the
+ * CLI take their limits from here. */
+#define I2V_MAX_FRAMES 256
+#define I2V_MAX_SIDE 8192
+#define I2V_MAX_FPS 1000
+#define I2V_MAX_GUIDANCE 100
 
 /* Generation parameters. Strings are borrowed for the duration of the call. */
 typedef struct {
@@ -103,8 +154,9 @@ typedef struct {
 /* Fills p with the reference pipeline's defaults (prompt "", negative NULL, seed 0). */
 void i2v_params_init(I2vParams *p);
 
-/* Checks p against the model (frames ≥ 1, steps ≥ 1, guidance ≥ 0, sizes multiples of the
- * VAE factor, ...): FALSE with an I2V_ERROR_INVALID error naming the parameter and the range. */
+/* Checks p against the model (frames ≥ 1, steps ≥ 1, guidance in 0..100, sizes multiples of
+ * the VAE factor, ...): FALSE with an I2V_ERROR_INVALID error naming the parameter and the
+ * range. */
 gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **error);
 
 /* A host float32 tensor handed to the dump callback: row-major, ndim (≤ 5) dimensions; valid
@@ -156,8 +208,30 @@ typedef struct {
   void *user;
 } I2vCallbacks;
 
-/* Generates one clip from image with p. Blocks until done, cancelled or failed. */
-gboolean i2v_generate(I2vModel *m, const I2vImage *image, const I2vParams *p,
+/* ---- sessions ---- */
+
+/* A new session on m (it keeps a reference to m): on CUDA its own stream and library handles.
+ * Memory for activations is allocated by its first generation and kept for the next ones. Free
+ * with i2v_session_free; NULL with an error when the device cannot make a stream. */
+I2vSession *i2v_session_new(I2vModel *m, GError **error);
+
+/* Frees the session and its memory (NULL allowed); it must not be generating. */
+void i2v_session_free(I2vSession *s);
+
+/* The model of the session (borrowed). */
+I2vModel *i2v_session_model(const I2vSession *s);
+
+/* Fills out with s's memory use (I2vMemoryStats); callable from any thread at any time. */
+void i2v_session_memory(I2vSession *s, I2vMemoryStats *out);
+
+/* Generates one clip from image with p on session s. Blocks until done, cancelled or failed;
+ * one generation at a time per session. */
+gboolean i2v_generate(I2vSession *s, const I2vImage *image, const I2vParams *p,
                       const I2vCallbacks *cb, GCancellable *cancellable, GError **error);
+
+/* i2v_generate on a session made for this one clip and freed after it (the simple case; a
+ * caller making many clips keeps a session, which keeps its memory between them). */
+gboolean i2v_model_generate(I2vModel *m, const I2vImage *image, const I2vParams *p,
+                            const I2vCallbacks *cb, GCancellable *cancellable, GError **error);
 
 G_END_DECLS

@@ -4,9 +4,11 @@
 
 #include <string.h>
 
+#include <i2v/error.h>
+
 #include "clip_text.h"
 #include "clip_vision.h"
-#include <i2v/error.h>
+#include "cpu_backend.h"
 #include "unet3d.h"
 #include "vae.h"
 
@@ -17,7 +19,7 @@ gboolean i2v_model_dir_list_tensors(const char *dir, const char *component, I2vW
   I2vModelDir *md = i2v_model_dir_open(dir, NULL, error);
   if (md == NULL) return FALSE;
   i2v_model_dir_record(md, fn, user);
-  I2vBackend *be = i2v_cpu_backend_new(); /* never allocates: recorded tensors have no memory */
+  I2vBackend *be = i2v_cpu_backend_new(0); /* never allocates: recorded tensors have no memory */
   gboolean ok = FALSE;
   if (strcmp(component, "unet") == 0) {
     I2vUnet *m = i2v_unet_load(md, be, error);
