@@ -480,6 +480,141 @@ static void test_seeded(void) {
   golden_case_close(&k);
 }
 
+/* One generation on a session of its own, for a thread. */
+typedef struct {
+  I2vSession *s;
+  const GoldenCase *k;
+  Capture cap;
+  gint64 end_us;
+} SessionJob;
+
+static gpointer run_session_job(gpointer data) {
+  SessionJob *j = data;
+  I2vCallbacks cb = capture_callbacks(&j->cap, TRUE);
+  GError *err = NULL;
+  g_assert_true(i2v_generate(j->s, &j->k->image, &j->k->p, &cb, NULL, &err));
+  g_assert_no_error(err);
+  j->end_us = g_get_monotonic_time();
+  return NULL;
+}
+
+/* Every dump and frame of b is bit-identical to a's. */
+static void assert_same_run(const Capture *a, const Capture *b, size_t rgb_bytes) {
+  g_assert_cmpmem(a->rgb, rgb_bytes, b->rgb, rgb_bytes);
+  g_assert_cmpuint(g_hash_table_size(a->dumps), ==, g_hash_table_size(b->dumps));
+  GHashTableIter it;
+  gpointer name, t;
+  g_hash_table_iter_init(&it, a->dumps);
+  while (g_hash_table_iter_next(&it, &name, &t)) {
+    const I2vTensor *u = g_hash_table_lookup(b->dumps, name);
+    g_assert_nonnull(u);
+    g_assert_cmpmem(((I2vTensor *)t)->data, i2v_tensor_nbytes(t), u->data, i2v_tensor_nbytes(u));
+  }
+}
+
+/* Two sessions on one model generate at the same time in two threads (the model is read-only and
+ * shared; each session has its own arena): each result is bit-identical to the same job run alone,
+ * and within the golden tolerances. Wall times of the two runs together vs one after the other
+ * are reported. */
+static void test_sessions_concurrent(void) {
+  GoldenCase k;
+  open_first(&k);
+  I2vModel *m = load_model(&k.mo);
+  GError *err = NULL;
+  SessionJob jobs[4];
+  for (int i = 0; i < 4; i++) {
+    jobs[i] = (SessionJob){.s = i2v_session_new(m, &err), .k = &k};
+    g_assert_no_error(err);
+    capture_init(&jobs[i].cap);
+  }
+  /* alone, one after the other: jobs 0 and 1 */
+  gint64 t0 = g_get_monotonic_time();
+  run_session_job(&jobs[0]);
+  run_session_job(&jobs[1]);
+  double serial_s = (g_get_monotonic_time() - t0) / 1e6;
+  /* together: jobs 2 and 3 */
+  t0 = g_get_monotonic_time();
+  GThread *a = g_thread_new("session-a", run_session_job, &jobs[2]);
+  GThread *b = g_thread_new("session-b", run_session_job, &jobs[3]);
+  g_thread_join(a);
+  g_thread_join(b);
+  double together_s = (g_get_monotonic_time() - t0) / 1e6;
+  g_test_message("two %s jobs on one model: %.2f s one after the other, %.2f s at once", k.name,
+                 serial_s, together_s);
+  size_t rgb_bytes = (size_t)k.p.width * k.p.height * 3 * k.p.frames;
+  for (int i = 1; i < 4; i++) assert_same_run(&jobs[0].cap, &jobs[i].cap, rgb_bytes);
+  double worst = 0;
+  for (const char *const *r = golden_pipeline_required; *r != NULL; r++)
+    check_dump(&k, &jobs[3].cap, *r, &worst);
+  g_test_message("%s, concurrent: worst error/atol %.3g", k.name, worst);
+  /* the model counts both sessions' memory while they live */
+  I2vMemoryStats ms, ss;
+  i2v_model_memory(m, &ms);
+  size_t sum = 0;
+  for (int i = 0; i < 4; i++) {
+    i2v_session_memory(jobs[i].s, &ss);
+    sum += ss.scratch;
+  }
+  g_assert_cmpuint(ms.scratch, ==, sum);
+  for (int i = 0; i < 4; i++) {
+    i2v_session_free(jobs[i].s);
+    capture_clear(&jobs[i].cap);
+  }
+  i2v_model_unref(m);
+  golden_case_close(&k);
+}
+
+/* A session refuses a second generation while one runs (the arena is the session's). */
+typedef struct {
+  I2vSession *s;
+  const GoldenCase *k;
+  gboolean tried;
+  GError *second;
+} Reentry;
+
+static void try_second(const I2vProgress *p, void *user) {
+  (void)p;
+  Reentry *r = user;
+  if (r->tried) return;
+  r->tried = TRUE;
+  g_assert_false(i2v_generate(r->s, &r->k->image, &r->k->p, NULL, NULL, &r->second));
+}
+
+static void test_session_busy(void) {
+  GoldenCase k;
+  open_first(&k);
+  I2vModel *m = load_model(&k.mo);
+  GError *err = NULL;
+  I2vSession *s = i2v_session_new(m, &err);
+  g_assert_no_error(err);
+  Reentry r = {.s = s, .k = &k};
+  I2vCallbacks cb = {.progress = try_second, .user = &r};
+  g_assert_true(i2v_generate(s, &k.image, &k.p, &cb, NULL, &err));
+  g_assert_no_error(err);
+  golden_assert_error(&r.second, I2V_ERROR_INVALID,
+                      (const char *const[]){"already generating", "another session", NULL});
+  i2v_session_free(s);
+  i2v_model_unref(m);
+  golden_case_close(&k);
+}
+
+/* Loads of one model from several threads at once load it once. */
+static gpointer load_in_thread(gpointer mo) {
+  return load_model(mo);
+}
+
+static void test_model_cache_threads(void) {
+  GoldenCase k;
+  open_first(&k);
+  GThread *threads[4];
+  for (int i = 0; i < 4; i++) threads[i] = g_thread_new("load", load_in_thread, &k.mo);
+  I2vModel *models[4];
+  for (int i = 0; i < 4; i++) models[i] = g_thread_join(threads[i]);
+  for (int i = 1; i < 4; i++) g_assert_true(models[i] == models[0]);
+  for (int i = 0; i < 4; i++) i2v_model_unref(models[i]);
+  golden_case_close(&k);
+}
+
 /* Jobs a memory test runs on one model: enough for a slow leak or arena growth to show. */
 #define MEMORY_JOBS 20
 
@@ -802,6 +937,9 @@ int main(int argc, char **argv) {
   g_test_add_func("/pipeline/bad-params", test_bad_params);
   g_test_add_func("/pipeline/long-prompt", test_long_prompt);
   g_test_add_func("/pipeline/model-cache", test_model_cache);
+  g_test_add_func("/pipeline/model-cache-threads", test_model_cache_threads);
+  g_test_add_func("/pipeline/sessions-concurrent", test_sessions_concurrent);
+  g_test_add_func("/pipeline/session-busy", test_session_busy);
   g_test_add_func("/pipeline/seeded", test_seeded);
   g_test_add_func("/pipeline/memory-stable", test_memory_stable);
   g_test_add_func("/pipeline/release-encoders", test_release_encoders);

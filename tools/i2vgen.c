@@ -1,5 +1,6 @@
 /* i2vgen: the command-line tool over the engine (tokenize, encode, generate, mkmodel, bench). */
 #include <stdio.h>
+#include <cblas.h>
 #include <string.h>
 
 #include "commands.h"
@@ -32,6 +33,10 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+  /* This process owns its threads: the CPU backend splits each GEMM over its OpenMP threads,
+   * which wants OpenBLAS single-threaded (engine/cpu/cpu_ops.h); a library never sets this for
+   * its host, a program may. */
+  openblas_set_num_threads(1);
   if (argc < 2) {
     usage(stderr);
     return 2;

@@ -49,7 +49,7 @@ cusim_switch:
   .size cusim_switch, .-cusim_switch
 )");
 
-dim3 threadIdx, blockIdx, blockDim, gridDim;
+thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 namespace {
 enum State { RUNNABLE, AT_BLOCK, AT_WARP, DONE };
@@ -63,17 +63,19 @@ struct Fiber {
   State state;
 };
 
-void *scheduler_sp;
-std::vector<Fiber> fibers;
-std::vector<char> stacks;
-unsigned current;
-const std::function<void()> *body;
-std::vector<float> shfl_slots;
-std::vector<float4> dyn_smem;
-cudaError_t last_error = cudaSuccess;
+// The scheduler of the calling host thread (streams used from two threads run side by side) and
+// CUDA's last error, which is per host thread as in the real runtime.
+thread_local void *scheduler_sp;
+thread_local std::vector<Fiber> fibers;
+thread_local std::vector<char> stacks;
+thread_local unsigned current;
+thread_local const std::function<void()> *body;
+thread_local std::vector<float> shfl_slots;
+thread_local std::vector<float4> dyn_smem;
+thread_local cudaError_t last_error = cudaSuccess;
 #ifdef CUSIM_ASAN
-const void *scheduler_stack;
-size_t scheduler_stack_size;
+thread_local const void *scheduler_stack;
+thread_local size_t scheduler_stack_size;
 #endif
 
 // Live cudaMalloc blocks and their sizes: cudaMemGetInfo reports their sum as used memory of a
@@ -278,12 +280,13 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
   std::memmove(dst, src, n);
   return cudaSuccess;
 }
+// A stream is a distinct token (its work runs at once, in the calling thread).
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int) {
-  static int token;
-  *stream = reinterpret_cast<cudaStream_t>(&token);
+  *stream = reinterpret_cast<cudaStream_t>(new int);
   return cudaSuccess;
 }
-cudaError_t cudaStreamDestroy(cudaStream_t) {
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  delete reinterpret_cast<int *>(stream);
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) {

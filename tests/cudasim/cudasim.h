@@ -19,7 +19,8 @@
 using std::max;
 using std::min;
 
-extern dim3 threadIdx, blockIdx, blockDim, gridDim;
+// Per host thread: two host threads simulate kernels of two streams side by side.
+extern thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 void cusim_syncthreads();
 void cusim_syncwarp();
@@ -52,7 +53,8 @@ inline float __fmul_rn(float a, float b) {
 }
 
 #undef __shared__
-#define __shared__ static
+// one copy per host thread, like one per block on the GPU (blocks run one after another)
+#define __shared__ static thread_local
 #undef __launch_bounds__
 #define __launch_bounds__(...)
 

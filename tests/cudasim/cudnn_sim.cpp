@@ -22,6 +22,7 @@
 // FFT's NCHW-only rule, mixed NCHW/NHWC operands (refused here: NOT_SUPPORTED), true-half compute
 // (refused: NOT_SUPPORTED), dilation > 1 in the heuristic's sizes, streams (everything runs at
 // once on the calling thread, like cudart_sim.cpp), pointer alignment rules.
+#include <atomic>
 #include <cudnn_cnn.h>
 
 #include <climits>
@@ -55,8 +56,8 @@ struct cudnnConvolutionStruct {
 
 namespace {
 
-long forward_calls;                             // read by the tests: cudnnsim_forward_count
-cudnnStatus_t fail_next = CUDNN_STATUS_SUCCESS; // set by the tests: cudnnsim_fail_next
+std::atomic<long> forward_calls;                             // read by the tests: cudnnsim_forward_count
+std::atomic<cudnnStatus_t> fail_next{CUDNN_STATUS_SUCCESS}; // set by the tests: cudnnsim_fail_next
 
 bool known_type(cudnnDataType_t t) {
   return t == CUDNN_DATA_FLOAT || t == CUDNN_DATA_HALF || t == CUDNN_DATA_BFLOAT16 ||
@@ -298,8 +299,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
   // shows (and a too-small allocation trips the sanitizers)
   if (r[i].memory > 0) memset(workspace, 0xff, r[i].memory);
   if (fail_next != CUDNN_STATUS_SUCCESS) {
-    cudnnStatus_t injected = fail_next;
-    fail_next = CUDNN_STATUS_SUCCESS;
+    cudnnStatus_t injected = fail_next.exchange(CUDNN_STATUS_SUCCESS);
     return injected;
   }
 
