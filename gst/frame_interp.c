@@ -52,7 +52,7 @@ static int blocks(int n, int level) {
   return (n + block_size(level) - 1) / block_size(level);
 }
 
-FrameInterp *frame_interp_new(int width, int height, int channels, int skip) {
+FrameInterp *gst_frame_interp_new(int width, int height, int channels, int skip) {
   if (width <= 0 || height <= 0 || channels < 1 || channels > 4) return NULL;
   FrameInterp *fi = g_new0(FrameInterp, 1);
   fi->width = width;
@@ -74,7 +74,7 @@ FrameInterp *frame_interp_new(int width, int height, int channels, int skip) {
   return fi;
 }
 
-void frame_interp_free(FrameInterp *fi) {
+void gst_frame_interp_free(FrameInterp *fi) {
   if (fi == NULL) return;
   for (int l = 0; l < fi->levels; l++) {
     g_free(fi->a[l].px);
@@ -108,8 +108,8 @@ static void halve(const Plane *src, Plane *dst) {
     }
 }
 
-void frame_interp_set_pair(FrameInterp *fi, const guint8 *a, int a_stride, const guint8 *b,
-                           int b_stride) {
+void gst_frame_interp_set_pair(FrameInterp *fi, const guint8 *a, int a_stride, const guint8 *b,
+                               int b_stride) {
   fi->fa = a;
   fi->fb = b;
   fi->sa = a_stride;
@@ -333,7 +333,7 @@ static float sample_u8(const FrameInterp *fi, const guint8 *f, int stride, int c
   return top + fy * (bottom - top);
 }
 
-void frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride) {
+void gst_frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride) {
   float tf = (float)CLAMP(t, 0.0, 1.0);
   Field fd = {g_new(Vec, fi->max_blocks), g_new(Vec, fi->max_blocks), g_new(Vec, fi->max_blocks)};
   estimate(fi, &fd, tf);

@@ -18,18 +18,18 @@ typedef struct FrameInterp FrameInterp;
 
 /* A new interpolator for width × height frames of `channels` (1..4) interleaved 8-bit channels;
  * channel `skip` (e.g. alpha or padding; -1 for none) is interpolated but not used for matching.
- * NULL if the size is not positive. Free with frame_interp_free. */
-FrameInterp *frame_interp_new(int width, int height, int channels, int skip);
+ * NULL if the size is not positive. Free with gst_frame_interp_free. */
+FrameInterp *gst_frame_interp_new(int width, int height, int channels, int skip);
 
-void frame_interp_free(FrameInterp *fi);
+void gst_frame_interp_free(FrameInterp *fi);
 
 /* Sets the pair to interpolate between: a (earlier) and b (later), rows of a_stride / b_stride
- * bytes. Both are borrowed until the next frame_interp_set_pair or frame_interp_free. */
-void frame_interp_set_pair(FrameInterp *fi, const guint8 *a, int a_stride, const guint8 *b,
-                           int b_stride);
+ * bytes. Both are borrowed until the next gst_frame_interp_set_pair or gst_frame_interp_free. */
+void gst_frame_interp_set_pair(FrameInterp *fi, const guint8 *a, int a_stride, const guint8 *b,
+                               int b_stride);
 
 /* Writes the frame at time t (0 < t < 1) between the pair into out (rows of out_stride bytes).
  * Runs for different times (and outputs) may go on in parallel on one interpolator. */
-void frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride);
+void gst_frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride);
 
 G_END_DECLS

@@ -76,8 +76,9 @@ enum {
  * defaults, the "model-default" preset); these are the element's own. */
 #define DEFAULT_MAX_QUEUED 4
 #define DEFAULT_DEVICE "auto"
-#define MAX_STEPS 1000 /* the real scheduler's num_train_timesteps; the engine checks the model's  \
-                        */
+#define MAX_STEPS                                                                                  \
+  1000 /* the real scheduler's num_train_timesteps; the engine checks the model's                  \
+        */
 
 GType gst_i2vgen_precision_get_type(void) {
   static GType type;

@@ -108,9 +108,9 @@ static gboolean interpolate_all(GstI2vinterp *self, GstBuffer **out) {
   if (ready == n) {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int k = 0; k < n; k++)
-      frame_interp_run(self->interp, (double)(k + 1) / self->active_factor,
-                       GST_VIDEO_FRAME_PLANE_DATA(&frames[k], 0),
-                       GST_VIDEO_FRAME_PLANE_STRIDE(&frames[k], 0));
+      gst_frame_interp_run(self->interp, (double)(k + 1) / self->active_factor,
+                           GST_VIDEO_FRAME_PLANE_DATA(&frames[k], 0),
+                           GST_VIDEO_FRAME_PLANE_STRIDE(&frames[k], 0));
   }
   for (int k = 0; k < ready; k++) {
     gst_video_frame_unmap(&frames[k]);
@@ -134,9 +134,9 @@ static GstFlowReturn push_interval(GstI2vinterp *self, GstBuffer *next) {
       gst_video_frame_unmap(&a);
       return GST_FLOW_ERROR;
     }
-    frame_interp_set_pair(self->interp, GST_VIDEO_FRAME_PLANE_DATA(&a, 0),
-                          GST_VIDEO_FRAME_PLANE_STRIDE(&a, 0), GST_VIDEO_FRAME_PLANE_DATA(&b, 0),
-                          GST_VIDEO_FRAME_PLANE_STRIDE(&b, 0));
+    gst_frame_interp_set_pair(
+        self->interp, GST_VIDEO_FRAME_PLANE_DATA(&a, 0), GST_VIDEO_FRAME_PLANE_STRIDE(&a, 0),
+        GST_VIDEO_FRAME_PLANE_DATA(&b, 0), GST_VIDEO_FRAME_PLANE_STRIDE(&b, 0));
     between = g_new0(GstBuffer *, factor - 1);
     gboolean ok = interpolate_all(self, between);
     gst_video_frame_unmap(&b);
@@ -219,9 +219,9 @@ static gboolean set_caps(GstI2vinterp *self, GstCaps *caps) {
   gboolean ok = gst_pad_push_event(self->srcpad, gst_event_new_caps(out_caps));
   gst_caps_unref(out_caps);
   if (!ok) return FALSE;
-  frame_interp_free(self->interp);
-  self->interp = frame_interp_new(GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),
-                                  GST_VIDEO_INFO_COMP_PSTRIDE(&info, 0), extra_channel(&info));
+  gst_frame_interp_free(self->interp);
+  self->interp = gst_frame_interp_new(GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),
+                                      GST_VIDEO_INFO_COMP_PSTRIDE(&info, 0), extra_channel(&info));
   self->in_info = info;
   self->out_info = out;
   self->active_factor = factor;
@@ -343,7 +343,7 @@ static GstStateChangeReturn gst_i2vinterp_change_state(GstElement *element,
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     reset(self);
     self->have_caps = FALSE;
-    g_clear_pointer(&self->interp, frame_interp_free);
+    g_clear_pointer(&self->interp, gst_frame_interp_free);
   }
   return ret;
 }
@@ -379,7 +379,7 @@ static void gst_i2vinterp_get_property(GObject *object, guint id, GValue *value,
 static void gst_i2vinterp_finalize(GObject *object) {
   GstI2vinterp *self = GST_I2VINTERP(object);
   gst_clear_buffer(&self->held);
-  frame_interp_free(self->interp);
+  gst_frame_interp_free(self->interp);
   G_OBJECT_CLASS(gst_i2vinterp_parent_class)->finalize(object);
 }
 

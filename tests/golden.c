@@ -3,6 +3,7 @@
 
 #include <i2v/error.h>
 
+#include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
 
@@ -175,4 +176,79 @@ float *golden_nhwc_to_nchw(const float *x, int64_t n, int64_t h, int64_t w, int6
     for (int64_t i = 0; i < h * w; i++)
       for (int64_t k = 0; k < c; k++) y[(b * c + k) * h * w + i] = x[(b * h * w + i) * c + k];
   return y;
+}
+
+/* Copies the regular files of src into dst (created), and the folders one level deep. */
+static void copy_tree(const char *src, const char *dst, int depth) {
+  GError *err = NULL;
+  if (depth > 0) g_assert_cmpint(g_mkdir(dst, 0700), ==, 0);
+  GDir *dir = g_dir_open(src, 0, &err);
+  g_assert_no_error(err);
+  for (const char *n; (n = g_dir_read_name(dir)) != NULL;) {
+    char *from = g_build_filename(src, n, NULL), *to = g_build_filename(dst, n, NULL);
+    if (g_file_test(from, G_FILE_TEST_IS_DIR)) {
+      if (depth == 0) copy_tree(from, to, depth + 1);
+    } else {
+      char *bytes;
+      gsize size;
+      g_assert_true(g_file_get_contents(from, &bytes, &size, &err));
+      g_assert_true(g_file_set_contents(to, bytes, size, &err));
+      g_free(bytes);
+    }
+    g_free(from);
+    g_free(to);
+  }
+  g_dir_close(dir);
+}
+
+char *golden_model_copy(const char *set) {
+  GError *err = NULL;
+  char *dst = g_dir_make_tmp("i2v-model-XXXXXX", &err);
+  g_assert_no_error(err);
+  char *src = g_build_filename(set, "model", NULL);
+  copy_tree(src, dst, 0);
+  g_free(src);
+  return dst;
+}
+
+void golden_tree_remove(const char *dir) {
+  GDir *d = g_dir_open(dir, 0, NULL);
+  for (const char *n; d != NULL && (n = g_dir_read_name(d)) != NULL;) {
+    char *path = g_build_filename(dir, n, NULL);
+    if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK))
+      golden_tree_remove(path);
+    else
+      g_unlink(path);
+    g_free(path);
+  }
+  if (d != NULL) g_dir_close(d);
+  g_rmdir(dir);
+}
+
+void golden_model_remove(char *dir) {
+  golden_tree_remove(dir);
+  g_free(dir);
+}
+
+void golden_config_set(const char *dir, const char *component, const char *file, const char *key,
+                       const char *value) {
+  char *path = g_build_filename(dir, component, file, NULL);
+  JsonParser *p = json_parser_new();
+  GError *err = NULL;
+  g_assert_true(json_parser_load_from_file(p, path, &err));
+  JsonObject *o = json_node_get_object(json_parser_get_root(p));
+  if (value != NULL) {
+    JsonParser *v = json_parser_new();
+    g_assert_true(json_parser_load_from_data(v, value, -1, &err));
+    json_object_set_member(o, key, json_node_copy(json_parser_get_root(v)));
+    g_object_unref(v);
+  } else {
+    json_object_remove_member(o, key);
+  }
+  JsonGenerator *g = json_generator_new();
+  json_generator_set_root(g, json_parser_get_root(p));
+  g_assert_true(json_generator_to_file(g, path, &err));
+  g_object_unref(g);
+  g_object_unref(p);
+  g_free(path);
 }

@@ -47,6 +47,21 @@ I2vModelDir *golden_open_model(const char *set, const char *variant);
  * set): new string (g_free); aborts the test when there is none. */
 char *golden_model_with(const char *file);
 
+/* A copy of set's model/ directory (one folder level deep) in a new temporary directory;
+ * newly allocated path, remove with golden_model_remove. */
+char *golden_model_copy(const char *set);
+
+/* Deletes a copy made by golden_model_copy and frees dir. */
+void golden_model_remove(char *dir);
+
+/* Deletes a test's temporary tree dir: its files, links and folders (links not followed). */
+void golden_tree_remove(const char *dir);
+
+/* Sets key of component/file in model dir to the JSON text value (any JSON: "4294967296",
+ * "\"gelu\"", "[1, 2]"), or removes it (value NULL). */
+void golden_config_set(const char *dir, const char *component, const char *file, const char *key,
+                       const char *value);
+
 /* Asserts *err is an I2V_ERROR error of code (any code when code < 0) whose message contains every
  * needle (NULL-terminated list), printing the message; frees it and sets *err to NULL. */
 void golden_assert_error(GError **err, int code, const char *const *needles);

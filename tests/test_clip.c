@@ -412,88 +412,6 @@ static void test_fp16_set(gconstpointer data) {
 
 /* ---- errors on a doctored model directory ---- */
 
-/* Copies every file of src's model/ (one folder level deep) into a new temporary directory. */
-static char *copy_model(const char *set) {
-  GError *err = NULL;
-  char *dst = g_dir_make_tmp("i2v-clip-XXXXXX", &err);
-  g_assert_no_error(err);
-  char *src = g_build_filename(set, "model", NULL);
-  GDir *dir = g_dir_open(src, 0, &err);
-  g_assert_no_error(err);
-  for (const char *n; (n = g_dir_read_name(dir)) != NULL;) {
-    char *from = g_build_filename(src, n, NULL), *to = g_build_filename(dst, n, NULL);
-    if (g_file_test(from, G_FILE_TEST_IS_DIR)) {
-      g_assert_cmpint(g_mkdir(to, 0700), ==, 0);
-      GDir *sub = g_dir_open(from, 0, &err);
-      g_assert_no_error(err);
-      for (const char *f; (f = g_dir_read_name(sub)) != NULL;) {
-        char *a = g_build_filename(from, f, NULL), *b = g_build_filename(to, f, NULL);
-        char *bytes;
-        gsize size;
-        g_assert_true(g_file_get_contents(a, &bytes, &size, &err));
-        g_assert_true(g_file_set_contents(b, bytes, size, &err));
-        g_free(bytes);
-        g_free(a);
-        g_free(b);
-      }
-      g_dir_close(sub);
-    } else {
-      char *bytes;
-      gsize size;
-      g_assert_true(g_file_get_contents(from, &bytes, &size, &err));
-      g_assert_true(g_file_set_contents(to, bytes, size, &err));
-      g_free(bytes);
-    }
-    g_free(from);
-    g_free(to);
-  }
-  g_dir_close(dir);
-  g_free(src);
-  return dst;
-}
-
-/* Removes the copy made by copy_model. */
-static void remove_model(char *dir) {
-  GDir *d = g_dir_open(dir, 0, NULL);
-  for (const char *n; (n = g_dir_read_name(d)) != NULL;) {
-    char *path = g_build_filename(dir, n, NULL);
-    if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
-      GDir *sub = g_dir_open(path, 0, NULL);
-      for (const char *f; (f = g_dir_read_name(sub)) != NULL;) {
-        char *file = g_build_filename(path, f, NULL);
-        g_remove(file);
-        g_free(file);
-      }
-      g_dir_close(sub);
-    }
-    g_remove(path);
-    g_free(path);
-  }
-  g_dir_close(d);
-  g_remove(dir);
-  g_free(dir);
-}
-
-/* Rewrites component/config.json of model dir: key set to a string value, or removed (NULL). */
-static void edit_config(const char *dir, const char *component, const char *key,
-                        const char *value) {
-  char *path = g_build_filename(dir, component, "config.json", NULL);
-  JsonParser *p = json_parser_new();
-  GError *err = NULL;
-  g_assert_true(json_parser_load_from_file(p, path, &err));
-  JsonObject *o = json_node_get_object(json_parser_get_root(p));
-  if (value != NULL)
-    json_object_set_string_member(o, key, value);
-  else
-    json_object_remove_member(o, key);
-  JsonGenerator *g = json_generator_new();
-  json_generator_set_root(g, json_parser_get_root(p));
-  g_assert_true(json_generator_to_file(g, path, &err));
-  g_object_unref(g);
-  g_object_unref(p);
-  g_free(path);
-}
-
 /* Rewrites component/model.safetensors of dir without tensor drop, and with tensor grow (if
  * not NULL) one element longer in its last dimension. */
 static void edit_weights(const char *dir, const char *component, const char *drop,
@@ -545,25 +463,25 @@ static void expect_load_error(const char *dir, int code, const char *needle1, co
 
 static void test_bad_model(gconstpointer data) {
   const char *set = data;
-  char *dir = copy_model(set);
-  edit_config(dir, "text_encoder", "hidden_act", "gelu_fancy");
+  char *dir = golden_model_copy(set);
+  golden_config_set(dir, "text_encoder", "config.json", "hidden_act", "\"gelu_fancy\"");
   expect_load_error(dir, I2V_ERROR_CONFIG, "text_encoder/config.json", "gelu_fancy");
-  remove_model(dir);
+  golden_model_remove(dir);
 
-  dir = copy_model(set);
-  edit_config(dir, "image_encoder", "intermediate_size", NULL);
+  dir = golden_model_copy(set);
+  golden_config_set(dir, "image_encoder", "config.json", "intermediate_size", NULL);
   expect_load_error(dir, I2V_ERROR_CONFIG, "image_encoder/config.json", "intermediate_size");
-  remove_model(dir);
+  golden_model_remove(dir);
 
-  dir = copy_model(set);
+  dir = golden_model_copy(set);
   edit_weights(dir, "text_encoder", "text_model.encoder.layers.0.mlp.fc2.bias", NULL);
   expect_load_error(dir, -1, "text_model.encoder.layers.0.mlp.fc2.bias", "text_encoder");
-  remove_model(dir);
+  golden_model_remove(dir);
 
-  dir = copy_model(set);
+  dir = golden_model_copy(set);
   edit_weights(dir, "image_encoder", NULL, "vision_model.post_layernorm.weight");
   expect_load_error(dir, -1, "vision_model.post_layernorm.weight", "image_encoder");
-  remove_model(dir);
+  golden_model_remove(dir);
 }
 
 /* image_embeds of a fixed pattern image from the model in dir. */
@@ -593,7 +511,7 @@ static float *embed_pattern(const char *dir, int *n) {
  * model's own config when that says quick_gelu, a different one otherwise. */
 static void test_default_act(gconstpointer data) {
   const char *set = data;
-  char *dir = copy_model(set);
+  char *dir = golden_model_copy(set);
   char *cfg_path = g_build_filename(dir, "image_encoder", "config.json", NULL);
   JsonParser *p = json_parser_new();
   GError *err = NULL;
@@ -606,7 +524,7 @@ static void test_default_act(gconstpointer data) {
   g_free(cfg_path);
   int n;
   float *own = embed_pattern(dir, &n);
-  edit_config(dir, "image_encoder", "hidden_act", NULL);
+  golden_config_set(dir, "image_encoder", "config.json", "hidden_act", NULL);
   float *dflt = embed_pattern(dir, &n);
   double diff = golden_max_abs_diff(own, dflt, n);
   g_test_message("config act %s quick_gelu: max |own - default| = %.3g",
@@ -617,7 +535,7 @@ static void test_default_act(gconstpointer data) {
     g_assert_cmpfloat(diff, >, 0);
   g_free(own);
   g_free(dflt);
-  remove_model(dir);
+  golden_model_remove(dir);
 }
 
 /* Bad forward arguments are errors naming the value, not crashes. */

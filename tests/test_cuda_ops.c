@@ -622,7 +622,7 @@ static void test_resize(gconstpointer data) {
   if (!begin(data)) return;
   check_resize(FALSE, 2, 5, 7, 3, 10, 14);  /* ×2 */
   check_resize(FALSE, 1, 5, 7, 4, 7, 9);    /* odd ratios */
-  check_resize(TRUE, 2, 88, 40, 3, 32, 32); /* overlapping windows (P-11) */
+  check_resize(TRUE, 2, 88, 40, 3, 32, 32); /* overlapping windows */
   check_resize(TRUE, 1, 7, 9, 5, 3, 4);
 }
 

@@ -185,7 +185,7 @@ static JsonObject *config_with(const char *set, const char *key, const char *val
 static void expect_config_error(const char *set, const char *key, const char *value) {
   JsonObject *cfg = config_with(set, key, value);
   GError *err = NULL;
-  I2vDdim *s = i2v_ddim_new(cfg, "sched.json", &err);
+  I2vDdim *s = i2v_ddim_new(&(I2vConfig){cfg, "sched.json"}, &err);
   g_assert_null(s);
   golden_assert_error(&err, I2V_ERROR_CONFIG, (const char *[]){"sched.json", key, value, NULL});
   json_object_unref(cfg);
@@ -202,7 +202,7 @@ static void test_config_errors(void) {
   JsonObject *cfg = config_with(set, NULL, NULL);
   json_object_set_boolean_member(cfg, "clip_sample", TRUE);
   GError *err = NULL;
-  g_assert_null(i2v_ddim_new(cfg, "sched.json", &err));
+  g_assert_null(i2v_ddim_new(&(I2vConfig){cfg, "sched.json"}, &err));
   g_assert_error(err, I2V_ERROR, I2V_ERROR_CONFIG);
   g_assert_nonnull(strstr(err->message, "clip_sample"));
   g_clear_error(&err);
@@ -231,7 +231,7 @@ static void test_other_spacings(void) {
     JsonObject *cfg = config_with(sets[0], "timestep_spacing", cases[i].spacing);
     json_object_set_int_member(cfg, "num_train_timesteps", 1000);
     GError *err = NULL;
-    I2vDdim *s = i2v_ddim_new(cfg, "sched.json", &err);
+    I2vDdim *s = i2v_ddim_new(&(I2vConfig){cfg, "sched.json"}, &err);
     g_assert_no_error(err);
     int64_t got[10];
     g_assert_true(i2v_ddim_timesteps(s, 10, got, &err));

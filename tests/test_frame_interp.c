@@ -71,12 +71,12 @@ static void check_scene(const Scene *s, int channels, double min_psnr, double mi
          *fade = g_malloc0(n);
   render(s, 0, channels, stride, a);
   render(s, 1, channels, stride, b);
-  FrameInterp *fi = frame_interp_new(W, H, channels, channels == 4 ? 3 : -1);
-  frame_interp_set_pair(fi, a, stride, b, stride);
+  FrameInterp *fi = gst_frame_interp_new(W, H, channels, channels == 4 ? 3 : -1);
+  gst_frame_interp_set_pair(fi, a, stride, b, stride);
   for (int k = 1; k <= 2; k++) {
     double t = k / 3.0;
     render(s, (float)t, channels, stride, truth);
-    frame_interp_run(fi, t, out, stride);
+    gst_frame_interp_run(fi, t, out, stride);
     cross_fade(a, b, t, n, fade);
     double p = psnr(out, truth, channels, stride), pf = psnr(fade, truth, channels, stride);
     g_test_message("t=%.2f: interpolated %.1f dB, cross-fade %.1f dB", t, p, pf);
@@ -86,7 +86,7 @@ static void check_scene(const Scene *s, int channels, double min_psnr, double mi
       for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) g_assert_cmpuint(out[y * stride + x * 4 + 3], ==, 200);
   }
-  frame_interp_free(fi);
+  gst_frame_interp_free(fi);
   g_free(a);
   g_free(b);
   g_free(truth);
@@ -120,17 +120,17 @@ static void test_still(void) {
   Scene s = {0, 0, FALSE, TRUE};
   guint8 a[W * H * 3], out[W * H * 3];
   render(&s, 0, 3, W * 3, a);
-  FrameInterp *fi = frame_interp_new(W, H, 3, -1);
-  frame_interp_set_pair(fi, a, W * 3, a, W * 3);
-  frame_interp_run(fi, 0.5, out, W * 3);
+  FrameInterp *fi = gst_frame_interp_new(W, H, 3, -1);
+  gst_frame_interp_set_pair(fi, a, W * 3, a, W * 3);
+  gst_frame_interp_run(fi, 0.5, out, W * 3);
   g_assert_cmpmem(out, sizeof out, a, sizeof a);
-  frame_interp_free(fi);
+  gst_frame_interp_free(fi);
 }
 
 /* Sizes smaller than a block and odd sizes run, and bad sizes are refused. */
 static void test_sizes(void) {
-  g_assert_null(frame_interp_new(0, 10, 3, -1));
-  g_assert_null(frame_interp_new(10, 10, 5, -1));
+  g_assert_null(gst_frame_interp_new(0, 10, 3, -1));
+  g_assert_null(gst_frame_interp_new(10, 10, 5, -1));
   int sizes[][2] = {{1, 1}, {5, 3}, {17, 9}, {33, 130}};
   for (guint i = 0; i < G_N_ELEMENTS(sizes); i++) {
     int w = sizes[i][0], h = sizes[i][1];
@@ -139,11 +139,11 @@ static void test_sizes(void) {
       a[j] = (guint8)(j * 13);
       b[j] = (guint8)(j * 13 + 40);
     }
-    FrameInterp *fi = frame_interp_new(w, h, 1, -1);
+    FrameInterp *fi = gst_frame_interp_new(w, h, 1, -1);
     g_assert_nonnull(fi);
-    frame_interp_set_pair(fi, a, w, b, w);
-    frame_interp_run(fi, 0.25, out, w);
-    frame_interp_free(fi);
+    gst_frame_interp_set_pair(fi, a, w, b, w);
+    gst_frame_interp_run(fi, 0.25, out, w);
+    gst_frame_interp_free(fi);
     g_free(a);
     g_free(b);
     g_free(out);

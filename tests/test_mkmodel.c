@@ -246,7 +246,8 @@ static void collect(const char *component, const char *name, int ndim, const int
 }
 
 /* The real configuration's networks read exactly the tensors of weights_manifest.json, and their
- * parameter counts are manifest.json's (reference §4.5). No weight is read or allocated. */
+ * parameter counts are manifest.json's (the reference implementation's). No weight is read or
+ * allocated. */
 static void test_real_config_tensor_list(void) {
   char **sets = golden_sets_with("weights_manifest.json");
   for (char **set = sets; *set; set++) {

@@ -14,8 +14,16 @@ GEN=(i2vgen model-path="$MODEL" "prompt=a test" "width=$W" "height=$H" "num-fram
 make_png "$TMP/in.png" 40 30
 
 # filesrc of the test image, decoded, into i2vgen with the settings above
+# Every gst-launch-1.0 run is bounded: gst-launch 1.22 quits its main loop from the bus's sync
+# handler, so an error posted before the loop starts running (an element refusing the very first
+# caps) is lost and gst-launch waits forever, after printing the error (about 1 run in 15 of the
+# still-image case below on this machine). A timed-out run exits 124, non-zero like a failed one.
+# Runs that must fail take a second or two, so they get a shorter bound: a lost error costs
+# QUICK seconds, not the minutes a generating run may need under load.
+SLOW=120 QUICK=30
 launch() { # extra i2vgen properties and the rest of the pipeline, as gst-launch words
-  gst-launch-1.0 -e filesrc location="$TMP/in.png" ! pngdec ! videoconvert ! "$@"
+  timeout "${LAUNCH_TIMEOUT:-$SLOW}" gst-launch-1.0 -e filesrc location="$TMP/in.png" ! pngdec ! \
+    videoconvert ! "$@"
 }
 
 # ---- positive ----
@@ -52,6 +60,16 @@ WHY="gst-launch exit $RC: $(tail -c 400 "$LOG")"
 check "preset=fast on the launch line gives its 8 frames" \
   expect_media "$TMP/preset.mp4" video/x-h264 $W $H $FPS 8
 
+# two i2vgen elements sharing one model behind a tee, each before a sink that blocks the first
+# frame until the whole pipeline has prerolled: each element generates on a session of its own and
+# no engine lock is held while a frame goes downstream (with one lock per model this deadlocked)
+run_captured shared timeout $SLOW gst-launch-1.0 -e filesrc location="$TMP/in.png" ! pngdec ! \
+  videoconvert ! tee name=t t. ! queue ! "${GEN[@]}" ! fakesink sync=true \
+  t. ! queue ! "${GEN[@]}" seed=7 ! fakesink sync=true
+WHY="gst-launch exit $RC (124: timed out): $(tail -c 400 "$LOG")"
+check "two i2vgen on one model behind a tee, prerolling sinks: both finish (no deadlock)" \
+  [ "$RC" -eq 0 ]
+
 # gst-inspect-1.0 documents the element: ranges and defaults, and the presets
 run_captured inspect gst-inspect-1.0 i2vgen
 check "gst-inspect-1.0 i2vgen: steps range and default" log_has "Range: 1 - 1000 Default: 50"
@@ -60,19 +78,19 @@ check "gst-inspect-1.0 i2vgen: presets listed" \
 
 # ---- negative ----
 
-run_captured missing-model gst-launch-1.0 videotestsrc num-buffers=1 ! \
+run_captured missing-model timeout $QUICK gst-launch-1.0 videotestsrc num-buffers=1 ! \
   i2vgen model-path=/nonexistent/i2vgen-model ! fakesink
 WHY="exit $RC"
 check "missing model path: gst-launch exits non-zero" [ "$RC" -ne 0 ]
 check "missing model path: the error names the path" log_has "/nonexistent/i2vgen-model"
 
-run_captured interp-still launch i2vinterp ! fakesink
+LAUNCH_TIMEOUT=$QUICK run_captured interp-still launch i2vinterp ! fakesink
 WHY="exit $RC"
 check "i2vinterp on a still image (framerate 0/1): gst-launch exits non-zero" [ "$RC" -ne 0 ]
 check "i2vinterp on a still image: the error names the frame rate it got" \
   log_has "needs a fixed frame rate above 0 on its input, got framerate=0/1"
 
-run_captured no-model env -u I2VGEN_MODEL gst-launch-1.0 videotestsrc num-buffers=1 ! i2vgen ! \
+run_captured no-model env -u I2VGEN_MODEL timeout $QUICK gst-launch-1.0 videotestsrc num-buffers=1 ! i2vgen ! \
   fakesink
 WHY="exit $RC"
 check "no model configured: gst-launch exits non-zero" [ "$RC" -ne 0 ]
@@ -85,7 +103,7 @@ for part in "$MODEL"/*; do ln -s "$part" "$TMP/broken/"; done
 rm "$TMP/broken/unet"
 mkdir "$TMP/broken/unet"
 cp "$MODEL/unet/config.json" "$TMP/broken/unet/"
-run_captured broken-model gst-launch-1.0 videotestsrc num-buffers=1 ! \
+run_captured broken-model timeout $QUICK gst-launch-1.0 videotestsrc num-buffers=1 ! \
   i2vgen model-path="$TMP/broken" ! fakesink
 WHY="exit $RC"
 check "model without UNet weights: gst-launch exits non-zero" [ "$RC" -ne 0 ]
@@ -93,25 +111,25 @@ check "model without UNet weights: the error names the unet folder" log_has "$TM
 
 # bad property values: warnings naming the property and the value (the pipeline then fails on
 # the missing model, quickly)
-run_captured bad-device gst-launch-1.0 videotestsrc num-buffers=1 ! \
+run_captured bad-device timeout $QUICK gst-launch-1.0 videotestsrc num-buffers=1 ! \
   i2vgen device=gpu0 model-path=/nonexistent ! fakesink
 check "device=gpu0: warning names the value, the property and what is allowed" \
   log_has "invalid value 'gpu0' for property 'device': expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
-run_captured bad-steps gst-launch-1.0 videotestsrc num-buffers=1 ! \
+run_captured bad-steps timeout $QUICK gst-launch-1.0 videotestsrc num-buffers=1 ! \
   i2vgen steps=0 model-path=/nonexistent ! fakesink
 check "steps=0 (out of range): warning names the property" log_has "for property 'steps'"
-run_captured bad-preset gst-launch-1.0 videotestsrc num-buffers=1 ! \
+run_captured bad-preset timeout $QUICK gst-launch-1.0 videotestsrc num-buffers=1 ! \
   i2vgen preset=turbo model-path=/nonexistent ! fakesink
 check "preset=turbo: warning names it and lists the presets" \
   log_has "unknown preset 'turbo' for property 'preset': expected one of"
-run_captured bad-property gst-launch-1.0 videotestsrc num-buffers=1 ! i2vgen stepz=3 ! fakesink
+run_captured bad-property timeout $QUICK gst-launch-1.0 videotestsrc num-buffers=1 ! i2vgen stepz=3 ! fakesink
 WHY="exit $RC: $(cat "$LOG")"
 check "unknown property stepz: gst-launch exits non-zero naming it" \
   bash -c "[ $RC -ne 0 ] && grep -qF stepz '$LOG'"
 
 # downstream that wants another size than the properties give (videoconvert does not scale):
 # the element's caps query follows its properties, so gst-launch refuses the link up front
-run_captured caps launch "${GEN[@]}" ! videoconvert ! video/x-raw,width=64 ! fakesink
+LAUNCH_TIMEOUT=$QUICK run_captured caps launch "${GEN[@]}" ! videoconvert ! video/x-raw,width=64 ! fakesink
 WHY="exit $RC"
 check "downstream wants width=64: gst-launch exits non-zero" [ "$RC" -ne 0 ]
 check "downstream wants width=64: the error names the caps it could not link" \

@@ -318,21 +318,6 @@ static char *make_model_dir(const char *src_model, ConfigEdit edit, gboolean lin
   return dir;
 }
 
-/* Removes a directory made by make_model_dir (links, files, one level of folders). */
-static void remove_model_dir(const char *dir) {
-  GDir *d = g_dir_open(dir, 0, NULL);
-  for (const char *n; d != NULL && (n = g_dir_read_name(d)) != NULL;) {
-    char *p = g_build_filename(dir, n, NULL);
-    if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
-      remove_model_dir(p);
-    else
-      g_unlink(p);
-    g_free(p);
-  }
-  if (d != NULL) g_dir_close(d);
-  g_rmdir(dir);
-}
-
 /* Loading dir's VAE (formula weights when formula) must fail with code and a message holding
  * every string of culprits. */
 static void expect_load_error(const char *dir, gboolean formula, int code,
@@ -399,7 +384,7 @@ static void test_config_errors(void) {
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
     char *dir = make_model_dir(model, cases[i].edit, TRUE);
     expect_load_error(dir, FALSE, I2V_ERROR_CONFIG, cases[i].culprits);
-    remove_model_dir(dir);
+    golden_tree_remove(dir);
     g_free(dir);
   }
   g_free(model);
@@ -427,7 +412,7 @@ static void test_missing_tensor(void) {
   i2v_safetensors_close(st);
   const char *culprits[] = {dropped, NULL};
   expect_load_error(dir, FALSE, I2V_ERROR_MISSING, culprits);
-  remove_model_dir(dir);
+  golden_tree_remove(dir);
   g_free(dir);
   g_free(src);
   g_free(dst);
@@ -483,7 +468,7 @@ static void test_bad_size(void) {
   i2v_stream_free(stream);
   i2v_backend_free(be);
   i2v_model_dir_free(md);
-  remove_model_dir(dir);
+  golden_tree_remove(dir);
   g_free(dir);
   g_free(model);
 }

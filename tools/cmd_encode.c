@@ -1,8 +1,8 @@
 /* i2vgen encode: the pipeline's conditioning tensors for one prompt and one image (text
  * embeddings with clip_skip 1, the CLIP image embedding, the VAE posterior of the cropped image)
  * and, with --decode, the frame-by-frame VAE decode of given latents. Tensors are written under
- * the names and layouts of the golden pipeline files (fixtures README §4.9), so any stage can be
- * compared with the reference. */
+ * the names and layouts of the golden pipeline files (the reference implementation's), so any stage
+ * can be compared with the reference. */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* RGB8 images: GdkPixbuf decoding / PNG writing, and the bit-exact preprocessing of the pipeline:
  * Pillow 9.4's fixed-point separable resampling, diffusers' _center_crop_wide and the CLIP / VAE
- * normalisations (fixtures README §5.3-5.4). */
+ * normalisations. */
 #include "preprocess.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>

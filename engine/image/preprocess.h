@@ -1,6 +1,6 @@
 /* The pipeline's bit-exact image preprocessing: Pillow 9.4's fixed-point BOX/BILINEAR resampling,
  * diffusers' _center_crop_wide with Python's float floor division, and the CLIP / VAE
- * normalisations (fixtures README §5.3-5.4). */
+ * normalisations. */
 #pragma once
 
 #include <i2v/image.h>

@@ -121,7 +121,8 @@ char *i2v_model_dir_file(const I2vModelDir *md, const char *component, const cha
   return g_build_filename(md->path, component, file, NULL);
 }
 
-JsonObject *i2v_model_dir_config(const I2vModelDir *md, const char *component, GError **error) {
+gboolean i2v_model_dir_config(const I2vModelDir *md, const char *component, I2vConfig *c,
+                              GError **error) {
   const char *file = "config.json";
   if (strcmp(component, "scheduler") == 0)
     file = "scheduler_config.json";
@@ -130,9 +131,10 @@ JsonObject *i2v_model_dir_config(const I2vModelDir *md, const char *component, G
   else if (strcmp(component, "tokenizer") == 0)
     file = "tokenizer_config.json";
   char *path = i2v_model_dir_file(md, component, file);
-  JsonObject *cfg = load_json_object(path, error);
+  c->json = load_json_object(path, error);
+  g_snprintf(c->file, sizeof c->file, "%s/%s", component, file);
   g_free(path);
-  return cfg;
+  return c->json != NULL;
 }
 
 /* The weight file base name: diffusers saves "diffusion_pytorch_model", transformers "model"
@@ -213,203 +215,4 @@ I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, 
   I2vWeights *w = open_weights(md, component, error);
   if (w != NULL && md->lora != NULL) i2v_weights_set_lora(w, md->lora);
   return w;
-}
-
-/* ---- config accessors ---- */
-
-/* "a string (\"2\")", "an array", ...: what a config value is, for messages (g_free). */
-static char *describe_node(JsonNode *node) {
-  switch (json_node_get_node_type(node)) {
-  case JSON_NODE_OBJECT:
-    return g_strdup("an object");
-  case JSON_NODE_ARRAY:
-    return g_strdup("an array");
-  case JSON_NODE_NULL:
-    return g_strdup("null");
-  case JSON_NODE_VALUE:
-    break;
-  }
-  GType t = json_node_get_value_type(node);
-  if (t == G_TYPE_STRING) return g_strdup("a string");
-  if (t == G_TYPE_BOOLEAN) return g_strdup("a boolean");
-  if (t == G_TYPE_INT64) return g_strdup("an integer");
-  if (t == G_TYPE_DOUBLE) return g_strdup("a floating-point number");
-  return g_strdup("an unknown value");
-}
-
-/* The member key of cfg, or NULL with a "missing key" error. */
-static JsonNode *config_member(JsonObject *cfg, const char *file, const char *key,
-                               const char *expected, GError **error) {
-  JsonNode *node = json_object_get_member(cfg, key);
-  if (node == NULL)
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: key '%s' is missing, expected %s", file,
-                key, expected);
-  return node;
-}
-
-/* Sets the "wrong type" error for node: file, key (or key[index]), the value found, expected. */
-static void config_type_error(JsonNode *node, const char *file, const char *key, int index,
-                              const char *expected, GError **error) {
-  char *what = describe_node(node);
-  char *value = json_to_string(node, FALSE);
-  char *where = index >= 0 ? g_strdup_printf("key '%s' element %d", key, index)
-                           : g_strdup_printf("key '%s'", key);
-  g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: %s is %s, expected %s (found %s)", file,
-              where, what, expected, value);
-  g_free(where);
-  g_free(value);
-  g_free(what);
-}
-
-/* An integer, also accepted when written as an integral float ("2.0"). */
-static gboolean node_int(JsonNode *node, gint64 *out) {
-  if (!JSON_NODE_HOLDS_VALUE(node)) return FALSE;
-  GType t = json_node_get_value_type(node);
-  if (t == G_TYPE_INT64) {
-    *out = json_node_get_int(node);
-    return TRUE;
-  }
-  if (t == G_TYPE_DOUBLE) {
-    double v = json_node_get_double(node);
-    if (v == (double)(gint64)v && v > -9.2e18 && v < 9.2e18) {
-      *out = (gint64)v;
-      return TRUE;
-    }
-  }
-  return FALSE;
-}
-
-static gboolean node_double(JsonNode *node, double *out) {
-  if (!JSON_NODE_HOLDS_VALUE(node)) return FALSE;
-  GType t = json_node_get_value_type(node);
-  if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE) return FALSE;
-  *out = json_node_get_double(node); /* json-glib converts integers */
-  return TRUE;
-}
-
-static gboolean node_string(JsonNode *node, const char **out) {
-  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING) return FALSE;
-  *out = json_node_get_string(node);
-  return TRUE;
-}
-
-gboolean i2v_config_int(JsonObject *cfg, const char *file, const char *key, gint64 *out,
-                        GError **error) {
-  JsonNode *node = config_member(cfg, file, key, "an integer", error);
-  if (node == NULL) return FALSE;
-  if (node_int(node, out)) return TRUE;
-  config_type_error(node, file, key, -1, "an integer", error);
-  return FALSE;
-}
-
-gboolean i2v_config_double(JsonObject *cfg, const char *file, const char *key, double *out,
-                           GError **error) {
-  JsonNode *node = config_member(cfg, file, key, "a number", error);
-  if (node == NULL) return FALSE;
-  if (node_double(node, out)) return TRUE;
-  config_type_error(node, file, key, -1, "a number", error);
-  return FALSE;
-}
-
-gboolean i2v_config_string(JsonObject *cfg, const char *file, const char *key, const char **out,
-                           GError **error) {
-  JsonNode *node = config_member(cfg, file, key, "a string", error);
-  if (node == NULL) return FALSE;
-  if (node_string(node, out)) return TRUE;
-  config_type_error(node, file, key, -1, "a string", error);
-  return FALSE;
-}
-
-gboolean i2v_config_bool(JsonObject *cfg, const char *file, const char *key, gboolean *out,
-                         GError **error) {
-  JsonNode *node = config_member(cfg, file, key, "a boolean", error);
-  if (node == NULL) return FALSE;
-  if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_BOOLEAN) {
-    *out = json_node_get_boolean(node);
-    return TRUE;
-  }
-  config_type_error(node, file, key, -1, "a boolean", error);
-  return FALSE;
-}
-
-/* The array under key, or NULL with a missing-key / wrong-type error. */
-static JsonArray *config_array(JsonObject *cfg, const char *file, const char *key,
-                               const char *expected, GError **error) {
-  JsonNode *node = config_member(cfg, file, key, expected, error);
-  if (node == NULL) return NULL;
-  if (JSON_NODE_HOLDS_ARRAY(node)) return json_node_get_array(node);
-  config_type_error(node, file, key, -1, expected, error);
-  return NULL;
-}
-
-gboolean i2v_config_int_array(JsonObject *cfg, const char *file, const char *key, gint64 **out,
-                              int *n, GError **error) {
-  JsonArray *arr = config_array(cfg, file, key, "an array of integers", error);
-  if (arr == NULL) return FALSE;
-  int len = (int)json_array_get_length(arr);
-  gint64 *values = g_new0(gint64, MAX(len, 1));
-  for (int i = 0; i < len; i++) {
-    JsonNode *el = json_array_get_element(arr, i);
-    if (!node_int(el, &values[i])) {
-      config_type_error(el, file, key, i, "an integer", error);
-      g_free(values);
-      return FALSE;
-    }
-  }
-  *out = values;
-  *n = len;
-  return TRUE;
-}
-
-gboolean i2v_config_string_array(JsonObject *cfg, const char *file, const char *key, char ***out,
-                                 GError **error) {
-  JsonArray *arr = config_array(cfg, file, key, "an array of strings", error);
-  if (arr == NULL) return FALSE;
-  guint len = json_array_get_length(arr);
-  char **values = g_new0(char *, len + 1);
-  for (guint i = 0; i < len; i++) {
-    JsonNode *el = json_array_get_element(arr, i);
-    const char *s;
-    if (!node_string(el, &s)) {
-      config_type_error(el, file, key, (int)i, "a string", error);
-      g_strfreev(values);
-      return FALSE;
-    }
-    values[i] = g_strdup(s);
-  }
-  *out = values;
-  return TRUE;
-}
-
-/* The member key unless absent or null; a value of another type is logged and ignored. */
-static JsonNode *optional_member(JsonObject *cfg, const char *key) {
-  JsonNode *node = json_object_get_member(cfg, key);
-  return node != NULL && !JSON_NODE_HOLDS_NULL(node) ? node : NULL;
-}
-
-gint64 i2v_config_int_or(JsonObject *cfg, const char *key, gint64 def) {
-  JsonNode *node = optional_member(cfg, key);
-  gint64 v;
-  if (node == NULL) return def;
-  if (node_int(node, &v)) return v;
-  g_warning("config key '%s' is not an integer; using the default %" G_GINT64_FORMAT, key, def);
-  return def;
-}
-
-double i2v_config_double_or(JsonObject *cfg, const char *key, double def) {
-  JsonNode *node = optional_member(cfg, key);
-  double v;
-  if (node == NULL) return def;
-  if (node_double(node, &v)) return v;
-  g_warning("config key '%s' is not a number; using the default %g", key, def);
-  return def;
-}
-
-const char *i2v_config_string_or(JsonObject *cfg, const char *key, const char *def) {
-  JsonNode *node = optional_member(cfg, key);
-  const char *v;
-  if (node == NULL) return def;
-  if (node_string(node, &v)) return v;
-  g_warning("config key '%s' is not a string; using the default '%s'", key, def);
-  return def;
 }

@@ -5,6 +5,7 @@
 
 #include <json-glib/json-glib.h>
 
+#include "config.h"
 #include "weights.h"
 
 G_BEGIN_DECLS
@@ -38,9 +39,11 @@ const char *i2v_model_dir_path(const I2vModelDir *md);
 char *i2v_model_dir_file(const I2vModelDir *md, const char *component, const char *file);
 
 /* Parses component/config.json (scheduler: scheduler_config.json; feature_extractor:
- * preprocessor_config.json). Returns a new reference (json_object_unref) or NULL with error
- * naming the file. */
-JsonObject *i2v_model_dir_config(const I2vModelDir *md, const char *component, GError **error);
+ * preprocessor_config.json; tokenizer: tokenizer_config.json) into c, labelled
+ * "<component>/<file>" for messages; free with i2v_config_clear. FALSE with an error naming the
+ * file. */
+gboolean i2v_model_dir_config(const I2vModelDir *md, const char *component, I2vConfig *c,
+                              GError **error);
 
 /* Opens the weights of a component: with a variant "<base>.<variant>.safetensors", else
  * "<base>.safetensors", or the ".safetensors.index.json" shard index of either; base is
@@ -53,27 +56,5 @@ I2vWeights *i2v_model_dir_weights(const I2vModelDir *md, const char *component, 
  * .fp16.safetensors"), whether or not it exists: new string (g_free), NULL with error when the
  * component has no weights. */
 char *i2v_model_dir_weight_path(const I2vModelDir *md, const char *component, GError **error);
-
-/* Config accessors: each fails with I2V_ERROR_CONFIG naming file (a label for messages, e.g.
- * "unet/config.json"), key, the value found and what was expected. */
-gboolean i2v_config_int(JsonObject *cfg, const char *file, const char *key, gint64 *out,
-                        GError **error);
-gboolean i2v_config_double(JsonObject *cfg, const char *file, const char *key, double *out,
-                           GError **error);
-/* String value; returned pointer owned by cfg. */
-gboolean i2v_config_string(JsonObject *cfg, const char *file, const char *key, const char **out,
-                           GError **error);
-gboolean i2v_config_bool(JsonObject *cfg, const char *file, const char *key, gboolean *out,
-                         GError **error);
-/* Array of integers: *out is g_new'd (g_free), *n its length. */
-gboolean i2v_config_int_array(JsonObject *cfg, const char *file, const char *key, gint64 **out,
-                              int *n, GError **error);
-/* Array of strings: *out is a NULL-terminated g_strv (g_strfreev). */
-gboolean i2v_config_string_array(JsonObject *cfg, const char *file, const char *key, char ***out,
-                                 GError **error);
-/* Optional forms: return def when the key is absent or JSON null. */
-gint64 i2v_config_int_or(JsonObject *cfg, const char *key, gint64 def);
-double i2v_config_double_or(JsonObject *cfg, const char *key, double def);
-const char *i2v_config_string_or(JsonObject *cfg, const char *key, const char *def);
 
 G_END_DECLS

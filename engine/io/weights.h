@@ -2,7 +2,7 @@
  *
  * A network asks for each tensor by its checkpoint name and the shape its config implies. The
  * source is either a safetensors file set (the real Hugging Face layout) or the integer formula of
- * fixtures/README-realcfg.md §2 (real-size models without a weight file). Loading checks the name
+ * the realcfg fixtures' README (real-size models without a weight file). Loading checks the name
  * and the shape (first mismatch reported as name, expected shape, found shape), converts to the
  * backend's weight dtype and applies the layout change the op table wants. */
 #pragma once

@@ -8,64 +8,45 @@
 #include "clip_layer.h"
 #include <i2v/error.h>
 
-#define CONFIG_FILE "text_encoder/config.json"
-
 struct I2vClipText {
-  I2vBackend *be;
   I2vClipDims d;
   int max_positions; /* max_position_embeddings */
   int vocab;         /* vocab_size */
   I2vTensor token_embedding, position_embedding;
   I2vClipLayer *layers;
-  I2vTensor final_w, final_b;
+  I2vNorm final_norm;
+  GPtrArray *params; /* every weight */
 };
 
-/* Reads every size of the text tower from its config. */
+/* Reads every size of the text tower from its config (ranges: docs/model.md). */
 static gboolean read_config(I2vClipText *m, I2vModelDir *md, GError **error) {
-  JsonObject *cfg = i2v_model_dir_config(md, "text_encoder", error);
-  if (cfg == NULL) return FALSE;
-  gint64 max_pos = 0, vocab = 0;
-  gboolean ok = i2v_clip_dims_read(cfg, CONFIG_FILE, &m->d, error) &&
-                i2v_config_int(cfg, CONFIG_FILE, "max_position_embeddings", &max_pos, error) &&
-                i2v_config_int(cfg, CONFIG_FILE, "vocab_size", &vocab, error);
-  json_object_unref(cfg);
-  if (ok && (max_pos <= 0 || max_pos > G_MAXINT32 || vocab <= 0 || vocab > G_MAXINT32)) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: max_position_embeddings %" G_GINT64_FORMAT " / vocab_size %" G_GINT64_FORMAT
-                " must be positive",
-                CONFIG_FILE, max_pos, vocab);
-    ok = FALSE;
-  }
-  m->max_positions = (int)max_pos;
-  m->vocab = (int)vocab;
+  I2vConfig c;
+  if (!i2v_model_dir_config(md, "text_encoder", &c, error)) return FALSE;
+  gboolean ok = i2v_clip_dims_read(&c, &m->d, error) &&
+                i2v_config_int(&c, "max_position_embeddings", 2, 65536, &m->max_positions, error) &&
+                i2v_config_int(&c, "vocab_size", 1, 10000000, &m->vocab, error);
+  i2v_config_clear(&c);
   return ok;
 }
 
-/* Loads every tensor of the text tower with the shapes the config implies. */
-static gboolean load_weights(I2vClipText *m, I2vWeights *w, GError **error) {
+/* Every tensor of the text tower with the shapes the config implies. */
+static void load_weights(I2vLoader *ld, void *net) {
+  I2vClipText *m = net;
   int64_t c = m->d.hidden;
-  if (!i2v_weights_load_2d(w, m->be, "text_model.embeddings.token_embedding.weight", m->vocab, c,
-                           &m->token_embedding, error) ||
-      !i2v_weights_load_2d(w, m->be, "text_model.embeddings.position_embedding.weight",
-                           m->max_positions, c, &m->position_embedding, error))
-    return FALSE;
-  m->layers = i2v_clip_layers_load(w, m->be, "text_model", &m->d, error);
-  return m->layers != NULL && i2v_clip_norm_load(w, m->be, "text_model.final_layer_norm", c,
-                                                 &m->final_w, &m->final_b, error);
+  int64_t ts[2] = {m->vocab, c}, ps[2] = {m->max_positions, c};
+  const char *emb = "text_model.embeddings";
+  i2v_load_tensor(ld, &m->token_embedding, emb, "token_embedding.weight", 2, ts, I2V_LAYOUT_AS_IS);
+  i2v_load_tensor(ld, &m->position_embedding, emb, "position_embedding.weight", 2, ps,
+                  I2V_LAYOUT_AS_IS);
+  m->layers = i2v_clip_layers_load(ld, "text_model", &m->d);
+  i2v_load_norm(ld, &m->final_norm, "text_model", "final_layer_norm", c);
 }
 
 I2vClipText *i2v_clip_text_load(I2vModelDir *md, I2vBackend *be, GError **error) {
   I2vClipText *m = g_new0(I2vClipText, 1);
-  m->be = be;
-  if (!read_config(m, md, error)) {
-    i2v_clip_text_free(m);
-    return NULL;
-  }
-  I2vWeights *w = i2v_model_dir_weights(md, "text_encoder", error);
-  gboolean ok = w != NULL && load_weights(m, w, error);
-  if (ok) i2v_weights_log_unused(w);
-  i2v_weights_free(w);
-  if (!ok) {
+  m->params = g_ptr_array_new();
+  if (!read_config(m, md, error) ||
+      !i2v_load_component(md, "text_encoder", be, m->params, load_weights, m, error)) {
     i2v_clip_text_free(m);
     return NULL;
   }
@@ -74,11 +55,8 @@ I2vClipText *i2v_clip_text_load(I2vModelDir *md, I2vBackend *be, GError **error)
 
 void i2v_clip_text_free(I2vClipText *m) {
   if (m == NULL) return;
-  i2v_tensor_free(&m->token_embedding);
-  i2v_tensor_free(&m->position_embedding);
-  i2v_clip_layers_free(m->layers, m->d.layers);
-  i2v_tensor_free(&m->final_w);
-  i2v_tensor_free(&m->final_b);
+  i2v_params_free(m->params);
+  g_free(m->layers);
   g_free(m);
 }
 
@@ -135,7 +113,8 @@ gboolean i2v_clip_text_forward(const I2vClipText *m, I2vStream *st, const int64_
     i2v_clip_layer_forward(st, &m->layers[l], &m->d, &x, TRUE);
     i2v_clip_tap_hidden(st, l + 1, &x);
   }
-  if (final_norm) i2v_op_layer_norm(st, &x, &x, &m->final_w, &m->final_b, m->d.eps);
+  if (final_norm)
+    i2v_op_layer_norm(st, &x, &x, &m->final_norm.gamma, &m->final_norm.beta, m->d.eps);
   gboolean ok = i2v_tensor_download_f32(st, &x, out, error);
   i2v_scratch_release(st, mark);
   return ok;

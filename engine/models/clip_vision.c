@@ -9,85 +9,60 @@
 #include "clip_layer.h"
 #include <i2v/error.h>
 
-#define CONFIG_FILE "image_encoder/config.json"
-
 struct I2vClipVision {
-  I2vBackend *be;
   I2vClipDims d;
   int image_size, patch_size, channels, projection_dim;
   int grid; /* patches per side: image_size / patch_size */
-  I2vTensor class_embedding, patch_embedding, position_embedding;
-  I2vTensor pre_w, pre_b;
+  I2vTensor class_embedding, position_embedding;
+  I2vLinear patch_embedding; /* a conv without bias */
+  I2vNorm pre_norm;
   I2vClipLayer *layers;
-  I2vTensor post_w, post_b;
-  I2vTensor projection;
+  I2vNorm post_norm;
+  I2vLinear projection; /* without bias */
+  GPtrArray *params;    /* every weight */
 };
 
-/* A required positive integer key of the vision config. */
-static gboolean read_size(JsonObject *cfg, const char *key, int *out, GError **error) {
-  gint64 v;
-  if (!i2v_config_int(cfg, CONFIG_FILE, key, &v, error)) return FALSE;
-  if (v <= 0 || v > G_MAXINT32) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: %s is %" G_GINT64_FORMAT ", expected a positive integer", CONFIG_FILE, key, v);
-    return FALSE;
-  }
-  *out = (int)v;
-  return TRUE;
-}
-
-/* Reads every size of the vision tower from its config. */
+/* Reads every size of the vision tower from its config (ranges: docs/model.md). */
 static gboolean read_config(I2vClipVision *m, I2vModelDir *md, GError **error) {
-  JsonObject *cfg = i2v_model_dir_config(md, "image_encoder", error);
-  if (cfg == NULL) return FALSE;
-  gboolean ok = i2v_clip_dims_read(cfg, CONFIG_FILE, &m->d, error) &&
-                read_size(cfg, "image_size", &m->image_size, error) &&
-                read_size(cfg, "patch_size", &m->patch_size, error) &&
-                read_size(cfg, "num_channels", &m->channels, error) &&
-                read_size(cfg, "projection_dim", &m->projection_dim, error);
-  json_object_unref(cfg);
-  if (!ok) return FALSE;
-  if (m->patch_size > m->image_size) {
+  I2vConfig c;
+  if (!i2v_model_dir_config(md, "image_encoder", &c, error)) return FALSE;
+  gboolean ok = i2v_clip_dims_read(&c, &m->d, error) &&
+                i2v_config_int(&c, "image_size", 1, 4096, &m->image_size, error) &&
+                i2v_config_int(&c, "patch_size", 1, 4096, &m->patch_size, error) &&
+                i2v_config_int(&c, "num_channels", 3, 3, &m->channels, error) &&
+                i2v_config_int(&c, "projection_dim", 1, 16384, &m->projection_dim, error);
+  if (ok && m->patch_size > m->image_size) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: patch_size %d exceeds image_size %d",
-                CONFIG_FILE, m->patch_size, m->image_size);
-    return FALSE;
+                c.file, m->patch_size, m->image_size);
+    ok = FALSE;
   }
+  i2v_config_clear(&c);
   /* transformers: num_patches = (image_size // patch_size)², as the strided conv yields */
-  m->grid = m->image_size / m->patch_size;
-  return TRUE;
+  m->grid = ok ? m->image_size / m->patch_size : 0;
+  return ok;
 }
 
-/* Loads every tensor of the vision tower with the shapes the config implies. */
-static gboolean load_weights(I2vClipVision *m, I2vWeights *w, GError **error) {
-  int64_t c = m->d.hidden, tokens = i2v_clip_vision_num_tokens(m);
-  if (!i2v_weights_load_1d(w, m->be, "vision_model.embeddings.class_embedding", c,
-                           &m->class_embedding, error) ||
-      !i2v_weights_load_conv(w, m->be, "vision_model.embeddings.patch_embedding.weight", c,
-                             m->channels, m->patch_size, &m->patch_embedding, error) ||
-      !i2v_weights_load_2d(w, m->be, "vision_model.embeddings.position_embedding.weight", tokens, c,
-                           &m->position_embedding, error) ||
-      !i2v_clip_norm_load(w, m->be, "vision_model.pre_layrnorm", c, &m->pre_w, &m->pre_b, error))
-    return FALSE;
-  m->layers = i2v_clip_layers_load(w, m->be, "vision_model", &m->d, error);
-  return m->layers != NULL &&
-         i2v_clip_norm_load(w, m->be, "vision_model.post_layernorm", c, &m->post_w, &m->post_b,
-                            error) &&
-         i2v_weights_load_2d(w, m->be, "visual_projection.weight", m->projection_dim, c,
-                             &m->projection, error);
+/* Every tensor of the vision tower with the shapes the config implies. */
+static void load_weights(I2vLoader *ld, void *net) {
+  I2vClipVision *m = net;
+  int64_t c = m->d.hidden, ps[2] = {i2v_clip_vision_num_tokens(m), c};
+  const char *emb = "vision_model.embeddings";
+  i2v_load_tensor(ld, &m->class_embedding, emb, "class_embedding", 1, &c, I2V_LAYOUT_AS_IS);
+  i2v_load_conv(ld, &m->patch_embedding, emb, "patch_embedding", c, m->channels, m->patch_size,
+                FALSE);
+  i2v_load_tensor(ld, &m->position_embedding, emb, "position_embedding.weight", 2, ps,
+                  I2V_LAYOUT_AS_IS);
+  i2v_load_norm(ld, &m->pre_norm, "vision_model", "pre_layrnorm", c);
+  m->layers = i2v_clip_layers_load(ld, "vision_model", &m->d);
+  i2v_load_norm(ld, &m->post_norm, "vision_model", "post_layernorm", c);
+  i2v_load_linear(ld, &m->projection, "visual_projection", NULL, m->projection_dim, c, FALSE);
 }
 
 I2vClipVision *i2v_clip_vision_load(I2vModelDir *md, I2vBackend *be, GError **error) {
   I2vClipVision *m = g_new0(I2vClipVision, 1);
-  m->be = be;
-  if (!read_config(m, md, error)) {
-    i2v_clip_vision_free(m);
-    return NULL;
-  }
-  I2vWeights *w = i2v_model_dir_weights(md, "image_encoder", error);
-  gboolean ok = w != NULL && load_weights(m, w, error);
-  if (ok) i2v_weights_log_unused(w);
-  i2v_weights_free(w);
-  if (!ok) {
+  m->params = g_ptr_array_new();
+  if (!read_config(m, md, error) ||
+      !i2v_load_component(md, "image_encoder", be, m->params, load_weights, m, error)) {
     i2v_clip_vision_free(m);
     return NULL;
   }
@@ -96,11 +71,8 @@ I2vClipVision *i2v_clip_vision_load(I2vModelDir *md, I2vBackend *be, GError **er
 
 void i2v_clip_vision_free(I2vClipVision *m) {
   if (m == NULL) return;
-  I2vTensor *all[] = {&m->class_embedding, &m->patch_embedding, &m->position_embedding,
-                      &m->pre_w,           &m->pre_b,           &m->post_w,
-                      &m->post_b,          &m->projection};
-  for (guint i = 0; i < G_N_ELEMENTS(all); i++) i2v_tensor_free(all[i]);
-  i2v_clip_layers_free(m->layers, m->d.layers);
+  i2v_params_free(m->params);
+  g_free(m->layers);
   g_free(m);
 }
 
@@ -144,7 +116,7 @@ static gboolean embed(const I2vClipVision *m, I2vStream *st, const float *pixel_
   static const int to_nhwc[] = {0, 2, 3, 1};
   i2v_op_permute(st, &nhwc, &nchw, to_nhwc);
   I2vConvParams conv = {.stride = m->patch_size};
-  i2v_op_conv2d(st, &grid, &nhwc, &m->patch_embedding, NULL, &conv, FALSE);
+  i2v_op_conv2d(st, &grid, &nhwc, &m->patch_embedding.w, NULL, &conv, FALSE);
 
   /* row b·tokens is the class token, rows b·tokens + 1 … the patches in row-major order */
   int64_t rows_shape[] = {b * tokens, c}, patch_rows_shape[] = {b * patches, c};
@@ -160,7 +132,7 @@ static gboolean embed(const I2vClipVision *m, I2vStream *st, const float *pixel_
     i2v_op_copy(st, &dst_patches, &src_patches);
   }
   i2v_clip_add_positions(st, x, &m->position_embedding);
-  i2v_op_layer_norm(st, x, x, &m->pre_w, &m->pre_b, m->d.eps);
+  i2v_op_layer_norm(st, x, x, &m->pre_norm.gamma, &m->pre_norm.beta, m->d.eps);
   i2v_scratch_release(st, mark);
   return TRUE;
 }
@@ -180,8 +152,8 @@ static gboolean project(const I2vClipVision *m, I2vStream *st, const I2vTensor *
     I2vTensor dst = i2v_tensor_rows(&cls, i, 1);
     i2v_op_copy(st, &dst, &src);
   }
-  i2v_op_layer_norm(st, &cls, &cls, &m->post_w, &m->post_b, m->d.eps);
-  i2v_op_linear(st, &emb, &cls, &m->projection, NULL, I2V_ACT_NONE, FALSE);
+  i2v_op_layer_norm(st, &cls, &cls, &m->post_norm.gamma, &m->post_norm.beta, m->d.eps);
+  i2v_op_linear(st, &emb, &cls, &m->projection.w, NULL, I2V_ACT_NONE, FALSE);
   gboolean ok = i2v_tensor_download_f32(st, &emb, image_embeds, error);
   i2v_scratch_release(st, mark);
   return ok;

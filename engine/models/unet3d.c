@@ -1,4 +1,4 @@
-/* The I2VGen-XL 3D UNet (diffusers I2VGenXLUNet, reference §3.2–3.3): configuration, weights,
+/* The I2VGen-XL 3D UNet (diffusers I2VGenXLUNet, docs/model.md "UNet"): configuration, weights,
  * the loop-invariant conditioning and one forward, on channels-last activations. */
 #include "unet3d.h"
 
@@ -9,15 +9,17 @@
 #include <string.h>
 
 #include <i2v/error.h>
-#include "unet_blocks.h"
 
-#define CONFIG_FILE "unet/config.json"
+#include "resnet.h"
+#include "temporal_conv.h"
+#include "transformer.h"
 
-/* Constants hard-wired inside I2VGenXLUNet (reference §3.2, §3.3.2–3.3.4). */
+/* Constants hard-wired inside I2VGenXLUNet (docs/model.md "UNet"). */
 #define TRANSFORMER_IN_HEADS 8 /* transformer_in: 8 heads × attention_head_dim */
 #define ENCODER_HEADS 2        /* image-latent temporal encoder: 2 heads × in_channels */
 #define IMAGE_CONTEXT_POOL 32  /* AdaptiveAvgPool2d((32, 32)) before two stride-2 convs */
 #define NORM_OUT_EPS 1e-5f
+#define RESNET_EPS 1e-5f
 #define ENCODER_LN_EPS 1e-5f
 
 /* One down or up block of the UNet (CrossAttn{Down,Up}Block3D or {Down,Up}Block3D). */
@@ -25,34 +27,33 @@ typedef struct {
   gboolean cross; /* spatial + temporal transformers after each resnet/temp_conv */
   int n_layers;
   int64_t channels; /* output channels */
-  UnetResnet *resnets;
-  UnetTempConv *temp_convs;
-  UnetTransformer *attentions, *temp_attentions; /* NULL unless cross */
+  I2vResnet *resnets;
+  I2vTemporalConv *temp_convs;
+  I2vTransformer *attentions, *temp_attentions; /* NULL unless cross */
   gboolean has_sampler;
-  UnetLinear sampler; /* down: 3×3 stride 2; up: 3×3 after nearest ×2 */
+  I2vLinear sampler; /* down: 3×3 stride 2; up: 3×3 after nearest ×2 */
 } UnetStage;
 
 struct I2vUnet {
-  I2vBackend *be;
   /* configuration */
-  int64_t in_channels, out_channels, ctx_dim, head_dim, temb_dim, sin_dim;
+  int in_channels, out_channels, ctx_dim, head_dim, temb_dim, sin_dim;
   int groups, levels, layers;
-  int64_t *channels; /* block_out_channels[levels] */
+  int *channels; /* block_out_channels[levels] */
   /* embeddings and the image-latent branches */
-  UnetLinear time_1, time_2, fps_1, fps_2, ctx_emb_1, ctx_emb_2;
-  UnetLinear image_proj_in[3]; /* conv in→4in, 4in→4in, 4in→in */
-  UnetLinear image_context[3]; /* conv in→8in, (pool), 8in→16in s2, 16in→D s2 */
-  UnetNorm enc_norm;           /* image_latents_temporal_encoder */
-  UnetLinear enc_q, enc_k, enc_v, enc_out, enc_ff_1, enc_ff_2;
+  I2vLinear time_1, time_2, fps_1, fps_2, ctx_emb_1, ctx_emb_2;
+  I2vLinear image_proj_in[3]; /* conv in→4in, 4in→4in, 4in→in */
+  I2vLinear image_context[3]; /* conv in→8in, (pool), 8in→16in s2, 16in→D s2 */
+  I2vNorm enc_norm;           /* image_latents_temporal_encoder */
+  I2vLinear enc_q, enc_k, enc_v, enc_out, enc_ff_1, enc_ff_2;
   /* trunk */
-  UnetLinear conv_in, conv_out;
-  UnetTransformer transformer_in;
+  I2vLinear conv_in, conv_out;
+  I2vTransformer transformer_in;
   UnetStage *down, *up, mid; /* mid: resnets[2], temp_convs[2], one of each transformer */
-  UnetNorm norm_out;
+  I2vNorm norm_out;
   /* every spatial transformer, in kv_slot order (their context K/V live in the condition) */
   GPtrArray *spatial;
-  GPtrArray *tensors; /* every weight tensor, for freeing */
-  gint64 n_params;
+  GPtrArray *params;               /* every weight */
+  gboolean *down_cross, *up_cross; /* per level: cross-attention blocks (config) */
 };
 
 /* Tensors in the preparing stream's scratch arena; host buffers sized once, so a denoising step
@@ -71,103 +72,71 @@ struct I2vUnetCond {
 
 /* ---- configuration ---- */
 
-static gboolean config_fail(GError **error, const char *key, const char *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
-
-static gboolean config_fail(GError **error, const char *key, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = g_strdup_vprintf(fmt, ap);
-  va_end(ap);
-  g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: %s: %s", CONFIG_FILE, key, msg);
-  g_free(msg);
-  return FALSE;
-}
-
 /* Reads block types for key (one per level): TRUE in cross[i] for cross_name, FALSE for
  * plain_name, an error naming the value otherwise. */
-static gboolean parse_block_types(JsonObject *cfg, const char *key, int levels,
+static gboolean parse_block_types(const I2vConfig *c, const char *key, int levels,
                                   const char *cross_name, const char *plain_name, gboolean *cross,
                                   GError **error) {
   char **types = NULL;
-  if (!i2v_config_string_array(cfg, CONFIG_FILE, key, &types, error)) return FALSE;
+  if (!i2v_config_strings(c, key, levels, &types, error)) return FALSE;
   gboolean ok = TRUE;
-  if ((int)g_strv_length(types) != levels)
-    ok = config_fail(error, key, "has %u entries, expected %d (one per block_out_channels)",
-                     g_strv_length(types), levels);
   for (int i = 0; ok && i < levels; i++) {
-    if (strcmp(types[i], cross_name) == 0)
-      cross[i] = TRUE;
-    else if (strcmp(types[i], plain_name) == 0)
-      cross[i] = FALSE;
-    else
-      ok = config_fail(error, key, "entry %d is \"%s\", expected \"%s\" or \"%s\"", i, types[i],
-                       cross_name, plain_name);
+    cross[i] = strcmp(types[i], cross_name) == 0;
+    ok = cross[i] || strcmp(types[i], plain_name) == 0;
+    if (!ok)
+      g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+                  "%s: %s[%d] is \"%s\", expected \"%s\" or \"%s\"", c->file, key, i, types[i],
+                  cross_name, plain_name);
   }
   g_strfreev(types);
   return ok;
 }
 
-/* Attentions over c channels have c / attention_head_dim heads (P-5), which must divide. */
-static gboolean check_heads(const I2vUnet *u, int64_t c, GError **error) {
-  if (c % u->head_dim == 0) return TRUE;
-  return config_fail(error, "attention_head_dim",
-                     "%" G_GINT64_FORMAT " does not divide the %" G_GINT64_FORMAT
-                     " channels of a transformer (heads = channels / attention_head_dim)",
-                     u->head_dim, c);
+/* Attentions over ch channels have ch / attention_head_dim heads, which must divide. */
+static gboolean check_heads(const I2vConfig *c, const I2vUnet *u, int ch, GError **error) {
+  if (ch % u->head_dim == 0) return TRUE;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+              "%s: attention_head_dim %d does not divide the %d channels of a transformer (heads "
+              "= channels / attention_head_dim)",
+              c->file, u->head_dim, ch);
+  return FALSE;
 }
 
-static gboolean positive(gint64 v, const char *key, GError **error) {
-  return v > 0 || config_fail(error, key, "%" G_GINT64_FORMAT ", expected > 0", v);
-}
-
-static gboolean parse_config(I2vUnet *u, JsonObject *cfg, gboolean **down_cross,
-                             gboolean **up_cross, GError **error) {
-  gint64 v[6];
-  const char *keys[6] = {"in_channels",      "out_channels",    "cross_attention_dim",
-                         "layers_per_block", "norm_num_groups", "attention_head_dim"};
-  for (int i = 0; i < 6; i++) {
-    /* attention_head_dim was absent from early config revisions; diffusers defaults it to 64 */
-    if (i == 5 && !json_object_has_member(cfg, keys[i])) {
-      v[i] = 64;
-      continue;
-    }
-    if (!i2v_config_int(cfg, CONFIG_FILE, keys[i], &v[i], error) || !positive(v[i], keys[i], error))
-      return FALSE;
-  }
-  u->in_channels = v[0];
-  u->out_channels = v[1];
-  u->ctx_dim = v[2];
-  u->layers = (int)v[3];
-  u->groups = (int)v[4];
-  u->head_dim = v[5];
-  gint64 *ch = NULL;
-  int n = 0;
-  if (!i2v_config_int_array(cfg, CONFIG_FILE, "block_out_channels", &ch, &n, error)) return FALSE;
-  u->channels = ch;
-  u->levels = n;
-  if (n < 1) return config_fail(error, "block_out_channels", "is empty");
+/* Every size of the UNet from its config (ranges: docs/model.md); sizes checked against each
+ * other before anything is allocated or loaded. */
+static gboolean parse_config(I2vUnet *u, const I2vConfig *c, GError **error) {
+  /* attention_head_dim was absent from early config revisions; diffusers defaults it to 64 */
+  if (!i2v_config_int(c, "in_channels", 1, 64, &u->in_channels, error) ||
+      !i2v_config_int(c, "out_channels", 1, 64, &u->out_channels, error) ||
+      !i2v_config_int(c, "cross_attention_dim", 1, 16384, &u->ctx_dim, error) ||
+      !i2v_config_int(c, "layers_per_block", 1, 16, &u->layers, error) ||
+      !i2v_config_int(c, "norm_num_groups", 1, 1024, &u->groups, error) ||
+      !i2v_config_int_or(c, "attention_head_dim", 1, 1024, 64, &u->head_dim, error) ||
+      !i2v_config_ints(c, "block_out_channels", 8, 1, 16384, &u->channels, &u->levels, error))
+    return FALSE;
+  int n = u->levels;
   for (int i = 0; i < n; i++) {
-    if (ch[i] <= 0 || ch[i] % u->groups != 0)
-      return config_fail(error, "block_out_channels",
-                         "entry %d is %" G_GINT64_FORMAT
-                         ", expected a positive multiple of norm_num_groups %d",
-                         i, ch[i], u->groups);
+    if (u->channels[i] % u->groups != 0) {
+      g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
+                  "%s: block_out_channels[%d] is %d, expected a multiple of norm_num_groups %d",
+                  c->file, i, u->channels[i], u->groups);
+      return FALSE;
+    }
   }
-  u->temb_dim = 4 * ch[0];
-  u->sin_dim = ch[0];
-  *down_cross = g_new0(gboolean, n);
-  *up_cross = g_new0(gboolean, n);
-  if (!parse_block_types(cfg, "down_block_types", n, "CrossAttnDownBlock3D", "DownBlock3D",
-                         *down_cross, error) ||
-      !parse_block_types(cfg, "up_block_types", n, "CrossAttnUpBlock3D", "UpBlock3D", *up_cross,
+  u->temb_dim = 4 * u->channels[0];
+  u->sin_dim = u->channels[0];
+  u->down_cross = g_new0(gboolean, n);
+  u->up_cross = g_new0(gboolean, n);
+  if (!parse_block_types(c, "down_block_types", n, "CrossAttnDownBlock3D", "DownBlock3D",
+                         u->down_cross, error) ||
+      !parse_block_types(c, "up_block_types", n, "CrossAttnUpBlock3D", "UpBlock3D", u->up_cross,
                          error))
     return FALSE;
   /* levels with transformers: cross-attention blocks and the mid block (the last level) */
-  for (int i = 0; i < n; i++) {
-    if (((*down_cross)[i] || (*up_cross)[n - 1 - i] || i == n - 1) && !check_heads(u, ch[i], error))
+  for (int i = 0; i < n; i++)
+    if ((u->down_cross[i] || u->up_cross[n - 1 - i] || i == n - 1) &&
+        !check_heads(c, u, u->channels[i], error))
       return FALSE;
-  }
   return TRUE;
 }
 
@@ -175,16 +144,16 @@ static gboolean parse_config(I2vUnet *u, JsonObject *cfg, gboolean **down_cross,
 
 /* Loads the spatial transformer attentions.j and the temporal one temp_attentions.j of c
  * channels (heads checked by parse_config) and registers the spatial one's K/V slot. */
-static void load_cross_pair(I2vUnet *u, UnetLoader *ld, UnetTransformer *spatial,
-                            UnetTransformer *temporal, const char *prefix, int j, int64_t c) {
+static void load_cross_pair(I2vUnet *u, I2vLoader *ld, I2vTransformer *spatial,
+                            I2vTransformer *temporal, const char *prefix, int j, int64_t c) {
   int heads = (int)(c / u->head_dim);
   char *p = g_strdup_printf("%s.attentions.%d", prefix, j);
-  unet_load_transformer(ld, spatial, p, c, heads, (int)u->head_dim, u->ctx_dim);
+  i2v_load_transformer(ld, spatial, p, c, heads, (int)u->head_dim, u->ctx_dim);
   spatial->kv_slot = (int)u->spatial->len;
   g_ptr_array_add(u->spatial, spatial);
   g_free(p);
   p = g_strdup_printf("%s.temp_attentions.%d", prefix, j);
-  unet_load_transformer(ld, temporal, p, c, heads, (int)u->head_dim, 0);
+  i2v_load_transformer(ld, temporal, p, c, heads, (int)u->head_dim, 0);
   g_free(p);
 }
 
@@ -193,11 +162,11 @@ static void stage_init(UnetStage *s, int n, gboolean cross, int64_t channels) {
   s->n_layers = n;
   s->cross = cross;
   s->channels = channels;
-  s->resnets = g_new0(UnetResnet, n);
-  s->temp_convs = g_new0(UnetTempConv, n);
+  s->resnets = g_new0(I2vResnet, n);
+  s->temp_convs = g_new0(I2vTemporalConv, n);
   if (cross) {
-    s->attentions = g_new0(UnetTransformer, n);
-    s->temp_attentions = g_new0(UnetTransformer, n);
+    s->attentions = g_new0(I2vTransformer, n);
+    s->temp_attentions = g_new0(I2vTransformer, n);
   }
 }
 
@@ -209,19 +178,19 @@ static void stage_clear(UnetStage *s) {
 }
 
 /* Loads resnet j (cin → s->channels), temp_conv j and, for cross stages, transformers j. */
-static void load_layer(I2vUnet *u, UnetLoader *ld, UnetStage *s, const char *prefix, int j,
+static void load_layer(I2vUnet *u, I2vLoader *ld, UnetStage *s, const char *prefix, int j,
                        int64_t cin) {
   char *p = g_strdup_printf("%s.resnets.%d", prefix, j);
-  unet_load_resnet(ld, &s->resnets[j], p, cin, s->channels, u->temb_dim);
+  i2v_load_resnet(ld, &s->resnets[j], p, cin, s->channels, u->temb_dim);
   g_free(p);
   p = g_strdup_printf("%s.temp_convs.%d", prefix, j);
-  unet_load_temp_conv(ld, &s->temp_convs[j], p, s->channels);
+  i2v_load_temporal_conv(ld, &s->temp_convs[j], p, s->channels);
   g_free(p);
   if (s->cross)
     load_cross_pair(u, ld, &s->attentions[j], &s->temp_attentions[j], prefix, j, s->channels);
 }
 
-static void load_down(I2vUnet *u, UnetLoader *ld, const gboolean *cross) {
+static void load_down(I2vUnet *u, I2vLoader *ld, const gboolean *cross) {
   u->down = g_new0(UnetStage, u->levels);
   for (int i = 0; i < u->levels; i++) {
     UnetStage *s = &u->down[i];
@@ -232,14 +201,15 @@ static void load_down(I2vUnet *u, UnetLoader *ld, const gboolean *cross) {
       load_layer(u, ld, s, prefix, j, j == 0 ? cin : s->channels);
     s->has_sampler = i < u->levels - 1;
     if (s->has_sampler)
-      unet_load_conv(ld, &s->sampler, prefix, "downsamplers.0.conv", s->channels, s->channels, 3);
+      i2v_load_conv(ld, &s->sampler, prefix, "downsamplers.0.conv", s->channels, s->channels, 3,
+                    TRUE);
     g_free(prefix);
   }
 }
 
 /* Up block i mirrors level L-1-i: layers_per_block + 1 resnets whose inputs are the previous
  * output concatenated with a skip (diffusers' prev_output_channel / res_skip_channels). */
-static void load_up(I2vUnet *u, UnetLoader *ld, const gboolean *cross) {
+static void load_up(I2vUnet *u, I2vLoader *ld, const gboolean *cross) {
   int L = u->levels;
   u->up = g_new0(UnetStage, L);
   for (int i = 0; i < L; i++) {
@@ -254,89 +224,79 @@ static void load_up(I2vUnet *u, UnetLoader *ld, const gboolean *cross) {
       load_layer(u, ld, s, prefix, j, (j == 0 ? prev : out) + skip);
     }
     s->has_sampler = i < L - 1;
-    if (s->has_sampler) unet_load_conv(ld, &s->sampler, prefix, "upsamplers.0.conv", out, out, 3);
+    if (s->has_sampler)
+      i2v_load_conv(ld, &s->sampler, prefix, "upsamplers.0.conv", out, out, 3, TRUE);
     g_free(prefix);
   }
 }
 
-static void load_mid(I2vUnet *u, UnetLoader *ld) {
+static void load_mid(I2vUnet *u, I2vLoader *ld) {
   int64_t c = u->channels[u->levels - 1];
   UnetStage *s = &u->mid;
   stage_init(s, 2, TRUE, c);
   for (int j = 0; j < 2; j++) {
     char *p = g_strdup_printf("mid_block.resnets.%d", j);
-    unet_load_resnet(ld, &s->resnets[j], p, c, c, u->temb_dim);
+    i2v_load_resnet(ld, &s->resnets[j], p, c, c, u->temb_dim);
     g_free(p);
     p = g_strdup_printf("mid_block.temp_convs.%d", j);
-    unet_load_temp_conv(ld, &s->temp_convs[j], p, c);
+    i2v_load_temporal_conv(ld, &s->temp_convs[j], p, c);
     g_free(p);
   }
   load_cross_pair(u, ld, &s->attentions[0], &s->temp_attentions[0], "mid_block", 0, c);
 }
 
 /* Embeddings, the image-latent branches, conv_in/transformer_in and the output head. */
-static void load_stem(I2vUnet *u, UnetLoader *ld) {
+static void load_stem(I2vUnet *u, I2vLoader *ld) {
   int64_t in = u->in_channels, D = u->ctx_dim, T = u->temb_dim;
-  unet_load_linear(ld, &u->time_1, "time_embedding", "linear_1", T, u->sin_dim, TRUE);
-  unet_load_linear(ld, &u->time_2, "time_embedding", "linear_2", T, T, TRUE);
-  unet_load_linear(ld, &u->fps_1, "fps_embedding", "0", T, u->sin_dim, TRUE);
-  unet_load_linear(ld, &u->fps_2, "fps_embedding", "2", T, T, TRUE);
-  unet_load_linear(ld, &u->ctx_emb_1, "context_embedding", "0", T, D, TRUE);
-  unet_load_linear(ld, &u->ctx_emb_2, "context_embedding", "2", D * in, T, TRUE);
-  unet_load_conv(ld, &u->image_proj_in[0], "image_latents_proj_in", "0", 4 * in, in, 3);
-  unet_load_conv(ld, &u->image_proj_in[1], "image_latents_proj_in", "2", 4 * in, 4 * in, 3);
-  unet_load_conv(ld, &u->image_proj_in[2], "image_latents_proj_in", "4", in, 4 * in, 3);
-  unet_load_conv(ld, &u->image_context[0], "image_latents_context_embedding", "0", 8 * in, in, 3);
-  unet_load_conv(ld, &u->image_context[1], "image_latents_context_embedding", "3", 16 * in, 8 * in,
-                 3);
-  unet_load_conv(ld, &u->image_context[2], "image_latents_context_embedding", "5", D, 16 * in, 3);
+  i2v_load_linear(ld, &u->time_1, "time_embedding", "linear_1", T, u->sin_dim, TRUE);
+  i2v_load_linear(ld, &u->time_2, "time_embedding", "linear_2", T, T, TRUE);
+  i2v_load_linear(ld, &u->fps_1, "fps_embedding", "0", T, u->sin_dim, TRUE);
+  i2v_load_linear(ld, &u->fps_2, "fps_embedding", "2", T, T, TRUE);
+  i2v_load_linear(ld, &u->ctx_emb_1, "context_embedding", "0", T, D, TRUE);
+  i2v_load_linear(ld, &u->ctx_emb_2, "context_embedding", "2", D * in, T, TRUE);
+  i2v_load_conv(ld, &u->image_proj_in[0], "image_latents_proj_in", "0", 4 * in, in, 3, TRUE);
+  i2v_load_conv(ld, &u->image_proj_in[1], "image_latents_proj_in", "2", 4 * in, 4 * in, 3, TRUE);
+  i2v_load_conv(ld, &u->image_proj_in[2], "image_latents_proj_in", "4", in, 4 * in, 3, TRUE);
+  i2v_load_conv(ld, &u->image_context[0], "image_latents_context_embedding", "0", 8 * in, in, 3,
+                TRUE);
+  i2v_load_conv(ld, &u->image_context[1], "image_latents_context_embedding", "3", 16 * in, 8 * in,
+                3, TRUE);
+  i2v_load_conv(ld, &u->image_context[2], "image_latents_context_embedding", "5", D, 16 * in, 3,
+                TRUE);
   const char *enc = "image_latents_temporal_encoder";
   int64_t inner = ENCODER_HEADS * in;
-  unet_load_norm(ld, &u->enc_norm, enc, "norm1", in);
-  unet_load_linear(ld, &u->enc_q, enc, "attn1.to_q", inner, in, FALSE);
-  unet_load_linear(ld, &u->enc_k, enc, "attn1.to_k", inner, in, FALSE);
-  unet_load_linear(ld, &u->enc_v, enc, "attn1.to_v", inner, in, FALSE);
-  unet_load_linear(ld, &u->enc_out, enc, "attn1.to_out.0", in, inner, TRUE);
-  unet_load_linear(ld, &u->enc_ff_1, enc, "ff.net.0.proj", 4 * in, in, TRUE);
-  unet_load_linear(ld, &u->enc_ff_2, enc, "ff.net.2", in, 4 * in, TRUE);
-  unet_load_conv(ld, &u->conv_in, "conv_in", NULL, u->channels[0], 2 * in, 3);
-  unet_load_transformer(ld, &u->transformer_in, "transformer_in", u->channels[0],
-                        TRANSFORMER_IN_HEADS, (int)u->head_dim, 0);
-  unet_load_norm(ld, &u->norm_out, "conv_norm_out", NULL, u->channels[0]);
-  unet_load_conv(ld, &u->conv_out, "conv_out", NULL, u->out_channels, u->channels[0], 3);
+  i2v_load_norm(ld, &u->enc_norm, enc, "norm1", in);
+  i2v_load_linear(ld, &u->enc_q, enc, "attn1.to_q", inner, in, FALSE);
+  i2v_load_linear(ld, &u->enc_k, enc, "attn1.to_k", inner, in, FALSE);
+  i2v_load_linear(ld, &u->enc_v, enc, "attn1.to_v", inner, in, FALSE);
+  i2v_load_linear(ld, &u->enc_out, enc, "attn1.to_out.0", in, inner, TRUE);
+  i2v_load_linear(ld, &u->enc_ff_1, enc, "ff.net.0.proj", 4 * in, in, TRUE);
+  i2v_load_linear(ld, &u->enc_ff_2, enc, "ff.net.2", in, 4 * in, TRUE);
+  i2v_load_conv(ld, &u->conv_in, "conv_in", NULL, u->channels[0], 2 * in, 3, TRUE);
+  i2v_load_transformer(ld, &u->transformer_in, "transformer_in", u->channels[0],
+                       TRANSFORMER_IN_HEADS, (int)u->head_dim, 0);
+  i2v_load_norm(ld, &u->norm_out, "conv_norm_out", NULL, u->channels[0]);
+  i2v_load_conv(ld, &u->conv_out, "conv_out", NULL, u->out_channels, u->channels[0], 3, TRUE);
+}
+
+/* Every weight of the UNet, in diffusers' module order. */
+static void load_weights(I2vLoader *ld, void *net) {
+  I2vUnet *u = net;
+  load_stem(u, ld);
+  load_down(u, ld, u->down_cross);
+  load_mid(u, ld);
+  load_up(u, ld, u->up_cross);
 }
 
 I2vUnet *i2v_unet_load(I2vModelDir *md, I2vBackend *be, GError **error) {
-  JsonObject *cfg = i2v_model_dir_config(md, "unet", error);
-  if (cfg == NULL) return NULL;
+  I2vConfig c;
+  if (!i2v_model_dir_config(md, "unet", &c, error)) return NULL;
   I2vUnet *u = g_new0(I2vUnet, 1);
-  u->be = be;
   u->spatial = g_ptr_array_new();
-  u->tensors = g_ptr_array_new();
-  gboolean *down_cross = NULL, *up_cross = NULL;
-  gboolean ok = parse_config(u, cfg, &down_cross, &up_cross, error);
-  json_object_unref(cfg);
-  UnetLoader ld = {.be = be, .tensors = u->tensors};
-  if (ok) ld.w = i2v_model_dir_weights(md, "unet", error);
-  ok = ok && ld.w != NULL;
-  if (ok) {
-    load_stem(u, &ld);
-    load_down(u, &ld, down_cross);
-    load_mid(u, &ld);
-    load_up(u, &ld, up_cross);
-  }
-  if (ok && ld.error != NULL) {
-    g_propagate_error(error, ld.error); /* the first failed load */
-    ok = FALSE;
-  }
-  if (ok) {
-    u->n_params = i2v_weights_loaded_params(ld.w);
-    i2v_weights_log_unused(ld.w);
-  }
-  i2v_weights_free(ld.w);
-  g_free(down_cross);
-  g_free(up_cross);
-  if (!ok) {
+  u->params = g_ptr_array_new();
+  gboolean ok = parse_config(u, &c, error);
+  i2v_config_clear(&c);
+  if (!ok || !i2v_load_component(md, "unet", be, u->params, load_weights, u, error)) {
     i2v_unet_free(u);
     return NULL;
   }
@@ -345,8 +305,7 @@ I2vUnet *i2v_unet_load(I2vModelDir *md, I2vBackend *be, GError **error) {
 
 void i2v_unet_free(I2vUnet *u) {
   if (u == NULL) return;
-  for (guint i = 0; i < u->tensors->len; i++) i2v_tensor_free(g_ptr_array_index(u->tensors, i));
-  g_ptr_array_unref(u->tensors);
+  i2v_params_free(u->params);
   g_ptr_array_unref(u->spatial);
   for (int i = 0; u->down != NULL && i < u->levels; i++) stage_clear(&u->down[i]);
   for (int i = 0; u->up != NULL && i < u->levels; i++) stage_clear(&u->up[i]);
@@ -354,6 +313,8 @@ void i2v_unet_free(I2vUnet *u) {
   g_free(u->down);
   g_free(u->up);
   g_free(u->channels);
+  g_free(u->down_cross);
+  g_free(u->up_cross);
   g_free(u);
 }
 
@@ -366,14 +327,8 @@ int i2v_unet_out_channels(const I2vUnet *u) {
 int i2v_unet_cross_attention_dim(const I2vUnet *u) {
   return (int)u->ctx_dim;
 }
-int i2v_unet_time_embed_dim(const I2vUnet *u) {
-  return (int)u->temb_dim;
-}
-int i2v_unet_num_levels(const I2vUnet *u) {
-  return u->levels;
-}
 gint64 i2v_unet_num_params(const I2vUnet *u) {
-  return u->n_params;
+  return i2v_params_count(u->params);
 }
 
 /* ---- embeddings ---- */
@@ -416,7 +371,7 @@ static void sinusoid(int64_t p, int dim, float *out) {
 
 /* y [Bc, temb] = l2(SiLU(l1(sinusoid(p_b)))) for per-row values p; taps the sinusoid. */
 static gboolean embed_scalars(const I2vUnet *u, I2vStream *st, const int64_t *p, int64_t rows,
-                              const UnetLinear *l1, const UnetLinear *l2, const char *tap_name,
+                              const I2vLinear *l1, const I2vLinear *l2, const char *tap_name,
                               float *host, I2vTensor *y, GError **error) {
   for (int64_t r = 0; r < rows; r++) sinusoid(p[r], (int)u->sin_dim, host + r * u->sin_dim);
   size_t mark = i2v_scratch_mark(st);
@@ -444,7 +399,7 @@ void i2v_unet_cond_free(I2vUnetCond *c) {
   g_free(c);
 }
 
-static void conv_strided(I2vStream *st, I2vTensor *y, const I2vTensor *x, const UnetLinear *c,
+static void conv_strided(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vLinear *c,
                          int stride) {
   const I2vConvParams p = {
       .stride = stride, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1};
@@ -457,7 +412,7 @@ static I2vTensor scratch_map(I2vStream *st, int64_t n, int64_t h, int64_t w, int
   return i2v_scratch_tensor(st, 4, s);
 }
 
-/* Image-latent context tokens [Bc, 8, 8, D] from frame 0 of every video (reference §3.3.2). */
+/* Image-latent context tokens [Bc, 8, 8, D] from frame 0 of every video (docs/model.md §3). */
 static I2vTensor image_context_tokens(const I2vUnet *u, I2vStream *st, const I2vUnetCond *c,
                                       const I2vTensor *latents) {
   int64_t B = c->batch, in = u->in_channels, P = IMAGE_CONTEXT_POOL;
@@ -480,7 +435,7 @@ static I2vTensor image_context_tokens(const I2vUnet *u, I2vStream *st, const I2v
   return c3;
 }
 
-/* The image-latent concat branch (reference §3.3.3) into c->image_branch. */
+/* The image-latent concat branch (docs/model.md §3) into c->image_branch. */
 static void image_branch(const I2vUnet *u, I2vStream *st, I2vUnetCond *c,
                          const I2vTensor *latents) {
   int64_t N = c->batch * c->frames, in = u->in_channels, hw = c->h * c->w;
@@ -495,7 +450,7 @@ static void image_branch(const I2vUnet *u, I2vStream *st, I2vUnetCond *c,
   conv_strided(st, &x, &b, &u->image_proj_in[2], 1);
   i2v_tap(st, "image_latents_proj_in", &x);
   /* Temporal encoder over the F frames of each video pixel: u = x + Attn(LN(x)); y = u + FF(u)
-   * with no LayerNorm before the FF (P-10). */
+   * with no LayerNorm before the FF. */
   int64_t rows = N * hw, inner = ENCODER_HEADS * in;
   int64_t ns[2] = {rows, in}, qs[2] = {rows, inner}, fs[2] = {rows, 4 * in};
   I2vTensor x2 = i2v_tensor_view(&x, 2, ns);
@@ -506,8 +461,8 @@ static void image_branch(const I2vUnet *u, I2vStream *st, I2vUnetCond *c,
   i2v_op_linear(st, &q, &n, &u->enc_q.w, NULL, I2V_ACT_NONE, FALSE);
   i2v_op_linear(st, &k, &n, &u->enc_k.w, NULL, I2V_ACT_NONE, FALSE);
   i2v_op_linear(st, &v, &n, &u->enc_v.w, NULL, I2V_ACT_NONE, FALSE);
-  UnetSeqs seqs = unet_temporal_seqs(c->batch, c->frames, hw);
-  unet_attention(st, &o, &q, &k, &v, &seqs, &seqs, 1, ENCODER_HEADS, (int)in);
+  I2vSeqs seqs = i2v_seqs_temporal(c->batch, c->frames, hw);
+  i2v_attention(st, &o, &q, &k, &v, &seqs, &seqs, 1, ENCODER_HEADS, (int)in);
   i2v_op_linear(st, &x2, &o, &u->enc_out.w, &u->enc_out.b, I2V_ACT_NONE, TRUE);
   I2vTensor h = i2v_scratch_tensor(st, 2, fs);
   i2v_op_linear(st, &h, &x2, &u->enc_ff_1.w, &u->enc_ff_1.b, I2V_ACT_GELU, FALSE);
@@ -519,7 +474,7 @@ static void image_branch(const I2vUnet *u, I2vStream *st, I2vUnetCond *c,
 }
 
 /* The 145-token context [Bc·L, D] = [text | image-latent tokens | CLIP image tokens] per video
- * and from it the cross-attention K/V of every spatial transformer (reference §3.3.2, §6.5). */
+ * and from it the cross-attention K/V of every spatial transformer (docs/model.md §3). */
 static void context_kv(const I2vUnet *u, I2vStream *st, I2vUnetCond *c, const I2vTensor *text,
                        const I2vTensor *image_emb, const I2vTensor *latents) {
   int64_t B = c->batch, D = u->ctx_dim, T = text->shape[1];
@@ -546,7 +501,7 @@ static void context_kv(const I2vUnet *u, I2vStream *st, I2vUnetCond *c, const I2
     }
   }
   for (guint i = 0; i < u->spatial->len; i++) {
-    const UnetTBlock *blk = &((UnetTransformer *)g_ptr_array_index(u->spatial, i))->block;
+    const I2vTransformerBlock *blk = &((I2vTransformer *)g_ptr_array_index(u->spatial, i))->block;
     i2v_op_linear(st, &c->kv[2 * i], &ctx, &blk->k2.w, NULL, I2V_ACT_NONE, FALSE);
     i2v_op_linear(st, &c->kv[2 * i + 1], &ctx, &blk->v2.w, NULL, I2V_ACT_NONE, FALSE);
   }
@@ -564,7 +519,7 @@ static gboolean shape_fail(GError **error, const char *what, const I2vTensor *t,
 static gboolean check_inputs(const I2vUnet *u, const I2vTensor *text, const I2vTensor *image_emb,
                              const I2vTensor *latents, GError **error) {
   char exp[96];
-  g_snprintf(exp, sizeof exp, "[B, F, h, w, %" G_GINT64_FORMAT "]", u->in_channels);
+  g_snprintf(exp, sizeof exp, "[B, F, h, w, %d]", u->in_channels);
   if (latents->ndim != 5 || latents->shape[4] != u->in_channels)
     return shape_fail(error, "image_latents", latents, exp);
   int64_t B = latents->shape[0], D = u->ctx_dim;
@@ -605,7 +560,7 @@ I2vUnetCond *i2v_unet_prepare(const I2vUnet *u, I2vStream *st, const I2vTensor *
   c->n_kv = 2 * (int)u->spatial->len;
   c->kv = g_new0(I2vTensor, c->n_kv);
   for (guint i = 0; i < u->spatial->len; i++) {
-    const UnetTBlock *blk = &((UnetTransformer *)g_ptr_array_index(u->spatial, i))->block;
+    const I2vTransformerBlock *blk = &((I2vTransformer *)g_ptr_array_index(u->spatial, i))->block;
     int64_t ks3[3] = {c->batch, c->ctx_len, blk->dim};
     c->kv[2 * i] = i2v_scratch_tensor(st, 3, ks3);
     c->kv[2 * i + 1] = i2v_scratch_tensor(st, 3, ks3);
@@ -638,24 +593,26 @@ typedef struct {
 
 /* The resnet → temp_conv (→ spatial → temporal transformer) sequence of layer j; out is
  * allocated here, in place afterwards. */
-static I2vTensor stage_layer(const UnetRun *run, const UnetStage *s, int j, const I2vTensor *x) {
+static I2vTensor stage_layer(const I2vUnetRun *run, const UnetStage *s, int j, const I2vTensor *x) {
   I2vTensor out = scratch_map(run->st, x->shape[0], x->shape[1], x->shape[2], s->channels);
-  unet_resnet_forward(run, &s->resnets[j], x, &out);
-  unet_temp_conv_forward(run, &s->temp_convs[j], &out);
+  i2v_resnet_forward(run->st, &s->resnets[j], x, FALSE, &run->emb_act, run->groups, RESNET_EPS,
+                     &out);
+  i2v_temporal_conv_forward(run->st, &s->temp_convs[j], run->batch, run->frames, run->groups, &out);
   if (s->cross) {
-    unet_transformer_forward(run, &s->attentions[j], &out);
-    unet_transformer_forward(run, &s->temp_attentions[j], &out);
+    i2v_transformer_forward(run, &s->attentions[j], &out);
+    i2v_transformer_forward(run, &s->temp_attentions[j], &out);
   }
   return out;
 }
 
-static I2vTensor down_stage(const UnetRun *run, const UnetStage *s, I2vTensor x, SkipStack *skips) {
+static I2vTensor down_stage(const I2vUnetRun *run, const UnetStage *s, I2vTensor x,
+                            SkipStack *skips) {
   for (int j = 0; j < s->n_layers; j++) {
     x = stage_layer(run, s, j, &x);
     skips->t[skips->n++] = x;
   }
   if (s->has_sampler) {
-    /* 3×3 stride 2, symmetric pad 1 → ceil(n/2) (P-21) */
+    /* 3×3 stride 2, symmetric pad 1 → ceil(n/2) */
     I2vTensor d =
         scratch_map(run->st, x.shape[0], (x.shape[1] + 1) / 2, (x.shape[2] + 1) / 2, s->channels);
     conv_strided(run->st, &d, &x, &s->sampler, 2);
@@ -665,27 +622,30 @@ static I2vTensor down_stage(const UnetRun *run, const UnetStage *s, I2vTensor x,
   return x;
 }
 
-static I2vTensor up_stage(const UnetRun *run, const UnetStage *s, I2vTensor x, SkipStack *skips) {
+static I2vTensor up_stage(const I2vUnetRun *run, const UnetStage *s, I2vTensor x,
+                          SkipStack *skips) {
   I2vStream *st = run->st;
   for (int j = 0; j < s->n_layers; j++) {
     const I2vTensor *skip = &skips->t[--skips->n];
-    /* [current, skip] along channels (P-12); the concatenation is dropped after the resnet */
+    /* [current, skip] along channels; the concatenation is dropped after the resnet */
     I2vTensor out = scratch_map(st, x.shape[0], x.shape[1], x.shape[2], s->channels);
     size_t mark = i2v_scratch_mark(st);
     I2vTensor cat =
         scratch_map(st, x.shape[0], x.shape[1], x.shape[2], x.shape[3] + skip->shape[3]);
     i2v_op_concat_last(st, &cat, &x, skip);
-    unet_resnet_forward(run, &s->resnets[j], &cat, &out);
+    i2v_resnet_forward(st, &s->resnets[j], &cat, TRUE, &run->emb_act, run->groups, RESNET_EPS,
+                       &out);
     i2v_scratch_release(st, mark);
-    unet_temp_conv_forward(run, &s->temp_convs[j], &out);
+    i2v_temporal_conv_forward(run->st, &s->temp_convs[j], run->batch, run->frames, run->groups,
+                              &out);
     if (s->cross) {
-      unet_transformer_forward(run, &s->attentions[j], &out);
-      unet_transformer_forward(run, &s->temp_attentions[j], &out);
+      i2v_transformer_forward(run, &s->attentions[j], &out);
+      i2v_transformer_forward(run, &s->temp_attentions[j], &out);
     }
     x = out;
   }
   if (s->has_sampler && skips->n > 0) {
-    /* nearest to the next skip's size: ×2, or the odd size diffusers forwards (P-22) */
+    /* nearest to the next skip's size: ×2, or the odd size diffusers forwards */
     const I2vTensor *next = &skips->t[skips->n - 1];
     I2vTensor up = scratch_map(st, x.shape[0], next->shape[1], next->shape[2], x.shape[3]);
     i2v_op_upsample_nearest(st, &up, &x);
@@ -696,15 +656,16 @@ static I2vTensor up_stage(const UnetRun *run, const UnetStage *s, I2vTensor x, S
   return x;
 }
 
-static I2vTensor mid_stage(const UnetRun *run, const UnetStage *s, const I2vTensor *x) {
+static I2vTensor mid_stage(const I2vUnetRun *run, const UnetStage *s, const I2vTensor *x) {
   I2vTensor a = scratch_map(run->st, x->shape[0], x->shape[1], x->shape[2], s->channels);
-  unet_resnet_forward(run, &s->resnets[0], x, &a);
-  unet_temp_conv_forward(run, &s->temp_convs[0], &a);
-  unet_transformer_forward(run, &s->attentions[0], &a);
-  unet_transformer_forward(run, &s->temp_attentions[0], &a);
+  i2v_resnet_forward(run->st, &s->resnets[0], x, FALSE, &run->emb_act, run->groups, RESNET_EPS, &a);
+  i2v_temporal_conv_forward(run->st, &s->temp_convs[0], run->batch, run->frames, run->groups, &a);
+  i2v_transformer_forward(run, &s->attentions[0], &a);
+  i2v_transformer_forward(run, &s->temp_attentions[0], &a);
   I2vTensor b = scratch_map(run->st, x->shape[0], x->shape[1], x->shape[2], s->channels);
-  unet_resnet_forward(run, &s->resnets[1], &a, &b);
-  unet_temp_conv_forward(run, &s->temp_convs[1], &b);
+  i2v_resnet_forward(run->st, &s->resnets[1], &a, FALSE, &run->emb_act, run->groups, RESNET_EPS,
+                     &b);
+  i2v_temporal_conv_forward(run->st, &s->temp_convs[1], run->batch, run->frames, run->groups, &b);
   return b;
 }
 
@@ -742,18 +703,18 @@ gboolean i2v_unet_forward(const I2vUnet *u, I2vStream *st, const I2vUnetCond *c,
   int64_t N = c->batch * c->frames, in = u->in_channels;
   size_t mark = i2v_scratch_mark(st);
   int64_t es[2] = {c->batch, u->temb_dim};
-  UnetRun run = {.st = st,
-                 .groups = u->groups,
-                 .batch = c->batch,
-                 .frames = c->frames,
-                 .emb_act = i2v_scratch_tensor(st, 2, es),
-                 .kv = c->kv,
-                 .ctx_len = c->ctx_len};
+  I2vUnetRun run = {.st = st,
+                    .groups = u->groups,
+                    .batch = c->batch,
+                    .frames = c->frames,
+                    .emb_act = i2v_scratch_tensor(st, 2, es),
+                    .kv = c->kv,
+                    .ctx_len = c->ctx_len};
   if (!time_embedding(u, st, c, timestep, &run.emb_act, error)) {
     i2v_scratch_release(st, mark);
     return FALSE;
   }
-  /* input: [noisy latents, processed image latents] on channels (P-12) → conv_in → transformer_in
+  /* input: [noisy latents, processed image latents] on channels → conv_in → transformer_in
    */
   int64_t ms[4] = {N, c->h, c->w, in};
   I2vTensor s4 = i2v_tensor_view(sample, 4, ms), b4 = i2v_tensor_view(&c->image_branch, 4, ms);
@@ -762,7 +723,7 @@ gboolean i2v_unet_forward(const I2vUnet *u, I2vStream *st, const I2vUnetCond *c,
   I2vTensor x = scratch_map(st, N, c->h, c->w, u->channels[0]);
   conv_strided(st, &x, &cat, &u->conv_in, 1);
   i2v_tap(st, "conv_in", &x);
-  unet_transformer_forward(&run, &u->transformer_in, &x);
+  i2v_transformer_forward(&run, &u->transformer_in, &x);
   i2v_tap(st, "transformer_in", &x);
 
   SkipStack skips = {.t = c->skips, .n = 0};

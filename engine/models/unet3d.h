@@ -6,7 +6,7 @@
  *
  * Everything that does not change during the denoising loop (the 145-token context, the
  * image-latent concat branch, the fps embedding and the cross-attention K/V of every spatial
- * transformer) is computed once by i2v_unet_prepare (reference §6.5); i2v_unet_forward then only
+ * transformer) is computed once by i2v_unet_prepare (docs/model.md §1); i2v_unet_forward then only
  * needs the noisy sample and the timestep.
  *
  * Debug taps (i2v_tap, diffusers module names): i2v_unet_prepare taps "time_proj.call1",

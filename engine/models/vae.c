@@ -17,290 +17,175 @@
 
 #include <i2v/error.h>
 
-#define VAE_CONFIG "vae/config.json"
+#include "attention.h"
+#include "resnet.h"
+
 #define VAE_NORM_EPS 1e-6f /* every GroupNorm of this VAE */
-
-typedef struct {
-  I2vTensor w, b; /* [Co,k,k,Ci], [Co] */
-  int k;
-} Conv;
-
-typedef struct {
-  I2vTensor gamma, beta;
-} Norm;
-
-/* ResnetBlock2D without time embedding: GN→SiLU→conv1→GN→SiLU→conv2, plus x or a 1×1 shortcut. */
-typedef struct {
-  Norm norm1, norm2;
-  Conv conv1, conv2;
-  Conv shortcut; /* only when channels change */
-  gboolean has_shortcut;
-  int cin, cout;
-} Resnet;
 
 /* Single-head spatial self-attention with biases, GroupNorm on the input, residual added. */
 typedef struct {
-  Norm norm;
-  I2vTensor wq, bq, wk, bk, wv, bv, wo, bo;
+  I2vNorm norm;
+  I2vLinear q, k, v, out;
   int channels;
 } Attention;
 
 typedef struct {
-  Resnet res0;
+  I2vResnet res0;
   Attention attn;
-  Resnet res1;
+  I2vResnet res1;
 } MidBlock;
 
 /* A down (encoder) or up (decoder) block: resnets, then an optional resampling conv. */
 typedef struct {
-  Resnet *resnets;
+  I2vResnet *resnets;
   int n_resnets;
   gboolean has_sampler;
-  Conv sampler; /* downsamplers.0.conv / upsamplers.0.conv */
+  I2vLinear sampler; /* downsamplers.0.conv / upsamplers.0.conv (3×3) */
 } Block;
 
 struct I2vVae {
-  I2vBackend *be;
   int n_levels, layers_per_block, latent, in_channels, out_channels, groups;
-  gint64 *block_out; /* block_out_channels, n_levels entries */
+  int *block_out; /* block_out_channels, n_levels entries */
   double scaling_factor;
-  GPtrArray *params; /* every loaded I2vTensor*, freed together */
+  GPtrArray *params; /* every weight */
 
-  Conv enc_conv_in, enc_conv_out, quant_conv;
+  I2vLinear enc_conv_in, enc_conv_out, quant_conv;
   Block *down;
   MidBlock enc_mid;
-  Norm enc_norm_out;
+  I2vNorm enc_norm_out;
 
-  Conv post_quant_conv, dec_conv_in, dec_conv_out;
+  I2vLinear post_quant_conv, dec_conv_in, dec_conv_out;
   MidBlock dec_mid;
   Block *up;
-  Norm dec_norm_out;
+  I2vNorm dec_norm_out;
 };
 
 /* ---- loading ---- */
 
-/* Loads tensors under a name prefix; the first failure sticks and later loads are skipped. */
-typedef struct {
-  I2vVae *m;
-  I2vWeights *w;
-  GError *error;
-} Loader;
-
-static void load_tensor(Loader *l, I2vTensor *t, const char *prefix, const char *suffix, int ndim,
-                        const int64_t *shape, I2vLayout layout) {
-  if (l->error != NULL) return;
-  char *name = g_strconcat(prefix, suffix, NULL);
-  if (i2v_weights_load(l->w, l->m->be, name, ndim, shape, layout, t, &l->error))
-    g_ptr_array_add(l->m->params, t);
-  g_free(name);
-}
-
-static void load_conv(Loader *l, Conv *c, const char *prefix, int64_t co, int64_t ci, int k) {
-  int64_t wshape[4] = {co, ci, k, k};
-  c->k = k;
-  load_tensor(l, &c->w, prefix, ".weight", 4, wshape, I2V_LAYOUT_CONV2D);
-  load_tensor(l, &c->b, prefix, ".bias", 1, &co, I2V_LAYOUT_AS_IS);
-}
-
-static void load_norm(Loader *l, Norm *n, const char *prefix, int64_t c) {
-  load_tensor(l, &n->gamma, prefix, ".weight", 1, &c, I2V_LAYOUT_AS_IS);
-  load_tensor(l, &n->beta, prefix, ".bias", 1, &c, I2V_LAYOUT_AS_IS);
-}
-
-static void load_linear(Loader *l, I2vTensor *w, I2vTensor *b, const char *prefix, int64_t c) {
-  int64_t wshape[2] = {c, c};
-  load_tensor(l, w, prefix, ".weight", 2, wshape, I2V_LAYOUT_AS_IS);
-  load_tensor(l, b, prefix, ".bias", 1, &c, I2V_LAYOUT_AS_IS);
-}
-
-static void load_resnet(Loader *l, Resnet *r, const char *prefix, int cin, int cout) {
-  char *p = g_strdup_printf("%s.norm1", prefix);
-  r->cin = cin;
-  r->cout = cout;
-  load_norm(l, &r->norm1, p, cin);
-  g_free(p), p = g_strdup_printf("%s.conv1", prefix);
-  load_conv(l, &r->conv1, p, cout, cin, 3);
-  g_free(p), p = g_strdup_printf("%s.norm2", prefix);
-  load_norm(l, &r->norm2, p, cout);
-  g_free(p), p = g_strdup_printf("%s.conv2", prefix);
-  load_conv(l, &r->conv2, p, cout, cout, 3);
-  r->has_shortcut = cin != cout;
-  if (r->has_shortcut) {
-    g_free(p), p = g_strdup_printf("%s.conv_shortcut", prefix);
-    load_conv(l, &r->shortcut, p, cout, cin, 1);
-  }
-  g_free(p);
-}
-
-static void load_mid(Loader *l, MidBlock *mid, const char *prefix, int c) {
+static void load_mid(I2vLoader *ld, MidBlock *mid, const char *prefix, int c) {
   char *p = g_strdup_printf("%s.resnets.0", prefix);
-  load_resnet(l, &mid->res0, p, c, c);
+  i2v_load_resnet(ld, &mid->res0, p, c, c, 0);
   g_free(p), p = g_strdup_printf("%s.resnets.1", prefix);
-  load_resnet(l, &mid->res1, p, c, c);
+  i2v_load_resnet(ld, &mid->res1, p, c, c, 0);
+  g_free(p), p = g_strdup_printf("%s.attentions.0", prefix);
   Attention *a = &mid->attn;
   a->channels = c;
-  static const char *const parts[] = {"group_norm", "to_q", "to_k", "to_v", "to_out.0"};
-  I2vTensor *w[] = {NULL, &a->wq, &a->wk, &a->wv, &a->wo};
-  I2vTensor *b[] = {NULL, &a->bq, &a->bk, &a->bv, &a->bo};
-  for (guint i = 0; i < G_N_ELEMENTS(parts); i++) {
-    g_free(p), p = g_strdup_printf("%s.attentions.0.%s", prefix, parts[i]);
-    if (i == 0)
-      load_norm(l, &a->norm, p, c);
-    else
-      load_linear(l, w[i], b[i], p, c);
-  }
+  i2v_load_norm(ld, &a->norm, p, "group_norm", c);
+  i2v_load_linear(ld, &a->q, p, "to_q", c, c, TRUE);
+  i2v_load_linear(ld, &a->k, p, "to_k", c, c, TRUE);
+  i2v_load_linear(ld, &a->v, p, "to_v", c, c, TRUE);
+  i2v_load_linear(ld, &a->out, p, "to_out.0", c, c, TRUE);
   g_free(p);
 }
 
 /* A block of n resnets from cin to cout, with an optional sampler conv (cout → cout, 3×3). */
-static void load_block(Loader *l, Block *blk, const char *prefix, int n, int cin, int cout,
+static void load_block(I2vLoader *ld, Block *blk, const char *prefix, int n, int cin, int cout,
                        gboolean has_sampler, const char *sampler_name) {
   blk->n_resnets = n;
-  blk->resnets = g_new0(Resnet, n);
+  blk->resnets = g_new0(I2vResnet, n);
   for (int j = 0; j < n; j++) {
     char *p = g_strdup_printf("%s.resnets.%d", prefix, j);
-    load_resnet(l, &blk->resnets[j], p, j == 0 ? cin : cout, cout);
+    i2v_load_resnet(ld, &blk->resnets[j], p, j == 0 ? cin : cout, cout, 0);
     g_free(p);
   }
   blk->has_sampler = has_sampler;
   if (has_sampler) {
-    char *p = g_strdup_printf("%s.%s.0.conv", prefix, sampler_name);
-    load_conv(l, &blk->sampler, p, cout, cout, 3);
+    char *p = g_strdup_printf("%s.%s.0", prefix, sampler_name);
+    i2v_load_conv(ld, &blk->sampler, p, "conv", cout, cout, 3, TRUE);
     g_free(p);
   }
 }
 
-/* Every entry of key must be the one block type this VAE implements. */
-static gboolean check_block_types(JsonObject *cfg, const char *key, const char *want, int n,
-                                  GError **error) {
-  char **types = NULL;
-  if (!i2v_config_string_array(cfg, VAE_CONFIG, key, &types, error)) return FALSE;
-  gboolean ok = (int)g_strv_length(types) == n;
-  if (!ok)
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: %s has %u entries, expected %d (one per block_out_channels entry)", VAE_CONFIG,
-                key, g_strv_length(types), n);
+/* Every size of the VAE from its config (ranges: docs/model.md). */
+static gboolean read_config(I2vVae *m, const I2vConfig *c, GError **error) {
+  static const char *const silu[] = {"silu", NULL};
+  int act, n = 0;
+  char **down = NULL, **up = NULL;
+  gboolean ok = i2v_config_ints(c, "block_out_channels", 8, 1, 16384, &m->block_out, &n, error) &&
+                i2v_config_int(c, "layers_per_block", 1, 16, &m->layers_per_block, error) &&
+                i2v_config_int(c, "latent_channels", 1, 64, &m->latent, error) &&
+                /* the interface speaks of RGB images: [1, 3, H, W] in and out */
+                i2v_config_int(c, "in_channels", 3, 3, &m->in_channels, error) &&
+                i2v_config_int(c, "out_channels", 3, 3, &m->out_channels, error) &&
+                i2v_config_int(c, "norm_num_groups", 1, 1024, &m->groups, error) &&
+                i2v_config_double(c, "scaling_factor", 1e-4, 1e4, &m->scaling_factor, error) &&
+                /* GroupNorm+SiLU is the only activation the fused norm op offers */
+                i2v_config_choice(c, "act_fn", "silu", silu, &act, error) &&
+                i2v_config_strings(c, "down_block_types", n, &down, error) &&
+                i2v_config_strings(c, "up_block_types", n, &up, error);
+  m->n_levels = n;
   for (int i = 0; ok && i < n; i++) {
-    ok = strcmp(types[i], want) == 0;
-    if (!ok)
+    if (strcmp(down[i], "DownEncoderBlock2D") != 0 || strcmp(up[i], "UpDecoderBlock2D") != 0) {
+      gboolean d = strcmp(down[i], "DownEncoderBlock2D") != 0;
       g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: %s[%d] is \"%s\", expected \"%s\"",
-                  VAE_CONFIG, key, i, types[i], want);
-  }
-  g_strfreev(types);
-  return ok;
-}
-
-static gboolean read_config(I2vVae *m, JsonObject *cfg, GError **error) {
-  gint64 layers, latent, in_ch, out_ch, groups;
-  int n = 0;
-  if (!i2v_config_int_array(cfg, VAE_CONFIG, "block_out_channels", &m->block_out, &n, error) ||
-      !i2v_config_int(cfg, VAE_CONFIG, "layers_per_block", &layers, error) ||
-      !i2v_config_int(cfg, VAE_CONFIG, "latent_channels", &latent, error) ||
-      !i2v_config_int(cfg, VAE_CONFIG, "in_channels", &in_ch, error) ||
-      !i2v_config_int(cfg, VAE_CONFIG, "out_channels", &out_ch, error) ||
-      !i2v_config_int(cfg, VAE_CONFIG, "norm_num_groups", &groups, error) ||
-      !i2v_config_double(cfg, VAE_CONFIG, "scaling_factor", &m->scaling_factor, error) ||
-      !check_block_types(cfg, "down_block_types", "DownEncoderBlock2D", n, error) ||
-      !check_block_types(cfg, "up_block_types", "UpDecoderBlock2D", n, error))
-    return FALSE;
-  /* GroupNorm+SiLU is the only activation the fused norm op offers */
-  I2vAct act;
-  const char *act_fn = i2v_config_string_or(cfg, "act_fn", "silu");
-  if (!i2v_act_from_name(act_fn, &act) || act != I2V_ACT_SILU) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: act_fn is \"%s\", expected \"silu\"",
-                VAE_CONFIG, act_fn);
-    return FALSE;
-  }
-  /* the interface speaks of RGB images: [1, 3, H, W] in and out */
-  if (in_ch != 3 || out_ch != 3) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: in_channels %" G_GINT64_FORMAT " / out_channels %" G_GINT64_FORMAT
-                ", expected 3 / 3 (RGB)",
-                VAE_CONFIG, in_ch, out_ch);
-    return FALSE;
-  }
-  if (n < 1 || layers < 1 || latent < 1 || groups < 1) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: block_out_channels (%d entries), layers_per_block %" G_GINT64_FORMAT
-                ", latent_channels %" G_GINT64_FORMAT ", norm_num_groups %" G_GINT64_FORMAT
-                " must all be positive",
-                VAE_CONFIG, n, layers, latent, groups);
-    return FALSE;
-  }
-  for (int i = 0; i < n; i++) {
-    if (m->block_out[i] < 1 || m->block_out[i] % groups != 0) {
+                  c->file, d ? "down_block_types" : "up_block_types", i, d ? down[i] : up[i],
+                  d ? "DownEncoderBlock2D" : "UpDecoderBlock2D");
+      ok = FALSE;
+    } else if (m->block_out[i] % m->groups != 0) {
       g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                  "%s: block_out_channels[%d] = %" G_GINT64_FORMAT
-                  " is not a positive multiple of norm_num_groups %" G_GINT64_FORMAT,
-                  VAE_CONFIG, i, m->block_out[i], groups);
-      return FALSE;
+                  "%s: block_out_channels[%d] is %d, expected a multiple of norm_num_groups %d",
+                  c->file, i, m->block_out[i], m->groups);
+      ok = FALSE;
     }
   }
-  m->n_levels = n;
-  m->layers_per_block = (int)layers;
-  m->latent = (int)latent;
-  m->in_channels = (int)in_ch;
-  m->out_channels = (int)out_ch;
-  m->groups = (int)groups;
-  return TRUE;
+  g_strfreev(down);
+  g_strfreev(up);
+  return ok;
 }
 
 /* The encoder mirrors diffusers' Encoder: block i maps block_out[i-1] (block_out[0] for i = 0)
  * to block_out[i]; the last block has no down-sampler. */
-static void load_encoder(Loader *l, I2vVae *m) {
-  int n = m->n_levels, top = (int)m->block_out[n - 1];
-  load_conv(l, &m->enc_conv_in, "encoder.conv_in", m->block_out[0], m->in_channels, 3);
+static void load_encoder(I2vLoader *ld, I2vVae *m) {
+  int n = m->n_levels, top = m->block_out[n - 1];
+  i2v_load_conv(ld, &m->enc_conv_in, "encoder", "conv_in", m->block_out[0], m->in_channels, 3,
+                TRUE);
   m->down = g_new0(Block, n);
   for (int i = 0; i < n; i++) {
     char *p = g_strdup_printf("encoder.down_blocks.%d", i);
-    int cin = (int)m->block_out[i > 0 ? i - 1 : 0];
-    load_block(l, &m->down[i], p, m->layers_per_block, cin, (int)m->block_out[i], i < n - 1,
+    int cin = m->block_out[i > 0 ? i - 1 : 0];
+    load_block(ld, &m->down[i], p, m->layers_per_block, cin, m->block_out[i], i < n - 1,
                "downsamplers");
     g_free(p);
   }
-  load_mid(l, &m->enc_mid, "encoder.mid_block", top);
-  load_norm(l, &m->enc_norm_out, "encoder.conv_norm_out", top);
-  load_conv(l, &m->enc_conv_out, "encoder.conv_out", 2 * m->latent, top, 3);
-  load_conv(l, &m->quant_conv, "quant_conv", 2 * m->latent, 2 * m->latent, 1);
+  load_mid(ld, &m->enc_mid, "encoder.mid_block", top);
+  i2v_load_norm(ld, &m->enc_norm_out, "encoder", "conv_norm_out", top);
+  i2v_load_conv(ld, &m->enc_conv_out, "encoder", "conv_out", 2 * m->latent, top, 3, TRUE);
+  i2v_load_conv(ld, &m->quant_conv, "quant_conv", NULL, 2 * m->latent, 2 * m->latent, 1, TRUE);
 }
 
 /* The decoder walks block_out in reverse: up block i maps the previous block's channels to
  * block_out[n-1-i]; the last block has no up-sampler. */
-static void load_decoder(Loader *l, I2vVae *m) {
-  int n = m->n_levels, top = (int)m->block_out[n - 1];
-  load_conv(l, &m->post_quant_conv, "post_quant_conv", m->latent, m->latent, 1);
-  load_conv(l, &m->dec_conv_in, "decoder.conv_in", top, m->latent, 3);
-  load_mid(l, &m->dec_mid, "decoder.mid_block", top);
+static void load_decoder(I2vLoader *ld, I2vVae *m) {
+  int n = m->n_levels, top = m->block_out[n - 1];
+  i2v_load_conv(ld, &m->post_quant_conv, "post_quant_conv", NULL, m->latent, m->latent, 1, TRUE);
+  i2v_load_conv(ld, &m->dec_conv_in, "decoder", "conv_in", top, m->latent, 3, TRUE);
+  load_mid(ld, &m->dec_mid, "decoder.mid_block", top);
   m->up = g_new0(Block, n);
   for (int i = 0; i < n; i++) {
     char *p = g_strdup_printf("decoder.up_blocks.%d", i);
-    int cin = (int)m->block_out[n - 1 - MAX(i - 1, 0)];
-    load_block(l, &m->up[i], p, m->layers_per_block + 1, cin, (int)m->block_out[n - 1 - i],
-               i < n - 1, "upsamplers");
+    int cin = m->block_out[n - 1 - MAX(i - 1, 0)];
+    load_block(ld, &m->up[i], p, m->layers_per_block + 1, cin, m->block_out[n - 1 - i], i < n - 1,
+               "upsamplers");
     g_free(p);
   }
-  load_norm(l, &m->dec_norm_out, "decoder.conv_norm_out", m->block_out[0]);
-  load_conv(l, &m->dec_conv_out, "decoder.conv_out", m->out_channels, m->block_out[0], 3);
+  i2v_load_norm(ld, &m->dec_norm_out, "decoder", "conv_norm_out", m->block_out[0]);
+  i2v_load_conv(ld, &m->dec_conv_out, "decoder", "conv_out", m->out_channels, m->block_out[0], 3,
+                TRUE);
+}
+
+static void load_weights(I2vLoader *ld, void *net) {
+  load_encoder(ld, net);
+  load_decoder(ld, net);
 }
 
 I2vVae *i2v_vae_load(I2vModelDir *md, I2vBackend *be, GError **error) {
-  JsonObject *cfg = i2v_model_dir_config(md, "vae", error);
-  if (cfg == NULL) return NULL;
+  I2vConfig c;
+  if (!i2v_model_dir_config(md, "vae", &c, error)) return NULL;
   I2vVae *m = g_new0(I2vVae, 1);
-  m->be = be;
   m->params = g_ptr_array_new();
-  gboolean ok = read_config(m, cfg, error);
-  json_object_unref(cfg);
-  Loader l = {m, NULL, NULL};
-  if (ok) l.w = i2v_model_dir_weights(md, "vae", error);
-  if (l.w != NULL) {
-    load_encoder(&l, m);
-    load_decoder(&l, m);
-    if (l.error == NULL) i2v_weights_log_unused(l.w);
-    i2v_weights_free(l.w);
-    if (l.error != NULL) g_propagate_error(error, l.error);
-  }
-  if (!ok || l.w == NULL || l.error != NULL) {
+  gboolean ok = read_config(m, &c, error);
+  i2v_config_clear(&c);
+  if (!ok || !i2v_load_component(md, "vae", be, m->params, load_weights, m, error)) {
     i2v_vae_free(m);
     return NULL;
   }
@@ -313,8 +198,7 @@ static void free_block(Block *b) {
 
 void i2v_vae_free(I2vVae *m) {
   if (m == NULL) return;
-  for (guint i = 0; i < m->params->len; i++) i2v_tensor_free(g_ptr_array_index(m->params, i));
-  g_ptr_array_unref(m->params);
+  i2v_params_free(m->params);
   for (int i = 0; m->down != NULL && i < m->n_levels; i++) free_block(&m->down[i]);
   for (int i = 0; m->up != NULL && i < m->n_levels; i++) free_block(&m->up[i]);
   g_free(m->down);
@@ -377,41 +261,24 @@ static int64_t chan(const I2vTensor *t) {
 }
 
 /* y = conv(x) with the usual "same" padding of a k×k kernel, stride 1. */
-static void conv_same(I2vStream *st, I2vTensor *y, const I2vTensor *x, const Conv *c,
+static void conv_same(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vLinear *c,
                       gboolean accumulate) {
-  int p = c->k / 2;
+  int p = (int)c->w.shape[1] / 2; /* [Co, k, k, Ci] */
   I2vConvParams cp = {1, p, p, p, p};
   i2v_op_conv2d(st, y, x, &c->w, &c->b, &cp, accumulate);
 }
 
 /* Replaces the current activation by conv(x), written to the other buffer. */
-static void flow_conv(Flow *f, const Conv *c) {
+static void flow_conv(Flow *f, const I2vLinear *c) {
   I2vTensor y = flow_target(f, f->x.shape[1], f->x.shape[2], c->w.shape[0]);
   conv_same(f->st, &y, &f->x, c, FALSE);
   f->x = y;
 }
 
-/* The residual goes into the output first, so that x (whose buffer the next stage overwrites
- * anyway) can be normalised in place: one temporary per resnet. */
-static void resnet_forward(const I2vVae *m, Flow *f, const Resnet *r) {
-  I2vStream *st = f->st;
-  I2vTensor x = f->x;
-  int64_t h = x.shape[1], w = x.shape[2];
-  I2vTensor out = flow_target(f, h, w, r->cout);
-  if (r->has_shortcut)
-    conv_same(st, &out, &x, &r->shortcut, FALSE);
-  else
-    i2v_op_copy(st, &out, &x);
-  size_t mark = i2v_scratch_mark(st);
-  int64_t shape[4] = {1, h, w, r->cout};
-  I2vTensor t = i2v_scratch_tensor(st, 4, shape);
-  i2v_op_group_norm(st, &x, &x, &r->norm1.gamma, &r->norm1.beta, 1, m->groups, VAE_NORM_EPS,
-                    I2V_ACT_SILU);
-  conv_same(st, &t, &x, &r->conv1, FALSE);
-  i2v_op_group_norm(st, &t, &t, &r->norm2.gamma, &r->norm2.beta, 1, m->groups, VAE_NORM_EPS,
-                    I2V_ACT_SILU);
-  conv_same(st, &out, &t, &r->conv2, TRUE);
-  i2v_scratch_release(st, mark);
+/* A resnet into the other buffer; x's buffer is free afterwards, so the block may overwrite it. */
+static void resnet_forward(const I2vVae *m, Flow *f, const I2vResnet *r) {
+  I2vTensor out = flow_target(f, f->x.shape[1], f->x.shape[2], r->cout);
+  i2v_resnet_forward(f->st, r, &f->x, TRUE, NULL, m->groups, VAE_NORM_EPS, &out);
   f->x = out;
 }
 
@@ -430,24 +297,14 @@ static void attention_forward(const I2vVae *m, Flow *f, const Attention *a) {
   I2vTensor mixed = i2v_scratch_tensor(st, 3, seq);
   i2v_op_group_norm(st, &normed, &x, &a->norm.gamma, &a->norm.beta, 1, m->groups, VAE_NORM_EPS,
                     I2V_ACT_NONE);
-  i2v_op_linear(st, &q, &normed, &a->wq, &a->bq, I2V_ACT_NONE, FALSE);
-  i2v_op_linear(st, &k, &normed, &a->wk, &a->bk, I2V_ACT_NONE, FALSE);
-  i2v_op_linear(st, &v, &normed, &a->wv, &a->bv, I2V_ACT_NONE, FALSE);
-  I2vSeqView vo = {&mixed, 0, 0, 0, c}, vq = {&q, 0, 0, 0, c}, vk = {&k, 0, 0, 0, c},
-             vv = {&v, 0, 0, 0, c};
-  I2vAttnShape s = {.n_outer = 1,
-                    .n_inner = 1,
-                    .kv_outer_div = 1,
-                    .q_len = tokens,
-                    .kv_len = tokens,
-                    .heads = 1,
-                    .head_dim = (int)c,
-                    .scale = (float)(1.0 / sqrt((double)c)),
-                    .causal = FALSE};
-  i2v_op_attention(st, &vo, &vq, &vk, &vv, &s);
+  i2v_op_linear(st, &q, &normed, &a->q.w, &a->q.b, I2V_ACT_NONE, FALSE);
+  i2v_op_linear(st, &k, &normed, &a->k.w, &a->k.b, I2V_ACT_NONE, FALSE);
+  i2v_op_linear(st, &v, &normed, &a->v.w, &a->v.b, I2V_ACT_NONE, FALSE);
+  I2vSeqs seqs = i2v_seqs_spatial(1, tokens);
+  i2v_attention(st, &mixed, &q, &k, &v, &seqs, &seqs, 1, 1, (int)c);
   I2vTensor out_seq = i2v_tensor_view(&out, 3, seq);
   i2v_op_copy(st, &out_seq, &x);
-  i2v_op_linear(st, &out_seq, &mixed, &a->wo, &a->bo, I2V_ACT_NONE, TRUE);
+  i2v_op_linear(st, &out_seq, &mixed, &a->out.w, &a->out.b, I2V_ACT_NONE, TRUE);
   i2v_scratch_release(st, mark);
   f->x = out;
 }
@@ -459,7 +316,7 @@ static void mid_forward(const I2vVae *m, Flow *f, const MidBlock *mid) {
 }
 
 /* diffusers Downsample2D with padding 0: zero-pad right and bottom by one, 3×3 stride 2. */
-static void downsample_forward(Flow *f, const Conv *c) {
+static void downsample_forward(Flow *f, const I2vLinear *c) {
   I2vConvParams cp = {.stride = 2, .pad_bottom = 1, .pad_right = 1};
   int64_t h = (f->x.shape[1] + 1 - 3) / 2 + 1, w = (f->x.shape[2] + 1 - 3) / 2 + 1;
   I2vTensor y = flow_target(f, h, w, c->w.shape[0]);
@@ -468,7 +325,7 @@ static void downsample_forward(Flow *f, const Conv *c) {
 }
 
 /* diffusers Upsample2D: nearest ×2 into the other buffer, then a 3×3 conv back. */
-static void upsample_forward(Flow *f, const Conv *c) {
+static void upsample_forward(Flow *f, const I2vLinear *c) {
   I2vTensor big = flow_target(f, 2 * f->x.shape[1], 2 * f->x.shape[2], chan(&f->x));
   i2v_op_upsample_nearest(f->st, &big, &f->x);
   f->x = big;
@@ -486,7 +343,8 @@ static void block_forward(const I2vVae *m, Flow *f, const Block *b, gboolean dow
 }
 
 /* GroupNorm + SiLU in place, then conv_out. */
-static void norm_out_forward(const I2vVae *m, Flow *f, const Norm *n, const Conv *conv_out) {
+static void norm_out_forward(const I2vVae *m, Flow *f, const I2vNorm *n,
+                             const I2vLinear *conv_out) {
   i2v_op_group_norm(f->st, &f->x, &f->x, &n->gamma, &n->beta, 1, m->groups, VAE_NORM_EPS,
                     I2V_ACT_SILU);
   flow_conv(f, conv_out);

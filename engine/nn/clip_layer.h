@@ -2,7 +2,8 @@
  * layer (transformers CLIPEncoderLayer), written once against the op table. */
 #pragma once
 
-#include "model_dir.h"
+#include "config.h"
+#include "loader.h"
 #include "ops.h"
 
 G_BEGIN_DECLS
@@ -17,27 +18,21 @@ typedef struct {
   float eps;        /* layer_norm_eps */
 } I2vClipDims;
 
-/* Reads the sizes above from cfg; errors (I2V_ERROR_CONFIG) name file, key and value. */
-gboolean i2v_clip_dims_read(JsonObject *cfg, const char *file, I2vClipDims *d, GError **error);
+/* Reads the sizes above from c (ranges: docs/model.md); errors (I2V_ERROR_CONFIG) name the file,
+ * the key and the value. */
+gboolean i2v_clip_dims_read(const I2vConfig *c, I2vClipDims *d, GError **error);
 
 /* One encoder layer's weights; q/k/v are packed into one [3·hidden, hidden] projection so the
  * layer runs one GEMM for all three (the attention op reads q, k, v at offsets 0, C, 2C). */
 typedef struct {
-  I2vTensor ln1_w, ln1_b;
+  I2vNorm ln1, ln2;
   I2vTensor qkv_w, qkv_b;
-  I2vTensor out_w, out_b;
-  I2vTensor ln2_w, ln2_b;
-  I2vTensor fc1_w, fc1_b;
-  I2vTensor fc2_w, fc2_b;
+  I2vLinear out, fc1, fc2;
 } I2vClipLayer;
 
-/* Loads the layer "<prefix>layer_norm1.weight", "<prefix>self_attn.q_proj.weight", ... with
- * the shapes d implies. On failure the error names the tensor; l is left freed. */
-gboolean i2v_clip_layer_load(I2vClipLayer *l, I2vWeights *w, I2vBackend *be, const char *prefix,
-                             const I2vClipDims *d, GError **error);
-
-/* Frees the layer's weights (a zeroed layer is fine). */
-void i2v_clip_layer_free(I2vClipLayer *l);
+/* Loads the d->layers layers "<tower>.encoder.layers.<i>.*" into a new array (g_free after
+ * freeing ld's params, which hold its tensors; failures are ld's). */
+I2vClipLayer *i2v_clip_layers_load(I2vLoader *ld, const char *tower, const I2vClipDims *d);
 
 /* x [batch, tokens, hidden] ← layer(x), in place:
  *   x += out_proj(MHA(LN1(x)))  (scale head_dim^-½, causal mask for the text tower)
@@ -46,20 +41,8 @@ void i2v_clip_layer_free(I2vClipLayer *l);
 void i2v_clip_layer_forward(I2vStream *st, const I2vClipLayer *l, const I2vClipDims *d,
                             I2vTensor *x, gboolean causal);
 
-/* Loads the d->layers layers "<tower>.encoder.layers.<i>." into a new array (g_free after
- * i2v_clip_layers_free). NULL with an error naming the tensor on failure. */
-I2vClipLayer *i2v_clip_layers_load(I2vWeights *w, I2vBackend *be, const char *tower,
-                                   const I2vClipDims *d, GError **error);
-
-/* Frees the weights of n layers and the array (NULL allowed). */
-void i2v_clip_layers_free(I2vClipLayer *layers, int n);
-
 /* x [batch, tokens, C] += table[0..tokens-1] for every batch element (position embeddings). */
 void i2v_clip_add_positions(I2vStream *st, I2vTensor *x, const I2vTensor *table);
-
-/* Loads a LayerNorm "<prefix>.weight" / "<prefix>.bias" of n channels. */
-gboolean i2v_clip_norm_load(I2vWeights *w, I2vBackend *be, const char *prefix, int64_t n,
-                            I2vTensor *gamma, I2vTensor *beta, GError **error);
 
 /* Taps x under "hidden_states.<index>" (transformers' hidden_states tuple index) when a tap is
  * installed. */

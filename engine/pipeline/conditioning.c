@@ -3,52 +3,32 @@
 
 #include <i2v/error.h>
 
-#define FEATURE_EXTRACTOR_FILE "preprocessor_config.json"
-
-/* Three numbers of array key (image_mean / image_std) into out. */
-static gboolean config_float3(JsonObject *cfg, const char *file, const char *key, float out[3],
-                              GError **error) {
-  JsonNode *node = json_object_get_member(cfg, key);
-  JsonArray *arr = node != NULL && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
-  gboolean ok = arr != NULL && json_array_get_length(arr) == 3;
-  for (guint i = 0; ok && i < 3; i++) {
-    JsonNode *v = json_array_get_element(arr, i);
-    GType type = JSON_NODE_HOLDS_VALUE(v) ? json_node_get_value_type(v) : G_TYPE_INVALID;
-    ok = type == G_TYPE_DOUBLE || type == G_TYPE_INT64;
-    if (ok) out[i] = (float)json_node_get_double(v);
-  }
-  if (!ok)
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: %s must be an array of 3 numbers (one per RGB channel)", file, key);
-  return ok;
-}
-
 gboolean i2v_clip_preprocess_load(I2vModelDir *md, int image_size, I2vClipPreprocess *pp,
                                   GError **error) {
-  JsonObject *cfg = i2v_model_dir_config(md, "feature_extractor", error);
-  if (cfg == NULL) return FALSE;
-  char *file = i2v_model_dir_file(md, "feature_extractor", FEATURE_EXTRACTOR_FILE);
-  /* crop_size is an {"height","width"} object in current files, a number in old ones */
-  gint64 crop_h = image_size, crop_w = image_size;
-  JsonNode *crop = json_object_get_member(cfg, "crop_size");
+  I2vConfig c;
+  if (!i2v_model_dir_config(md, "feature_extractor", &c, error)) return FALSE;
+  /* crop_size is an {"height","width"} object in current files, a number in old ones; it must be
+   * the encoder's input side */
+  int crop_h = image_size, crop_w = image_size;
+  JsonNode *crop = json_object_get_member(c.json, "crop_size");
+  gboolean ok = TRUE;
   if (crop != NULL && JSON_NODE_HOLDS_OBJECT(crop)) {
-    crop_h = i2v_config_int_or(json_node_get_object(crop), "height", -1);
-    crop_w = i2v_config_int_or(json_node_get_object(crop), "width", -1);
-  } else if (crop != NULL && !JSON_NODE_HOLDS_NULL(crop)) {
-    crop_h = crop_w = i2v_config_int_or(cfg, "crop_size", -1);
+    I2vConfig sub = {.json = json_node_get_object(crop)};
+    g_snprintf(sub.file, sizeof sub.file, "%s crop_size", c.file);
+    ok = i2v_config_int(&sub, "height", image_size, image_size, &crop_h, error) &&
+         i2v_config_int(&sub, "width", image_size, image_size, &crop_w, error);
+  } else {
+    ok = i2v_config_int_or(&c, "crop_size", image_size, image_size, image_size, &crop_h, error);
   }
-  gboolean ok = config_float3(cfg, file, "image_mean", pp->mean, error) &&
-                config_float3(cfg, file, "image_std", pp->std, error);
-  if (ok && (crop_h != image_size || crop_w != image_size)) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: crop_size %" G_GINT64_FORMAT "×%" G_GINT64_FORMAT
-                " does not match image_encoder/config.json image_size %d",
-                file, crop_w, crop_h, image_size);
-    ok = FALSE;
+  double mean[3], std[3];
+  ok = ok && i2v_config_doubles(&c, "image_mean", 3, 0, 1, mean, error) &&
+       i2v_config_doubles(&c, "image_std", 3, 1e-3, 10, std, error);
+  for (int i = 0; ok && i < 3; i++) {
+    pp->mean[i] = (float)mean[i];
+    pp->std[i] = (float)std[i];
   }
   pp->size = image_size;
-  g_free(file);
-  json_object_unref(cfg);
+  i2v_config_clear(&c);
   return ok;
 }
 
@@ -72,7 +52,7 @@ gboolean i2v_encode_image_clip(const I2vClipVision *vision, I2vStream *st,
                                const I2vClipPreprocess *pp, const I2vImage *image, int width,
                                I2vImage *clip_input, float *pixel_values, float *embeds,
                                GError **error) {
-  /* the square side is the video width, whatever the height (reference §2.3) */
+  /* the square side is the video width, whatever the height (docs/model.md §1) */
   I2vImage square = i2v_image_center_crop_wide(image, width, width, NULL);
   I2vImage small = i2v_image_resize(&square, pp->size, pp->size, I2V_RESAMPLE_BILINEAR);
   i2v_image_clear(&square);

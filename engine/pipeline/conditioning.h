@@ -1,4 +1,4 @@
-/* The pipeline's conditioning of one prompt set and one input image (reference §2.2–2.4):
+/* The pipeline's conditioning of one prompt set and one input image (docs/model.md §1):
  * prompt embeddings, the CLIP image branch and the VAE image branch. Shared by i2v_generate and
  * the `i2vgen encode` tool, so both compute exactly the same tensors. Host float32, PyTorch
  * layouts. */

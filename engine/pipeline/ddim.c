@@ -23,30 +23,6 @@ struct I2vDdim {
   int64_t steps_offset;
 };
 
-/* A boolean key with the diffusers default when absent or null. */
-static gboolean config_bool_or(JsonObject *cfg, const char *file, const char *key, gboolean def,
-                               gboolean *out, GError **error) {
-  *out = def;
-  if (!json_object_has_member(cfg, key) || json_object_get_null_member(cfg, key)) return TRUE;
-  return i2v_config_bool(cfg, file, key, out, error);
-}
-
-/* Finds value in names[]; else an error naming file, key, value and the accepted names. */
-static gboolean config_choice(const char *file, const char *key, const char *value,
-                              const char *const *names, int *out, GError **error) {
-  for (int i = 0; names[i] != NULL; i++) {
-    if (strcmp(value, names[i]) == 0) {
-      *out = i;
-      return TRUE;
-    }
-  }
-  char *accepted = g_strjoinv("\", \"", (char **)names);
-  g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-              "%s: %s \"%s\" is not supported (supported: \"%s\")", file, key, value, accepted);
-  g_free(accepted);
-  return FALSE;
-}
-
 /* squaredcos_cap_v2: ᾱ(τ) = cos²((τ + 0.008)/1.008 · π/2), β_i = min(1 − ᾱ((i+1)/T)/ᾱ(i/T),
  * 0.999), evaluated in double and stored as float32 (diffusers betas_for_alpha_bar). */
 static void betas_cosine(float *betas, int n) {
@@ -90,15 +66,15 @@ static void rescale_zero_terminal_snr(float *betas, int n) {
   g_free(sqrt_ab);
 }
 
-/* Fills s->betas from the beta_schedule keys of cfg. */
-static gboolean make_betas(I2vDdim *s, JsonObject *cfg, const char *file, GError **error) {
+/* Fills s->betas from the beta_schedule keys of c (diffusers' defaults when absent). */
+static gboolean make_betas(I2vDdim *s, const I2vConfig *c, GError **error) {
   static const char *const schedules[] = {"squaredcos_cap_v2", "linear", "scaled_linear", NULL};
   int schedule;
-  if (!config_choice(file, "beta_schedule", i2v_config_string_or(cfg, "beta_schedule", "linear"),
-                     schedules, &schedule, error))
+  double start, end;
+  if (!i2v_config_choice(c, "beta_schedule", "linear", schedules, &schedule, error) ||
+      !i2v_config_double_or(c, "beta_start", 1e-8, 0.5, 0.0001, &start, error) ||
+      !i2v_config_double_or(c, "beta_end", 1e-8, 0.999, 0.02, &end, error))
     return FALSE;
-  double start = i2v_config_double_or(cfg, "beta_start", 0.0001);
-  double end = i2v_config_double_or(cfg, "beta_end", 0.02);
   if (schedule == 0) {
     betas_cosine(s->betas, s->num_train);
   } else if (schedule == 1) {
@@ -111,62 +87,52 @@ static gboolean make_betas(I2vDdim *s, JsonObject *cfg, const char *file, GError
 }
 
 /* Rejects config features this scheduler does not implement (they change the step). */
-static gboolean check_unsupported(JsonObject *cfg, const char *file, GError **error) {
-  if (json_object_has_member(cfg, "trained_betas") &&
-      !json_object_get_null_member(cfg, "trained_betas")) {
+static gboolean check_unsupported(const I2vConfig *c, GError **error) {
+  JsonNode *trained = json_object_get_member(c->json, "trained_betas");
+  if (trained != NULL && !JSON_NODE_HOLDS_NULL(trained)) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
                 "%s: trained_betas is set; only computed beta schedules are supported (expected "
                 "null)",
-                file);
+                c->file);
     return FALSE;
   }
   static const char *const off_keys[] = {"clip_sample", "thresholding"};
   static const gboolean defaults[] = {TRUE, FALSE}; /* diffusers defaults */
   for (guint i = 0; i < G_N_ELEMENTS(off_keys); i++) {
     gboolean on;
-    if (!config_bool_or(cfg, file, off_keys[i], defaults[i], &on, error)) return FALSE;
+    if (!i2v_config_bool_or(c, off_keys[i], defaults[i], &on, error)) return FALSE;
     if (on) {
       g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                  "%s: %s is true; not supported (expected false)", file, off_keys[i]);
+                  "%s: %s is true; not supported (expected false)", c->file, off_keys[i]);
       return FALSE;
     }
   }
   return TRUE;
 }
 
-I2vDdim *i2v_ddim_new(JsonObject *cfg, const char *file, GError **error) {
+I2vDdim *i2v_ddim_new(const I2vConfig *c, GError **error) {
   static const char *const predictions[] = {"epsilon", "v_prediction", NULL};
   static const char *const spacings[] = {"leading", "trailing", "linspace", NULL};
-  gint64 num_train;
-  int prediction, spacing;
+  int num_train, prediction, spacing, offset;
   gboolean rescale, alpha_to_one;
-  if (!i2v_config_int(cfg, file, "num_train_timesteps", &num_train, error)) return NULL;
-  if (num_train < 1 || num_train > 1000000) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
-                "%s: num_train_timesteps %" G_GINT64_FORMAT
-                " is out of range (expected 1..1000000)",
-                file, num_train);
-    return NULL;
-  }
-  if (!check_unsupported(cfg, file, error) ||
-      !config_choice(file, "prediction_type",
-                     i2v_config_string_or(cfg, "prediction_type", "epsilon"), predictions,
-                     &prediction, error) ||
-      !config_choice(file, "timestep_spacing",
-                     i2v_config_string_or(cfg, "timestep_spacing", "leading"), spacings, &spacing,
-                     error) ||
-      !config_bool_or(cfg, file, "rescale_betas_zero_snr", FALSE, &rescale, error) ||
-      !config_bool_or(cfg, file, "set_alpha_to_one", TRUE, &alpha_to_one, error))
+  if (!i2v_config_int(c, "num_train_timesteps", 1, 100000, &num_train, error) ||
+      !check_unsupported(c, error) ||
+      !i2v_config_choice(c, "prediction_type", "epsilon", predictions, &prediction, error) ||
+      !i2v_config_choice(c, "timestep_spacing", "leading", spacings, &spacing, error) ||
+      !i2v_config_bool_or(c, "rescale_betas_zero_snr", FALSE, &rescale, error) ||
+      !i2v_config_bool_or(c, "set_alpha_to_one", TRUE, &alpha_to_one, error) ||
+      /* a timestep is a step's index plus the offset: both must stay in the schedule */
+      !i2v_config_int_or(c, "steps_offset", 0, num_train - 1, 0, &offset, error))
     return NULL;
 
   I2vDdim *s = g_new0(I2vDdim, 1);
-  s->num_train = (int)num_train;
+  s->num_train = num_train;
   s->prediction = prediction == 0 ? PRED_EPSILON : PRED_V;
   s->spacing = (Spacing)spacing;
-  s->steps_offset = i2v_config_int_or(cfg, "steps_offset", 0);
+  s->steps_offset = offset;
   s->betas = g_new(float, s->num_train);
   s->alphas_cumprod = g_new(float, s->num_train);
-  if (!make_betas(s, cfg, file, error)) {
+  if (!make_betas(s, c, error)) {
     i2v_ddim_free(s);
     return NULL;
   }
@@ -181,12 +147,10 @@ I2vDdim *i2v_ddim_new(JsonObject *cfg, const char *file, GError **error) {
 }
 
 I2vDdim *i2v_ddim_load(I2vModelDir *md, GError **error) {
-  JsonObject *cfg = i2v_model_dir_config(md, "scheduler", error);
-  if (cfg == NULL) return NULL;
-  char *file = i2v_model_dir_file(md, "scheduler", "scheduler_config.json");
-  I2vDdim *s = i2v_ddim_new(cfg, file, error);
-  g_free(file);
-  json_object_unref(cfg);
+  I2vConfig c;
+  if (!i2v_model_dir_config(md, "scheduler", &c, error)) return NULL;
+  I2vDdim *s = i2v_ddim_new(&c, error);
+  i2v_config_clear(&c);
   return s;
 }
 

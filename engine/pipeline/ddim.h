@@ -1,7 +1,7 @@
 /* The DDIM scheduler (diffusers DDIMScheduler, eta = 0) configured by
  * scheduler/scheduler_config.json: the noise schedule (betas, the optional zero-terminal-SNR
  * rescale, alphas_cumprod), the timesteps of an n-step run and the step update on backend
- * tensors (reference §5).
+ * tensors (docs/model.md §6).
  *
  * Supported config values: beta_schedule "squaredcos_cap_v2", "linear", "scaled_linear";
  * prediction_type "v_prediction", "epsilon"; timestep_spacing "leading", "trailing",
@@ -15,9 +15,9 @@ G_BEGIN_DECLS
 
 typedef struct I2vDdim I2vDdim;
 
-/* Builds the scheduler from a parsed scheduler config; file labels error messages
- * ("scheduler/scheduler_config.json"). Returns a new scheduler (i2v_ddim_free) or NULL. */
-I2vDdim *i2v_ddim_new(JsonObject *cfg, const char *file, GError **error);
+/* Builds the scheduler from a parsed scheduler config (ranges: docs/model.md). Returns a new
+ * scheduler (i2v_ddim_free) or NULL with an I2V_ERROR_CONFIG error naming the file and key. */
+I2vDdim *i2v_ddim_new(const I2vConfig *c, GError **error);
 
 /* Reads md's scheduler/scheduler_config.json and builds the scheduler (as i2v_ddim_new). */
 I2vDdim *i2v_ddim_load(I2vModelDir *md, GError **error);

@@ -1,5 +1,5 @@
-/* One I2VGen-XL generation, as diffusers' I2VGenXLPipeline.__call__ computes it (reference §2,
- * fixtures README §5): prompts → CLIP text, image → CLIP image embedding and VAE latents, the
+/* One I2VGen-XL generation, as diffusers' I2VGenXLPipeline.__call__ computes it (docs/model.md
+ * §1): prompts → CLIP text, image → CLIP image embedding and VAE latents, the
  * DDIM loop over the 3D UNet with classifier-free guidance, frame-by-frame VAE decode to RGB8.
  *
  * Batch convention under CFG: row 0 is the unconditional branch (negative prompt, zero image
@@ -245,9 +245,9 @@ static void gen_clear(Gen *g) {
   i2v_image_clear(&g->rgb);
 }
 
-/* Text conditioning (§2.2): [negative; prompt] under CFG, each padded to the tokenizer's length
- * (longer prompts are truncated, as the reference does), through the first num_layers − 1 CLIP
- * layers + the final LayerNorm (clip_skip 1). */
+/* Text conditioning (docs/model.md §1 step 1): [negative; prompt] under CFG, each padded to the
+ * tokenizer's length (longer prompts are truncated, as the reference does), through the first
+ * num_layers − 1 CLIP layers + the final LayerNorm (clip_skip 1). */
 static gboolean encode_prompts(Gen *g, GError **error) {
   const char *rows[2] = {g->p->negative_prompt ? g->p->negative_prompt : "",
                          g->p->prompt ? g->p->prompt : ""};
@@ -265,8 +265,9 @@ static gboolean encode_prompts(Gen *g, GError **error) {
   return TRUE;
 }
 
-/* Global image conditioning (§2.3): center-crop-wide to a width × width square, BILINEAR to the
- * CLIP input size, CLIP-normalise, projected image embedding; zeros for the unconditional row. */
+/* Global image conditioning (docs/model.md §1 step 2): center-crop-wide to a width × width square,
+ * BILINEAR to the CLIP input size, CLIP-normalise, projected image embedding; zeros for the
+ * unconditional row. */
 static gboolean encode_image_clip(Gen *g, const I2vImage *image, GError **error) {
   int size = g->m->clip_pp.size;
   float *emb = g->image_emb + (g->bc - 1) * g->dim; /* the unconditional row stays zero */
@@ -286,7 +287,7 @@ static gboolean encode_image_clip(Gen *g, const I2vImage *image, GError **error)
   return ok;
 }
 
-/* Local image conditioning (§2.4, README 5.5): VAE posterior sample of the center-crop-wide
+/* Local image conditioning (docs/model.md §1 step 3): VAE posterior sample of the center-crop-wide
  * image (mean + exp(½·clamp(logvar)).noise) × scaling_factor as frame 0, then the frame-position
  * mask k/(F−1) for frames k ≥ 1; both CFG rows identical. */
 static gboolean encode_image_vae(Gen *g, const I2vImage *image, GError **error) {
@@ -406,7 +407,8 @@ static gboolean dump_step(const Gen *g, int i, const char *what, const I2vTensor
   return dump_video(g, name, t, error);
 }
 
-/* The denoising loop (§2.7): UNet on [latents; latents], v = u + g·(c − u), DDIM step in place. */
+/* The denoising loop (docs/model.md §1 step 5): UNet on [latents; latents], v = u + g·(c − u), DDIM
+ * step in place. */
 static gboolean denoise(Gen *g, GError **error) {
   I2vStream *st = g->st;
   int n = g->p->steps;
@@ -447,8 +449,8 @@ static gboolean denoise(Gen *g, GError **error) {
   return TRUE;
 }
 
-/* §2.8 post-processing of one decoded frame x [3, H, W]: clamp(x/2 + 0.5, 0, 1), then
- * round-half-even(y·255) to RGB8; also the float frame and video for the dump callback. */
+/* Post-processing (docs/model.md §1 step 6) of one decoded frame x [3, H, W]: clamp(x/2 + 0.5, 0,
+ * 1), then round-half-even(y·255) to RGB8; also the float frame and video for the dump callback. */
 static void postprocess_frame(Gen *g, const float *x, int64_t f) {
   int64_t pixels = (int64_t)g->p->width * g->p->height;
   for (int64_t c = 0; c < 3; c++) {

@@ -1,5 +1,5 @@
 /* The CLIP byte-level BPE tokenizer: transformers' CLIPTokenizer on its default path without
- * ftfy (fixtures README §5.1): special tokens split out of the raw text, BERT-style clean-up,
+ * ftfy: special tokens split out of the raw text, BERT-style clean-up,
  * NFC, Python lower-casing, the CLIP pre-tokeniser regex, GPT-2's byte alphabet and BPE by
  * merge rank. Symbols are handled as vocab ids throughout: every byte symbol and every merge
  * result is checked to be in the vocab at load time, so encoding cannot meet an unknown token. */

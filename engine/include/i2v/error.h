@@ -2,6 +2,8 @@
  * what was expected, so a user can act on it. Cancellation uses GIO's G_IO_ERROR_CANCELLED. */
 #pragma once
 
+#include <i2v/export.h>
+
 #include <glib.h>
 
 G_BEGIN_DECLS
@@ -21,6 +23,6 @@ typedef enum {
 } I2vErrorCode;
 
 /* The GQuark of the I2V_ERROR domain. */
-GQuark i2v_error_quark(void);
+I2V_API GQuark i2v_error_quark(void);
 
 G_END_DECLS

@@ -23,6 +23,8 @@
  * usable, else the CPU. */
 #pragma once
 
+#include <i2v/export.h>
+
 #include <gio/gio.h>
 
 #include <i2v/error.h>
@@ -42,7 +44,8 @@ typedef enum { I2V_DEVICE_AUTO, I2V_DEVICE_CPU, I2V_DEVICE_CUDA } I2vDeviceKind;
 
 /* Parses a device name, case-insensitively: "auto" (also NULL and ""), "cpu", "cuda" (device 0)
  * or "cuda:N". FALSE with an I2V_ERROR_INVALID error naming the value and the accepted forms. */
-gboolean i2v_device_parse(const char *device, I2vDeviceKind *kind, int *index, GError **error);
+I2V_API gboolean i2v_device_parse(const char *device, I2vDeviceKind *kind, int *index,
+                                  GError **error);
 
 typedef enum {
   I2V_PRECISION_DEFAULT, /* the device's own: fp16 on CUDA, fp32 on the CPU */
@@ -53,10 +56,10 @@ typedef enum {
 
 /* Parses "default" (also NULL and ""), "fp32", "fp16" or "bf16", case-insensitively; FALSE with
  * an I2V_ERROR_INVALID error naming the value otherwise. */
-gboolean i2v_precision_parse(const char *name, I2vPrecision *out, GError **error);
+I2V_API gboolean i2v_precision_parse(const char *name, I2vPrecision *out, GError **error);
 
 /* The name of p as i2v_precision_parse reads it ("default", "fp32", ...); static string. */
-const char *i2v_precision_name(I2vPrecision p);
+I2V_API const char *i2v_precision_name(I2vPrecision p);
 
 /* ---- models ---- */
 
@@ -84,14 +87,14 @@ typedef struct {
  * release_encoders+threads, "auto" and the default precision keyed by what they resolve to) a
  * model. Loads of different models run in parallel; two loads of one model load it once.
  * Returns a new reference (i2v_model_unref) or NULL with error. */
-I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error);
+I2V_API I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error);
 
 /* Reference counting; the last unref frees the model and its backend memory. */
-I2vModel *i2v_model_ref(I2vModel *m);
-void i2v_model_unref(I2vModel *m);
+I2V_API I2vModel *i2v_model_ref(I2vModel *m);
+I2V_API void i2v_model_unref(I2vModel *m);
 
 /* Name of the device the model runs on ("cpu", "cuda:0"); owned by m. */
-const char *i2v_model_device(const I2vModel *m);
+I2V_API const char *i2v_model_device(const I2vModel *m);
 
 /* Memory on a model's device, in bytes.
  *   persistent, persistent_peak: the model's weights (and other persistent tensors) now and at
@@ -113,13 +116,13 @@ typedef struct {
 
 /* Fills out with m's memory use; callable from any thread at any time (never waits for a
  * generation). */
-void i2v_model_memory(I2vModel *m, I2vMemoryStats *out);
+I2V_API void i2v_model_memory(I2vModel *m, I2vMemoryStats *out);
 
 /* What width and height must be multiples of (the VAE down-scale factor: 8 for I2VGen-XL). */
-int i2v_model_size_multiple(const I2vModel *m);
+I2V_API int i2v_model_size_multiple(const I2vModel *m);
 
 /* Channels of the video latents (4): init_latents is [1, C, F, H/m, W/m] with m as above. */
-int i2v_model_latent_channels(const I2vModel *m);
+I2V_API int i2v_model_latent_channels(const I2vModel *m);
 
 /* The ranges of I2vParams that do not depend on the model (steps: 1..the scheduler's
  * num_train_timesteps; width and height: multiples of i2v_model_size_multiple). The element and the
@@ -152,12 +155,12 @@ typedef struct {
 } I2vParams;
 
 /* Fills p with the reference pipeline's defaults (prompt "", negative NULL, seed 0). */
-void i2v_params_init(I2vParams *p);
+I2V_API void i2v_params_init(I2vParams *p);
 
 /* Checks p against the model (frames ≥ 1, steps ≥ 1, guidance in 0..100, sizes multiples of
  * the VAE factor, ...): FALSE with an I2V_ERROR_INVALID error naming the parameter and the
  * range. */
-gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **error);
+I2V_API gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **error);
 
 /* A host float32 tensor handed to the dump callback: row-major, ndim (≤ 5) dimensions; valid
  * during the call only. */
@@ -196,11 +199,12 @@ typedef struct {
   /* Called with each frame as soon as it is decoded; return FALSE to stop (error CANCELLED). */
   gboolean (*frame)(const I2vFrame *f, void *user);
   /* Debugging (may be NULL): receives intermediates as host float32 tensors under the golden file
-   * names and PyTorch layouts of fixtures README §4.9: "encoder_hidden_states", "prompt_embeds",
-   * "negative_prompt_embeds", "clip_pixel_values", "image_embeddings", "vae_input", "vae_mean",
-   * "vae_logvar", "vae_std", "image_latents", "init_latents", "vae_posterior_noise",
-   * "step{i}.unet_out", "step{i}.noise_pred", "step{i}.pred_original_sample", "step{i}.latents",
-   * "latents_final", "video" and "frames". Setting it costs device-to-host copies every step. */
+   * names and PyTorch layouts of the reference implementation's golden files:
+   * "encoder_hidden_states", "prompt_embeds", "negative_prompt_embeds", "clip_pixel_values",
+   * "image_embeddings", "vae_input", "vae_mean", "vae_logvar", "vae_std", "image_latents",
+   * "init_latents", "vae_posterior_noise", "step{i}.unet_out", "step{i}.noise_pred",
+   * "step{i}.pred_original_sample", "step{i}.latents", "latents_final", "video" and "frames".
+   * Setting it costs device-to-host copies every step. */
   void (*dump)(const char *name, const I2vTensorView *t, void *user);
   /* Benchmarking (may be NULL): called at the end of every stage; setting it adds a backend sync
    * per stage. */
@@ -213,25 +217,26 @@ typedef struct {
 /* A new session on m (it keeps a reference to m): on CUDA its own stream and library handles.
  * Memory for activations is allocated by its first generation and kept for the next ones. Free
  * with i2v_session_free; NULL with an error when the device cannot make a stream. */
-I2vSession *i2v_session_new(I2vModel *m, GError **error);
+I2V_API I2vSession *i2v_session_new(I2vModel *m, GError **error);
 
 /* Frees the session and its memory (NULL allowed); it must not be generating. */
-void i2v_session_free(I2vSession *s);
+I2V_API void i2v_session_free(I2vSession *s);
 
 /* The model of the session (borrowed). */
-I2vModel *i2v_session_model(const I2vSession *s);
+I2V_API I2vModel *i2v_session_model(const I2vSession *s);
 
 /* Fills out with s's memory use (I2vMemoryStats); callable from any thread at any time. */
-void i2v_session_memory(I2vSession *s, I2vMemoryStats *out);
+I2V_API void i2v_session_memory(I2vSession *s, I2vMemoryStats *out);
 
 /* Generates one clip from image with p on session s. Blocks until done, cancelled or failed;
  * one generation at a time per session. */
-gboolean i2v_generate(I2vSession *s, const I2vImage *image, const I2vParams *p,
-                      const I2vCallbacks *cb, GCancellable *cancellable, GError **error);
+I2V_API gboolean i2v_generate(I2vSession *s, const I2vImage *image, const I2vParams *p,
+                              const I2vCallbacks *cb, GCancellable *cancellable, GError **error);
 
 /* i2v_generate on a session made for this one clip and freed after it (the simple case; a
  * caller making many clips keeps a session, which keeps its memory between them). */
-gboolean i2v_model_generate(I2vModel *m, const I2vImage *image, const I2vParams *p,
-                            const I2vCallbacks *cb, GCancellable *cancellable, GError **error);
+I2V_API gboolean i2v_model_generate(I2vModel *m, const I2vImage *image, const I2vParams *p,
+                                    const I2vCallbacks *cb, GCancellable *cancellable,
+                                    GError **error);
 
 G_END_DECLS

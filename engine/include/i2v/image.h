@@ -1,6 +1,8 @@
 /* RGB8 images as the engine takes and gives them: decoding (GdkPixbuf) and PNG writing. */
 #pragma once
 
+#include <i2v/export.h>
+
 #include <glib.h>
 
 G_BEGIN_DECLS
@@ -13,15 +15,15 @@ typedef struct {
 
 /* Decodes a PNG or JPEG file to RGB8 (alpha dropped as PIL's convert("RGB") does). Errors name
  * the file. Free out with i2v_image_clear. */
-gboolean i2v_image_load(const char *path, I2vImage *out, GError **error);
+I2V_API gboolean i2v_image_load(const char *path, I2vImage *out, GError **error);
 
 /* Writes img as an 8-bit RGB PNG. */
-gboolean i2v_image_save_png(const I2vImage *img, const char *path, GError **error);
+I2V_API gboolean i2v_image_save_png(const I2vImage *img, const char *path, GError **error);
 
 /* An image of the given size, zero-filled (free with i2v_image_clear). */
-I2vImage i2v_image_new(int width, int height);
+I2V_API I2vImage i2v_image_new(int width, int height);
 
 /* Frees the pixels and zeroes the struct. */
-void i2v_image_clear(I2vImage *img);
+I2V_API void i2v_image_clear(I2vImage *img);
 
 G_END_DECLS
