@@ -39,7 +39,7 @@ struct _GstI2vgen {
   GstI2vgenSettings props;
   guint max_queued_jobs;
 
-  I2vModel *model; /* loaded on READY→PAUSED */
+  I2vModel *model; /* loaded on READY→PAUSED; set under the object lock */
 
   /* the job queue, under lock */
   GMutex lock;
