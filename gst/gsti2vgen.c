@@ -923,12 +923,13 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                           NULL, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_MODEL_INFO,
-      g_param_spec_boxed("model-info", "Model information",
-                         "The loaded model (NULL before PAUSED): device, size-multiple (width and "
-                         "height must be multiples of it), persistent-bytes, persistent-peak-bytes, "
-                         "scratch-bytes, device-used-bytes, device-total-bytes, device-peak-bytes "
-                         "(i2v_model_memory; the device fields are 0 on the CPU)",
-                         GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+      g_param_spec_boxed(
+          "model-info", "Model information",
+          "The loaded model (NULL before PAUSED): device, size-multiple (width and "
+          "height must be multiples of it), persistent-bytes, persistent-peak-bytes, "
+          "scratch-bytes, device-used-bytes, device-total-bytes, device-peak-bytes "
+          "(i2v_model_memory; the device fields are 0 on the CPU)",
+          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
