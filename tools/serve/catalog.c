@@ -131,24 +131,28 @@ char **serve_catalog_loras(const ServeCatalog *c) {
   return (char **)g_ptr_array_free(g_steal_pointer(&names), FALSE);
 }
 
-static void add_uint_range(JsonBuilder *b, const char *name, UintRange r) {
+/* {"min": min, "max": max}: integers for the integer fields, numbers for the others. */
+static void add_range(JsonBuilder *b, const char *name, double min, double max, gboolean integer) {
+  const char *ends[2] = {"min", "max"};
+  double values[2] = {min, max};
   json_builder_set_member_name(b, name);
   json_builder_begin_object(b);
-  json_builder_set_member_name(b, "min");
-  json_builder_add_int_value(b, r.min);
-  json_builder_set_member_name(b, "max");
-  json_builder_add_int_value(b, r.max);
+  for (int i = 0; i < 2; i++) {
+    json_builder_set_member_name(b, ends[i]);
+    if (integer)
+      json_builder_add_int_value(b, (gint64)values[i]);
+    else
+      json_builder_add_double_value(b, values[i]);
+  }
   json_builder_end_object(b);
 }
 
+static void add_uint_range(JsonBuilder *b, const char *name, UintRange r) {
+  add_range(b, name, r.min, r.max, TRUE);
+}
+
 static void add_double_range(JsonBuilder *b, const char *name, DoubleRange r) {
-  json_builder_set_member_name(b, name);
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "min");
-  json_builder_add_double_value(b, r.min);
-  json_builder_set_member_name(b, "max");
-  json_builder_add_double_value(b, r.max);
-  json_builder_end_object(b);
+  add_range(b, name, r.min, r.max, FALSE);
 }
 
 static void add_int(JsonBuilder *b, const char *name, gint64 v) {

@@ -22,8 +22,9 @@ typedef struct {
   JobWorker *w;
   const Job *job;
   int last_percent;
-  gint64 last_step_ms; /* elapsed at the previous step, -1 before the first */
-  gint64 first_step_ms;
+  gint64 last_step_ms;  /* the element's elapsed time at the previous step, -1 before the first */
+  gint64 start_us;      /* when the job started (monotonic) */
+  gint64 first_step_us; /* to the end of its first step: pipeline, model, encoders, one step */
 } RunState;
 
 static void on_progress(const RunnerProgress *p, gpointer user) {
@@ -35,7 +36,7 @@ static void on_progress(const RunnerProgress *p, gpointer user) {
       serve_metrics_add_step(w->cfg.metrics, params->width, params->height, params->num_frames,
                              (p->elapsed_ms - rs->last_step_ms) / 1000.0);
     else
-      rs->first_step_ms = p->elapsed_ms;
+      rs->first_step_us = g_get_monotonic_time() - rs->start_us;
     rs->last_step_ms = p->elapsed_ms;
   }
   /* steps and decoded frames as equal units of work; 100 only when the file is complete */
@@ -124,7 +125,8 @@ static void run_one(JobWorker *w, Job *job) {
   g_autofree char *video_tmp = job_files_temp(w->cfg.files, ".mp4");
   g_autofree char *thumb_tmp = job_files_temp(w->cfg.files, ".png");
   g_autofree char *lora = lora_spec(w, &job->params);
-  RunState rs = {w, job, -1, -1, 0};
+  gint64 start = g_get_monotonic_time();
+  RunState rs = {w, job, -1, -1, start, 0};
   RunnerJob rj = {.params = &job->params,
                   .lora = lora,
                   .input = input,
@@ -133,7 +135,6 @@ static void run_one(JobWorker *w, Job *job) {
                   .thumbnail_out = thumb_tmp,
                   .progress = on_progress,
                   .user = &rs};
-  gint64 start = g_get_monotonic_time();
   GError *err = NULL;
   gboolean ok = job_runner_run(w->cfg.runner, &rj, cancel, &err) &&
                 complete(w, job, video_tmp, thumb_tmp, &err);
@@ -150,7 +151,7 @@ static void run_one(JobWorker *w, Job *job) {
     job_files_remove_input(w->cfg.files, job->id);
     publish_video(w, job->id, "completed");
     g_printerr("i2vgen serve: %s completed in %.2f s (first step after %.2f s)\n", job->id, seconds,
-               rs.first_step_ms / 1000.0);
+               rs.first_step_us / 1e6);
   } else if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
     result = "cancelled";
     if (!deleted) { /* shutdown: back to the queue, this attempt not counted */
