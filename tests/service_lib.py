@@ -181,7 +181,7 @@ class Server:
 
     def log_text(self):
         with open(self.data + ".log", "rb") as f:
-            return f.read().decode(errors="replace")[-2000:]
+            return f.read().decode(errors="replace")[-6000:]
 
     def wait_healthy(self, timeout=60):
         end = time.time() + timeout
@@ -274,12 +274,13 @@ class Server:
             return None
 
     def stop(self):
+        """SIGTERM unless it has exited; returns its exit status (None: killed after 60 s)."""
         if self.proc.poll() is None:
             self.signal(signal.SIGTERM)
-            if self.wait_exit(60) is None:
-                print(f"# server did not stop on SIGTERM; log: {self.log_text()}")
+            self.wait_exit(60)
         self.proc.stdout.close()
         self.log.close()
+        return self.proc.returncode
 
 
 # ---- reading videos back ----
