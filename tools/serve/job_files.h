@@ -25,9 +25,13 @@ JobFiles *job_files_open(const char *root, GError **error);
 /* Frees files (NULL allowed). */
 void job_files_free(JobFiles *files);
 
-/* The paths of a job's input, clip and thumbnail; new strings (g_free). */
+/* The path of a job's input image; a new string (g_free). */
 char *job_files_input(const JobFiles *files, const char *id);
+
+/* The path of a job's MP4; a new string (g_free). */
 char *job_files_video(const JobFiles *files, const char *id);
+
+/* The path of a job's thumbnail PNG; a new string (g_free). */
 char *job_files_thumbnail(const JobFiles *files, const char *id);
 
 /* A new unique path under tmp/ ending in suffix (nothing is created); g_free. */

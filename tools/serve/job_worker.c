@@ -27,6 +27,12 @@ typedef struct {
   gint64 first_step_us; /* to the end of its first step: pipeline, model, encoders, one step */
 } RunState;
 
+/* Logs a store error the worker can only report (the job goes on or has ended) and frees it. */
+static void report(GError *err) {
+  g_printerr("i2vgen serve: %s\n", err->message);
+  g_error_free(err);
+}
+
 static void on_progress(const RunnerProgress *p, gpointer user) {
   RunState *rs = user;
   JobWorker *w = rs->w;
@@ -44,10 +50,7 @@ static void on_progress(const RunnerProgress *p, gpointer user) {
   int percent = total > 0 ? 99 * (p->step + p->frame) / total : 0;
   if (percent != rs->last_percent) {
     GError *err = NULL;
-    if (!w->cfg.queue->ops->set_progress(w->cfg.queue, rs->job->id, percent, &err)) {
-      g_printerr("i2vgen serve: %s\n", err->message);
-      g_error_free(err);
-    }
+    if (!w->cfg.queue->ops->set_progress(w->cfg.queue, rs->job->id, percent, &err)) report(err);
     rs->last_percent = percent;
   }
   char eta[G_ASCII_DTOSTR_BUF_SIZE], now[G_ASCII_DTOSTR_BUF_SIZE];
@@ -105,10 +108,8 @@ static gboolean complete(JobWorker *w, const Job *job, const char *video_tmp, co
 static void fail(JobWorker *w, const Job *job, const char *code, const char *message) {
   GError *err = NULL;
   if (!w->cfg.queue->ops->finish(w->cfg.queue, job->id, JOB_FAILED, code, message, &err) &&
-      err != NULL) {
-    g_printerr("i2vgen serve: %s\n", err->message);
-    g_error_free(err);
-  }
+      err != NULL)
+    report(err);
 }
 
 static void run_one(JobWorker *w, Job *job) {
@@ -156,10 +157,7 @@ static void run_one(JobWorker *w, Job *job) {
     result = "cancelled";
     if (!deleted) { /* shutdown: back to the queue, this attempt not counted */
       GError *e = NULL;
-      if (!w->cfg.queue->ops->release(w->cfg.queue, job->id, &e)) {
-        g_printerr("i2vgen serve: %s\n", e->message);
-        g_error_free(e);
-      }
+      if (!w->cfg.queue->ops->release(w->cfg.queue, job->id, &e)) report(e);
     }
     g_printerr("i2vgen serve: %s %s after %.2f s\n", job->id,
                deleted ? "deleted" : "given back to the queue", seconds);
