@@ -31,8 +31,8 @@ JOB = {"prompt": "a test", "size": "32x32", "num_frames": 4, "fps": 8, "steps": 
 RUNS = 10
 
 
-def median_ms(values):
-    return f"{statistics.median(values) * 1000:.0f} ms"
+def median_ms(values, decimals=0):
+    return f"{statistics.median(values) * 1000:.{decimals}f} ms"
 
 
 def direct_runs(image, tmp):
@@ -119,7 +119,7 @@ def main():
         print("3. status requests per second:", status_rate(s, s.create(JOB, image_bytes)
                                                              .json()["id"]))
         lat = sse_latency(s, image_bytes)
-        print(f"4. SSE latency over {len(lat)} events: median {median_ms(lat)}, "
+        print(f"4. SSE latency over {len(lat)} events: median {median_ms(lat, 1)}, "
               f"max {max(lat) * 1000:.1f} ms")
     finally:
         s.stop()
