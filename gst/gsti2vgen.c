@@ -18,7 +18,8 @@
  * shared by every element of the process that uses the same path, variant, device, precision,
  * #GstI2vgen:lora and #GstI2vgen:release-encoders. Progress is posted after every denoising step
  * and every frame as an element message named `i2vgen-progress` with the fields job, step, steps,
- * frame, frames, elapsed-ms and eta-ms.
+ * frame, frames, elapsed-ms and eta-ms. The read-only #GstI2vgen:model-info describes the loaded
+ * model (device, size multiple, memory), for applications that report it (`i2vgen serve`).
  *
  * ## Example launch lines
  * |[
@@ -70,15 +71,15 @@ enum {
   PROP_DECODE_CHUNK_SIZE,
   PROP_MAX_QUEUED_JOBS,
   PROP_PRESET,
+  PROP_MODEL_INFO,
 };
 
 /* The generation defaults are the engine's (i2v_params_init: the reference pipeline's own call
  * defaults, the "model-default" preset); these are the element's own. */
 #define DEFAULT_MAX_QUEUED 4
 #define DEFAULT_DEVICE "auto"
-#define MAX_STEPS                                                                                  \
-  1000 /* the real scheduler's num_train_timesteps; the engine checks the model's                  \
-        */
+/* the real scheduler's num_train_timesteps; the engine checks the model's */
+#define MAX_STEPS 1000
 
 GType gst_i2vgen_precision_get_type(void) {
   static GType type;
@@ -574,8 +575,11 @@ static GstStateChangeReturn gst_i2vgen_change_state(GstElement *element,
     /* the properties may name another model than last time; the cache makes the same one cheap */
     I2vSession *session = open_session(self);
     if (session == NULL) return GST_STATE_CHANGE_FAILURE;
-    g_clear_pointer(&self->session, i2v_session_free);
+    GST_OBJECT_LOCK(self); /* model-info reads it from any thread */
+    I2vSession *old = self->session;
     self->session = session;
+    GST_OBJECT_UNLOCK(self);
+    g_clear_pointer(&old, i2v_session_free);
     self->sent_stream_start = FALSE;
     self->frames_out = 0;
     self->job_base = 0;
@@ -585,8 +589,13 @@ static GstStateChangeReturn gst_i2vgen_change_state(GstElement *element,
   }
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
   /* the task stopped on PAUSED→READY: no generation runs on the session any more */
-  if (transition == GST_STATE_CHANGE_READY_TO_NULL)
-    g_clear_pointer(&self->session, i2v_session_free);
+  if (transition == GST_STATE_CHANGE_READY_TO_NULL) {
+    GST_OBJECT_LOCK(self);
+    I2vSession *old = self->session;
+    self->session = NULL;
+    GST_OBJECT_UNLOCK(self);
+    g_clear_pointer(&old, i2v_session_free);
+  }
   return ret;
 }
 
@@ -723,6 +732,22 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
   }
 }
 
+/* The model-info structure of the element's model (NULL before READY→PAUSED): its memory counts
+ * every session on it, in this element and others (i2v_model_memory); a new structure. */
+static GstStructure *model_info(I2vSession *session) {
+  if (session == NULL) return NULL;
+  I2vModel *model = i2v_session_model(session);
+  I2vMemoryStats m;
+  i2v_model_memory(model, &m);
+  return gst_structure_new(
+      "i2vgen-model-info", "device", G_TYPE_STRING, i2v_model_device(model), "size-multiple",
+      G_TYPE_UINT, (guint)i2v_model_size_multiple(model), "persistent-bytes", G_TYPE_UINT64,
+      (guint64)m.persistent, "persistent-peak-bytes", G_TYPE_UINT64, (guint64)m.persistent_peak,
+      "scratch-bytes", G_TYPE_UINT64, (guint64)m.scratch, "device-used-bytes", G_TYPE_UINT64,
+      (guint64)m.device_used, "device-total-bytes", G_TYPE_UINT64, (guint64)m.device_total,
+      "device-peak-bytes", G_TYPE_UINT64, (guint64)m.device_peak, NULL);
+}
+
 static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *value,
                                     GParamSpec *pspec) {
   GstI2vgen *self = GST_I2VGEN(object);
@@ -784,6 +809,9 @@ static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *valu
     break;
   case PROP_PRESET:
     g_value_set_string(value, self->preset);
+    break;
+  case PROP_MODEL_INFO:
+    g_value_take_boxed(value, model_info(self->session));
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -923,6 +951,16 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                           "Applies a preset by name: fast, standard, high, creative, subtle, "
                           "model-default (presets/GstI2vgen.prs) or a user preset",
                           NULL, FLAGS_JOB));
+  g_object_class_install_property(
+      gobject_class, PROP_MODEL_INFO,
+      g_param_spec_boxed(
+          "model-info", "Model information",
+          "The loaded model (NULL before PAUSED): device, size-multiple (width and "
+          "height must be multiples of it), persistent-bytes, persistent-peak-bytes, "
+          "scratch-bytes, device-used-bytes, device-total-bytes, device-peak-bytes "
+          "(of the model and all its sessions, i2v_model_memory; the device fields are 0 on "
+          "the CPU)",
+          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);

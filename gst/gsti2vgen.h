@@ -51,7 +51,8 @@ struct _GstI2vgen {
   GstI2vgenSettings props;
   guint max_queued_jobs;
 
-  I2vSession *session; /* on the model the properties name, made on READY→PAUSED */
+  I2vSession *session; /* on the model the properties name, made on READY→PAUSED; set under the
+                         object lock (model-info reads it from any thread) */
 
   /* the job queue, under lock */
   GMutex lock;

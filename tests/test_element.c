@@ -457,6 +457,30 @@ static void test_model_without_weights(void) {
   g_free(model);
 }
 
+/* model-info: NULL before the model loads, then the model's device, size multiple and memory. */
+static void test_model_info(void) {
+  GstElement *e = tiny_element();
+  g_object_set(e, "device", "cpu", NULL);
+  GstStructure *info = NULL;
+  g_object_get(e, "model-info", &info, NULL);
+  g_assert_null(info);
+  GstHarness *h = harness_on(e);
+  gst_harness_play(h);
+  g_object_get(h->element, "model-info", &info, NULL);
+  g_assert_nonnull(info);
+  g_assert_cmpstr(gst_structure_get_string(info, "device"), ==, "cpu");
+  guint multiple = 0;
+  guint64 persistent = 0, device_total = 1;
+  g_assert_true(gst_structure_get_uint(info, "size-multiple", &multiple));
+  g_assert_cmpuint(multiple, >=, 1);
+  g_assert_true(gst_structure_get_uint64(info, "persistent-bytes", &persistent));
+  g_assert_cmpuint(persistent, >, 0); /* the tiny model's weights */
+  g_assert_true(gst_structure_get_uint64(info, "device-total-bytes", &device_total));
+  g_assert_cmpuint(device_total, ==, 0); /* CPU: no device memory */
+  gst_structure_free(info);
+  gst_harness_teardown(h);
+}
+
 /* Two elements with the same model settings share one loaded model, each with a session of its
  * own. */
 static void test_shared_model(void) {
@@ -480,6 +504,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/element/flush-cancels-within-a-step", test_flush_cancels_within_a_step);
   g_test_add_func("/element/state-cycles", test_state_cycles);
   g_test_add_func("/element/shared-model", test_shared_model);
+  g_test_add_func("/element/model-info", test_model_info);
   g_test_add_func("/element/properties", test_properties);
   g_test_add_func("/element/presets", test_presets);
   g_test_add_func("/element/motion-strength", test_motion_strength);

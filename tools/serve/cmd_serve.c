@@ -1,0 +1,297 @@
+/* i2vgen serve: the HTTP video-generation service (docs/service.md). Binds the address first (a
+ * port in use fails at once), prints the URL, loads the model, then serves until SIGTERM or
+ * SIGINT, which drain: new videos are refused with 503, the running job finishes (or, after
+ * --drain-timeout seconds or a second signal, is cancelled and queued again), and the server
+ * exits 0. */
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../commands.h"
+#include "http.h"
+
+typedef struct {
+  char *listen, *model, *variant, *device, *precision, *lora_dir, *data, *api_key;
+  char *default_preset, *model_name;
+  int max_queued, max_upload_mb, max_size, max_frames, max_steps, retries, drain_timeout;
+  gint64 max_pixels;
+  gboolean allow_fetch;
+} Options;
+
+typedef struct {
+  ServeApp app;
+  GMainLoop *loop;
+  int drain_timeout;
+  guint drain_timer;
+} Server;
+
+/* Parses "HOST:PORT" or "[V6]:PORT" with a numeric host into a socket address. */
+static GSocketAddress *parse_listen(const char *text, GError **error) {
+  const char *colon = strrchr(text, ':');
+  guint64 port;
+  g_autofree char *host = NULL;
+  if (colon != NULL) {
+    host = g_strndup(text, colon - text);
+    if (host[0] == '[' && g_str_has_suffix(host, "]")) {
+      char *inner = g_strndup(host + 1, strlen(host) - 2);
+      g_free(host);
+      host = inner;
+    }
+  }
+  g_autoptr(GInetAddress) addr = host ? g_inet_address_new_from_string(host) : NULL;
+  if (addr == NULL || !g_ascii_string_to_unsigned(colon + 1, 10, 0, 65535, &port, NULL)) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "--listen '%s': expected ADDRESS:PORT with a numeric address, e.g. "
+                "127.0.0.1:8000, 0.0.0.0:8000 or [::1]:8000 (port 0: any free port)",
+                text);
+    return NULL;
+  }
+  return g_inet_socket_address_new(addr, (guint16)port);
+}
+
+/* Binds server to the --listen address; a port in use is one line naming it and what to do. */
+static gboolean listen_on(SoupServer *server, const char *listen, GError **error) {
+  g_autoptr(GSocketAddress) addr = parse_listen(listen, error);
+  if (addr == NULL) return FALSE;
+  GError *err = NULL;
+  if (soup_server_listen(server, addr, 0, &err)) return TRUE;
+  if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
+                "%s is already in use: stop what listens there, or choose another port "
+                "(--listen with another PORT, or port 0 for any free one)",
+                listen);
+  else
+    g_set_error(error, err->domain, err->code, "cannot listen on %s: %s", listen, err->message);
+  g_error_free(err);
+  return FALSE;
+}
+
+/* Deletes uploads that belong to no job (a crash between storing the image and queueing). */
+static void remove_orphan_uploads(JobFiles *files, JobQueue *queue) {
+  GDir *dir = g_dir_open(files->uploads, 0, NULL);
+  const char *name;
+  while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+    GError *err = NULL;
+    Job *job = job_id_valid(name) ? queue->ops->get(queue, name, &err) : NULL;
+    if (job == NULL && (err == NULL || err->code == JOB_QUEUE_ERROR_NOT_FOUND)) {
+      g_autofree char *path = g_build_filename(files->uploads, name, NULL);
+      g_remove(path);
+    }
+    job_free(job);
+    g_clear_error(&err);
+  }
+  if (dir != NULL) g_dir_close(dir);
+}
+
+static void on_worker_stopped(gpointer user) {
+  Server *s = user;
+  g_main_loop_quit(s->loop);
+}
+
+static gboolean drain_timeout(gpointer user) {
+  Server *s = user;
+  s->drain_timer = 0;
+  g_printerr("i2vgen serve: the running video did not finish within --drain-timeout %d s: "
+             "cancelling it (it stays queued)\n",
+             s->drain_timeout);
+  job_worker_stop(s->app.worker, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+/* SIGTERM/SIGINT: the first drains, the second gives the running job back at once. */
+static gboolean on_signal(gpointer user) {
+  Server *s = user;
+  if (!s->app.draining) {
+    s->app.draining = TRUE;
+    g_printerr("i2vgen serve: draining: refusing new videos%s\n",
+               job_worker_busy(s->app.worker) ? ", waiting for the running one" : "");
+    job_worker_stop(s->app.worker, FALSE);
+    s->drain_timer = g_timeout_add_seconds((guint)s->drain_timeout, drain_timeout, s);
+  } else {
+    job_worker_stop(s->app.worker, TRUE);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean check_options(Options *o, GError **error) {
+  if (o->model == NULL) o->model = g_strdup(g_getenv("I2VGEN_MODEL"));
+  if (o->api_key == NULL) o->api_key = g_strdup(g_getenv("I2VGEN_API_KEY"));
+  if (o->data == NULL) o->data = g_build_filename(g_get_user_data_dir(), "i2vgen", NULL);
+  const char *bad = NULL;
+  if (o->model == NULL || !g_file_test(o->model, G_FILE_TEST_IS_DIR))
+    bad = "--model DIR: a diffusers model directory of ali-vilab/i2vgen-xl is required (or "
+          "I2VGEN_MODEL)";
+  else if (o->lora_dir != NULL && !g_file_test(o->lora_dir, G_FILE_TEST_IS_DIR))
+    bad = "--lora-dir: not a folder";
+  else if (o->max_queued < 1 || o->max_upload_mb < 1 || o->max_size < 8 || o->max_frames < 1 ||
+           o->max_steps < 1 || o->max_pixels < 1 || o->retries < 0 || o->drain_timeout < 0)
+    bad = "--max-queued, --max-upload-mb, --max-frames, --max-steps and --max-image-pixels must "
+          "be at least 1, --max-size at least 8, --retries and --drain-timeout at least 0";
+  if (bad != NULL) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s", bad);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void options_clear(Options *o) {
+  char **strings[] = {&o->listen,   &o->model, &o->variant, &o->device,         &o->precision,
+                      &o->lora_dir, &o->data,  &o->api_key, &o->default_preset, &o->model_name};
+  for (gsize i = 0; i < G_N_ELEMENTS(strings); i++) g_clear_pointer(strings[i], g_free);
+}
+
+/* Everything after the options: returns the exit status. */
+static int serve(Options *o) {
+  Server s = {.drain_timeout = o->drain_timeout};
+  ServeApp *app = &s.app;
+  GError *err = NULL;
+  guint requeued = 0, failed = 0;
+  g_autofree char *db = g_build_filename(o->data, "i2vgen.db", NULL);
+  g_autoptr(JobFiles) files = job_files_open(o->data, &err);
+  g_autoptr(JobQueue) queue =
+      files ? job_queue_sqlite_open(db, (guint)o->retries, &requeued, &failed, &err) : NULL;
+  if (queue == NULL) return cmd_fail("serve", err);
+  if (requeued + failed > 0)
+    g_printerr("i2vgen serve: %u interrupted video(s) queued again, %u failed after %d "
+               "retries\n",
+               requeued, failed, o->retries);
+  remove_orphan_uploads(files, queue);
+
+  g_autoptr(SoupServer) server = serve_http_new(app);
+  if (!listen_on(server, o->listen, &err)) return cmd_fail("serve", err);
+  GSList *uris = soup_server_get_uris(server);
+  g_autofree char *url = g_uri_to_string(uris->data);
+  g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+  printf("i2vgen serve: listening on %s\n", url);
+  fflush(stdout);
+
+  gint64 t0 = g_get_monotonic_time();
+  RunnerModel rm = {o->model, o->variant, o->device, o->precision};
+  JobRunner *runner = job_runner_new(&rm, &err);
+  if (runner == NULL) return cmd_fail("serve", err);
+  g_autoptr(GstStructure) info = job_runner_model_info(runner);
+  guint multiple = 8;
+  gst_structure_get_uint(info, "size-multiple", &multiple);
+  g_printerr("i2vgen serve: model %s loaded on %s in %.1f s\n", o->model,
+             gst_structure_get_string(info, "device"), (g_get_monotonic_time() - t0) / 1e6);
+  ServeLimits limits = {.max_size = (guint)o->max_size,
+                        .max_frames = (guint)o->max_frames,
+                        .max_steps = (guint)o->max_steps,
+                        .max_pixels = (guint64)o->max_pixels,
+                        .max_upload = (gsize)o->max_upload_mb * 1024 * 1024,
+                        .max_queued = (guint)o->max_queued,
+                        .default_preset = o->default_preset,
+                        .lora_dir = o->lora_dir,
+                        .model_name = o->model_name,
+                        .size_multiple = multiple};
+  g_autoptr(ServeCatalog) catalog = serve_catalog_new(&limits, &err);
+  if (catalog == NULL) {
+    job_runner_free(runner);
+    return cmd_fail("serve", err);
+  }
+
+  s.loop = g_main_loop_new(NULL, FALSE);
+  g_autoptr(ServeMetrics) metrics = serve_metrics_new();
+  JobEvents *events = job_events_new(g_main_context_default());
+  *app = (ServeApp){.catalog = catalog,
+                    .queue = queue,
+                    .events = events,
+                    .files = files,
+                    .metrics = metrics,
+                    .runner = runner,
+                    .api_key = o->api_key,
+                    .allow_fetch = o->allow_fetch};
+  JobWorkerConfig wc = {.queue = queue,
+                        .events = events,
+                        .files = files,
+                        .runner = runner,
+                        .metrics = metrics,
+                        .model_name = o->model_name,
+                        .lora_dir = o->lora_dir,
+                        .max_pixels = (guint64)o->max_pixels,
+                        .stopped = on_worker_stopped,
+                        .user = &s};
+  app->worker = job_worker_start(&wc);
+  guint sigterm = g_unix_signal_add(SIGTERM, on_signal, &s);
+  guint sigint = g_unix_signal_add(SIGINT, on_signal, &s);
+  g_main_loop_run(s.loop);
+
+  g_source_remove(sigterm);
+  g_source_remove(sigint);
+  if (s.drain_timer != 0) g_source_remove(s.drain_timer);
+  soup_server_disconnect(server);
+  job_worker_free(app->worker);
+  job_runner_free(runner);
+  job_events_free(events);
+  g_main_loop_unref(s.loop);
+  g_printerr("i2vgen serve: stopped\n");
+  return 0;
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Options, options_clear)
+
+int cmd_serve(int argc, char **argv) {
+  g_auto(Options) o = {.max_queued = 100,
+                       .max_upload_mb = 20,
+                       .max_size = 1280,
+                       .max_frames = 64,
+                       .max_steps = 150,
+                       .max_pixels = 4096 * 4096,
+                       .retries = 2,
+                       .drain_timeout = 60};
+  GOptionEntry entries[] = {
+      {"listen", 0, 0, G_OPTION_ARG_STRING, &o.listen,
+       "ADDRESS:PORT to serve on (127.0.0.1:8000; 0.0.0.0:PORT exposes it; port 0 picks a free "
+       "one and prints it)",
+       "ADDR:PORT"},
+      {"model", 0, 0, G_OPTION_ARG_FILENAME, &o.model,
+       "diffusers model directory (default: I2VGEN_MODEL)", "DIR"},
+      {"variant", 0, 0, G_OPTION_ARG_STRING, &o.variant, "weights variant (fp16)", "V"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &o.device, "auto, cpu or cuda:N (auto)", "D"},
+      {"precision", 0, 0, G_OPTION_ARG_STRING, &o.precision, "fp32, fp16 or bf16", "P"},
+      {"lora-dir", 0, 0, G_OPTION_ARG_FILENAME, &o.lora_dir,
+       "folder of NAME.safetensors LoRA files requests may name (the allow-list)", "DIR"},
+      {"data", 0, 0, G_OPTION_ARG_FILENAME, &o.data,
+       "job database and files (default: $XDG_DATA_HOME/i2vgen)", "DIR"},
+      {"max-queued", 0, 0, G_OPTION_ARG_INT, &o.max_queued,
+       "videos that may wait; more get 429 (100)", "N"},
+      {"api-key", 0, 0, G_OPTION_ARG_STRING, &o.api_key,
+       "require 'Authorization: Bearer KEY' (default: I2VGEN_API_KEY; none: open)", "KEY"},
+      {"max-upload-mb", 0, 0, G_OPTION_ARG_INT, &o.max_upload_mb,
+       "largest request body in MiB; more get 413 (20)", "N"},
+      {"max-size", 0, 0, G_OPTION_ARG_INT, &o.max_size, "largest width or height (1280)", "N"},
+      {"max-frames", 0, 0, G_OPTION_ARG_INT, &o.max_frames, "most frames per video (64)", "N"},
+      {"max-steps", 0, 0, G_OPTION_ARG_INT, &o.max_steps, "most denoising steps (150)", "N"},
+      {"max-image-pixels", 0, 0, G_OPTION_ARG_INT64, &o.max_pixels,
+       "most pixels of an input image, checked before decoding (16777216)", "N"},
+      {"retries", 0, 0, G_OPTION_ARG_INT, &o.retries,
+       "runs a video interrupted by a crash gets again before it fails (2)", "N"},
+      {"drain-timeout", 0, 0, G_OPTION_ARG_INT, &o.drain_timeout,
+       "seconds SIGTERM waits for the running video before queueing it again (60)", "S"},
+      {"default-preset", 0, 0, G_OPTION_ARG_STRING, &o.default_preset,
+       "preset of requests that name none (standard)", "NAME"},
+      {"model-name", 0, 0, G_OPTION_ARG_STRING, &o.model_name,
+       "the model name in video objects and the accepted 'model' field (i2vgen-xl)", "NAME"},
+      {"allow-fetch", 0, 0, G_OPTION_ARG_NONE, &o.allow_fetch,
+       "let input_reference[image_url] be an http(s) URL the server downloads", NULL},
+      {NULL}};
+  GOptionContext *ctx = g_option_context_new("- serve the HTTP video-generation API");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  GError *err = NULL;
+  gboolean ok = g_option_context_parse(ctx, &argc, &argv, &err);
+  g_option_context_free(ctx);
+  if (!ok) {
+    cmd_fail("serve", err);
+    return 2;
+  }
+  if (o.listen == NULL) o.listen = g_strdup("127.0.0.1:8000");
+  if (o.default_preset == NULL) o.default_preset = g_strdup("standard");
+  if (o.model_name == NULL) o.model_name = g_strdup("i2vgen-xl");
+  if (!check_options(&o, &err)) {
+    cmd_fail("serve", err);
+    return 2;
+  }
+  gst_init(NULL, NULL);
+  return serve(&o);
+}

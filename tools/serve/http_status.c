@@ -1,0 +1,43 @@
+/* /healthz, /metrics and /v1/capabilities. */
+#include "http_routes.h"
+
+#include <string.h>
+
+/* The job counts by status; FALSE after responding 500. */
+static gboolean counts(ServeApp *app, SoupServerMessage *msg, guint out[JOB_STATUS_COUNT]) {
+  GError *e = NULL;
+  if (app->queue->ops->count(app->queue, out, &e)) return TRUE;
+  http_fail(msg, 500, "server_error", NULL, "%s", e->message);
+  g_error_free(e);
+  return FALSE;
+}
+
+void http_healthz(ServeApp *app, SoupServerMessage *msg) {
+  guint n[JOB_STATUS_COUNT];
+  if (!counts(app, msg, n)) return;
+  g_autoptr(GstStructure) info = job_runner_model_info(app->runner);
+  const char *device = info ? gst_structure_get_string(info, "device") : NULL;
+  g_autofree char *json = g_strdup_printf(
+      "{\"status\":\"%s\",\"model\":{\"name\":\"%s\",\"loaded\":%s,\"device\":\"%s\"},"
+      "\"queue_depth\":%u,\"running\":%u}",
+      app->draining ? "draining" : "ok", app->catalog->model_name, info ? "true" : "false",
+      device ? device : "", n[JOB_QUEUED], n[JOB_IN_PROGRESS]);
+  /* a draining server answers 503 so that load balancers send new work elsewhere */
+  http_send_json(msg, app->draining ? 503 : 200, g_steal_pointer(&json));
+}
+
+void http_metrics(ServeApp *app, SoupServerMessage *msg) {
+  guint n[JOB_STATUS_COUNT];
+  if (!counts(app, msg, n)) return;
+  g_autoptr(GstStructure) info = job_runner_model_info(app->runner);
+  GString *out = g_string_new(NULL);
+  serve_metrics_render(app->metrics, n, info, out);
+  gsize len = out->len;
+  soup_server_message_set_status(msg, 200, NULL);
+  soup_server_message_set_response(msg, "text/plain; version=0.0.4; charset=utf-8",
+                                   SOUP_MEMORY_TAKE, g_string_free(out, FALSE), len);
+}
+
+void http_capabilities(ServeApp *app, SoupServerMessage *msg) {
+  http_send_json(msg, 200, serve_catalog_to_json(app->catalog));
+}
