@@ -60,7 +60,7 @@ static void test_bad_arguments(void) {
   const char *missing[] = {"bench", "--model", "/nonexistent/model-dir", NULL};
   tool_expect_failure(missing, 1, "/nonexistent/model-dir");
   const char *zero_frames[] = {"bench", "--model", model, "--frames", "0", NULL};
-  tool_expect_failure(zero_frames, 1, "frames");
+  tool_expect_failure(zero_frames, 2, "frames") /* checked before loading */;
   g_free(model);
 }
 

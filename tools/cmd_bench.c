@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "commands.h"
+#include "model_options.h"
 #include <i2v/i2v.h>
 
 #define MAX_STAGES 4096
@@ -69,33 +70,26 @@ static gboolean frame_sink(const I2vFrame *f, void *user) {
 }
 
 int cmd_bench(int argc, char **argv) {
-  char *model = NULL, *variant = NULL, *device = NULL, *precision = NULL, *image_path = NULL,
-       *formula = NULL, *lora = NULL;
-  int width = 512, height = 512, frames = 16, steps = 3;
-  double guidance = 9.0, peak_tflops = 0;
-  gboolean release_encoders = FALSE;
+  CmdModelArgs ma = {0};
+  char *image_path = NULL;
+  I2vParams p;
+  i2v_params_init(&p);
+  p.prompt = "A painting of a squirrel eating a burger";
+  p.width = 512, p.height = 512, p.steps = 3;
+  double peak_tflops = 0;
   GOptionEntry entries[] = {
-      {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "model directory", "DIR"},
-      {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weights variant (fp16)", "V"},
-      {"device", 0, 0, G_OPTION_ARG_STRING, &device, "auto, cpu or cuda:N", "D"},
-      {"precision", 0, 0, G_OPTION_ARG_STRING, &precision, "fp32, fp16 or bf16", "P"},
-      {"lora", 0, 0, G_OPTION_ARG_STRING, &lora,
-       "LoRA styles merged into the weights: PATH[:SCALE][,PATH[:SCALE]...]", "SPEC"},
-      {"formula-weights", 0, 0, G_OPTION_ARG_STRING, &formula,
-       "use README-realcfg formula weights with this set seed instead of weight files", "SEED"},
-      {"release-encoders", 0, 0, G_OPTION_ARG_NONE, &release_encoders,
-       "free the CLIP encoders after conditioning (lower peak memory, slower start)", NULL},
       {"image", 0, 0, G_OPTION_ARG_FILENAME, &image_path, "input image (default: a gradient)",
        "FILE"},
-      {"width", 0, 0, G_OPTION_ARG_INT, &width, "video width (512)", "W"},
-      {"height", 0, 0, G_OPTION_ARG_INT, &height, "video height (512)", "H"},
-      {"frames", 0, 0, G_OPTION_ARG_INT, &frames, "frames (16)", "F"},
-      {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "denoising steps to time (3)", "N"},
-      {"guidance", 0, 0, G_OPTION_ARG_DOUBLE, &guidance, "guidance scale (9; > 1 = CFG)", "G"},
+      {"width", 0, 0, G_OPTION_ARG_INT, &p.width, "video width (512)", "W"},
+      {"height", 0, 0, G_OPTION_ARG_INT, &p.height, "video height (512)", "H"},
+      {"frames", 0, 0, G_OPTION_ARG_INT, &p.frames, "frames (16)", "F"},
+      {"steps", 0, 0, G_OPTION_ARG_INT, &p.steps, "denoising steps to time (3)", "N"},
+      {"guidance", 0, 0, G_OPTION_ARG_DOUBLE, &p.guidance, "guidance scale (9; > 1 = CFG)", "G"},
       {"peak-tflops", 0, 0, G_OPTION_ARG_DOUBLE, &peak_tflops,
        "device peak in TFLOP/s for the FLOP-bound ratio (e.g. 790 for an H100 in fp16)", "T"},
-      {NULL}};
+      G_OPTION_ENTRY_NULL};
   GOptionContext *ctx = g_option_context_new("- time a generation stage by stage");
+  cmd_model_add_options(ctx, &ma, CMD_MODEL_ALL);
   g_option_context_add_main_entries(ctx, entries, NULL);
   GError *err = NULL;
   int status = 0;
@@ -103,45 +97,30 @@ int cmd_bench(int argc, char **argv) {
   I2vSession *session = NULL;
   I2vImage image = {0};
   Recorder *rec = g_new0(Recorder, 1);
-  if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+  I2vModelOptions o;
+  if (!g_option_context_parse(ctx, &argc, &argv, &err) || !cmd_no_arguments(argc, argv, &err) ||
+      !cmd_model_args_check(&ma, &o, &err) || !i2v_params_validate(NULL, &p, &err)) {
     status = 2;
-  } else if (model == NULL) {
-    err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--model is required");
+  } else if (!(peak_tflops >= 0)) {
+    err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--peak-tflops %g: expected a positive number",
+                      peak_tflops);
     status = 2;
   }
-  I2vModelOptions o = {.path = model,
-                       .variant = variant,
-                       .device = device,
-                       .precision = precision,
-                       .lora = lora,
-                       .release_encoders = release_encoders};
-  if (status == 0 && formula != NULL) {
-    o.formula_weights = TRUE;
-    if (!cmd_parse_u64(formula, "--formula-weights", &o.formula_seed, &err)) status = 2;
-  }
+  if (status == 0 && image_path != NULL && !i2v_image_load(image_path, &image, &err)) status = 1;
   gint64 t0 = g_get_monotonic_time();
   if (status == 0 &&
       ((m = i2v_model_load(&o, &err)) == NULL || (session = i2v_session_new(m, &err)) == NULL))
     status = 1;
   double load_s = (g_get_monotonic_time() - t0) * 1e-6;
-  if (status == 0) {
-    if (image_path != NULL) {
-      if (!i2v_image_load(image_path, &image, &err)) status = 1;
-    } else {
-      image = i2v_image_new(width, height);
-      for (int i = 0; i < width * height * 3; i++) image.rgb[i] = (guint8)(i * 31 / 7);
-    }
+  if (status == 0 && image_path == NULL) {
+    image = i2v_image_new(p.width, p.height);
+    for (int i = 0; i < p.width * p.height * 3; i++) image.rgb[i] = (guint8)(i * 31 / 7);
   }
+  int width = p.width, height = p.height, frames = p.frames, steps = p.steps;
+  double guidance = p.guidance;
+  gboolean release_encoders = ma.release_encoders;
   double total_s = 0;
   if (status == 0) {
-    I2vParams p;
-    i2v_params_init(&p);
-    p.prompt = "A painting of a squirrel eating a burger";
-    p.width = width;
-    p.height = height;
-    p.frames = frames;
-    p.steps = steps;
-    p.guidance = guidance;
     I2vCallbacks cb = {.frame = frame_sink, .stage = record_stage, .user = rec};
     t0 = g_get_monotonic_time();
     if (!i2v_generate(session, &image, &p, &cb, NULL, &err)) status = 1;
@@ -228,12 +207,7 @@ int cmd_bench(int argc, char **argv) {
   if (m) i2v_model_unref(m);
   g_free(rec);
   g_option_context_free(ctx);
-  g_free(model);
-  g_free(variant);
-  g_free(device);
-  g_free(precision);
-  g_free(lora);
+  cmd_model_args_clear(&ma);
   g_free(image_path);
-  g_free(formula);
   return status;
 }

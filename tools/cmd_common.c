@@ -18,3 +18,19 @@ gboolean cmd_parse_u64(const char *text, const char *option, guint64 *out, GErro
               "%s '%s': expected an unsigned 64-bit integer (decimal or 0x-hex)", option, text);
   return FALSE;
 }
+
+gboolean cmd_no_arguments(int argc, char **argv, GError **error) {
+  if (argc <= 1) return TRUE;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+              "unexpected argument '%s' (this command takes options only)", argv[1]);
+  return FALSE;
+}
+
+gboolean cmd_check_text(const char *option, const char *value, GError **error) {
+  const char *end;
+  if (value == NULL || g_utf8_validate(value, -1, &end)) return TRUE;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+              "%s: not valid UTF-8 (byte 0x%02x at offset %d); give the text in UTF-8", option,
+              (unsigned char)*end, (int)(end - value));
+  return FALSE;
+}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "model_options.h"
 #include "conditioning.h"
 #include "cpu_backend.h"
 #include "stream.h"
@@ -175,11 +176,11 @@ static gboolean run_encode(const char *model, const char *variant, const char *p
 }
 
 int cmd_encode(int argc, char **argv) {
-  char *model = NULL, *variant = NULL, *prompt = NULL, *image = NULL, *decode = NULL, *out = NULL;
+  CmdModelArgs ma = {0};
+  I2vModelOptions mo;
+  char *prompt = NULL, *image = NULL, *decode = NULL, *out = NULL;
   int height = DEFAULT_HEIGHT, width = DEFAULT_WIDTH;
   GOptionEntry entries[] = {
-      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "model directory (diffusers layout)", "DIR"},
-      {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weight variant (fp16)", "NAME"},
       /* FILENAME: the bytes as given (the tokenizer checks UTF-8), no locale conversion */
       {"prompt", 'p', 0, G_OPTION_ARG_FILENAME, &prompt, "write prompt_embeds of TEXT", "TEXT"},
       {"image", 'i', 0, G_OPTION_ARG_FILENAME, &image,
@@ -193,16 +194,14 @@ int cmd_encode(int argc, char **argv) {
   };
   GOptionContext *ctx = g_option_context_new(
       "- write the pipeline's conditioning tensors (golden pipeline file names) to OUT");
+  cmd_model_add_options(ctx, &ma, CMD_MODEL_DIR);
   g_option_context_add_main_entries(ctx, entries, NULL);
   GError *err = NULL;
   int status = 0;
   const char *usage = NULL;
-  if (!g_option_context_parse(ctx, &argc, &argv, &err))
+  if (!g_option_context_parse(ctx, &argc, &argv, &err) || !cmd_no_arguments(argc, argv, &err) ||
+      !cmd_model_args_check(&ma, &mo, &err))
     usage = err->message;
-  else if (argc > 1)
-    usage = "unexpected argument (options only)";
-  else if (model == NULL)
-    usage = "--model DIR is required";
   else if (out == NULL)
     usage = "--out OUT.safetensors is required";
   else if (prompt == NULL && image == NULL && decode == NULL)
@@ -216,14 +215,13 @@ int cmd_encode(int argc, char **argv) {
     g_set_error(&err, I2V_ERROR, I2V_ERROR_IO, "image file %s: not found", image);
     status = cmd_fail("encode", err);
     err = NULL;
-  } else if (!run_encode(model, variant, prompt, image, height, width, decode, out, &err)) {
+  } else if (!run_encode(mo.path, mo.variant, prompt, image, height, width, decode, out, &err)) {
     status = cmd_fail("encode", err);
     err = NULL;
   }
   g_clear_error(&err);
   g_option_context_free(ctx);
-  g_free(model);
-  g_free(variant);
+  cmd_model_args_clear(&ma);
   g_free(prompt);
   g_free(image);
   g_free(decode);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "model_options.h"
 #include <i2v/i2v.h>
 #include "safetensors.h"
 
@@ -91,15 +92,15 @@ static gboolean read_noise(I2vSafetensors *st, const char *name, int64_t n, floa
   return TRUE;
 }
 
-/* Loads the model, the image and the noise, runs the generation and writes the dump. */
+/* Loads the image, the model and the noise, runs the generation and writes the dump. */
 static gboolean generate(const I2vModelOptions *mo, const char *image_path, I2vParams *p,
                          const char *noise_path, const char *dump_path, Sink *sink,
                          GError **error) {
   I2vImage image = {0};
   float *init_latents = NULL, *posterior = NULL;
-  I2vModel *m = i2v_model_load(mo, error);
-  gboolean ok =
-      m != NULL && i2v_image_load(image_path, &image, error) && i2v_params_validate(m, p, error);
+  I2vModel *m = NULL;
+  gboolean ok = i2v_image_load(image_path, &image, error) && (m = i2v_model_load(mo, error)) &&
+                i2v_params_validate(m, p, error);
   if (ok && noise_path != NULL) {
     I2vSafetensors *st = i2v_safetensors_open(noise_path, error);
     int64_t s = i2v_model_size_multiple(m), c = i2v_model_latent_channels(m);
@@ -134,25 +135,14 @@ static gboolean generate(const I2vModelOptions *mo, const char *image_path, I2vP
 int cmd_generate(int argc, char **argv) {
   I2vParams p;
   i2v_params_init(&p);
-  char *model = NULL, *variant = NULL, *device = NULL, *precision = NULL, *image = NULL,
-       *prompt = NULL, *negative = NULL, *seed = NULL, *formula = NULL, *noise = NULL, *out = NULL,
-       *dump_path = NULL, *lora = NULL;
-  gboolean release_encoders = FALSE;
+  CmdModelArgs ma = {0};
+  char *image = NULL, *prompt = NULL, *negative = NULL, *seed = NULL, *noise = NULL, *out = NULL,
+       *dump_path = NULL;
   GOptionEntry entries[] = {
-      {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "diffusers model directory", "DIR"},
-      {"variant", 0, 0, G_OPTION_ARG_STRING, &variant, "weight variant (fp16)", "V"},
-      {"device", 0, 0, G_OPTION_ARG_STRING, &device, "auto (default), cpu or cuda:N", "D"},
-      {"precision", 0, 0, G_OPTION_ARG_STRING, &precision, "fp32, fp16 or bf16 (backend default)",
-       "P"},
-      {"lora", 0, 0, G_OPTION_ARG_STRING, &lora,
-       "LoRA styles merged into the weights: PATH[:SCALE][,PATH[:SCALE]...]", "SPEC"},
-      {"formula-weights", 0, 0, G_OPTION_ARG_STRING, &formula,
-       "use the README-realcfg weight formula with this set seed instead of weight files", "S"},
-      {"release-encoders", 0, 0, G_OPTION_ARG_NONE, &release_encoders,
-       "free the CLIP encoders after conditioning (lower peak memory, slower start)", NULL},
       {"image", 0, 0, G_OPTION_ARG_FILENAME, &image, "input image (PNG or JPEG)", "FILE"},
-      {"prompt", 0, 0, G_OPTION_ARG_STRING, &prompt, "text prompt", "TEXT"},
-      {"negative-prompt", 0, 0, G_OPTION_ARG_STRING, &negative, "negative prompt (\"\")", "TEXT"},
+      /* FILENAME: the bytes as given, checked as UTF-8 below with the option named */
+      {"prompt", 0, 0, G_OPTION_ARG_FILENAME, &prompt, "text prompt", "TEXT"},
+      {"negative-prompt", 0, 0, G_OPTION_ARG_FILENAME, &negative, "negative prompt (\"\")", "TEXT"},
       {"steps", 0, 0, G_OPTION_ARG_INT, &p.steps, "DDIM steps (50)", "N"},
       {"guidance", 0, 0, G_OPTION_ARG_DOUBLE, &p.guidance, "guidance scale (9.0)", "G"},
       {"motion-strength", 0, 0, G_OPTION_ARG_DOUBLE, &p.motion_strength,
@@ -170,33 +160,31 @@ int cmd_generate(int argc, char **argv) {
        "PATTERN"},
       {"dump", 0, 0, G_OPTION_ARG_FILENAME, &dump_path,
        "write intermediates (golden names) to this safetensors file", "FILE"},
-      {NULL}};
+      G_OPTION_ENTRY_NULL};
   GOptionContext *ctx = g_option_context_new("- generate a video clip from an image and a prompt");
+  cmd_model_add_options(ctx, &ma, CMD_MODEL_ALL);
   g_option_context_add_main_entries(ctx, entries, NULL);
   GError *err = NULL;
   int status = 0;
-  I2vModelOptions mo = {.variant = NULL};
-  if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+  I2vModelOptions mo;
+  /* everything that can be checked without the model is, before it loads (minutes at real
+   * size) */
+  if (!g_option_context_parse(ctx, &argc, &argv, &err) || !cmd_no_arguments(argc, argv, &err) ||
+      !cmd_model_args_check(&ma, &mo, &err) || !cmd_check_text("--prompt", prompt, &err) ||
+      !cmd_check_text("--negative-prompt", negative, &err)) {
     status = 2;
-  } else if (model == NULL || image == NULL || prompt == NULL) {
-    err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--model, --image and --prompt are required");
+  } else if (image == NULL || prompt == NULL) {
+    err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--image and --prompt are required");
     status = 2;
   } else if ((seed != NULL && !cmd_parse_u64(seed, "--seed", &p.seed, &err)) ||
-             (formula != NULL &&
-              !cmd_parse_u64(formula, "--formula-weights", &mo.formula_seed, &err)) ||
              (out != NULL && !check_pattern(out, &err))) {
     status = 2;
-  }
-  if (status == 0) {
-    mo.path = model;
-    mo.variant = variant;
-    mo.device = device;
-    mo.precision = precision;
-    mo.formula_weights = formula != NULL;
-    mo.lora = lora;
-    mo.release_encoders = release_encoders;
+  } else {
     p.prompt = prompt;
     p.negative_prompt = negative;
+    if (!i2v_params_validate(NULL, &p, &err)) status = 2;
+  }
+  if (status == 0) {
     Sink sink = {.out_pattern = out};
     if (!generate(&mo, image, &p, noise, dump_path, &sink, &err)) status = 1;
     g_clear_error(&sink.save_error);
@@ -205,8 +193,8 @@ int cmd_generate(int argc, char **argv) {
   }
   if (status != 0) cmd_fail("generate", err);
   g_option_context_free(ctx);
-  char *strings[] = {model, variant, device, precision, image,     prompt, negative,
-                     seed,  formula, noise,  out,       dump_path, lora};
+  cmd_model_args_clear(&ma);
+  char *strings[] = {image, prompt, negative, seed, noise, out, dump_path};
   for (guint i = 0; i < G_N_ELEMENTS(strings); i++) g_free(strings[i]);
   return status;
 }

@@ -15,3 +15,9 @@ int cmd_fail(const char *name, GError *err);
 
 /* Parses an unsigned 64-bit integer in decimal or 0x-hex (seeds); the error names option. */
 gboolean cmd_parse_u64(const char *text, const char *option, guint64 *out, GError **error);
+
+/* TRUE when the parse left no positional argument (argv[0] aside); else an error naming it. */
+gboolean cmd_no_arguments(int argc, char **argv, GError **error);
+
+/* TRUE when value (NULL allowed) is valid UTF-8; else an error naming option and the byte. */
+gboolean cmd_check_text(const char *option, const char *value, GError **error);

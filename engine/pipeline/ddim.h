@@ -15,6 +15,9 @@ G_BEGIN_DECLS
 
 typedef struct I2vDdim I2vDdim;
 
+/* The largest num_train_timesteps a config may have (the real model's is 1000). */
+#define I2V_DDIM_MAX_TRAIN_TIMESTEPS 100000
+
 /* Builds the scheduler from a parsed scheduler config (ranges: docs/model.md). Returns a new
  * scheduler (i2v_ddim_free) or NULL with an I2V_ERROR_CONFIG error naming the file and key. */
 I2vDdim *i2v_ddim_new(const I2vConfig *c, GError **error);

@@ -55,9 +55,11 @@ static gboolean check_text(const char *name, const char *text, GError **error) {
 }
 
 gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **error) {
-  int multiple = i2v_vae_downscale(m->vae);
+  /* without a model: the widest bounds any loadable model allows (its scheduler's range) */
+  int multiple = m != NULL ? i2v_vae_downscale(m->vae) : 1;
+  int max_steps = m != NULL ? i2v_ddim_num_train_timesteps(m->ddim) : I2V_DDIM_MAX_TRAIN_TIMESTEPS;
   if (!check_range("frames", p->frames, 1, I2V_MAX_FRAMES, error) ||
-      !check_range("steps", p->steps, 1, i2v_ddim_num_train_timesteps(m->ddim), error) ||
+      !check_range("steps", p->steps, 1, max_steps, error) ||
       !check_range("fps", p->fps, 1, I2V_MAX_FPS, error) ||
       !check_range("decode_chunk_size", p->decode_chunk_size, 1, I2V_MAX_FRAMES, error) ||
       !check_side("width", p->width, multiple, error) ||

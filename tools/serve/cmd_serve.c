@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "../commands.h"
+#include "../model_options.h"
 #include "http.h"
 
 typedef struct {
-  char *listen, *model, *variant, *device, *precision, *lora_dir, *data, *api_key;
+  CmdModelArgs model; /* --model (default: I2VGEN_MODEL), --variant, --device, --precision */
+  char *listen, *lora_dir, *data, *api_key;
   char *default_preset, *model_name;
   int max_queued, max_upload_mb, max_size, max_frames, max_steps, retries, drain_timeout;
   gint64 max_pixels;
@@ -115,13 +117,16 @@ static gboolean on_signal(gpointer user) {
 }
 
 static gboolean check_options(Options *o, GError **error) {
-  if (o->model == NULL) o->model = g_strdup(g_getenv("I2VGEN_MODEL"));
+  if (o->model.model == NULL) o->model.model = g_strdup(g_getenv("I2VGEN_MODEL"));
   if (o->api_key == NULL) o->api_key = g_strdup(g_getenv("I2VGEN_API_KEY"));
   if (o->data == NULL) o->data = g_build_filename(g_get_user_data_dir(), "i2vgen", NULL);
   const char *bad = NULL;
-  if (o->model == NULL || !g_file_test(o->model, G_FILE_TEST_IS_DIR))
+  I2vModelOptions checked;
+  if (o->model.model == NULL || !g_file_test(o->model.model, G_FILE_TEST_IS_DIR))
     bad = "--model DIR: a diffusers model directory of ali-vilab/i2vgen-xl is required (or "
           "I2VGEN_MODEL)";
+  else if (!cmd_model_args_check(&o->model, &checked, error))
+    return FALSE;
   else if (o->lora_dir != NULL && !g_file_test(o->lora_dir, G_FILE_TEST_IS_DIR))
     bad = "--lora-dir: not a folder";
   else if (o->max_queued < 1 || o->max_upload_mb < 1 || o->max_size < 8 || o->max_frames < 1 ||
@@ -136,9 +141,10 @@ static gboolean check_options(Options *o, GError **error) {
 }
 
 static void options_clear(Options *o) {
-  char **strings[] = {&o->listen,   &o->model, &o->variant, &o->device,         &o->precision,
-                      &o->lora_dir, &o->data,  &o->api_key, &o->default_preset, &o->model_name};
+  char **strings[] = {&o->listen,  &o->lora_dir,       &o->data,
+                      &o->api_key, &o->default_preset, &o->model_name};
   for (gsize i = 0; i < G_N_ELEMENTS(strings); i++) g_clear_pointer(strings[i], g_free);
+  cmd_model_args_clear(&o->model);
 }
 
 /* Everything after the options: returns the exit status. */
@@ -167,13 +173,13 @@ static int serve(Options *o) {
   fflush(stdout);
 
   gint64 t0 = g_get_monotonic_time();
-  RunnerModel rm = {o->model, o->variant, o->device, o->precision};
+  RunnerModel rm = {o->model.model, o->model.variant, o->model.device, o->model.precision};
   JobRunner *runner = job_runner_new(&rm, &err);
   if (runner == NULL) return cmd_fail("serve", err);
   g_autoptr(GstStructure) info = job_runner_model_info(runner);
   guint multiple = 8;
   gst_structure_get_uint(info, "size-multiple", &multiple);
-  g_printerr("i2vgen serve: model %s loaded on %s in %.1f s\n", o->model,
+  g_printerr("i2vgen serve: model %s loaded on %s in %.1f s\n", o->model.model,
              gst_structure_get_string(info, "device"), (g_get_monotonic_time() - t0) / 1e6);
   ServeLimits limits = {.max_size = (guint)o->max_size,
                         .max_frames = (guint)o->max_frames,
@@ -245,11 +251,6 @@ int cmd_serve(int argc, char **argv) {
        "ADDRESS:PORT to serve on (127.0.0.1:8000; 0.0.0.0:PORT exposes it; port 0 picks a free "
        "one and prints it)",
        "ADDR:PORT"},
-      {"model", 0, 0, G_OPTION_ARG_FILENAME, &o.model,
-       "diffusers model directory (default: I2VGEN_MODEL)", "DIR"},
-      {"variant", 0, 0, G_OPTION_ARG_STRING, &o.variant, "weights variant (fp16)", "V"},
-      {"device", 0, 0, G_OPTION_ARG_STRING, &o.device, "auto, cpu or cuda:N (auto)", "D"},
-      {"precision", 0, 0, G_OPTION_ARG_STRING, &o.precision, "fp32, fp16 or bf16", "P"},
       {"lora-dir", 0, 0, G_OPTION_ARG_FILENAME, &o.lora_dir,
        "folder of NAME.safetensors LoRA files requests may name (the allow-list)", "DIR"},
       {"data", 0, 0, G_OPTION_ARG_FILENAME, &o.data,
@@ -278,6 +279,7 @@ int cmd_serve(int argc, char **argv) {
       {NULL}};
   GOptionContext *ctx = g_option_context_new("- serve the HTTP video-generation API");
   g_option_context_add_main_entries(ctx, entries, NULL);
+  cmd_model_add_options(ctx, &o.model, CMD_MODEL_DIR | CMD_MODEL_DEVICE);
   GError *err = NULL;
   gboolean ok = g_option_context_parse(ctx, &argc, &argv, &err);
   g_option_context_free(ctx);

@@ -158,8 +158,9 @@ typedef struct {
 I2V_API void i2v_params_init(I2vParams *p);
 
 /* Checks p against the model (frames ≥ 1, steps ≥ 1, guidance in 0..100, sizes multiples of
- * the VAE factor, ...): FALSE with an I2V_ERROR_INVALID error naming the parameter and the
- * range. */
+ * the VAE factor, prompts UTF-8, ...): FALSE with an I2V_ERROR_INVALID error naming the parameter
+ * and the range. With m NULL, only what holds for every model (to refuse bad input before a
+ * load). */
 I2V_API gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **error);
 
 /* A host float32 tensor handed to the dump callback: row-major, ndim (≤ 5) dimensions; valid
