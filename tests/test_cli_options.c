@@ -16,8 +16,8 @@ typedef struct {
 } BadOption;
 
 static const BadOption bad_model_options[] = {
-    {"--device", "gpu"},    {"--device", "cuda:x"}, {"--device", "cuda:99999999999"},
-    {"--precision", "fp8"}, {"--precision", "fp16x"},    {"--variant", "fp8"},
+    {"--device", "gpu"},    {"--device", "cuda:x"},   {"--device", "cuda:99999999999"},
+    {"--precision", "fp8"}, {"--precision", "fp16x"}, {"--variant", "fp8"},
     {"--variant", "FP16 "},
 };
 

@@ -115,7 +115,8 @@ I2vDdim *i2v_ddim_new(const I2vConfig *c, GError **error) {
   static const char *const spacings[] = {"leading", "trailing", "linspace", NULL};
   int num_train, prediction, spacing, offset;
   gboolean rescale, alpha_to_one;
-  if (!i2v_config_int(c, "num_train_timesteps", 1, I2V_DDIM_MAX_TRAIN_TIMESTEPS, &num_train, error) ||
+  if (!i2v_config_int(c, "num_train_timesteps", 1, I2V_DDIM_MAX_TRAIN_TIMESTEPS, &num_train,
+                      error) ||
       !check_unsupported(c, error) ||
       !i2v_config_choice(c, "prediction_type", "epsilon", predictions, &prediction, error) ||
       !i2v_config_choice(c, "timestep_spacing", "leading", spacings, &spacing, error) ||
