@@ -560,7 +560,7 @@ static void assert_load_fails(const char *path, int code) {
 static void test_load_errors(void) {
   char *dir = make_tmp_dir();
   char *missing = g_build_filename(dir, "missing.png", NULL);
-  assert_load_fails(missing, I2V_ERROR_IO);
+  assert_load_fails(missing, I2V_ERROR_MISSING);
 
   char *text = g_build_filename(dir, "text.png", NULL);
   g_assert_true(g_file_set_contents(text, "this is not an image\n", -1, NULL));

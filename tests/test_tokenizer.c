@@ -198,9 +198,9 @@ static char *not_json(const char *good) {
 }
 
 static const Breakage breakages[] = {
-    {"missing-vocab", "vocab.json", NULL, I2V_ERROR_IO, "not found"},
-    {"missing-merges", "merges.txt", NULL, I2V_ERROR_IO, "not found"},
-    {"missing-config", "tokenizer_config.json", NULL, I2V_ERROR_IO, "not found"},
+    {"missing-vocab", "vocab.json", NULL, I2V_ERROR_MISSING, "not found"},
+    {"missing-merges", "merges.txt", NULL, I2V_ERROR_MISSING, "not found"},
+    {"missing-config", "tokenizer_config.json", NULL, I2V_ERROR_MISSING, "not found"},
     {"vocab-not-json", "vocab.json", not_json, I2V_ERROR_FORMAT, "invalid JSON"},
     {"vocab-not-object", "vocab.json", vocab_not_object, I2V_ERROR_FORMAT, "JSON object"},
     {"vocab-string-id", "vocab.json", vocab_string_id, I2V_ERROR_FORMAT, "'in</w>'"},
