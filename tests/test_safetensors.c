@@ -2,7 +2,10 @@
  * manifest, fp16 model files are the fp32 ones rounded to half, the writer round-trips, a sharded
  * index works; and each kind of malformed file fails with a message naming file and tensor. */
 #include <glib/gstdio.h>
+#include <math.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <i2v/error.h>
 #include "golden.h"
@@ -519,6 +522,45 @@ static const BadHeader bad_headers[] = {
      24,
      I2V_ERROR_FORMAT,
      {"'first.w'", "'second.b'", "overlap"}},
+    {"duplicate-name",
+     "{\"w.bias\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+     " \"w.bias\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
+     8,
+     I2V_ERROR_FORMAT,
+     {"'w.bias'", "twice"}},
+    {"duplicate-field",
+     "{\"x.w\": {\"dtype\": \"F32\", \"dtype\": \"F16\", \"shape\": [1], \"data_offsets\": [0, "
+     "4]}}",
+     4,
+     I2V_ERROR_FORMAT,
+     {"'dtype'", "twice"}},
+    {"gap",
+     "{\"first.w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+     " \"second.b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 12]}}",
+     12,
+     I2V_ERROR_FORMAT,
+     {"'first.w'", "'second.b'", "gap"}},
+    {"not-at-zero",
+     "{\"x.w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
+     8,
+     I2V_ERROR_FORMAT,
+     {"'x.w'", "begins at byte 4"}},
+    {"trailing-bytes",
+     "{\"x.w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+     12,
+     I2V_ERROR_FORMAT,
+     {"end at byte 4", "12 bytes"}},
+    {"same-bytes-twice",
+     "{\"a.w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+     " \"b.w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+     4,
+     I2V_ERROR_FORMAT,
+     {"'a.w'", "'b.w'", "overlap"}},
+    {"comment",
+     "{\"x.w\": {\"dtype\": \"U8\", /* [[ */ \"shape\": [1], \"data_offsets\": [0, 1]}}",
+     1,
+     I2V_ERROR_FORMAT,
+     {"comment"}},
     {"dtype-not-string",
      "{\"x.w\": {\"dtype\": 7, \"shape\": [1], \"data_offsets\": [0, 4]}}",
      4,
@@ -574,6 +616,126 @@ static void test_bad_length(void) {
                     (const char *[]){"x.safetensors.index.json", "'a.w'", NULL});
   g_assert_true(g_file_set_contents(path, "{\"weight_map\": ", -1, NULL));
   expect_open_error(path, I2V_ERROR_FORMAT, (const char *[]){"x.safetensors.index.json", NULL});
+  g_free(path);
+  rm_dir(dir);
+}
+
+/* A header of deeply nested JSON (a 400 KB header of [ x 200000 ] x 200000 crashed json-glib's
+ * parser by stack overflow), in the metadata and as a tensor entry of nested objects. */
+static void test_deep_header(void) {
+  char *dir = tmp_dir();
+  const struct {
+    const char *file, *open, *close;
+    int n;
+  } cases[] = {{"arrays.safetensors", "[", "]", 200000},
+               {"objects.safetensors", "{\"a\":", "}", 30000}};
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    GString *h = g_string_new("{\"__metadata__\": ");
+    for (int k = 0; k < cases[i].n; k++) g_string_append(h, cases[i].open);
+    g_string_append(h, "1");
+    for (int k = 0; k < cases[i].n; k++) g_string_append(h, cases[i].close);
+    g_string_append(h, "}");
+    char *path = write_header(dir, cases[i].file, h->str, 0);
+    expect_open_error(path, I2V_ERROR_FORMAT,
+                      (const char *[]){cases[i].file, "header", "nested deeper than 64", NULL});
+    g_free(path);
+    g_string_free(h, TRUE);
+  }
+  rm_dir(dir);
+}
+
+/* Paths that are no regular file: a directory, a FIFO (open() used to block forever), a symlink
+ * loop (reported as one, not as a missing file). */
+static void test_not_regular(void) {
+  char *dir = tmp_dir();
+  expect_open_error(dir, I2V_ERROR_IO, (const char *[]){dir, "is a directory", NULL});
+  char *fifo = g_build_filename(dir, "fifo.safetensors", NULL);
+  g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+  expect_open_error(fifo, I2V_ERROR_IO, (const char *[]){fifo, "is a FIFO", NULL});
+  char *index = g_build_filename(dir, "x.safetensors.index.json", NULL);
+  g_assert_cmpint(mkfifo(index, 0600), ==, 0);
+  expect_open_error(index, I2V_ERROR_IO, (const char *[]){index, "is a FIFO", NULL});
+  char *loop = g_build_filename(dir, "loop.safetensors", NULL);
+  g_assert_cmpint(symlink(loop, loop), ==, 0);
+  expect_open_error(loop, I2V_ERROR_IO, (const char *[]){loop, "symlink loop", NULL});
+  g_free(loop);
+  g_free(index);
+  g_free(fifo);
+  rm_dir(dir);
+}
+
+/* A shard index naming files outside its folder (as ../../../../etc/passwd, which was opened and
+ * its first bytes printed) is refused before anything is opened; a shard inside the folder that
+ * is no safetensors file fails without its bytes in the message. */
+static void test_shard_names(void) {
+  char *src = any_model_file();
+  if (src == NULL) return;
+  GError *err = NULL;
+  I2vSafetensors *a = i2v_safetensors_open(src, &err);
+  g_assert_no_error(err);
+  char *dir = tmp_dir();
+  const char *outside[] = {"../../../../etc/passwd", "/etc/passwd", "sub/../../x.safetensors",
+                           ".."};
+  for (guint i = 0; i < G_N_ELEMENTS(outside); i++) {
+    char *bad = write_sharded(a, dir, "stolen.weight", outside[i]);
+    expect_open_error(
+        bad, I2V_ERROR_FORMAT,
+        (const char *[]){outside[i], "stolen.weight", "inside the index's folder", NULL});
+    g_free(bad);
+  }
+  char *secret = g_build_filename(dir, "secret.safetensors", NULL);
+  g_assert_true(g_file_set_contents(secret, "root:x:0:0:root:/root:/bin/bash\n", -1, NULL));
+  char *bad = write_sharded(a, dir, "stolen.weight", "secret.safetensors");
+  i2v_safetensors_open(bad, &err);
+  g_assert_nonnull(err);
+  g_test_message("%s", err->message);
+  g_assert_nonnull(strstr(err->message, "secret.safetensors"));
+  g_assert_null(strstr(err->message, "root"));
+  g_assert_null(strstr(err->message, "bash"));
+  g_clear_error(&err);
+  g_free(bad);
+  g_free(secret);
+  i2v_safetensors_close(a);
+  g_free(src);
+  rm_dir(dir);
+}
+
+/* i2v_safetensors_check_finite: a NaN or an infinity in any float dtype is found at its element
+ * (16-bit values at an odd offset too); finite values and integer tensors pass. */
+static void test_non_finite(void) {
+  char *dir = tmp_dir();
+  char *path = g_build_filename(dir, "nan.safetensors", NULL);
+  I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
+  float f32[6] = {0, 1, -2, 3, NAN, 5}, fine[2] = {1e30f, -1e-30f};
+  guint16 f16[4] = {0x3c00, 0x0000, 0x7c00, 0x3c00}; /* 1, 0, +inf, 1 */
+  guint16 bf16[3] = {0x3f80, 0xffc1, 0x3f80};        /* 1, NaN, 1 */
+  guint8 u8[3] = {0xff, 0xff, 0xff}, odd[1] = {7};
+  int64_t s6[] = {6}, s4[] = {4}, s3[] = {3}, s2[] = {2}, s1[] = {1};
+  i2v_safetensors_writer_add(w, "a.odd", I2V_DTYPE_U8, 1, s1, odd); /* the rest at odd offsets */
+  i2v_safetensors_writer_add(w, "b.f32", I2V_DTYPE_F32, 1, s6, f32);
+  i2v_safetensors_writer_add(w, "c.f16", I2V_DTYPE_F16, 1, s4, f16);
+  i2v_safetensors_writer_add(w, "d.bf16", I2V_DTYPE_BF16, 1, s3, bf16);
+  i2v_safetensors_writer_add(w, "e.u8", I2V_DTYPE_U8, 1, s3, u8);
+  i2v_safetensors_writer_add(w, "f.fine", I2V_DTYPE_F32, 1, s2, fine);
+  g_assert_true(i2v_safetensors_writer_save(w, path, NULL));
+  i2v_safetensors_writer_free(w);
+  GError *err = NULL;
+  I2vSafetensors *st = i2v_safetensors_open(path, &err);
+  g_assert_no_error(err);
+  const struct {
+    const char *name, *what;
+  } bad[] = {{"b.f32", "NaN at element 4 of 6"},
+             {"c.f16", "infinity at element 2 of 4"},
+             {"d.bf16", "NaN at element 1 of 3"}};
+  for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_assert_false(i2v_safetensors_check_finite(i2v_safetensors_find(st, bad[i].name), &err));
+    golden_assert_error(&err, I2V_ERROR_FORMAT,
+                        (const char *[]){path, bad[i].name, bad[i].what, NULL});
+  }
+  g_assert_true(i2v_safetensors_check_finite(i2v_safetensors_find(st, "e.u8"), &err));
+  g_assert_true(i2v_safetensors_check_finite(i2v_safetensors_find(st, "f.fine"), &err));
+  g_assert_no_error(err);
+  i2v_safetensors_close(st);
   g_free(path);
   rm_dir(dir);
 }
@@ -635,6 +797,10 @@ int main(int argc, char **argv) {
     g_free(name);
   }
   g_test_add_func("/safetensors/bad/length", test_bad_length);
+  g_test_add_func("/safetensors/bad/deep-header", test_deep_header);
+  g_test_add_func("/safetensors/bad/not-regular", test_not_regular);
+  g_test_add_func("/safetensors/bad/shard-names", test_shard_names);
+  g_test_add_func("/safetensors/non-finite", test_non_finite);
   g_test_add_func("/safetensors/bad/writer-path", test_writer_error);
   return g_test_run();
 }

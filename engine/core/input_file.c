@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <i2v/error.h>
+#include "echo.h"
 
 /* What a non-regular file is, for "PATH: is a FIFO, expected a regular file". */
 static const char *file_kind(mode_t mode) {
@@ -18,18 +19,30 @@ static const char *file_kind(mode_t mode) {
   return "is not a regular file";
 }
 
-/* The error of a failed open() of path. */
+/* The error for path, which is not a regular file (mode from stat). */
+static void set_kind_error(const char *path, mode_t mode, GError **error) {
+  I2vEcho shown;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: %s, expected a regular file",
+              i2v_echo(path, &shown), file_kind(mode));
+}
+
+/* The error of a failed open() of path: what is there when that says more than errno (a socket
+ * gives ENXIO, "No such device or address"). */
 static void set_open_error(const char *path, int err, GError **error) {
+  I2vEcho shown;
+  struct stat st;
   if (err == ENOENT)
-    g_set_error(error, I2V_ERROR, I2V_ERROR_MISSING, "%s: file not found", path);
+    g_set_error(error, I2V_ERROR, I2V_ERROR_MISSING, "%s: file not found", i2v_echo(path, &shown));
   else if (err == ELOOP)
     g_set_error(error, I2V_ERROR, I2V_ERROR_IO,
                 "%s: is a symlink loop (too many levels of symbolic links), expected a regular "
                 "file",
-                path);
+                i2v_echo(path, &shown));
+  else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    set_kind_error(path, st.st_mode, error);
   else
-    g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: cannot open the file: %s", path,
-                g_strerror(err));
+    g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: cannot open the file: %s",
+                i2v_echo(path, &shown), g_strerror(err));
 }
 
 int i2v_input_open(const char *path, GError **error) {
@@ -48,8 +61,7 @@ int i2v_input_open(const char *path, GError **error) {
   }
   if (!S_ISREG(st.st_mode)) {
     close(fd);
-    g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: %s, expected a regular file", path,
-                file_kind(st.st_mode));
+    set_kind_error(path, st.st_mode, error);
     return -1;
   }
   int flags = fcntl(fd, F_GETFL);

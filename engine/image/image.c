@@ -145,10 +145,11 @@ static GdkPixbuf *decode_file(int fd, const char *path, GError **error) {
   guint64 limit = i2v_image_max_pixels();
   if ((guint64)size.width * (guint64)size.height > limit) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-                "image %s: %d x %d is %.1f megapixels, more than the limit of %.1f megapixels "
-                "(%" G_GUINT64_FORMAT " pixels; I2V_MAX_IMAGE_PIXELS changes it)",
-                path, size.width, size.height, (double)size.width * size.height / 1e6,
-                (double)limit / 1e6, limit);
+                "image %s: %d x %d is %" G_GUINT64_FORMAT
+                " pixels, more than the limit of %" G_GUINT64_FORMAT
+                " (%.1f megapixels; I2V_MAX_IMAGE_PIXELS changes it)",
+                path, size.width, size.height, (guint64)size.width * (guint64)size.height, limit,
+                (double)limit / 1e6);
     return NULL;
   }
   char *same_file = g_strdup_printf("/proc/self/fd/%d", fd);

@@ -261,11 +261,12 @@ static StFile *open_file(const char *path, GPtrArray **entries_out, GError **err
   guint64 header_len = 0;
   for (int i = 7; i >= 0; i--) header_len = header_len << 8 | bytes[i];
   if (header_len > MAX_HEADER_BYTES || header_len > size - 8) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
-                "%s: the header length (the first 8 bytes) is beyond %s (%" G_GUINT64_FORMAT
-                " bytes): not a safetensors file, or a truncated one",
-                path, header_len > MAX_HEADER_BYTES ? "the format's limit" : "the end of the file",
-                header_len > MAX_HEADER_BYTES ? MAX_HEADER_BYTES : size);
+    g_set_error(
+        error, I2V_ERROR, I2V_ERROR_FORMAT,
+        "%s: the header length field (the first 8 bytes) points beyond %s (%" G_GUINT64_FORMAT
+        " bytes): not a safetensors file, or a truncated one",
+        path, header_len > MAX_HEADER_BYTES ? "the format's limit" : "the end of the file",
+        header_len > MAX_HEADER_BYTES ? MAX_HEADER_BYTES : size);
     st_file_free(f);
     return NULL;
   }
