@@ -1,10 +1,11 @@
 /* Golden fixture helpers shared by the engine tests. */
 #include "golden.h"
 
-#include <i2v/error.h>
-
+#include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
+
+#include <i2v/error.h>
 
 const char *golden_root(void) {
   const char *env = g_getenv("I2V_FIXTURES");
@@ -104,6 +105,29 @@ I2vModelDir *golden_open_model(const char *set, const char *variant) {
   if (golden_formula_seed(set, &seed)) i2v_model_dir_use_formula(md, seed);
   g_free(dir);
   return md;
+}
+
+char *golden_tmp_dir(const char *prefix) {
+  char *tmpl = g_strdup_printf("%s-XXXXXX", prefix);
+  GError *err = NULL;
+  char *dir = g_dir_make_tmp(tmpl, &err);
+  g_assert_no_error(err);
+  g_free(tmpl);
+  return dir;
+}
+
+void golden_rm_tree(const char *dir) {
+  GDir *d = g_dir_open(dir, 0, NULL);
+  for (const char *name; d != NULL && (name = g_dir_read_name(d)) != NULL;) {
+    char *path = g_build_filename(dir, name, NULL);
+    if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK))
+      golden_rm_tree(path);
+    else
+      g_unlink(path);
+    g_free(path);
+  }
+  if (d != NULL) g_dir_close(d);
+  g_rmdir(dir);
 }
 
 void golden_assert_error(GError **err, int code, const char *const *needles) {

@@ -51,6 +51,12 @@ char *golden_model_with(const char *file);
  * needle (NULL-terminated list), printing the message; frees it and sets *err to NULL. */
 void golden_assert_error(GError **err, int code, const char *const *needles);
 
+/* A new empty temporary directory "prefix-XXXXXX" (g_free the path); aborts the test on failure. */
+char *golden_tmp_dir(const char *prefix);
+
+/* Removes dir and everything below it: files, FIFOs, sockets, symlinks (not followed), folders. */
+void golden_rm_tree(const char *dir);
+
 /* The max |a - b| over n values. */
 double golden_max_abs_diff(const float *a, const float *b, int64_t n);
 

@@ -413,27 +413,6 @@ static void test_pipeline_inputs(void) {
 
 /* ---- file round trips and errors (on a temporary directory) ---- */
 
-/* A new temporary directory (g_free the path; remove with remove_tmp_dir). */
-static char *make_tmp_dir(void) {
-  GError *err = NULL;
-  char *dir = g_dir_make_tmp("test-image-XXXXXX", &err);
-  g_assert_no_error(err);
-  return dir;
-}
-
-/* Removes the files of a flat temporary directory, then the directory. */
-static void remove_tmp_dir(char *dir) {
-  GDir *d = g_dir_open(dir, 0, NULL);
-  for (const char *n; d != NULL && (n = g_dir_read_name(d)) != NULL;) {
-    char *p = g_build_filename(dir, n, NULL);
-    g_remove(p);
-    g_free(p);
-  }
-  if (d != NULL) g_dir_close(d);
-  g_rmdir(dir);
-  g_free(dir);
-}
-
 /* The first decodable test image of the fixtures (skips the test when there is none). */
 static gboolean first_test_image(I2vImage *img) {
   char **sets = golden_sets_with("input_image.png");
@@ -450,7 +429,7 @@ static gboolean first_test_image(I2vImage *img) {
 static void test_png_roundtrip(void) {
   I2vImage img, back;
   if (!first_test_image(&img)) return;
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("test-image");
   char *path = g_build_filename(dir, "roundtrip.png", NULL);
   GError *err = NULL;
   g_assert_true(i2v_image_save_png(&img, path, &err));
@@ -464,7 +443,8 @@ static void test_png_roundtrip(void) {
   i2v_image_clear(&back);
   i2v_image_clear(&img);
   g_free(path);
-  remove_tmp_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* Luma (BT.601 weights) of pixel (x, y) of img, reading its channels rotated by rot. */
@@ -490,7 +470,7 @@ static double mean_luma_diff(const I2vImage *a, const I2vImage *b, int dx, int r
 static void test_jpeg_load(void) {
   I2vImage img, back;
   if (!first_test_image(&img)) return;
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("test-image");
   char *path = g_build_filename(dir, "test.jpg", NULL);
   GdkPixbuf *pb = gdk_pixbuf_new_from_data(img.rgb, GDK_COLORSPACE_RGB, FALSE, 8, img.width,
                                            img.height, img.width * 3, NULL, NULL);
@@ -512,7 +492,8 @@ static void test_jpeg_load(void) {
   i2v_image_clear(&back);
   i2v_image_clear(&img);
   g_free(path);
-  remove_tmp_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* An RGBA PNG loads as its RGB values with the alpha dropped (not composited), including fully
@@ -525,7 +506,7 @@ static void test_rgba_png(void) {
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++)
       for (int c = 0; c < 4; c++) px[y * stride + x * 4 + c] = (guint8)(37 * x + 101 * y + 59 * c);
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("test-image");
   char *path = g_build_filename(dir, "rgba.png", NULL);
   GError *err = NULL;
   g_assert_true(gdk_pixbuf_save(pb, path, "png", &err, NULL));
@@ -541,7 +522,8 @@ static void test_rgba_png(void) {
   i2v_image_clear(&img);
   g_object_unref(pb);
   g_free(path);
-  remove_tmp_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* Loading path must fail with an error that names it and leave out empty. */
@@ -560,7 +542,7 @@ static void assert_load_fails(const char *path, int code) {
 
 /* Missing, non-image, truncated and empty files; an unwritable PNG path. */
 static void test_load_errors(void) {
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("test-image");
   char *missing = g_build_filename(dir, "missing.png", NULL);
   assert_load_fails(missing, I2V_ERROR_MISSING);
 
@@ -599,7 +581,8 @@ static void test_load_errors(void) {
   g_free(empty);
   g_free(text);
   g_free(missing);
-  remove_tmp_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* Resizing to the same size is an exact copy (Pillow returns img.copy()). */
@@ -696,7 +679,7 @@ static char *write_jpeg_header(const char *dir, const char *name, guint16 width,
  * the limit is the setter's, else I2V_MAX_IMAGE_PIXELS', else the default; an image at the limit
  * decodes. */
 static void test_pixel_limit(void) {
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("test-image");
   g_assert_cmpuint(i2v_image_max_pixels(), ==, I2V_IMAGE_DEFAULT_MAX_PIXELS);
   char *png = write_png_header(dir, "huge.png", 65535, 65535);
   I2vImage img;
@@ -729,13 +712,14 @@ static void test_pixel_limit(void) {
   g_free(ok);
   g_free(jpeg);
   g_free(png);
-  remove_tmp_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* A directory or a FIFO as the image is named for what it is (a FIFO blocked in open() before);
  * formats other than PNG and JPEG are refused by their first bytes. */
 static void test_hostile_paths(void) {
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("test-image");
   char *folder = g_build_filename(dir, "folder.png", NULL);
   g_assert_cmpint(g_mkdir(folder, 0700), ==, 0);
   assert_load_fails(folder, I2V_ERROR_IO);
@@ -752,7 +736,8 @@ static void test_hostile_paths(void) {
   }
   g_free(fifo);
   g_free(folder);
-  remove_tmp_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 int main(int argc, char **argv) {

@@ -18,26 +18,6 @@
 
 /* ---- helpers ---- */
 
-static char *make_tmp_dir(void) {
-  GError *err = NULL;
-  char *dir = g_dir_make_tmp("i2v-input-XXXXXX", &err);
-  g_assert_no_error(err);
-  return dir;
-}
-
-/* Removes dir and the entries it holds (files, FIFOs, sockets, links; no subfolders). */
-static void remove_tmp_dir(char *dir) {
-  GDir *d = g_dir_open(dir, 0, NULL);
-  for (const char *name; d != NULL && (name = g_dir_read_name(d)) != NULL;) {
-    char *path = g_build_filename(dir, name, NULL);
-    if (g_remove(path) != 0) g_rmdir(path);
-    g_free(path);
-  }
-  if (d != NULL) g_dir_close(d);
-  g_rmdir(dir);
-  g_free(dir);
-}
-
 /* Parses text (len bytes) and asserts it fails with I2V_ERROR_FORMAT naming every needle. */
 static void expect_parse_error(const char *text, gsize len, const char *const *needles) {
   GError *err = NULL;
@@ -126,7 +106,7 @@ static void test_json_errors(void) {
 
 /* Files: an empty one, a FIFO (must not block), a directory, a missing one. */
 static void test_json_files(void) {
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("i2v-input");
   char *empty = g_build_filename(dir, "config.json", NULL);
   g_assert_true(g_file_set_contents(empty, "", 0, NULL));
   GError *err = NULL;
@@ -144,7 +124,8 @@ static void test_json_files(void) {
   g_free(missing);
   g_free(fifo);
   g_free(empty);
-  remove_tmp_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* ---- regular files only ---- */
@@ -159,7 +140,7 @@ static void expect_open_error(const char *path, int code, const char *what) {
 /* Each kind of non-regular file is refused naming what it is, without blocking; a dangling
  * symlink is a missing file, a symlink loop is named as one (not "not found"). */
 static void test_file_kinds(void) {
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("i2v-input");
   expect_open_error(dir, I2V_ERROR_IO, "is a directory");
   char *fifo = g_build_filename(dir, "fifo", NULL);
   g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
@@ -190,13 +171,14 @@ static void test_file_kinds(void) {
   g_free(dangling);
   g_free(sock_path);
   g_free(fifo);
-  remove_tmp_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* A regular file opens in blocking mode (through a symlink too), maps and reads; reading refuses
  * a file over the size given. */
 static void test_file_regular(void) {
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("i2v-input");
   char *path = g_build_filename(dir, "data.bin", NULL);
   g_assert_true(g_file_set_contents(path, "0123456789", 10, NULL));
   char *link = g_build_filename(dir, "link.bin", NULL);
@@ -219,7 +201,8 @@ static void test_file_regular(void) {
   golden_assert_error(&err, I2V_ERROR_FORMAT, (const char *[]){path, "10 bytes", "9 bytes", NULL});
   g_free(link);
   g_free(path);
-  remove_tmp_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* ---- shortened strings ---- */

@@ -82,26 +82,6 @@ static void expect_open_error(const char *path, int code, const char *const *nee
   golden_assert_error(&err, code, needles);
 }
 
-static char *tmp_dir(void) {
-  GError *err = NULL;
-  char *dir = g_dir_make_tmp("i2v-st-XXXXXX", &err);
-  g_assert_no_error(err);
-  return dir;
-}
-
-/* Removes the files of dir (flat) and dir. */
-static void rm_dir(char *dir) {
-  GDir *d = g_dir_open(dir, 0, NULL);
-  for (const char *n; d != NULL && (n = g_dir_read_name(d)) != NULL;) {
-    char *p = g_build_filename(dir, n, NULL);
-    g_unlink(p);
-    g_free(p);
-  }
-  if (d != NULL) g_dir_close(d);
-  g_rmdir(dir);
-  g_free(dir);
-}
-
 /* The model weight files of a set's component: fp32 and fp16 paths (either may not exist). */
 static void model_files(const char *set, const char *component, char **fp32, char **fp16) {
   const char *base = g_str_has_suffix(component, "_encoder") ? "model" : "diffusion_pytorch_model";
@@ -240,7 +220,7 @@ static void test_model_files(void) {
 /* Writer → reader round trip with every dtype, an empty tensor and a replaced name; the file is
  * laid out as the format says (padded header, metadata, sorted names, consecutive data). */
 static void test_writer_roundtrip(void) {
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *path = g_build_filename(dir, "out.safetensors", NULL);
   I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
   float f32[6] = {1.5f, -2, 3, 0.25f, -0.0f, 1e-30f};
@@ -319,7 +299,8 @@ static void test_writer_roundtrip(void) {
   i2v_host_tensor_free(&t);
   i2v_safetensors_close(st);
   g_free(path);
-  rm_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* A fixture model file rewritten by the writer reads back with identical tensors. */
@@ -334,7 +315,7 @@ static void test_writer_copies_fixture(void) {
     const I2vSafetensorsEntry *e = i2v_safetensors_entry(a, i);
     i2v_safetensors_writer_add(w, e->name, e->dtype, e->ndim, e->shape, e->data);
   }
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *path = g_build_filename(dir, "copy.safetensors", NULL);
   g_assert_true(i2v_safetensors_writer_save(w, path, &err));
   i2v_safetensors_writer_free(w);
@@ -352,7 +333,8 @@ static void test_writer_copies_fixture(void) {
   i2v_safetensors_close(b);
   g_free(path);
   g_free(src);
-  rm_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* Splits a fixture file over three shards with an index (tensors in round-robin order) and
@@ -410,7 +392,7 @@ static void test_sharded(void) {
   GError *err = NULL;
   I2vSafetensors *a = i2v_safetensors_open(src, &err);
   g_assert_no_error(err);
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *index = write_sharded(a, dir, NULL, NULL);
   I2vSafetensors *b = i2v_safetensors_open(index, &err);
   g_assert_no_error(err);
@@ -443,7 +425,8 @@ static void test_sharded(void) {
   i2v_safetensors_close(a);
   g_free(index);
   g_free(src);
-  rm_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* ---- negative: one crafted file per failure ---- */
@@ -570,19 +553,20 @@ static const BadHeader bad_headers[] = {
 
 static void test_bad_header(gconstpointer data) {
   const BadHeader *b = data;
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *file = g_strdup_printf("%s.safetensors", b->label);
   char *path = write_header(dir, file, b->header, b->data_len);
   const char *needles[5] = {file, b->needles[0], b->needles[1], b->needles[2], NULL};
   expect_open_error(path, b->code, needles);
   g_free(path);
   g_free(file);
-  rm_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* Files shorter than the length field, a length past the end and an absurd length. */
 static void test_bad_length(void) {
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *path = g_build_filename(dir, "short.safetensors", NULL);
   g_assert_true(g_file_set_contents(path, "\x10\0\0", 3, NULL));
   expect_open_error(path, I2V_ERROR_FORMAT,
@@ -617,13 +601,14 @@ static void test_bad_length(void) {
   g_assert_true(g_file_set_contents(path, "{\"weight_map\": ", -1, NULL));
   expect_open_error(path, I2V_ERROR_FORMAT, (const char *[]){"x.safetensors.index.json", NULL});
   g_free(path);
-  rm_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* A header of deeply nested JSON (a 400 KB header of [ x 200000 ] x 200000 crashed json-glib's
  * parser by stack overflow), in the metadata and as a tensor entry of nested objects. */
 static void test_deep_header(void) {
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   const struct {
     const char *file, *open, *close;
     int n;
@@ -641,13 +626,14 @@ static void test_deep_header(void) {
     g_free(path);
     g_string_free(h, TRUE);
   }
-  rm_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* Paths that are no regular file: a directory, a FIFO (open() used to block forever), a symlink
  * loop (reported as one, not as a missing file). */
 static void test_not_regular(void) {
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   expect_open_error(dir, I2V_ERROR_IO, (const char *[]){dir, "is a directory", NULL});
   char *fifo = g_build_filename(dir, "fifo.safetensors", NULL);
   g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
@@ -661,7 +647,8 @@ static void test_not_regular(void) {
   g_free(loop);
   g_free(index);
   g_free(fifo);
-  rm_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* A shard index naming files outside its folder (as ../../../../etc/passwd, which was opened and
@@ -673,7 +660,7 @@ static void test_shard_names(void) {
   GError *err = NULL;
   I2vSafetensors *a = i2v_safetensors_open(src, &err);
   g_assert_no_error(err);
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   const char *outside[] = {"../../../../etc/passwd", "/etc/passwd", "sub/../../x.safetensors",
                            ".."};
   for (guint i = 0; i < G_N_ELEMENTS(outside); i++) {
@@ -697,13 +684,14 @@ static void test_shard_names(void) {
   g_free(secret);
   i2v_safetensors_close(a);
   g_free(src);
-  rm_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* i2v_safetensors_check_finite: a NaN or an infinity in any float dtype is found at its element
  * (16-bit values at an odd offset too); finite values and integer tensors pass. */
 static void test_non_finite(void) {
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *path = g_build_filename(dir, "nan.safetensors", NULL);
   I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
   float f32[6] = {0, 1, -2, 3, NAN, 5}, fine[2] = {1e30f, -1e-30f};
@@ -737,12 +725,13 @@ static void test_non_finite(void) {
   g_assert_no_error(err);
   i2v_safetensors_close(st);
   g_free(path);
-  rm_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* The metadata object is skipped, whatever it holds; a valid header with padding opens. */
 static void test_metadata_skipped(void) {
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *path =
       write_header(dir, "meta.safetensors",
                    "{\"__metadata__\": {\"format\": \"pt\", \"n\": \"1\"},"
@@ -769,7 +758,8 @@ static void test_metadata_skipped(void) {
   g_clear_error(&err);
   i2v_safetensors_close(st);
   g_free(path);
-  rm_dir(dir);
+  golden_rm_tree(dir);
+  g_free(dir);
 }
 
 /* Saving into a folder that does not exist fails naming the path. */

@@ -3,6 +3,8 @@
  * the engine goes through here, so the rules hold everywhere:
  *  - nesting deeper than I2V_JSON_MAX_DEPTH is refused by a pre-scan before json-glib sees the
  *    text (json-glib's parser recurses once per level: 200000 '[' overflow the stack);
+ *  - comments and single-quoted strings (json-glib extensions, not JSON) are refused: they could
+ *    hide brackets from the pre-scan;
  *  - the root must be an object (every file the engine reads is one);
  *  - a key twice in one object is refused (json-glib silently keeps the last: a second "dtype" or
  *    a second tensor of the same name must not win unnoticed);

@@ -38,8 +38,9 @@ const char *i2v_model_dir_path(const I2vModelDir *md);
 char *i2v_model_dir_file(const I2vModelDir *md, const char *component, const char *file);
 
 /* Parses component/config.json (scheduler: scheduler_config.json; feature_extractor:
- * preprocessor_config.json). Returns a new reference (json_object_unref) or NULL with error
- * naming the file. */
+ * preprocessor_config.json) under the rules of json_load.h (regular file, bounded nesting, no key
+ * twice, an object). Returns a new reference (json_object_unref) or NULL with error naming the
+ * file. */
 JsonObject *i2v_model_dir_config(const I2vModelDir *md, const char *component, GError **error);
 
 /* Opens the weights of a component: with a variant "<base>.<variant>.safetensors", else
