@@ -726,11 +726,15 @@ static void test_hostile_paths(void) {
   char *fifo = g_build_filename(dir, "fifo.jpg", NULL);
   g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
   assert_load_fails(fifo, I2V_ERROR_IO);
-  const char *others[] = {"GIF89a\1\0\1\0\0\0\0;", "BM\x3a\0\0\0\0\0\0\0\x36\0\0\0",
-                          "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"99999\"/>"};
+  static const char gif[] = "GIF89a\1\0\1\0\0\0\0;", bmp[] = "BM\x3a\0\0\0\0\0\0\0\x36\0\0\0",
+                    svg[] = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"99999\"/>";
+  const struct {
+    const char *bytes;
+    gsize len;
+  } others[] = {{gif, sizeof gif - 1}, {bmp, sizeof bmp - 1}, {svg, sizeof svg - 1}};
   for (guint i = 0; i < G_N_ELEMENTS(others); i++) {
     char *path = g_strdup_printf("%s/other-%u.png", dir, i);
-    g_assert_true(g_file_set_contents(path, others[i], 16 + 40 * (i == 2), NULL));
+    g_assert_true(g_file_set_contents(path, others[i].bytes, (gssize)others[i].len, NULL));
     assert_load_fails(path, I2V_ERROR_FORMAT);
     g_free(path);
   }
