@@ -8,6 +8,7 @@
 
 #include <i2v/error.h>
 #include "golden.h"
+#include "json_load.h"
 #include "model_dir.h"
 
 static const char *const components[] = {
@@ -560,6 +561,28 @@ static void test_bad_config(void) {
   g_free(dir);
 }
 
+/* Integers written as floats far outside int64 (found by fuzz-json: the range was checked after
+ * the cast to int64, undefined behaviour that clang's UBSan reports; GCC's does not check float
+ * casts, so the fuzz seed finding-huge-float-int.json is the failing-before test) are refused
+ * as not integers. */
+static void test_accessor_huge_numbers(void) {
+  const char *text = "{\"a\": 7.7e92, \"b\": -1e300, \"c\": [1, 1e19], \"d\": 3.0}";
+  GError *err = NULL;
+  JsonObject *cfg = i2v_json_parse_object(text, strlen(text), "vae/config.json", &err);
+  g_assert_no_error(err);
+  gint64 v, *values;
+  int n;
+  g_assert_false(i2v_config_int(cfg, "vae/config.json", "a", &v, &err));
+  golden_assert_error(&err, I2V_ERROR_CONFIG, (const char *[]){"'a'", "floating-point", NULL});
+  g_assert_false(i2v_config_int(cfg, "vae/config.json", "b", &v, &err));
+  golden_assert_error(&err, I2V_ERROR_CONFIG, (const char *[]){"'b'", "expected an integer", NULL});
+  g_assert_false(i2v_config_int_array(cfg, "vae/config.json", "c", &values, &n, &err));
+  golden_assert_error(&err, I2V_ERROR_CONFIG, (const char *[]){"'c' element 1", NULL});
+  g_assert_true(i2v_config_int(cfg, "vae/config.json", "d", &v, &err));
+  g_assert_cmpint(v, ==, 3);
+  json_object_unref(cfg);
+}
+
 /* Files a careless user or an attacker could put in a model folder: a directory or a symlink loop
  * as the weight file ("mmap() failed: No such device", "neither ... exists" before), a FIFO as a
  * config (open() blocked forever), and configs that are empty (a Json-CRITICAL, fatal under
@@ -636,5 +659,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/model-dir/bad/missing-weights", test_missing_weights);
   g_test_add_func("/model-dir/bad/config", test_bad_config);
   g_test_add_func("/model-dir/bad/hostile-files", test_hostile_files);
+  g_test_add_func("/model-dir/bad/accessor-huge-numbers", test_accessor_huge_numbers);
   return g_test_run();
 }

@@ -255,7 +255,7 @@ static gboolean node_int(JsonNode *node, gint64 *out) {
   }
   if (t == G_TYPE_DOUBLE) {
     double v = json_node_get_double(node);
-    if (v == (double)(gint64)v && v > -9.2e18 && v < 9.2e18) {
+    if (v > -9.2e18 && v < 9.2e18 && v == (double)(gint64)v) { /* in range before the cast */
       *out = (gint64)v;
       return TRUE;
     }

@@ -56,6 +56,8 @@ def seeds_json(fixtures, out):
     for path in sorted(glob.glob(os.path.join(model, "**", "*.json"), recursive=True)):
         if os.path.getsize(path) < 100000:  # not vocab.json
             write(out, os.path.relpath(path, model).replace("/", "-"), open(path, "rb").read())
+    # found by fuzz-json: an integer key written as a float far outside int64 (UB in the cast)
+    write(out, "finding-huge-float-int.json", '{"layers_per_block": 7.7e92, "sizes": [1, -1e300]}')
     write(out, "shard-index.json", json.dumps({
         "metadata": {"total_size": 16},
         "weight_map": {"a.weight": "model-00001-of-00002.safetensors",

@@ -6,6 +6,9 @@
 # on a crash, a leak, a timeout (10 s for one input) or an out-of-memory (2 GB).
 set -u
 fuzzer=$1 name=$2 seconds=${FUZZ_SECONDS:-$3}
+# a sanitizer report is a finding: stop there (UBSan would only print and go on)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(dirname "$fuzzer")/work-$name
 rm -rf "$work"
