@@ -111,6 +111,17 @@ static char *any_model_file(void) {
   return found;
 }
 
+/* any_model_file opened: the reader, or NULL (the caller returns) when there is none; *path
+ * gets the file's path (g_free). */
+static I2vSafetensors *open_any_model_file(char **path) {
+  *path = any_model_file();
+  if (*path == NULL) return NULL;
+  GError *err = NULL;
+  I2vSafetensors *st = i2v_safetensors_open(*path, &err);
+  g_assert_no_error(err);
+  return st;
+}
+
 /* ---- positive ---- */
 
 /* Every golden safetensors file of every set opens and has the manifest's tensors. */
@@ -305,11 +316,10 @@ static void test_writer_roundtrip(void) {
 
 /* A fixture model file rewritten by the writer reads back with identical tensors. */
 static void test_writer_copies_fixture(void) {
-  char *src = any_model_file();
-  if (src == NULL) return;
+  char *src;
+  I2vSafetensors *a = open_any_model_file(&src);
+  if (a == NULL) return;
   GError *err = NULL;
-  I2vSafetensors *a = i2v_safetensors_open(src, &err);
-  g_assert_no_error(err);
   I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
   for (guint i = 0; i < i2v_safetensors_count(a); i++) {
     const I2vSafetensorsEntry *e = i2v_safetensors_entry(a, i);
@@ -387,11 +397,10 @@ static char *write_sharded(const I2vSafetensors *a, const char *dir, const char 
 
 /* A sharded index reads as the single file it was made from. */
 static void test_sharded(void) {
-  char *src = any_model_file();
-  if (src == NULL) return;
+  char *src;
+  I2vSafetensors *a = open_any_model_file(&src);
+  if (a == NULL) return;
   GError *err = NULL;
-  I2vSafetensors *a = i2v_safetensors_open(src, &err);
-  g_assert_no_error(err);
   char *dir = golden_tmp_dir("i2v-st");
   char *index = write_sharded(a, dir, NULL, NULL);
   I2vSafetensors *b = i2v_safetensors_open(index, &err);
@@ -655,11 +664,10 @@ static void test_not_regular(void) {
  * its first bytes printed) is refused before anything is opened; a shard inside the folder that
  * is no safetensors file fails without its bytes in the message. */
 static void test_shard_names(void) {
-  char *src = any_model_file();
-  if (src == NULL) return;
+  char *src;
+  I2vSafetensors *a = open_any_model_file(&src);
+  if (a == NULL) return;
   GError *err = NULL;
-  I2vSafetensors *a = i2v_safetensors_open(src, &err);
-  g_assert_no_error(err);
   char *dir = golden_tmp_dir("i2v-st");
   const char *outside[] = {"../../../../etc/passwd", "/etc/passwd", "sub/../../x.safetensors",
                            ".."};
