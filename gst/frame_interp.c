@@ -206,6 +206,11 @@ static Vec search(const FrameInterp *fi, int l, int bx, int by, float t, Vec pre
   return best;
 }
 
+/* Whether the caller asked a run to stop (frame_interp_run). */
+static gboolean stopped(const gint *stop) {
+  return stop != NULL && g_atomic_int_get(stop) != 0;
+}
+
 static int cmp_float(const void *a, const void *b) {
   float x = *(const float *)a, y = *(const float *)b;
   return (x > y) - (x < y);
@@ -230,10 +235,12 @@ static void median_vectors(const Vec *vec, Vec *tmp, int bw, int bh) {
 
 /* Replaces each vector of level l by its neighbourhood's median where the median matches the
  * block at least as well: removes stray vectors (torn blocks in the output) in flat or repetitive
- * areas, and keeps the vectors of small objects, which only their own motion matches. */
-static void smooth(const FrameInterp *fi, Field *fd, int l, float t, int bw, int bh) {
+ * areas, and keeps the vectors of small objects, which only their own motion matches. Leaves
+ * the rest as they are once asked to stop. */
+static void smooth(const FrameInterp *fi, Field *fd, int l, float t, int bw, int bh,
+                   const gint *stop) {
   median_vectors(fd->vec, fd->tmp, bw, bh);
-  for (int by = 0; by < bh; by++)
+  for (int by = 0; by < bh && !stopped(stop); by++)
     for (int bx = 0; bx < bw; bx++) {
       Vec own = fd->vec[by * bw + bx], med = fd->tmp[by * bw + bx];
       float med_cost = block_cost(fi, l, bx, by, t, med, med, G_MAXFLOAT);
@@ -277,12 +284,13 @@ static Vec best_candidate(const FrameInterp *fi, const Field *fd, int l, int bx,
 
 /* Block vectors of level 0 (in its pixels) for time t, coarse to fine: a full search at the
  * coarsest level, then at each finer one the best candidate refined by a pixel (half a pixel at
- * the end). */
-static void estimate(const FrameInterp *fi, Field *fd, float t) {
+ * the end). FALSE when asked to stop before the end. */
+static gboolean estimate(const FrameInterp *fi, Field *fd, float t, const gint *stop) {
   int pbw = 0, pbh = 0;
   for (int l = fi->levels - 1; l >= 0; l--) {
     int bw = blocks(fi->a[l].w, l), bh = blocks(fi->a[l].h, l);
-    for (int by = 0; by < bh; by++)
+    for (int by = 0; by < bh; by++) {
+      if (stopped(stop)) return FALSE;
       for (int bx = 0; bx < bw; bx++) {
         Vec v;
         if (l == fi->levels - 1)
@@ -292,7 +300,9 @@ static void estimate(const FrameInterp *fi, Field *fd, float t) {
         if (l == 0) v = search(fi, l, bx, by, t, v, 1, 0.5f);
         fd->vec[by * bw + bx] = v;
       }
-    smooth(fi, fd, l, t, bw, bh);
+    }
+    smooth(fi, fd, l, t, bw, bh, stop);
+    if (stopped(stop)) return FALSE;
     Vec *swap = fd->prev;
     fd->prev = fd->vec;
     fd->vec = swap;
@@ -302,6 +312,7 @@ static void estimate(const FrameInterp *fi, Field *fd, float t) {
   Vec *swap = fd->prev; /* level 0's vectors end in prev: put them in vec */
   fd->prev = fd->vec;
   fd->vec = swap;
+  return TRUE;
 }
 
 /* The vector at pixel (x, y): bilinear between the four nearest block centres. */
@@ -333,11 +344,16 @@ static float sample_u8(const FrameInterp *fi, const guint8 *f, int stride, int c
   return top + fy * (bottom - top);
 }
 
-void gst_frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride) {
+gboolean gst_frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride,
+                          const gint *stop) {
   float tf = (float)CLAMP(t, 0.0, 1.0);
   Field fd = {g_new(Vec, fi->max_blocks), g_new(Vec, fi->max_blocks), g_new(Vec, fi->max_blocks)};
-  estimate(fi, &fd, tf);
-  for (int y = 0; y < fi->height; y++) {
+  gboolean complete = estimate(fi, &fd, tf, stop);
+  for (int y = 0; complete && y < fi->height; y++) {
+    if (stopped(stop)) {
+      complete = FALSE;
+      break;
+    }
     guint8 *row = out + (gsize)y * out_stride;
     for (int x = 0; x < fi->width; x++) {
       Vec v = pixel_vector(fi, &fd, x, y);
@@ -353,4 +369,5 @@ void gst_frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_
   g_free(fd.vec);
   g_free(fd.prev);
   g_free(fd.tmp);
+  return complete;
 }

@@ -29,7 +29,11 @@ void gst_frame_interp_set_pair(FrameInterp *fi, const guint8 *a, int a_stride, c
                                int b_stride);
 
 /* Writes the frame at time t (0 < t < 1) between the pair into out (rows of out_stride bytes).
- * Runs for different times (and outputs) may go on in parallel on one interpolator. */
-void gst_frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride);
+ * Runs for different times (and outputs) may go on in parallel on one interpolator. A run of a
+ * large frame takes seconds: it stops early, returning FALSE with out partly written, once the
+ * int at stop (NULL: never) is non-zero; it looks between pyramid levels and rows of blocks or
+ * pixels, so stopping takes milliseconds. TRUE when the frame is complete. */
+gboolean gst_frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride,
+                                                         const gint *stop);
 
 G_END_DECLS

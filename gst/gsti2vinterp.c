@@ -91,10 +91,12 @@ static gboolean map_input(GstI2vinterp *self, GstVideoFrame *frame, GstBuffer *b
 }
 
 /* The factor − 1 in-between frames of the pair set on the interpolator into out[], one time
- * point per thread (they are independent); FALSE (error posted, out[] left empty) when a frame
- * buffer cannot be had. */
-static gboolean interpolate_all(GstI2vinterp *self, GstBuffer **out) {
-  int n = (int)self->active_factor - 1, ready = 0;
+ * point per thread (they are independent). GST_FLOW_ERROR (error posted) when a frame buffer
+ * cannot be had, GST_FLOW_FLUSHING when a flush or a state change stopped the work (a pair of
+ * large frames takes tens of seconds: it must not hold the streaming thread); out[] is left
+ * empty unless GST_FLOW_OK. */
+static GstFlowReturn interpolate_all(GstI2vinterp *self, GstBuffer **out) {
+  int n = (int)self->active_factor - 1, ready = 0, complete = 0;
   GstVideoFrame *frames = g_new0(GstVideoFrame, n);
   for (; ready < n; ready++) {
     if ((out[ready] = new_frame_buffer(self)) == NULL) break;
@@ -106,18 +108,21 @@ static gboolean interpolate_all(GstI2vinterp *self, GstBuffer **out) {
     }
   }
   if (ready == n) {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : complete)
     for (int k = 0; k < n; k++)
-      gst_frame_interp_run(self->interp, (double)(k + 1) / self->active_factor,
-                           GST_VIDEO_FRAME_PLANE_DATA(&frames[k], 0),
-                           GST_VIDEO_FRAME_PLANE_STRIDE(&frames[k], 0));
+      complete += gst_frame_interp_run(self->interp, (double)(k + 1) / self->active_factor,
+                                   GST_VIDEO_FRAME_PLANE_DATA(&frames[k], 0),
+                                   GST_VIDEO_FRAME_PLANE_STRIDE(&frames[k], 0), &self->stopping);
   }
+  GstFlowReturn ret = ready < n ? GST_FLOW_ERROR : complete < n ? GST_FLOW_FLUSHING : GST_FLOW_OK;
   for (int k = 0; k < ready; k++) {
     gst_video_frame_unmap(&frames[k]);
-    if (ready < n) gst_clear_buffer(&out[k]);
+    if (ret != GST_FLOW_OK) gst_clear_buffer(&out[k]);
   }
   g_free(frames);
-  return ready == n;
+  if (ret == GST_FLOW_FLUSHING)
+    GST_DEBUG_OBJECT(self, "stopped: %d of %d frames made", complete, n);
+  return ret;
 }
 
 /* Pushes the held frame and the factor − 1 frames between it and next (next NULL: the held frame
@@ -138,12 +143,12 @@ static GstFlowReturn push_interval(GstI2vinterp *self, GstBuffer *next) {
         self->interp, GST_VIDEO_FRAME_PLANE_DATA(&a, 0), GST_VIDEO_FRAME_PLANE_STRIDE(&a, 0),
         GST_VIDEO_FRAME_PLANE_DATA(&b, 0), GST_VIDEO_FRAME_PLANE_STRIDE(&b, 0));
     between = g_new0(GstBuffer *, factor - 1);
-    gboolean ok = interpolate_all(self, between);
+    GstFlowReturn made = interpolate_all(self, between);
     gst_video_frame_unmap(&b);
     gst_video_frame_unmap(&a);
-    if (!ok) {
+    if (made != GST_FLOW_OK) {
       g_free(between);
-      return GST_FLOW_ERROR;
+      return made;
     }
   }
   GstFlowReturn ret = GST_FLOW_OK;
@@ -278,8 +283,12 @@ static gboolean gst_i2vinterp_sink_event(GstPad *pad, GstObject *parent, GstEven
   case GST_EVENT_CUSTOM_DOWNSTREAM: /* a new clip of i2vgen: no frames across the cut */
     if (gst_event_has_name(event, GST_I2VGEN_CLIP_START)) drain(self);
     break;
+  case GST_EVENT_FLUSH_START: /* let a running pair go: the chain call then returns FLUSHING */
+    g_atomic_int_set(&self->stopping, 1);
+    break;
   case GST_EVENT_FLUSH_STOP:
     reset(self);
+    g_atomic_int_set(&self->stopping, 0);
     break;
   default:
     break;
@@ -296,9 +305,35 @@ static GstCaps *without_framerate(GstCaps *caps) {
   return caps;
 }
 
+/* Posts an error naming caps when they are fixed video caps with a width or height below 1. The
+ * accept-caps check refuses them before any event function sees them, and upstream would report
+ * only "Internal data stream error" (not-negotiated). Other refused caps are a normal part of
+ * negotiation (a peer trying what it could send) and pass in silence. */
+static void report_sizeless_caps(GstI2vinterp *self, GstCaps *caps) {
+  if (!gst_caps_is_fixed(caps)) return;
+  GstStructure *s = gst_caps_get_structure(caps, 0);
+  int width, height;
+  if (!gst_structure_has_name(s, "video/x-raw") || !gst_structure_get_int(s, "width", &width) ||
+      !gst_structure_get_int(s, "height", &height) || (width > 0 && height > 0))
+    return;
+  GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                    ("i2vinterp cannot take video of %d x %d pixels (caps %" GST_PTR_FORMAT
+                     "): width and height must be at least 1",
+                     width, height, caps),
+                    (NULL));
+}
+
 static gboolean gst_i2vinterp_query(GstPad *pad, GstObject *parent, GstQuery *query) {
   GstI2vinterp *self = GST_I2VINTERP(parent);
   switch (GST_QUERY_TYPE(query)) {
+  case GST_QUERY_ACCEPT_CAPS: {
+    gboolean handled = gst_pad_query_default(pad, parent, query), accepted = FALSE;
+    GstCaps *caps;
+    gst_query_parse_accept_caps(query, &caps);
+    gst_query_parse_accept_caps_result(query, &accepted);
+    if (pad == self->sinkpad && !accepted) report_sizeless_caps(self, caps);
+    return handled;
+  }
   case GST_QUERY_CAPS: {
     GstCaps *filter, *tmpl = gst_pad_get_pad_template_caps(pad);
     gst_query_parse_caps(query, &filter);
@@ -338,6 +373,10 @@ static gboolean gst_i2vinterp_query(GstPad *pad, GstObject *parent, GstQuery *qu
 static GstStateChangeReturn gst_i2vinterp_change_state(GstElement *element,
                                                        GstStateChange transition) {
   GstI2vinterp *self = GST_I2VINTERP(element);
+  /* Deactivating the pads (PAUSED → READY) waits for the chain call to return: stop the work on
+   * the current pair first. */
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) g_atomic_int_set(&self->stopping, 1);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) g_atomic_int_set(&self->stopping, 0);
   GstStateChangeReturn ret =
       GST_ELEMENT_CLASS(gst_i2vinterp_parent_class)->change_state(element, transition);
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {

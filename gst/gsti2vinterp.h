@@ -26,6 +26,7 @@ struct _GstI2vinterp {
   GstClockTime next_ts; /* where the held frame starts when the input has no timestamps */
   guint64 out_offset;   /* frames pushed since the start or the last flush */
   FrameInterp *interp;
+  gint stopping; /* atomic: a flush or a state change to READY wants the streaming thread back */
 };
 
 GST_ELEMENT_REGISTER_DECLARE(i2vinterp);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and builds (plain and ASan+UBSan), checks formatting, runs every test in both builds
-# (the slow real-size suite only in the plain one) and ends with "N passed, N failed[, N skipped]".
+# (the slow real-size suite only in the plain one), runs each fuzz target for 20 s when clang is
+# installed (build-fuzz/) and ends with "N passed, N failed[, N skipped]".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,26 @@ run_suite build
 echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan --no-suite slow
+
+# Slow tier, part 2: a short bounded run of every fuzz target (tests/fuzz/README.md), 20 s each,
+# two at a time, in build-fuzz/ (clang, ASan + UBSan, libFuzzer); only the fuzzers are built.
+if command -v clang >/dev/null; then
+  echo "== fuzz targets (build-fuzz/) =="
+  if [ ! -f build-fuzz/build.ninja ]; then
+    CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined \
+      -Db_lundef=false -Dcuda=disabled >/dev/null
+  fi
+  if ninja -C build-fuzz fuzzers >/tmp/i2v-fuzz-build.log 2>&1; then
+    run_suite build-fuzz --suite fuzz --no-rebuild
+    grep -h "executions in" build-fuzz/meson-logs/testlog.txt | sed 's/^/  /'
+  else
+    echo "fuzz: build failed (see /tmp/i2v-fuzz-build.log)"
+    tail -20 /tmp/i2v-fuzz-build.log
+    failed=$((failed + 1))
+  fi
+else
+  echo "fuzz: skipped (clang is not installed)"
+fi
 
 if [ "$skipped" -gt 0 ]; then
   echo "$passed passed, $failed failed, $skipped skipped"

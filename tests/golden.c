@@ -7,6 +7,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <i2v/error.h>
+
 const char *golden_root(void) {
   const char *env = g_getenv("I2V_FIXTURES");
   return env != NULL && *env ? env : I2V_DEFAULT_FIXTURES;
@@ -105,6 +107,15 @@ I2vModelDir *golden_open_model(const char *set, const char *variant) {
   if (golden_formula_seed(set, &seed)) i2v_model_dir_use_formula(md, seed);
   g_free(dir);
   return md;
+}
+
+char *golden_tmp_dir(const char *prefix) {
+  char *tmpl = g_strdup_printf("%s-XXXXXX", prefix);
+  GError *err = NULL;
+  char *dir = g_dir_make_tmp(tmpl, &err);
+  g_assert_no_error(err);
+  g_free(tmpl);
+  return dir;
 }
 
 void golden_assert_error(GError **err, int code, const char *const *needles) {

@@ -54,7 +54,7 @@ char *golden_model_copy(const char *set);
 /* Deletes a copy made by golden_model_copy and frees dir. */
 void golden_model_remove(char *dir);
 
-/* Deletes a test's temporary tree dir: its files, links and folders (links not followed). */
+/* Deletes a test's temporary tree dir: files, FIFOs, sockets, symlinks (not followed), folders. */
 void golden_tree_remove(const char *dir);
 
 /* Sets key of component/file in model dir to the JSON text value (any JSON: "4294967296",
@@ -65,6 +65,9 @@ void golden_config_set(const char *dir, const char *component, const char *file,
 /* Asserts *err is an I2V_ERROR error of code (any code when code < 0) whose message contains every
  * needle (NULL-terminated list), printing the message; frees it and sets *err to NULL. */
 void golden_assert_error(GError **err, int code, const char *const *needles);
+
+/* A new empty temporary directory "prefix-XXXXXX" (g_free the path); aborts the test on failure. */
+char *golden_tmp_dir(const char *prefix);
 
 /* The max |a - b| over n values. */
 double golden_max_abs_diff(const float *a, const float *b, int64_t n);

@@ -3,6 +3,7 @@
  * still scene. The interpolated frames must be close to the true in-between frames and much
  * closer than a cross-fade of the two inputs (what interpolation without motion gives). */
 #include <math.h>
+#include <string.h>
 
 #include "frame_interp.h"
 
@@ -76,7 +77,7 @@ static void check_scene(const Scene *s, int channels, double min_psnr, double mi
   for (int k = 1; k <= 2; k++) {
     double t = k / 3.0;
     render(s, (float)t, channels, stride, truth);
-    gst_frame_interp_run(fi, t, out, stride);
+    g_assert_true(gst_frame_interp_run(fi, t, out, stride, NULL));
     cross_fade(a, b, t, n, fade);
     double p = psnr(out, truth, channels, stride), pf = psnr(fade, truth, channels, stride);
     g_test_message("t=%.2f: interpolated %.1f dB, cross-fade %.1f dB", t, p, pf);
@@ -122,7 +123,7 @@ static void test_still(void) {
   render(&s, 0, 3, W * 3, a);
   FrameInterp *fi = gst_frame_interp_new(W, H, 3, -1);
   gst_frame_interp_set_pair(fi, a, W * 3, a, W * 3);
-  gst_frame_interp_run(fi, 0.5, out, W * 3);
+  g_assert_true(gst_frame_interp_run(fi, 0.5, out, W * 3, NULL));
   g_assert_cmpmem(out, sizeof out, a, sizeof a);
   gst_frame_interp_free(fi);
 }
@@ -142,12 +143,44 @@ static void test_sizes(void) {
     FrameInterp *fi = gst_frame_interp_new(w, h, 1, -1);
     g_assert_nonnull(fi);
     gst_frame_interp_set_pair(fi, a, w, b, w);
-    gst_frame_interp_run(fi, 0.25, out, w);
+    g_assert_true(gst_frame_interp_run(fi, 0.25, out, w, NULL));
     gst_frame_interp_free(fi);
     g_free(a);
     g_free(b);
     g_free(out);
   }
+}
+
+/* Sets the stop flag of a run after a short wait (from another thread). */
+static gpointer stop_soon(gpointer stop) {
+  g_usleep(20000);
+  g_atomic_int_set((gint *)stop, 1);
+  return NULL;
+}
+
+/* A run stops when asked: at once when the flag is already set (the output untouched), and
+ * part-way when it is set while a large frame (~1 s of work) is being made. */
+static void test_stop(void) {
+  int w = 1536, h = 1536;
+  guint8 *a = g_malloc(w * h), *b = g_malloc(w * h), *out = g_malloc(w * h);
+  for (int j = 0; j < w * h; j++) {
+    a[j] = (guint8)(j * 13 + j / w * 7);
+    b[j] = (guint8)((j + 5) * 13 + j / w * 7);
+  }
+  FrameInterp *fi = gst_frame_interp_new(w, h, 1, -1);
+  gst_frame_interp_set_pair(fi, a, w, b, w);
+  gint stop = 1;
+  memset(out, 0xA5, w * h);
+  g_assert_false(gst_frame_interp_run(fi, 0.5, out, w, &stop));
+  for (int j = 0; j < w * h; j++) g_assert_cmpuint(out[j], ==, 0xA5);
+  stop = 0;
+  GThread *stopper = g_thread_new("stop-soon", stop_soon, &stop);
+  g_assert_false(gst_frame_interp_run(fi, 0.5, out, w, &stop));
+  g_thread_join(stopper);
+  gst_frame_interp_free(fi);
+  g_free(a);
+  g_free(b);
+  g_free(out);
 }
 
 int main(int argc, char **argv) {
@@ -158,5 +191,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/frame-interp/pan-and-disc", test_pan_and_disc);
   g_test_add_func("/frame-interp/still", test_still);
   g_test_add_func("/frame-interp/sizes", test_sizes);
+  g_test_add_func("/frame-interp/stop", test_stop);
   return g_test_run();
 }

@@ -8,9 +8,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <i2v/error.h>
 #include "golden.h"
+#include "image_limit.h"
 #include "preprocess.h"
 
 /* ---- helpers ---- */
@@ -411,27 +413,6 @@ static void test_pipeline_inputs(void) {
 
 /* ---- file round trips and errors (on a temporary directory) ---- */
 
-/* A new temporary directory (g_free the path; remove with remove_tmp_dir). */
-static char *make_tmp_dir(void) {
-  GError *err = NULL;
-  char *dir = g_dir_make_tmp("test-image-XXXXXX", &err);
-  g_assert_no_error(err);
-  return dir;
-}
-
-/* Removes the files of a flat temporary directory, then the directory. */
-static void remove_tmp_dir(char *dir) {
-  GDir *d = g_dir_open(dir, 0, NULL);
-  for (const char *n; d != NULL && (n = g_dir_read_name(d)) != NULL;) {
-    char *p = g_build_filename(dir, n, NULL);
-    g_remove(p);
-    g_free(p);
-  }
-  if (d != NULL) g_dir_close(d);
-  g_rmdir(dir);
-  g_free(dir);
-}
-
 /* The first decodable test image of the fixtures (skips the test when there is none). */
 static gboolean first_test_image(I2vImage *img) {
   char **sets = golden_sets_with("input_image.png");
@@ -448,7 +429,7 @@ static gboolean first_test_image(I2vImage *img) {
 static void test_png_roundtrip(void) {
   I2vImage img, back;
   if (!first_test_image(&img)) return;
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("test-image");
   char *path = g_build_filename(dir, "roundtrip.png", NULL);
   GError *err = NULL;
   g_assert_true(i2v_image_save_png(&img, path, &err));
@@ -462,7 +443,8 @@ static void test_png_roundtrip(void) {
   i2v_image_clear(&back);
   i2v_image_clear(&img);
   g_free(path);
-  remove_tmp_dir(dir);
+  golden_tree_remove(dir);
+  g_free(dir);
 }
 
 /* Luma (BT.601 weights) of pixel (x, y) of img, reading its channels rotated by rot. */
@@ -488,7 +470,7 @@ static double mean_luma_diff(const I2vImage *a, const I2vImage *b, int dx, int r
 static void test_jpeg_load(void) {
   I2vImage img, back;
   if (!first_test_image(&img)) return;
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("test-image");
   char *path = g_build_filename(dir, "test.jpg", NULL);
   GdkPixbuf *pb = gdk_pixbuf_new_from_data(img.rgb, GDK_COLORSPACE_RGB, FALSE, 8, img.width,
                                            img.height, img.width * 3, NULL, NULL);
@@ -510,7 +492,8 @@ static void test_jpeg_load(void) {
   i2v_image_clear(&back);
   i2v_image_clear(&img);
   g_free(path);
-  remove_tmp_dir(dir);
+  golden_tree_remove(dir);
+  g_free(dir);
 }
 
 /* An RGBA PNG loads as its RGB values with the alpha dropped (not composited), including fully
@@ -523,7 +506,7 @@ static void test_rgba_png(void) {
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++)
       for (int c = 0; c < 4; c++) px[y * stride + x * 4 + c] = (guint8)(37 * x + 101 * y + 59 * c);
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("test-image");
   char *path = g_build_filename(dir, "rgba.png", NULL);
   GError *err = NULL;
   g_assert_true(gdk_pixbuf_save(pb, path, "png", &err, NULL));
@@ -539,7 +522,8 @@ static void test_rgba_png(void) {
   i2v_image_clear(&img);
   g_object_unref(pb);
   g_free(path);
-  remove_tmp_dir(dir);
+  golden_tree_remove(dir);
+  g_free(dir);
 }
 
 /* Loading path must fail with an error that names it and leave out empty. */
@@ -558,9 +542,9 @@ static void assert_load_fails(const char *path, int code) {
 
 /* Missing, non-image, truncated and empty files; an unwritable PNG path. */
 static void test_load_errors(void) {
-  char *dir = make_tmp_dir();
+  char *dir = golden_tmp_dir("test-image");
   char *missing = g_build_filename(dir, "missing.png", NULL);
-  assert_load_fails(missing, I2V_ERROR_IO);
+  assert_load_fails(missing, I2V_ERROR_MISSING);
 
   char *text = g_build_filename(dir, "text.png", NULL);
   g_assert_true(g_file_set_contents(text, "this is not an image\n", -1, NULL));
@@ -597,7 +581,8 @@ static void test_load_errors(void) {
   g_free(empty);
   g_free(text);
   g_free(missing);
-  remove_tmp_dir(dir);
+  golden_tree_remove(dir);
+  g_free(dir);
 }
 
 /* Resizing to the same size is an exact copy (Pillow returns img.copy()). */
@@ -613,6 +598,152 @@ static void test_resize_identity(void) {
   i2v_image_clear(&img);
 }
 
+/* ---- hostile files ---- */
+
+/* CRC-32 of PNG chunks (ISO 3309), bit by bit. */
+static guint32 png_crc(const guint8 *p, gsize n) {
+  guint32 c = 0xffffffffu;
+  for (gsize i = 0; i < n; i++) {
+    c ^= p[i];
+    for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+  }
+  return c ^ 0xffffffffu;
+}
+
+static void put_be32(GByteArray *b, guint32 v) {
+  guint8 x[4] = {v >> 24, v >> 16, v >> 8, v};
+  g_byte_array_append(b, x, 4);
+}
+
+/* A PNG of 57 bytes whose header claims width × height RGB pixels and whose data is a few
+ * zero bytes: 65535² would take 12 GB if decoded. */
+static char *write_png_header(const char *dir, const char *name, guint32 width, guint32 height) {
+  GByteArray *b = g_byte_array_new();
+  g_byte_array_append(b, (const guint8 *)"\x89PNG\r\n\x1a\n", 8);
+  guint8 ihdr[17] = {'I',
+                     'H',
+                     'D',
+                     'R',
+                     width >> 24,
+                     width >> 16,
+                     width >> 8,
+                     width,
+                     height >> 24,
+                     height >> 16,
+                     height >> 8,
+                     height,
+                     8,
+                     2,
+                     0,
+                     0,
+                     0};
+  put_be32(b, 13);
+  g_byte_array_append(b, ihdr, 17);
+  put_be32(b, png_crc(ihdr, 17));
+  guint8 idat[] = {'I', 'D', 'A', 'T', 0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1};
+  put_be32(b, sizeof idat - 4);
+  g_byte_array_append(b, idat, sizeof idat);
+  put_be32(b, png_crc(idat, sizeof idat));
+  char *path = g_build_filename(dir, name, NULL);
+  g_assert_true(g_file_set_contents(path, (const char *)b->data, b->len, NULL));
+  g_byte_array_unref(b);
+  return path;
+}
+
+/* A baseline JPEG header (SOI, quantisation and Huffman tables, SOF0 of width × height, SOS) and
+ * a little entropy-coded data. */
+static char *write_jpeg_header(const char *dir, const char *name, guint16 width, guint16 height) {
+  GByteArray *b = g_byte_array_new();
+  guint8 soi_dqt[] = {0xff, 0xd8, 0xff, 0xdb, 0, 67, 0};
+  g_byte_array_append(b, soi_dqt, sizeof soi_dqt);
+  for (int i = 0; i < 64; i++) g_byte_array_append(b, (const guint8 *)"\1", 1);
+  guint8 sof[] = {0xff, 0xc0, 0, 17, 8,    height >> 8, height, width >> 8, width, 3,
+                  1,    0x22, 0, 2,  0x11, 1,           3,      0x11,       1};
+  g_byte_array_append(b, sof, sizeof sof);
+  for (int table = 0; table < 2; table++) {
+    guint8 dht[22] = {0xff, 0xc4, 0, 20, table << 4, 1};
+    g_byte_array_append(b, dht, sizeof dht);
+  }
+  guint8 sos[] = {0xff, 0xda, 0, 12, 3, 1, 0, 2, 0, 3, 0, 0, 0x3f, 0};
+  g_byte_array_append(b, sos, sizeof sos);
+  for (int i = 0; i < 64; i++) g_byte_array_append(b, (const guint8 *)"", 1);
+  g_byte_array_append(b, (const guint8 *)"\xff\xd9", 2);
+  char *path = g_build_filename(dir, name, NULL);
+  g_assert_true(g_file_set_contents(path, (const char *)b->data, b->len, NULL));
+  g_byte_array_unref(b);
+  return path;
+}
+
+/* Images over the pixel limit are refused from their header, naming the file, its size and the
+ * limit (a 57-byte PNG claiming 65535², a JPEG claiming 20000², both far over 64 megapixels);
+ * the limit is the setter's, else I2V_MAX_IMAGE_PIXELS', else the default; an image at the limit
+ * decodes. */
+static void test_pixel_limit(void) {
+  char *dir = golden_tmp_dir("test-image");
+  g_assert_cmpuint(i2v_image_max_pixels(), ==, I2V_IMAGE_DEFAULT_MAX_PIXELS);
+  char *png = write_png_header(dir, "huge.png", 65535, 65535);
+  I2vImage img;
+  GError *err = NULL;
+  g_assert_false(i2v_image_load(png, &img, &err));
+  golden_assert_error(&err, I2V_ERROR_INVALID,
+                      (const char *[]){png, "65535 x 65535", "4294836225 pixels",
+                                       "limit of 67108864", "67.1 megapixels", NULL});
+  char *jpeg = write_jpeg_header(dir, "big.jpg", 20000, 20000);
+  g_assert_false(i2v_image_load(jpeg, &img, &err));
+  golden_assert_error(&err, I2V_ERROR_INVALID, (const char *[]){jpeg, "20000 x 20000", NULL});
+  I2vImage small = i2v_image_new(64, 48);
+  char *ok = g_build_filename(dir, "small.png", NULL);
+  g_assert_true(i2v_image_save_png(&small, ok, NULL));
+  i2v_image_set_max_pixels(64 * 48 - 1);
+  g_assert_false(i2v_image_load(ok, &img, &err));
+  golden_assert_error(&err, I2V_ERROR_INVALID,
+                      (const char *[]){ok, "64 x 48", "3072 pixels", "limit of 3071", NULL});
+  i2v_image_set_max_pixels(64 * 48);
+  g_assert_true(i2v_image_load(ok, &img, &err));
+  g_assert_no_error(err);
+  i2v_image_clear(&img);
+  i2v_image_set_max_pixels(0);
+  g_setenv("I2V_MAX_IMAGE_PIXELS", "100", TRUE);
+  g_assert_cmpuint(i2v_image_max_pixels(), ==, 100);
+  g_assert_false(i2v_image_load(ok, &img, &err));
+  golden_assert_error(&err, I2V_ERROR_INVALID, (const char *[]){ok, "limit of 100", NULL});
+  g_unsetenv("I2V_MAX_IMAGE_PIXELS");
+  i2v_image_clear(&small);
+  g_free(ok);
+  g_free(jpeg);
+  g_free(png);
+  golden_tree_remove(dir);
+  g_free(dir);
+}
+
+/* A directory or a FIFO as the image is named for what it is (a FIFO blocked in open() before);
+ * formats other than PNG and JPEG are refused by their first bytes. */
+static void test_hostile_paths(void) {
+  char *dir = golden_tmp_dir("test-image");
+  char *folder = g_build_filename(dir, "folder.png", NULL);
+  g_assert_cmpint(g_mkdir(folder, 0700), ==, 0);
+  assert_load_fails(folder, I2V_ERROR_IO);
+  char *fifo = g_build_filename(dir, "fifo.jpg", NULL);
+  g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+  assert_load_fails(fifo, I2V_ERROR_IO);
+  static const char gif[] = "GIF89a\1\0\1\0\0\0\0;", bmp[] = "BM\x3a\0\0\0\0\0\0\0\x36\0\0\0",
+                    svg[] = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"99999\"/>";
+  const struct {
+    const char *bytes;
+    gsize len;
+  } others[] = {{gif, sizeof gif - 1}, {bmp, sizeof bmp - 1}, {svg, sizeof svg - 1}};
+  for (guint i = 0; i < G_N_ELEMENTS(others); i++) {
+    char *path = g_strdup_printf("%s/other-%u.png", dir, i);
+    g_assert_true(g_file_set_contents(path, others[i].bytes, (gssize)others[i].len, NULL));
+    assert_load_fails(path, I2V_ERROR_FORMAT);
+    g_free(path);
+  }
+  g_free(fifo);
+  g_free(folder);
+  golden_tree_remove(dir);
+  g_free(dir);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/image/decode_input_image", test_decode_input_image);
@@ -625,6 +756,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/image/jpeg_load", test_jpeg_load);
   g_test_add_func("/image/rgba_png", test_rgba_png);
   g_test_add_func("/image/load_errors", test_load_errors);
+  g_test_add_func("/image/pixel_limit", test_pixel_limit);
+  g_test_add_func("/image/hostile_paths", test_hostile_paths);
   g_test_add_func("/image/resize_identity", test_resize_identity);
   return g_test_run();
 }

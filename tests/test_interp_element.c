@@ -241,6 +241,101 @@ static void test_zero_framerate(void) {
   gst_harness_teardown(h);
 }
 
+/* Caps of no width or height are refused with an error that names them (not only upstream's
+ * "Internal data stream error"). */
+static void check_sizeless_caps(const char *caps, const char *size) {
+  GstHarness *h = make_harness("RGB", 3, 8);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_set_src_caps_str(h, caps);
+  g_assert_cmpint(gst_harness_push(h, make_frame(3, 0, 0)), ==, GST_FLOW_NOT_NEGOTIATED);
+  GstMessage *msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  g_assert_nonnull(msg);
+  GError *err = NULL;
+  gst_message_parse_error(msg, &err, NULL);
+  g_test_message("%s", err->message);
+  g_assert_nonnull(strstr(err->message, size));
+  g_assert_nonnull(strstr(err->message, "video/x-raw"));
+  g_error_free(err);
+  gst_message_unref(msg);
+  gst_element_set_bus(h->element, NULL);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
+static void test_zero_width(void) {
+  check_sizeless_caps("video/x-raw,format=RGB,width=0,height=32,framerate=8/1", "0 x 32");
+}
+
+static void test_zero_height(void) {
+  check_sizeless_caps("video/x-raw,format=RGB,width=48,height=0,framerate=8/1", "48 x 0");
+}
+
+/* A frame pair of BIG × BIG gray pixels at factor 16: 15 in-between frames, about 20 s of work on
+ * two cores (more under sanitizers). */
+#define BIG 3072
+
+typedef struct {
+  GstHarness *h;
+  GstFlowReturn ret;
+} Push;
+
+static gpointer push_second_frame(gpointer data) {
+  Push *p = data;
+  GstBuffer *buf = gst_buffer_new_allocate(NULL, BIG * BIG, NULL);
+  gst_buffer_memset(buf, 0, 90, BIG * BIG);
+  GST_BUFFER_PTS(buf) = FRAME;
+  p->ret = gst_harness_push(p->h, buf);
+  return NULL;
+}
+
+/* While the pair is being interpolated, stop(h) (a state change to NULL or a flush) must get the
+ * streaming thread back at once: the chain call returns FLUSHING with nothing pushed. Without
+ * the stop the pair would hold the thread (and the state change) for its whole ~20 s; 5 s is a
+ * bound on a hang, not a measure of speed. */
+static void check_stop_during_pair(void (*stop)(GstHarness *h)) {
+  GstElement *e = gst_element_factory_make("i2vinterp", NULL);
+  g_object_set(e, "factor", 16, NULL);
+  GstHarness *h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  char *caps =
+      g_strdup_printf("video/x-raw,format=GRAY8,width=%d,height=%d,framerate=8/1", BIG, BIG);
+  gst_harness_set_src_caps_str(h, caps);
+  g_free(caps);
+  GstBuffer *first = gst_buffer_new_allocate(NULL, BIG * BIG, NULL);
+  gst_buffer_memset(first, 0, 30, BIG * BIG);
+  GST_BUFFER_PTS(first) = 0;
+  g_assert_cmpint(gst_harness_push(h, first), ==, GST_FLOW_OK); /* held */
+  Push p = {h, GST_FLOW_OK};
+  GThread *pusher = g_thread_new("push", push_second_frame, &p);
+  g_usleep(200000); /* let the pair start (stopping before it starts is fine too) */
+  gint64 start = g_get_monotonic_time();
+  stop(h);
+  g_thread_join(pusher);
+  double seconds = (g_get_monotonic_time() - start) / 1e6;
+  g_test_message("stopped after %.3f s", seconds);
+  g_assert_cmpfloat(seconds, <, 5.0);
+  g_assert_cmpint(p.ret, ==, GST_FLOW_FLUSHING);
+  g_assert_cmpuint(gst_harness_buffers_received(h), ==, 0);
+  gst_harness_teardown(h);
+}
+
+static void stop_by_state_change(GstHarness *h) {
+  g_assert_cmpint(gst_element_set_state(h->element, GST_STATE_NULL), ==, GST_STATE_CHANGE_SUCCESS);
+}
+
+static void stop_by_flush(GstHarness *h) {
+  g_assert_true(gst_harness_push_event(h, gst_event_new_flush_start()));
+}
+
+static void test_stop_by_state_change(void) {
+  check_stop_during_pair(stop_by_state_change);
+}
+
+static void test_stop_by_flush(void) {
+  check_stop_during_pair(stop_by_flush);
+}
+
 static void test_factor_range(void) {
   GstElement *e = gst_element_factory_make("i2vinterp", NULL);
   GParamSpecUInt *spec =
@@ -266,5 +361,9 @@ int main(int argc, char **argv) {
   g_test_add_func("/i2vinterp/caps-query", test_caps_query);
   g_test_add_func("/i2vinterp/zero-framerate", test_zero_framerate);
   g_test_add_func("/i2vinterp/factor-range", test_factor_range);
+  g_test_add_func("/i2vinterp/zero-width", test_zero_width);
+  g_test_add_func("/i2vinterp/zero-height", test_zero_height);
+  g_test_add_func("/i2vinterp/stop-by-state-change", test_stop_by_state_change);
+  g_test_add_func("/i2vinterp/stop-by-flush", test_stop_by_flush);
   return g_test_run();
 }

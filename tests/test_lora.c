@@ -3,7 +3,9 @@
  * or spec is refused naming the culprit; on the tiny model a LoRA changes the clip, scale 0 leaves
  * it bit-identical, and a LoRA for another model is an error. */
 #include <glib/gstdio.h>
+#include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "device.h"
 #include "stream.h"
@@ -364,6 +366,52 @@ static void test_tiny_model(void) {
   g_free(model);
 }
 
+/* A directory or a FIFO given as a LoRA file was "not found" (or blocked in open()): each is named
+ * for what it is; every LoRA error has the code I2V_ERROR_LORA and starts with "LoRA", also for
+ * a file that is no safetensors; NaN deltas are refused naming the tensor; a huge spec entry is
+ * repeated shortened. */
+static void test_hostile_files(void) {
+  char *dir = g_build_filename(tmpdir, "folder.safetensors", NULL);
+  g_assert_cmpint(g_mkdir(dir, 0700), ==, 0);
+  expect_open_error(dir, I2V_ERROR_LORA,
+                    (const char *const[]){"LoRA file", dir, "is a directory", NULL});
+  char *fifo = g_build_filename(tmpdir, "pipe.safetensors", NULL);
+  g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+  expect_open_error(fifo, I2V_ERROR_LORA,
+                    (const char *const[]){"LoRA file", fifo, "is a FIFO", NULL});
+  char *text = g_build_filename(tmpdir, "text.safetensors", NULL);
+  g_assert_true(g_file_set_contents(text, "{\"not\": \"a safetensors file\"}", -1, NULL));
+  GError *err = NULL;
+  g_assert_null(i2v_lora_open(text, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_LORA);
+  g_assert_true(g_str_has_prefix(err->message, "LoRA file "));
+  g_clear_error(&err);
+  Part nan[] = {{"unet.x.lora_A.weight", 2, {2, 4}, 1, 0},
+                {"unet.x.lora_B.weight", 2, {6, 2}, 2, 0}};
+  I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
+  float down[8] = {0}, up[12] = {0};
+  up[7] = NAN;
+  i2v_safetensors_writer_add(w, nan[0].name, I2V_DTYPE_F32, 2, nan[0].shape, down);
+  i2v_safetensors_writer_add(w, nan[1].name, I2V_DTYPE_F32, 2, nan[1].shape, up);
+  char *f = save(w, "nan.safetensors");
+  expect_open_error(
+      f, I2V_ERROR_LORA,
+      (const char *const[]){"LoRA ", f, "'unet.x.lora_B.weight'", "NaN at element 7", NULL});
+  GString *spec = g_string_new(NULL);
+  for (int i = 0; i < 100000; i++) g_string_append(spec, "style/");
+  g_string_append(spec, "x.safetensors:strong");
+  g_assert_null(i2v_lora_open(spec->str, &err));
+  g_assert_nonnull(err);
+  g_assert_cmpuint(strlen(err->message), <, 1000);
+  g_assert_nonnull(strstr(err->message, "bytes)"));
+  g_clear_error(&err);
+  g_string_free(spec, TRUE);
+  g_free(f);
+  g_free(text);
+  g_free(fifo);
+  g_free(dir);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   tmpdir = g_dir_make_tmp("i2v-lora-XXXXXX", NULL);
@@ -372,6 +420,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/lora/processor-layout-stacked", test_processor_layout_stacked);
   g_test_add_func("/lora/bad-files-and-specs", test_bad_files_and_specs);
   g_test_add_func("/lora/tiny-model", test_tiny_model);
+  g_test_add_func("/lora/hostile-files", test_hostile_files);
   int rc = g_test_run();
   GDir *dir = g_dir_open(tmpdir, 0, NULL);
   for (const char *f; dir != NULL && (f = g_dir_read_name(dir)) != NULL;) {

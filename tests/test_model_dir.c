@@ -3,11 +3,14 @@
  * formula); and every failure names the directory / component / file / key at fault. */
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <i2v/error.h>
 #include "cpu_backend.h"
 #include "stream.h"
 #include "golden.h"
+#include "json_load.h"
 #include "model_dir.h"
 
 static const char *const components[] = {
@@ -440,6 +443,70 @@ static void test_bad_config(void) {
   g_free(dir);
 }
 
+/* Files a careless user or an attacker could put in a model folder: a directory or a symlink loop
+ * as the weight file ("mmap() failed: No such device", "neither ... exists" before), a FIFO as a
+ * config (open() blocked forever), and configs that are empty (a Json-CRITICAL, fatal under
+ * G_DEBUG=fatal-criticals), nested 100000 deep (a stack overflow in json-glib) or with a key
+ * twice. A huge config value is repeated shortened. */
+static void test_hostile_files(void) {
+  char *idx = index_text(NULL, NULL);
+  char *dir = make_model_dir(idx, NULL);
+  g_free(idx);
+  I2vModelDir *md = open_ok(dir, NULL);
+  GError *err = NULL;
+  char *weights = g_build_filename(dir, "unet", "diffusion_pytorch_model.safetensors", NULL);
+  g_assert_cmpint(g_mkdir(weights, 0700), ==, 0);
+  g_assert_null(i2v_model_dir_weights(md, "unet", &err));
+  golden_assert_error(&err, I2V_ERROR_IO, (const char *[]){weights, "is a directory", NULL});
+  char *loop = g_build_filename(dir, "vae", "diffusion_pytorch_model.safetensors", NULL);
+  g_assert_cmpint(symlink(loop, loop), ==, 0);
+  g_assert_null(i2v_model_dir_weights(md, "vae", &err));
+  golden_assert_error(&err, I2V_ERROR_IO, (const char *[]){loop, "symlink loop", NULL});
+  char *cfg = i2v_model_dir_file(md, "text_encoder", "config.json");
+  g_assert_cmpint(mkfifo(cfg, 0600), ==, 0);
+  I2vConfig config = {0};
+  g_assert_false(i2v_model_dir_config(md, "text_encoder", &config, &err));
+  golden_assert_error(&err, I2V_ERROR_IO, (const char *[]){cfg, "is a FIFO", NULL});
+  g_free(cfg);
+  cfg = i2v_model_dir_file(md, "scheduler", "scheduler_config.json");
+  const struct {
+    const char *text, *why;
+  } bad[] = {{"", "empty"},
+             {" \n", "empty"},
+             {"{\"beta_end\": 0.02, \"beta_end\": 2}", "'beta_end' appears twice"}};
+  for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_assert_true(g_file_set_contents(cfg, bad[i].text, -1, NULL));
+    g_assert_false(i2v_model_dir_config(md, "scheduler", &config, &err));
+    golden_assert_error(&err, I2V_ERROR_FORMAT, (const char *[]){cfg, bad[i].why, NULL});
+  }
+  GString *deep = g_string_new("{\"sample_size\": ");
+  for (int i = 0; i < 100000; i++) g_string_append(deep, "[");
+  for (int i = 0; i < 100000; i++) g_string_append(deep, "]");
+  g_string_append(deep, "}");
+  g_assert_true(g_file_set_contents(cfg, deep->str, -1, NULL));
+  g_assert_false(i2v_model_dir_config(md, "scheduler", &config, &err));
+  golden_assert_error(&err, I2V_ERROR_FORMAT, (const char *[]){cfg, "nested deeper", NULL});
+  g_string_free(deep, TRUE);
+  GString *big = g_string_new("{\"act\": \"");
+  for (int i = 0; i < 1000000; i++) g_string_append_c(big, 'x');
+  g_string_append(big, "\"}");
+  g_assert_true(g_file_set_contents(cfg, big->str, -1, NULL));
+  g_assert_true(i2v_model_dir_config(md, "scheduler", &config, &err));
+  g_assert_no_error(err);
+  int v;
+  g_assert_false(i2v_config_int(&config, "act", 0, 1, &v, &err));
+  g_assert_cmpuint(strlen(err->message), <, 1000);
+  golden_assert_error(&err, I2V_ERROR_CONFIG, (const char *[]){"act is", "xxx…", "bytes)", NULL});
+  i2v_config_clear(&config);
+  g_string_free(big, TRUE);
+  g_free(cfg);
+  g_free(loop);
+  g_free(weights);
+  i2v_model_dir_free(md);
+  golden_tree_remove(dir);
+  g_free(dir);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/model-dir/open-every-set", test_open_every_set);
@@ -450,5 +517,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/model-dir/bad/unknown-variant", test_unknown_variant);
   g_test_add_func("/model-dir/bad/missing-weights", test_missing_weights);
   g_test_add_func("/model-dir/bad/config", test_bad_config);
+  g_test_add_func("/model-dir/bad/hostile-files", test_hostile_files);
   return g_test_run();
 }

@@ -866,16 +866,15 @@ static void test_cli(void) {
   g_assert_nonnull(strstr(err_text, missing));
   g_free(err_text);
   /* --lora reaches the model: a missing LoRA file is named */
-  char *no_lora[] = {
-      tool,    "generate", "--model", k.model_dir, "--image",
-      missing, "--prompt", "x",       "--lora",    "/nonexistent/style.safetensors:0.5",
-      NULL};
+  char *png = g_build_filename(first_set, "golden", golden_input_png(first_manifest), NULL);
+  char *no_lora[] = {tool, "generate", "--model", k.model_dir, "--image",
+                     png,  "--prompt", "x",       "--lora",    "/nonexistent/style.safetensors:0.5",
+                     NULL};
   g_assert_cmpint(run_cli(no_lora, &err_text), ==, 1);
   g_assert_nonnull(strstr(err_text, "LoRA file /nonexistent/style.safetensors not found"));
   g_free(err_text);
 
   /* The golden case through the CLI: recorded noise in, PNG frames and a dump out. */
-  char *png = g_build_filename(first_set, "golden", golden_input_png(first_manifest), NULL);
   char *noise = g_strdup(i2v_safetensors_path(k.st));
   char *pattern = g_build_filename(tmp, "frames", "f-%03d.png", NULL);
   char *dump_path = g_build_filename(tmp, "dump.safetensors", NULL);

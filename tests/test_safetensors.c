@@ -2,7 +2,10 @@
  * manifest, fp16 model files are the fp32 ones rounded to half, the writer round-trips, a sharded
  * index works; and each kind of malformed file fails with a message naming file and tensor. */
 #include <glib/gstdio.h>
+#include <math.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <i2v/error.h>
 #include "golden.h"
@@ -79,26 +82,6 @@ static void expect_open_error(const char *path, int code, const char *const *nee
   golden_assert_error(&err, code, needles);
 }
 
-static char *tmp_dir(void) {
-  GError *err = NULL;
-  char *dir = g_dir_make_tmp("i2v-st-XXXXXX", &err);
-  g_assert_no_error(err);
-  return dir;
-}
-
-/* Removes the files of dir (flat) and dir. */
-static void rm_dir(char *dir) {
-  GDir *d = g_dir_open(dir, 0, NULL);
-  for (const char *n; d != NULL && (n = g_dir_read_name(d)) != NULL;) {
-    char *p = g_build_filename(dir, n, NULL);
-    g_unlink(p);
-    g_free(p);
-  }
-  if (d != NULL) g_dir_close(d);
-  g_rmdir(dir);
-  g_free(dir);
-}
-
 /* The model weight files of a set's component: fp32 and fp16 paths (either may not exist). */
 static void model_files(const char *set, const char *component, char **fp32, char **fp16) {
   const char *base = g_str_has_suffix(component, "_encoder") ? "model" : "diffusion_pytorch_model";
@@ -126,6 +109,17 @@ static char *any_model_file(void) {
   g_strfreev(sets);
   if (found == NULL) g_test_skip("no fixture set has model weight files");
   return found;
+}
+
+/* any_model_file opened: the reader, or NULL (the caller returns) when there is none; *path
+ * gets the file's path (g_free). */
+static I2vSafetensors *open_any_model_file(char **path) {
+  *path = any_model_file();
+  if (*path == NULL) return NULL;
+  GError *err = NULL;
+  I2vSafetensors *st = i2v_safetensors_open(*path, &err);
+  g_assert_no_error(err);
+  return st;
 }
 
 /* ---- positive ---- */
@@ -237,7 +231,7 @@ static void test_model_files(void) {
 /* Writer → reader round trip with every dtype, an empty tensor and a replaced name; the file is
  * laid out as the format says (padded header, metadata, sorted names, consecutive data). */
 static void test_writer_roundtrip(void) {
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *path = g_build_filename(dir, "out.safetensors", NULL);
   I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
   float f32[6] = {1.5f, -2, 3, 0.25f, -0.0f, 1e-30f};
@@ -316,22 +310,22 @@ static void test_writer_roundtrip(void) {
   i2v_host_tensor_free(&t);
   i2v_safetensors_close(st);
   g_free(path);
-  rm_dir(dir);
+  golden_tree_remove(dir);
+  g_free(dir);
 }
 
 /* A fixture model file rewritten by the writer reads back with identical tensors. */
 static void test_writer_copies_fixture(void) {
-  char *src = any_model_file();
-  if (src == NULL) return;
+  char *src;
+  I2vSafetensors *a = open_any_model_file(&src);
+  if (a == NULL) return;
   GError *err = NULL;
-  I2vSafetensors *a = i2v_safetensors_open(src, &err);
-  g_assert_no_error(err);
   I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
   for (guint i = 0; i < i2v_safetensors_count(a); i++) {
     const I2vSafetensorsEntry *e = i2v_safetensors_entry(a, i);
     i2v_safetensors_writer_add(w, e->name, e->dtype, e->ndim, e->shape, e->data);
   }
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *path = g_build_filename(dir, "copy.safetensors", NULL);
   g_assert_true(i2v_safetensors_writer_save(w, path, &err));
   i2v_safetensors_writer_free(w);
@@ -349,7 +343,8 @@ static void test_writer_copies_fixture(void) {
   i2v_safetensors_close(b);
   g_free(path);
   g_free(src);
-  rm_dir(dir);
+  golden_tree_remove(dir);
+  g_free(dir);
 }
 
 /* Splits a fixture file over three shards with an index (tensors in round-robin order) and
@@ -402,12 +397,11 @@ static char *write_sharded(const I2vSafetensors *a, const char *dir, const char 
 
 /* A sharded index reads as the single file it was made from. */
 static void test_sharded(void) {
-  char *src = any_model_file();
-  if (src == NULL) return;
+  char *src;
+  I2vSafetensors *a = open_any_model_file(&src);
+  if (a == NULL) return;
   GError *err = NULL;
-  I2vSafetensors *a = i2v_safetensors_open(src, &err);
-  g_assert_no_error(err);
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *index = write_sharded(a, dir, NULL, NULL);
   I2vSafetensors *b = i2v_safetensors_open(index, &err);
   g_assert_no_error(err);
@@ -434,13 +428,14 @@ static void test_sharded(void) {
   g_free(bad);
   /* a shard file that does not exist */
   bad = write_sharded(a, dir, "lost.weight", "model-00009-of-00009.safetensors");
-  expect_open_error(bad, I2V_ERROR_IO,
+  expect_open_error(bad, I2V_ERROR_MISSING,
                     (const char *[]){"model-00009-of-00009.safetensors", "lost.weight", NULL});
   g_free(bad);
   i2v_safetensors_close(a);
   g_free(index);
   g_free(src);
-  rm_dir(dir);
+  golden_tree_remove(dir);
+  g_free(dir);
 }
 
 /* ---- negative: one crafted file per failure ---- */
@@ -454,8 +449,8 @@ typedef struct {
 } BadHeader;
 
 static const BadHeader bad_headers[] = {
-    {"json-garbage", "{\"a\": {\"dtype\": \"F32\", ", 0, I2V_ERROR_FORMAT, {"not well-formed"}},
-    {"not-object", "[1, 2, 3]", 0, I2V_ERROR_FORMAT, {"not a JSON object"}},
+    {"json-garbage", "{\"a\": {\"dtype\": \"F32\", ", 0, I2V_ERROR_FORMAT, {"invalid JSON"}},
+    {"not-object", "[1, 2, 3]", 0, I2V_ERROR_FORMAT, {"expected a JSON object", "found an array"}},
     {"entry-not-object", "{\"w.bias\": [1]}", 0, I2V_ERROR_FORMAT, {"w.bias", "not a JSON object"}},
     {"no-dtype",
      "{\"w.bias\": {\"shape\": [1], \"data_offsets\": [0, 4]}}",
@@ -519,6 +514,45 @@ static const BadHeader bad_headers[] = {
      24,
      I2V_ERROR_FORMAT,
      {"'first.w'", "'second.b'", "overlap"}},
+    {"duplicate-name",
+     "{\"w.bias\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+     " \"w.bias\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
+     8,
+     I2V_ERROR_FORMAT,
+     {"'w.bias'", "twice"}},
+    {"duplicate-field",
+     "{\"x.w\": {\"dtype\": \"F32\", \"dtype\": \"F16\", \"shape\": [1], \"data_offsets\": [0, "
+     "4]}}",
+     4,
+     I2V_ERROR_FORMAT,
+     {"'dtype'", "twice"}},
+    {"gap",
+     "{\"first.w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+     " \"second.b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 12]}}",
+     12,
+     I2V_ERROR_FORMAT,
+     {"'first.w'", "'second.b'", "gap"}},
+    {"not-at-zero",
+     "{\"x.w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
+     8,
+     I2V_ERROR_FORMAT,
+     {"'x.w'", "begins at byte 4"}},
+    {"trailing-bytes",
+     "{\"x.w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+     12,
+     I2V_ERROR_FORMAT,
+     {"end at byte 4", "12 bytes"}},
+    {"same-bytes-twice",
+     "{\"a.w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+     " \"b.w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+     4,
+     I2V_ERROR_FORMAT,
+     {"'a.w'", "'b.w'", "overlap"}},
+    {"comment",
+     "{\"x.w\": {\"dtype\": \"U8\", /* [[ */ \"shape\": [1], \"data_offsets\": [0, 1]}}",
+     1,
+     I2V_ERROR_FORMAT,
+     {"comment"}},
     {"dtype-not-string",
      "{\"x.w\": {\"dtype\": 7, \"shape\": [1], \"data_offsets\": [0, 4]}}",
      4,
@@ -528,19 +562,20 @@ static const BadHeader bad_headers[] = {
 
 static void test_bad_header(gconstpointer data) {
   const BadHeader *b = data;
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *file = g_strdup_printf("%s.safetensors", b->label);
   char *path = write_header(dir, file, b->header, b->data_len);
   const char *needles[5] = {file, b->needles[0], b->needles[1], b->needles[2], NULL};
   expect_open_error(path, b->code, needles);
   g_free(path);
   g_free(file);
-  rm_dir(dir);
+  golden_tree_remove(dir);
+  g_free(dir);
 }
 
 /* Files shorter than the length field, a length past the end and an absurd length. */
 static void test_bad_length(void) {
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *path = g_build_filename(dir, "short.safetensors", NULL);
   g_assert_true(g_file_set_contents(path, "\x10\0\0", 3, NULL));
   expect_open_error(path, I2V_ERROR_FORMAT,
@@ -552,16 +587,17 @@ static void test_bad_length(void) {
   g_free(path);
   path = write_raw(dir, "past.safetensors", 4096, "{}      ", 8);
   expect_open_error(path, I2V_ERROR_FORMAT,
-                    (const char *[]){"past.safetensors", "header length 4096",
-                                     "past the end of the 24-byte file", NULL});
+                    (const char *[]){"past.safetensors", "header length",
+                                     "beyond the end of the file (24 bytes)", NULL});
   g_free(path);
   path = write_raw(dir, "absurd.safetensors", G_MAXUINT64 - 3, "{}      ", 0);
-  expect_open_error(
-      path, I2V_ERROR_FORMAT,
-      (const char *[]){"absurd.safetensors", "header length 18446744073709551612 exceeds", NULL});
+  expect_open_error(path, I2V_ERROR_FORMAT,
+                    (const char *[]){"absurd.safetensors", "header length",
+                                     "beyond the format's limit (104857600 bytes)", NULL});
   g_free(path);
   path = g_build_filename(dir, "nonexistent.safetensors", NULL);
-  expect_open_error(path, I2V_ERROR_IO, (const char *[]){"nonexistent.safetensors", NULL});
+  expect_open_error(path, I2V_ERROR_MISSING,
+                    (const char *[]){"nonexistent.safetensors", "not found", NULL});
   g_free(path);
   /* an index that is no index */
   path = g_build_filename(dir, "x.safetensors.index.json", NULL);
@@ -574,18 +610,142 @@ static void test_bad_length(void) {
   g_assert_true(g_file_set_contents(path, "{\"weight_map\": ", -1, NULL));
   expect_open_error(path, I2V_ERROR_FORMAT, (const char *[]){"x.safetensors.index.json", NULL});
   g_free(path);
-  rm_dir(dir);
+  golden_tree_remove(dir);
+  g_free(dir);
+}
+
+/* A header of deeply nested JSON (a 400 KB header of [ x 200000 ] x 200000 crashed json-glib's
+ * parser by stack overflow), in the metadata and as a tensor entry of nested objects. */
+static void test_deep_header(void) {
+  char *dir = golden_tmp_dir("i2v-st");
+  const struct {
+    const char *file, *open, *close;
+    int n;
+  } cases[] = {{"arrays.safetensors", "[", "]", 200000},
+               {"objects.safetensors", "{\"a\":", "}", 30000}};
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    GString *h = g_string_new("{\"__metadata__\": ");
+    for (int k = 0; k < cases[i].n; k++) g_string_append(h, cases[i].open);
+    g_string_append(h, "1");
+    for (int k = 0; k < cases[i].n; k++) g_string_append(h, cases[i].close);
+    g_string_append(h, "}");
+    char *path = write_header(dir, cases[i].file, h->str, 0);
+    expect_open_error(path, I2V_ERROR_FORMAT,
+                      (const char *[]){cases[i].file, "header", "nested deeper than 64", NULL});
+    g_free(path);
+    g_string_free(h, TRUE);
+  }
+  golden_tree_remove(dir);
+  g_free(dir);
+}
+
+/* Paths that are no regular file: a directory, a FIFO (open() used to block forever), a symlink
+ * loop (reported as one, not as a missing file). */
+static void test_not_regular(void) {
+  char *dir = golden_tmp_dir("i2v-st");
+  expect_open_error(dir, I2V_ERROR_IO, (const char *[]){dir, "is a directory", NULL});
+  char *fifo = g_build_filename(dir, "fifo.safetensors", NULL);
+  g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+  expect_open_error(fifo, I2V_ERROR_IO, (const char *[]){fifo, "is a FIFO", NULL});
+  char *index = g_build_filename(dir, "x.safetensors.index.json", NULL);
+  g_assert_cmpint(mkfifo(index, 0600), ==, 0);
+  expect_open_error(index, I2V_ERROR_IO, (const char *[]){index, "is a FIFO", NULL});
+  char *loop = g_build_filename(dir, "loop.safetensors", NULL);
+  g_assert_cmpint(symlink(loop, loop), ==, 0);
+  expect_open_error(loop, I2V_ERROR_IO, (const char *[]){loop, "symlink loop", NULL});
+  g_free(loop);
+  g_free(index);
+  g_free(fifo);
+  golden_tree_remove(dir);
+  g_free(dir);
+}
+
+/* A shard index naming files outside its folder (as ../../../../etc/passwd, which was opened and
+ * its first bytes printed) is refused before anything is opened; a shard inside the folder that
+ * is no safetensors file fails without its bytes in the message. */
+static void test_shard_names(void) {
+  char *src;
+  I2vSafetensors *a = open_any_model_file(&src);
+  if (a == NULL) return;
+  GError *err = NULL;
+  char *dir = golden_tmp_dir("i2v-st");
+  const char *outside[] = {"../../../../etc/passwd", "/etc/passwd", "sub/../../x.safetensors",
+                           ".."};
+  for (guint i = 0; i < G_N_ELEMENTS(outside); i++) {
+    char *bad = write_sharded(a, dir, "stolen.weight", outside[i]);
+    expect_open_error(
+        bad, I2V_ERROR_FORMAT,
+        (const char *[]){outside[i], "stolen.weight", "inside the index's folder", NULL});
+    g_free(bad);
+  }
+  char *secret = g_build_filename(dir, "secret.safetensors", NULL);
+  g_assert_true(g_file_set_contents(secret, "root:x:0:0:root:/root:/bin/bash\n", -1, NULL));
+  char *bad = write_sharded(a, dir, "stolen.weight", "secret.safetensors");
+  i2v_safetensors_open(bad, &err);
+  g_assert_nonnull(err);
+  g_test_message("%s", err->message);
+  g_assert_nonnull(strstr(err->message, "secret.safetensors"));
+  g_assert_null(strstr(err->message, "root"));
+  g_assert_null(strstr(err->message, "bash"));
+  g_clear_error(&err);
+  g_free(bad);
+  g_free(secret);
+  i2v_safetensors_close(a);
+  g_free(src);
+  golden_tree_remove(dir);
+  g_free(dir);
+}
+
+/* i2v_safetensors_check_finite: a NaN or an infinity in any float dtype is found at its element
+ * (16-bit values at an odd offset too); finite values and integer tensors pass. */
+static void test_non_finite(void) {
+  char *dir = golden_tmp_dir("i2v-st");
+  char *path = g_build_filename(dir, "nan.safetensors", NULL);
+  I2vSafetensorsWriter *w = i2v_safetensors_writer_new();
+  float f32[6] = {0, 1, -2, 3, NAN, 5}, fine[2] = {1e30f, -1e-30f};
+  guint16 f16[4] = {0x3c00, 0x0000, 0x7c00, 0x3c00}; /* 1, 0, +inf, 1 */
+  guint16 bf16[3] = {0x3f80, 0xffc1, 0x3f80};        /* 1, NaN, 1 */
+  guint8 u8[3] = {0xff, 0xff, 0xff}, odd[1] = {7};
+  int64_t s6[] = {6}, s4[] = {4}, s3[] = {3}, s2[] = {2}, s1[] = {1};
+  i2v_safetensors_writer_add(w, "a.odd", I2V_DTYPE_U8, 1, s1, odd); /* the rest at odd offsets */
+  i2v_safetensors_writer_add(w, "b.f32", I2V_DTYPE_F32, 1, s6, f32);
+  i2v_safetensors_writer_add(w, "c.f16", I2V_DTYPE_F16, 1, s4, f16);
+  i2v_safetensors_writer_add(w, "d.bf16", I2V_DTYPE_BF16, 1, s3, bf16);
+  i2v_safetensors_writer_add(w, "e.u8", I2V_DTYPE_U8, 1, s3, u8);
+  i2v_safetensors_writer_add(w, "f.fine", I2V_DTYPE_F32, 1, s2, fine);
+  g_assert_true(i2v_safetensors_writer_save(w, path, NULL));
+  i2v_safetensors_writer_free(w);
+  GError *err = NULL;
+  I2vSafetensors *st = i2v_safetensors_open(path, &err);
+  g_assert_no_error(err);
+  const struct {
+    const char *name, *what;
+  } bad[] = {{"b.f32", "NaN at element 4 of 6"},
+             {"c.f16", "infinity at element 2 of 4"},
+             {"d.bf16", "NaN at element 1 of 3"}};
+  for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_assert_false(i2v_safetensors_check_finite(i2v_safetensors_find(st, bad[i].name), &err));
+    golden_assert_error(&err, I2V_ERROR_FORMAT,
+                        (const char *[]){path, bad[i].name, bad[i].what, NULL});
+  }
+  g_assert_true(i2v_safetensors_check_finite(i2v_safetensors_find(st, "e.u8"), &err));
+  g_assert_true(i2v_safetensors_check_finite(i2v_safetensors_find(st, "f.fine"), &err));
+  g_assert_no_error(err);
+  i2v_safetensors_close(st);
+  g_free(path);
+  golden_tree_remove(dir);
+  g_free(dir);
 }
 
 /* The metadata object is skipped, whatever it holds; a valid header with padding opens. */
 static void test_metadata_skipped(void) {
-  char *dir = tmp_dir();
+  char *dir = golden_tmp_dir("i2v-st");
   char *path =
       write_header(dir, "meta.safetensors",
                    "{\"__metadata__\": {\"format\": \"pt\", \"n\": \"1\"},"
                    " \"b\": {\"dtype\": \"U8\", \"shape\": [3], \"data_offsets\": [4, 7]},"
                    " \"a\": {\"dtype\": \"F16\", \"shape\": [2], \"data_offsets\": [0, 4]}}  ",
-                   8);
+                   7);
   GError *err = NULL;
   I2vSafetensors *st = i2v_safetensors_open(path, &err);
   g_assert_no_error(err);
@@ -606,7 +766,8 @@ static void test_metadata_skipped(void) {
   g_clear_error(&err);
   i2v_safetensors_close(st);
   g_free(path);
-  rm_dir(dir);
+  golden_tree_remove(dir);
+  g_free(dir);
 }
 
 /* Saving into a folder that does not exist fails naming the path. */
@@ -634,6 +795,10 @@ int main(int argc, char **argv) {
     g_free(name);
   }
   g_test_add_func("/safetensors/bad/length", test_bad_length);
+  g_test_add_func("/safetensors/bad/deep-header", test_deep_header);
+  g_test_add_func("/safetensors/bad/not-regular", test_not_regular);
+  g_test_add_func("/safetensors/bad/shard-names", test_shard_names);
+  g_test_add_func("/safetensors/non-finite", test_non_finite);
   g_test_add_func("/safetensors/bad/writer-path", test_writer_error);
   return g_test_run();
 }

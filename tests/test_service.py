@@ -303,6 +303,14 @@ def test_bad_requests(a):
     log(f"bomb refused in {time.time() - t0:.3f} s")
     r = a.request("POST", "/v1/videos", b"[1, 2]", {"Content-Type": "application/json"})
     expect_error("a JSON body that is not an object", r, 400, "invalid_body", None, ["object"])
+    # json-glib recurses once per level: 200000 '[' used to overflow the server's stack
+    deep = b'{"prompt": ' + b"[" * 200000 + b"]" * 200000 + b"}"
+    r = a.request("POST", "/v1/videos", deep, {"Content-Type": "application/json"})
+    expect_error("a JSON body nested 200000 deep", r, 400, "invalid_body", None,
+                 ["nested deeper"])
+    r = a.request("POST", "/v1/videos", b'{"prompt": "a", "prompt": "b"}',
+                  {"Content-Type": "application/json"})
+    expect_error("a JSON body with a key twice", r, 400, "invalid_body", None, ["twice"])
     r = a.request("POST", "/v1/videos", b"prompt=x", {"Content-Type": "text/plain"})
     expect_error("another content type", r, 415, "unsupported_content_type", None,
                  ["multipart/form-data"])

@@ -330,6 +330,49 @@ static void test_load_errors(void) {
   g_free(dir);
 }
 
+/* Weights that are not finite (a corrupt or badly converted file) are refused at load, naming the
+ * component, the file and the tensor: in a float32 file, in an fp16 file loaded as is (the
+ * mapped bytes go straight to the backend) or converted, and in a stacked load. */
+static void test_non_finite(void) {
+  GError *err = NULL;
+  char *dir = g_dir_make_tmp("i2v-w-XXXXXX", &err);
+  g_assert_no_error(err);
+  char *path = g_build_filename(dir, "nan.safetensors", NULL);
+  I2vSafetensorsWriter *wr = i2v_safetensors_writer_new();
+  float f32[4] = {1, 2, INFINITY, 4}, ok[4] = {1, 2, 3, 4};
+  guint16 f16[4] = {0x3c00, 0x7e00, 0x3c00, 0x3c00}; /* 1, NaN, 1, 1 */
+  int64_t s22[] = {2, 2};
+  i2v_safetensors_writer_add(wr, "inf.weight", I2V_DTYPE_F32, 2, s22, f32);
+  i2v_safetensors_writer_add(wr, "nan.weight", I2V_DTYPE_F16, 2, s22, f16);
+  i2v_safetensors_writer_add(wr, "ok.weight", I2V_DTYPE_F32, 2, s22, ok);
+  g_assert_true(i2v_safetensors_writer_save(wr, path, NULL));
+  i2v_safetensors_writer_free(wr);
+  I2vWeights *w = i2v_weights_new_safetensors(i2v_safetensors_open(path, &err), "vae");
+  g_assert_no_error(err);
+  I2vDType dtypes[] = {I2V_DTYPE_F32, I2V_DTYPE_F16};
+  for (guint i = 0; i < G_N_ELEMENTS(dtypes); i++) {
+    I2vBackend *be = weights_backend(dtypes[i]);
+    expect_load_error(
+        w, be, "inf.weight", 2, s22, I2V_LAYOUT_AS_IS, I2V_ERROR_FORMAT,
+        (const char *[]){"vae: ", path, "'inf.weight'", "infinity at element 2", NULL});
+    expect_load_error(w, be, "nan.weight", 2, s22, I2V_LAYOUT_AS_IS, I2V_ERROR_FORMAT,
+                      (const char *[]){"vae: ", path, "'nan.weight'", "NaN at element 1", NULL});
+    const char *names[] = {"ok.weight", "nan.weight"};
+    I2vTensor t;
+    g_assert_false(i2v_weights_load_stacked(w, be, names, 2, 2, s22, &t, &err));
+    golden_assert_error(&err, I2V_ERROR_FORMAT, (const char *[]){"vae: ", "'nan.weight'", NULL});
+    g_assert_true(i2v_weights_load_2d(w, be, "ok.weight", 2, 2, &t, &err));
+    g_assert_no_error(err);
+    i2v_tensor_free(&t);
+    i2v_backend_free(be);
+  }
+  i2v_weights_free(w);
+  g_unlink(path);
+  g_rmdir(dir);
+  g_free(path);
+  g_free(dir);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/weights/formula-manifest", test_formula_manifest);
@@ -337,5 +380,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/weights/load-f32", test_load_f32);
   g_test_add_func("/weights/load-f16", test_load_f16);
   g_test_add_func("/weights/load-errors", test_load_errors);
+  g_test_add_func("/weights/non-finite", test_non_finite);
   return g_test_run();
 }

@@ -12,6 +12,7 @@
 #include "cpu_backend.h"
 #include "stream.h"
 #include <i2v/error.h>
+#include "input_file.h"
 
 /* The reference pipeline's default video size. */
 #define DEFAULT_HEIGHT 704
@@ -211,8 +212,8 @@ int cmd_encode(int argc, char **argv) {
   if (usage != NULL) {
     fprintf(stderr, "i2vgen encode: %s\n", usage);
     status = 2;
-  } else if (image != NULL && !g_file_test(image, G_FILE_TEST_IS_REGULAR)) {
-    g_set_error(&err, I2V_ERROR, I2V_ERROR_IO, "image file %s: not found", image);
+  } else if (image != NULL && !i2v_input_check(image, &err)) { /* before the model loads */
+    g_prefix_error(&err, "--image ");
     status = cmd_fail("encode", err);
     err = NULL;
   } else if (!run_encode(mo.path, mo.variant, prompt, image, height, width, decode, out, &err)) {

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "model_options.h"
 #include <i2v/i2v.h>
+#include "echo.h"
 #include "safetensors.h"
 
 typedef struct {
@@ -36,9 +37,10 @@ static gboolean check_pattern(const char *pattern, GError **error) {
     conversions++;
   }
   if (conversions == 1) return TRUE;
+  I2vEcho shown;
   g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
               "--out '%s': expected a file pattern with exactly one %%d (e.g. out/frame-%%03d.png)",
-              pattern);
+              i2v_echo(pattern, &shown));
   return FALSE;
 }
 

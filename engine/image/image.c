@@ -3,11 +3,16 @@
  * normalisations. */
 #include "preprocess.h"
 
+#include <errno.h>
 #include <gdk-pixbuf/gdk-pixbuf.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <i2v/error.h>
+#include "image_limit.h"
+#include "input_file.h"
 
 I2vImage i2v_image_new(int width, int height) {
   I2vImage img = {0};
@@ -39,21 +44,151 @@ static I2vImage image_from_pixbuf(GdkPixbuf *pb) {
   return img;
 }
 
+/* ---- decoding ---- */
+
+static _Atomic guint64 max_pixels_set; /* i2v_image_set_max_pixels (0: not set) */
+
+guint64 i2v_image_max_pixels(void) {
+  guint64 set = atomic_load(&max_pixels_set);
+  if (set > 0) return set;
+  const char *env = g_getenv("I2V_MAX_IMAGE_PIXELS");
+  guint64 v;
+  if (env != NULL && g_ascii_string_to_unsigned(env, 10, 1, G_MAXUINT64, &v, NULL)) return v;
+  return I2V_IMAGE_DEFAULT_MAX_PIXELS;
+}
+
+void i2v_image_set_max_pixels(guint64 max_pixels) {
+  atomic_store(&max_pixels_set, max_pixels);
+}
+
+/* Bytes read at a time while looking for the image header. */
+#define READ_CHUNK 65536
+
+/* The gdk-pixbuf loader of the file's format from its first bytes: PNG and JPEG only. gdk-pixbuf
+ * would also take SVG, TGA, ICO, XPM, ... whose loaders are more code to trust and none of which
+ * the pipeline needs. NULL for anything else. */
+static const char *image_format(const guint8 *head, gsize n) {
+  if (n >= 8 && memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0) return "png";
+  if (n >= 3 && head[0] == 0xFF && head[1] == 0xD8 && head[2] == 0xFF) return "jpeg";
+  return NULL;
+}
+
+/* The size the header announces (-1 until it has been read). */
+typedef struct {
+  int width, height;
+} HeaderSize;
+
+/* "size-prepared": the header has been read, no pixel memory taken. Asking for 0 × 0 pixels
+ * makes the PNG and JPEG loaders stop there (gdk_pixbuf_get_file_info does the same). */
+static void on_size_prepared(GdkPixbufLoader *loader, int width, int height, gpointer user) {
+  HeaderSize *size = user;
+  size->width = width;
+  size->height = height;
+  gdk_pixbuf_loader_set_size(loader, 0, 0);
+}
+
+/* Reads up to n bytes of fd into buf (fewer only at the end of the file); -1 on error. */
+static gssize read_chunk(int fd, guint8 *buf, gsize n) {
+  gsize got = 0;
+  while (got < n) {
+    gssize r = read(fd, buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (gsize)r;
+  }
+  return (gssize)got;
+}
+
+/* Reads the header of the open file fd of path (a PNG or JPEG) for the image size, without
+ * decoding pixels. FALSE with error when the file is neither format or has no readable header. */
+static gboolean read_header_size(int fd, const char *path, HeaderSize *size, GError **error) {
+  guint8 *buf = g_malloc(READ_CHUNK);
+  gssize n = read_chunk(fd, buf, READ_CHUNK);
+  const char *format = n > 0 ? image_format(buf, (gsize)n) : NULL;
+  GError *err = NULL;
+  GdkPixbufLoader *loader = format != NULL ? gdk_pixbuf_loader_new_with_type(format, &err) : NULL;
+  *size = (HeaderSize){-1, -1};
+  if (loader != NULL) {
+    g_signal_connect(loader, "size-prepared", G_CALLBACK(on_size_prepared), size);
+    while (n > 0 && size->width < 0 && gdk_pixbuf_loader_write(loader, buf, (gsize)n, &err))
+      n = read_chunk(fd, buf, READ_CHUNK);
+    gdk_pixbuf_loader_close(loader, NULL); /* stopped on purpose: its complaint is expected */
+    g_object_unref(loader);
+  }
+  g_free(buf);
+  if (size->width >= 0) {
+    g_clear_error(&err);
+    return TRUE;
+  }
+  if (n < 0)
+    g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "image %s: cannot read the file: %s", path,
+                g_strerror(errno));
+  else
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "image %s: cannot decode it as PNG or JPEG: %s",
+                path,
+                err != NULL                ? err->message
+                : n == 0 && format == NULL ? "the file is empty"
+                : format == NULL           ? "it starts with neither signature"
+                                           : "the file ends before the image header");
+  g_clear_error(&err);
+  return FALSE;
+}
+
+/* Decodes the open regular file fd of path, refusing images over the pixel limit from their
+ * header first. Returns a new pixbuf or NULL with error. The decode reopens fd through
+ * /proc/self/fd (the same file, whatever happens to path meanwhile), because gdk-pixbuf's
+ * incremental loader, the only one that takes bytes, accepts a truncated PNG without a word. */
+static GdkPixbuf *decode_file(int fd, const char *path, GError **error) {
+  HeaderSize size;
+  if (!read_header_size(fd, path, &size, error)) return NULL;
+  guint64 limit = i2v_image_max_pixels();
+  if ((guint64)size.width * (guint64)size.height > limit) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "image %s: %d x %d is %" G_GUINT64_FORMAT
+                " pixels, more than the limit of %" G_GUINT64_FORMAT
+                " (%.1f megapixels; I2V_MAX_IMAGE_PIXELS changes it)",
+                path, size.width, size.height, (guint64)size.width * (guint64)size.height, limit,
+                (double)limit / 1e6);
+    return NULL;
+  }
+  char *same_file = g_strdup_printf("/proc/self/fd/%d", fd);
+  GError *err = NULL;
+  GdkPixbuf *pb = gdk_pixbuf_new_from_file(same_file, &err);
+  if (pb == NULL || err != NULL) {
+    /* unreadable files come as G_FILE_ERROR; anything else means the bytes are not a decodable
+     * PNG/JPEG (truncated, corrupt). gdk-pixbuf's message names the file it opened. */
+    int code = err != NULL && err->domain == G_FILE_ERROR ? I2V_ERROR_IO : I2V_ERROR_FORMAT;
+    GString *why = g_string_new(err != NULL ? err->message : "unknown error");
+    g_string_replace(why, same_file, path, 0);
+    g_set_error(error, I2V_ERROR, code, "image %s: cannot %s: %s", path,
+                code == I2V_ERROR_IO ? "read the file" : "decode it as PNG or JPEG", why->str);
+    g_string_free(why, TRUE);
+    g_clear_error(&err);
+    g_clear_object(&pb);
+  } else if (gdk_pixbuf_get_width(pb) != size.width || gdk_pixbuf_get_height(pb) != size.height) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "image %s: the header says %d x %d, the image decoded as %d x %d (the file "
+                "changed while it was read?)",
+                path, size.width, size.height, gdk_pixbuf_get_width(pb), gdk_pixbuf_get_height(pb));
+    g_clear_object(&pb);
+  }
+  g_free(same_file);
+  return pb;
+}
+
 gboolean i2v_image_load(const char *path, I2vImage *out, GError **error) {
   memset(out, 0, sizeof(*out));
   GError *err = NULL;
-  GdkPixbuf *pb = gdk_pixbuf_new_from_file(path, &err);
-  if (pb == NULL || err != NULL) {
-    /* Missing / unreadable files come as G_FILE_ERROR; anything else means the bytes are not a
-     * decodable PNG/JPEG (unknown format, truncated, empty). */
-    int code = err != NULL && err->domain == G_FILE_ERROR ? I2V_ERROR_IO : I2V_ERROR_FORMAT;
-    g_set_error(error, I2V_ERROR, code, "image %s: cannot %s: %s", path,
-                code == I2V_ERROR_IO ? "read the file" : "decode it as PNG or JPEG",
-                err != NULL ? err->message : "unknown error");
-    g_clear_error(&err);
-    g_clear_object(&pb);
+  int fd = i2v_input_open(path, &err);
+  if (fd < 0) {
+    g_set_error(error, err->domain, err->code, "image %s", err->message);
+    g_error_free(err);
     return FALSE;
   }
+  GdkPixbuf *pb = decode_file(fd, path, error);
+  close(fd);
+  if (pb == NULL) return FALSE;
   int w = gdk_pixbuf_get_width(pb), h = gdk_pixbuf_get_height(pb);
   int channels = gdk_pixbuf_get_n_channels(pb);
   if (w <= 0 || h <= 0 || gdk_pixbuf_get_bits_per_sample(pb) != 8 ||

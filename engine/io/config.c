@@ -5,7 +5,7 @@
 
 #include <i2v/error.h>
 
-#include "quote.h"
+#include "echo.h"
 
 void i2v_config_clear(I2vConfig *c) {
   if (c->json != NULL) json_object_unref(c->json);

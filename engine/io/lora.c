@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <i2v/error.h>
+#include "echo.h"
 #include "safetensors.h"
 
 /* One low-rank pair of one file, and where it goes. */
@@ -100,6 +101,7 @@ static char *kohya_form(const char *name) {
  * key fits none of the layouts. */
 static LoraModule *module_for_key(I2vLora *lora, GHashTable *of_file, const char *file,
                                   const char *key, Role *role, GError **error) {
+  I2vEcho shown; /* a name or spec entry as messages repeat it */
   size_t len = strlen(key);
   for (guint i = 0; i < G_N_ELEMENTS(suffixes); i++) {
     if (!g_str_has_suffix(key, suffixes[i].suffix)) continue;
@@ -127,7 +129,7 @@ static LoraModule *module_for_key(I2vLora *lora, GHashTable *of_file, const char
               "LoRA %s: tensor '%s' is not a LoRA tensor of the UNet or the text encoder "
               "(expected unet.<module>.lora_A.weight / lora_B.weight, lora_unet_<module>.lora_down."
               "weight / lora_up.weight / alpha, or the text_encoder / lora_te_ equivalents)",
-              file, key);
+              file, i2v_echo(key, &shown));
   return NULL;
 }
 
@@ -138,15 +140,23 @@ static int64_t numel(const I2vTensor *t) {
 /* Reads one tensor of the file into module m in its role. */
 static gboolean read_part(I2vSafetensors *st, const char *file, const char *key, LoraModule *m,
                           Role role, GError **error) {
+  I2vEcho shown;
   I2vTensor t;
-  if (!i2v_safetensors_read_f32(st, key, &t, error)) return FALSE;
+  GError *err = NULL;
+  if (!i2v_safetensors_check_finite(i2v_safetensors_find(st, key), &err) ||
+      !i2v_safetensors_read_f32(st, key, &t, &err)) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA %s", err->message);
+    g_error_free(err);
+    return FALSE;
+  }
   if (role == ROLE_ALPHA) {
     gboolean scalar = numel(&t) == 1;
     if (scalar) m->alpha = ((const float *)t.data)[0];
     i2v_host_tensor_free(&t);
     if (!scalar || !isfinite(m->alpha) || m->alpha <= 0) {
       g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
-                  "LoRA %s: '%s' must be one positive number (the module's alpha)", file, key);
+                  "LoRA %s: '%s' must be one positive number (the module's alpha)", file,
+                  i2v_echo(key, &shown));
       return FALSE;
     }
     m->have_alpha = TRUE;
@@ -155,8 +165,8 @@ static gboolean read_part(I2vSafetensors *st, const char *file, const char *key,
   if (t.ndim < 2) {
     i2v_host_tensor_free(&t);
     g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
-                "LoRA %s: '%s' has %d dimension(s), expected a matrix or conv kernel", file, key,
-                t.ndim);
+                "LoRA %s: '%s' has %d dimension(s), expected a matrix or conv kernel", file,
+                i2v_echo(key, &shown), t.ndim);
     return FALSE;
   }
   if (role == ROLE_DOWN) {
@@ -171,9 +181,11 @@ static gboolean read_part(I2vSafetensors *st, const char *file, const char *key,
 
 /* Both halves present and of one rank. */
 static gboolean check_module(const LoraModule *m, GError **error) {
+  I2vEcho shown;
   if (!m->have_down || !m->have_up) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA %s: module '%s' has no %s matrix", m->file,
-                m->module, m->have_down ? "up (lora_B / lora_up)" : "down (lora_A / lora_down)");
+                i2v_echo(m->module, &shown),
+                m->have_down ? "up (lora_B / lora_up)" : "down (lora_A / lora_down)");
     return FALSE;
   }
   int64_t r = m->down.shape[0];
@@ -182,7 +194,8 @@ static gboolean check_module(const LoraModule *m, GError **error) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                 "LoRA %s: module '%s': up matrix %s does not match the rank %" G_GINT64_FORMAT
                 " of its down matrix %s",
-                m->file, m->module, i2v_shape_format(m->up.ndim, m->up.shape, u, sizeof u), r,
+                m->file, i2v_echo(m->module, &shown),
+                i2v_shape_format(m->up.ndim, m->up.shape, u, sizeof u), r,
                 i2v_shape_format(m->down.ndim, m->down.shape, d, sizeof d));
     return FALSE;
   }
@@ -195,17 +208,14 @@ static char *target_key(const char *component, const char *target) {
 
 /* Reads one LoRA file with its scale into lora. */
 static gboolean read_file(I2vLora *lora, const char *path, double scale, GError **error) {
-  if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA file %s not found", path);
-    return FALSE;
-  }
-  I2vSafetensors *st = i2v_safetensors_open(path, error);
+  GError *err = NULL;
+  I2vSafetensors *st = i2v_safetensors_open(path, &err);
   if (st == NULL) { /* a LoRA error like the others, whatever the file's fault */
-    if (error != NULL && *error != NULL) {
-      (*error)->domain = I2V_ERROR;
-      (*error)->code = I2V_ERROR_LORA;
-      g_prefix_error(error, "LoRA: ");
-    }
+    if (g_error_matches(err, I2V_ERROR, I2V_ERROR_MISSING))
+      g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA file %s not found", path);
+    else
+      g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA file %s", err->message);
+    g_error_free(err);
     return FALSE;
   }
   GHashTable *of_file = g_hash_table_new(g_str_hash, g_str_equal); /* module → LoraModule */
@@ -240,6 +250,7 @@ static gboolean read_file(I2vLora *lora, const char *path, double scale, GError 
 
 /* Splits one spec entry "path[:scale]" (a ':' followed by a path is part of the path). */
 static gboolean parse_entry(const char *entry, char **path, double *scale, GError **error) {
+  I2vEcho shown;
   const char *colon = strrchr(entry, ':');
   *scale = 1.0;
   if (colon == NULL || strchr(colon, '/') != NULL) {
@@ -250,13 +261,14 @@ static gboolean parse_entry(const char *entry, char **path, double *scale, GErro
     if (colon[1] == '\0' || end == NULL || *end != '\0' || !isfinite(*scale)) {
       g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                   "LoRA '%s': the scale after ':' must be a number (e.g. style.safetensors:0.8)",
-                  entry);
+                  i2v_echo(entry, &shown));
       return FALSE;
     }
     *path = g_strndup(entry, colon - entry);
   }
   if (**path == '\0') {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA '%s': no file name", entry);
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA '%s': no file name",
+                i2v_echo(entry, &shown));
     g_free(*path);
     return FALSE;
   }
@@ -264,6 +276,7 @@ static gboolean parse_entry(const char *entry, char **path, double *scale, GErro
 }
 
 I2vLora *i2v_lora_open(const char *spec, GError **error) {
+  I2vEcho shown;
   I2vLora *lora = g_new0(I2vLora, 1);
   lora->modules = g_ptr_array_new_with_free_func((GDestroyNotify)module_free);
   lora->by_target =
@@ -282,7 +295,7 @@ I2vLora *i2v_lora_open(const char *spec, GError **error) {
   if (ok && !any) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                 "LoRA '%s': no file given (expected path[:scale][,path[:scale]...])",
-                spec != NULL ? spec : "");
+                i2v_echo(spec != NULL ? spec : "", &shown));
     ok = FALSE;
   }
   if (!ok) {
@@ -314,6 +327,7 @@ gboolean i2v_lora_targets(const I2vLora *lora, const char *component, const char
 /* values[out, K] += scale · alpha / r · up[out, r] · down[r, K], after checking the shapes. */
 static gboolean apply_module(LoraModule *m, const char *name, int ndim, const int64_t *shape,
                              float *values, GError **error) {
+  I2vEcho shown;
   int64_t out = shape[0], total = 1, r = m->down.shape[0];
   for (int d = 0; d < ndim; d++) total *= shape[d];
   int64_t K = out > 0 ? total / out : 0;
@@ -321,7 +335,8 @@ static gboolean apply_module(LoraModule *m, const char *name, int ndim, const in
     char w[96], d[96], u[96];
     g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                 "LoRA %s: module '%s' (down %s, up %s) does not fit %s weight '%s' of shape %s",
-                m->file, m->module, i2v_shape_format(m->down.ndim, m->down.shape, d, sizeof d),
+                m->file, i2v_echo(m->module, &shown),
+                i2v_shape_format(m->down.ndim, m->down.shape, d, sizeof d),
                 i2v_shape_format(m->up.ndim, m->up.shape, u, sizeof u), m->component, name,
                 i2v_shape_format(ndim, shape, w, sizeof w));
     return FALSE;
@@ -348,13 +363,14 @@ gboolean i2v_lora_apply(I2vLora *lora, const char *component, const char *name, 
 }
 
 gboolean i2v_lora_check_applied(const I2vLora *lora, GError **error) {
+  I2vEcho shown;
   for (guint i = 0; lora != NULL && i < lora->modules->len; i++) {
     const LoraModule *m = g_ptr_array_index(lora->modules, i);
     if (!m->applied) {
       g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
                   "LoRA %s: module '%s' matches no weight of the model's %s (a LoRA for another "
                   "model?)",
-                  m->file, m->module, m->component);
+                  m->file, i2v_echo(m->module, &shown), m->component);
       return FALSE;
     }
   }

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include <i2v/error.h>
+#include "echo.h"
+#include "json_load.h"
 
 /* The components I2VGenXLPipeline is constructed from (model_index.json keys = folder names). */
 static const char *const pipeline_components[] = {
@@ -19,29 +21,6 @@ struct I2vModelDir {
   void *record_user;
   I2vLora *lora; /* merged into the weights (borrowed) */
 };
-
-/* Parses path as a JSON object (new reference) or fails naming the file. */
-static JsonObject *load_json_object(const char *path, GError **error) {
-  if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_MISSING, "%s: file not found", path);
-    return NULL;
-  }
-  JsonParser *parser = json_parser_new();
-  GError *err = NULL;
-  JsonObject *obj = NULL;
-  if (!json_parser_load_from_file(parser, path, &err)) {
-    g_set_error(error, I2V_ERROR,
-                err->domain == JSON_PARSER_ERROR ? I2V_ERROR_FORMAT : I2V_ERROR_IO, "%s: %s", path,
-                err->message);
-    g_error_free(err);
-  } else if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s: expected a JSON object", path);
-  } else {
-    obj = json_object_ref(json_node_get_object(json_parser_get_root(parser)));
-  }
-  g_object_unref(parser);
-  return obj;
-}
 
 /* Checks that model_index.json names component as ["library", "Class"] and its folder exists. */
 static gboolean check_component(I2vModelDir *md, const char *component, GError **error) {
@@ -83,7 +62,7 @@ I2vModelDir *i2v_model_dir_open(const char *dir, const char *variant, GError **e
   md->path = g_strdup(dir);
   md->variant = g_strdup(variant);
   char *index_path = g_build_filename(dir, "model_index.json", NULL);
-  md->index = load_json_object(index_path, error);
+  md->index = i2v_json_load_object(index_path, error);
   g_free(index_path);
   gboolean ok = md->index != NULL;
   for (guint i = 0; ok && i < G_N_ELEMENTS(pipeline_components); i++)
@@ -131,7 +110,7 @@ gboolean i2v_model_dir_config(const I2vModelDir *md, const char *component, I2vC
   else if (strcmp(component, "tokenizer") == 0)
     file = "tokenizer_config.json";
   char *path = i2v_model_dir_file(md, component, file);
-  c->json = load_json_object(path, error);
+  c->json = i2v_json_load_object(path, error);
   g_snprintf(c->file, sizeof c->file, "%s/%s", component, file);
   g_free(path);
   return c->json != NULL;
@@ -197,7 +176,11 @@ static I2vWeights *open_weights(const I2vModelDir *md, const char *component, GE
   }
   I2vWeights *w = NULL;
   for (guint i = 0; i < G_N_ELEMENTS(candidates) && w == NULL; i++) {
-    if (!g_file_test(candidates[i], G_FILE_TEST_EXISTS)) continue;
+    /* a name that exists in the folder, even as a broken or looping symlink, is opened (and
+     * its problem reported) rather than skipped */
+    if (!g_file_test(candidates[i], G_FILE_TEST_EXISTS) &&
+        !g_file_test(candidates[i], G_FILE_TEST_IS_SYMLINK))
+      continue;
     I2vSafetensors *st = i2v_safetensors_open(candidates[i], error);
     if (st == NULL) break;
     w = i2v_weights_new_safetensors(st, component);

@@ -39,7 +39,8 @@ const char *i2v_model_dir_path(const I2vModelDir *md);
 char *i2v_model_dir_file(const I2vModelDir *md, const char *component, const char *file);
 
 /* Parses component/config.json (scheduler: scheduler_config.json; feature_extractor:
- * preprocessor_config.json; tokenizer: tokenizer_config.json) into c, labelled
+ * preprocessor_config.json; tokenizer: tokenizer_config.json) under the rules of json_load.h
+ * (regular file, bounded nesting, no key twice, an object) into c, labelled
  * "<component>/<file>" for messages; free with i2v_config_clear. FALSE with an error naming the
  * file. */
 gboolean i2v_model_dir_config(const I2vModelDir *md, const char *component, I2vConfig *c,

@@ -44,6 +44,11 @@ const I2vSafetensorsEntry *i2v_safetensors_entry(const I2vSafetensors *st, guint
 gboolean i2v_safetensors_read_f32(const I2vSafetensors *st, const char *name, I2vTensor *out,
                                   GError **error);
 
+/* Fails with an I2V_ERROR_FORMAT error naming the file, the tensor and the first bad element
+ * when a float tensor (F32, F16, BF16) holds a NaN or an infinity: weights that are not finite
+ * make garbage frames without a word, so loads check them. Other dtypes pass. */
+gboolean i2v_safetensors_check_finite(const I2vSafetensorsEntry *e, GError **error);
+
 /* Writer: collects host tensors (copied) and writes one file with sorted names. */
 typedef struct I2vSafetensorsWriter I2vSafetensorsWriter;
 

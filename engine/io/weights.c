@@ -144,7 +144,9 @@ static gboolean layout_shape(I2vLayout layout, int ndim, const int64_t *shape, i
   return FALSE;
 }
 
-/* Checks name's presence, shape and dtype in the file; returns its entry or NULL with error. */
+/* Checks name's presence, shape and dtype in the file and that its values are finite (one pass
+ * over the mapped bytes before they are converted or uploaded); returns its entry or NULL with
+ * error. */
 static const I2vSafetensorsEntry *find_checked(I2vWeights *w, const char *name, int ndim,
                                                const int64_t *shape, GError **error) {
   const I2vSafetensorsEntry *e = i2v_safetensors_find(w->st, name);
@@ -165,6 +167,12 @@ static const I2vSafetensorsEntry *find_checked(I2vWeights *w, const char *name, 
     g_set_error(error, I2V_ERROR, I2V_ERROR_SHAPE,
                 "%s: tensor '%s' in %s has dtype %s, expected a float dtype (F32, F16 or BF16)",
                 w->component, name, e->file, i2v_dtype_name(e->dtype));
+    return NULL;
+  }
+  GError *err = NULL;
+  if (!i2v_safetensors_check_finite(e, &err)) {
+    g_set_error(error, err->domain, err->code, "%s: %s", w->component, err->message);
+    g_error_free(err);
     return NULL;
   }
   return e;

@@ -54,8 +54,8 @@ void i2v_formula_fill(const char *name, int ndim, const int64_t *shape, guint64 
 
 /* Loads tensor name of the expected PyTorch shape into a new backend tensor (dtype
  * be->weight_dtype, layout applied, LoRA deltas merged). Errors: missing tensor, wrong shape,
- * non-float dtype, a LoRA delta of another shape — each naming the component, the file and the
- * tensor. Marks the tensor used. */
+ * non-float dtype, a NaN or infinity in the file, a LoRA delta of another shape — each naming the
+ * component, the file and the tensor. Marks the tensor used. */
 gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int ndim,
                           const int64_t *shape, I2vLayout layout, I2vTensor *out, GError **error);
 

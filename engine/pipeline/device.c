@@ -9,7 +9,7 @@
 #include "cuda_backend.h"
 #include <i2v/error.h>
 
-#include "quote.h"
+#include "echo.h"
 
 #ifndef I2V_HAVE_CUDA
 /* Without CUDA in the build the CUDA entry points exist and say so. */

@@ -10,12 +10,22 @@
 #include <string.h>
 
 #include <i2v/error.h>
+#include "echo.h"
+#include "input_file.h"
+#include "json_load.h"
 
 /* transformers' CLIPTokenizer.pat (compiled caseless, like there): the special strings, English
  * contractions, runs of letters, single digits, runs of anything else but whitespace. */
 #define CLIP_PRETOKENIZER_PATTERN                                                                  \
   "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|"              \
   "[^\\s\\p{L}\\p{N}]+"
+
+/* Largest merges.txt read (CLIP's is 0.5 MB). */
+#define MAX_MERGES_FILE_BYTES ((gsize)64 << 20)
+
+/* Most words whose BPE is kept (a service sees endless new words; the cache starts over when
+ * full). */
+#define CACHE_MAX_WORDS 16384
 
 /* Marks the last symbol of a word in the vocab and the merges. */
 #define END_OF_WORD "</w>"
@@ -42,36 +52,10 @@ struct I2vTokenizer {
 
 /* ---- loading ---- */
 
-/* Fails with an error naming path unless it is a regular file. */
-static gboolean require_file(const char *path, GError **error) {
-  if (g_file_test(path, G_FILE_TEST_IS_REGULAR)) return TRUE;
-  g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: file not found", path);
-  return FALSE;
-}
-
-/* Parses path as JSON and returns a new reference to its root object, or NULL with an error
- * naming the file. */
-static JsonObject *load_json_object(const char *path, GError **error) {
-  if (!require_file(path, error)) return NULL;
-  JsonParser *parser = json_parser_new();
-  GError *err = NULL;
-  JsonObject *obj = NULL;
-  if (!json_parser_load_from_file(parser, path, &err)) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s: invalid JSON: %s", path, err->message);
-    g_error_free(err);
-  } else if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s: expected a JSON object at the top", path);
-  } else {
-    obj = json_object_ref(json_node_get_object(json_parser_get_root(parser)));
-  }
-  g_object_unref(parser);
-  return obj;
-}
-
 /* vocab.json: an object mapping each token string to its id; the ids must be 0..size-1, each
  * used once, so that id_tokens can invert it. */
 static gboolean load_vocab(I2vTokenizer *tok, const char *path, GError **error) {
-  JsonObject *obj = load_json_object(path, error);
+  JsonObject *obj = i2v_json_load_object(path, error);
   if (obj == NULL) return FALSE;
   guint size = json_object_get_size(obj);
   tok->id_tokens = g_new0(const char *, size);
@@ -81,18 +65,19 @@ static gboolean load_vocab(I2vTokenizer *tok, const char *path, GError **error) 
   JsonNode *node;
   json_object_iter_init(&iter, obj);
   while (ok && json_object_iter_next(&iter, &token, &node)) {
+    I2vEcho a, b;
     gint64 id = -1;
     if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_INT64)
       id = json_node_get_int(node);
     if (id < 0 || id >= size) {
       g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
-                  "%s: key '%s' must map to an integer id in [0, %u) (the vocab size)", path, token,
-                  size);
+                  "%s: key '%s' must map to an integer id in [0, %u) (the vocab size)", path,
+                  i2v_echo(token, &a), size);
       ok = FALSE;
     } else if (tok->id_tokens[id] != NULL) {
       g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
                   "%s: id %" G_GINT64_FORMAT " is used by both '%s' and '%s'", path, id,
-                  tok->id_tokens[id], token);
+                  i2v_echo(tok->id_tokens[id], &a), i2v_echo(token, &b));
       ok = FALSE;
     } else {
       char *key = g_strdup(token);
@@ -158,26 +143,27 @@ static char *split_line(char *line) {
 }
 
 /* merges.txt: a "#version" header line, then one "left right" merge per line, the rank being
- * its index. Like transformers, only the first n_merges lines count (the vocab has room for no
- * more results); both symbols and their concatenation must be vocab tokens. */
+ * its index; both symbols and their concatenation must be vocab tokens. The vocab holds one
+ * result per merge (see i2v_tokenizer_load), so the file must have at least n_merges merges (a
+ * truncated file would tokenize differently without a word); like transformers, lines past
+ * n_merges are not used. */
 static gboolean load_merges(I2vTokenizer *tok, const char *path, int n_merges, GError **error) {
-  char *text = NULL;
-  GError *err = NULL;
-  if (!require_file(path, error)) return FALSE;
-  if (!g_file_get_contents(path, &text, NULL, &err)) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_IO, "%s: %s", path, err->message);
-    g_error_free(err);
-    return FALSE;
-  }
+  GBytes *bytes = i2v_input_read(path, MAX_MERGES_FILE_BYTES, error);
+  if (bytes == NULL) return FALSE;
+  gsize len;
+  const char *data = g_bytes_get_data(bytes, &len);
+  char *text = g_strndup(data != NULL ? data : "", len); /* NUL-terminated for the line split */
+  g_bytes_unref(bytes);
   g_strchomp(text); /* trailing newlines end no merge */
   char *line = text, *next = split_line(text);
   gboolean ok = g_str_has_prefix(line, "#version");
   if (!ok)
     g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT, "%s line 1: expected the '#version' header",
                 path);
-  tok->merge_pairs = g_new(guint64, n_merges);
-  tok->merge_results = g_new(int, n_merges);
-  for (int rank = 0, line_no = 2; ok && rank < n_merges && next != NULL; rank++, line_no++) {
+  tok->merge_pairs = g_new(guint64, MAX(n_merges, 1));
+  tok->merge_results = g_new(int, MAX(n_merges, 1));
+  int rank = 0;
+  for (int line_no = 2; ok && rank < n_merges && next != NULL; rank++, line_no++) {
     line = next;
     next = split_line(line);
     char *sym[2];
@@ -193,9 +179,10 @@ static gboolean load_merges(I2vTokenizer *tok, const char *path, int n_merges, G
     int left = vocab_id(tok, sym[0]), right = vocab_id(tok, sym[1]), merged = vocab_id(tok, joined);
     const char *missing = left < 0 ? sym[0] : right < 0 ? sym[1] : merged < 0 ? joined : NULL;
     if (missing != NULL) {
+      I2vEcho a, b, m;
       g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
                   "%s line %d: merge '%s %s' uses '%s', which is not in vocab.json", path, line_no,
-                  sym[0], sym[1], missing);
+                  i2v_echo(sym[0], &a), i2v_echo(sym[1], &b), i2v_echo(missing, &m));
       ok = FALSE;
     } else {
       tok->merge_pairs[rank] = ((guint64)left << 32) | (guint32)right;
@@ -203,6 +190,14 @@ static gboolean load_merges(I2vTokenizer *tok, const char *path, int n_merges, G
       g_hash_table_insert(tok->merge_ranks, &tok->merge_pairs[rank], GINT_TO_POINTER(rank + 1));
     }
     g_free(joined);
+  }
+  if (ok && rank < n_merges) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                "%s: %d merges, but vocab.json's %u tokens need %d (vocab = 2 x 256 byte symbols + "
+                "one token per merge + %d special tokens): a truncated merges.txt?",
+                path, rank, g_hash_table_size(tok->vocab), n_merges,
+                (int)g_strv_length((char **)tok->special_tokens));
+    ok = FALSE;
   }
   g_free(text);
   return ok;
@@ -223,7 +218,7 @@ static const char *config_token(JsonObject *obj, const char *key) {
 /* tokenizer_config.json: model_max_length and the bos / eos / pad / unk token strings, which
  * must be vocab tokens. unk is checked but never used: no lookup can miss (see the top). */
 static gboolean load_config(I2vTokenizer *tok, const char *path, GError **error) {
-  JsonObject *obj = load_json_object(path, error);
+  JsonObject *obj = i2v_json_load_object(path, error);
   if (obj == NULL) return FALSE;
   gboolean ok = TRUE;
   JsonNode *max = json_object_get_member(obj, "model_max_length");
@@ -247,8 +242,9 @@ static gboolean load_config(I2vTokenizer *tok, const char *path, GError **error)
                   path, keys[k]);
       ok = FALSE;
     } else if (ids[k] < 0) {
+      I2vEcho shown;
       g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG, "%s: %s '%s' is not in vocab.json", path,
-                  keys[k], token);
+                  keys[k], i2v_echo(token, &shown));
       ok = FALSE;
     } else if (!g_strv_contains(tok->special_tokens, token)) {
       tok->special_tokens[n_distinct++] = tok->id_tokens[ids[k]];
@@ -277,9 +273,18 @@ I2vTokenizer *i2v_tokenizer_load(const char *dir, GError **error) {
                 load_config(tok, config_path, error);
   if (ok) {
     /* CLIP's vocab is the 256 byte symbols, the same 256 with "</w>", one result per merge and
-     * the two special tokens: that fixes how many merges are in use (49152 - 256 - 2). */
-    int n_merges = MAX(0, (int)g_hash_table_size(tok->vocab) - 2 * 256 - 2);
-    ok = load_merges(tok, merges_path, n_merges, error);
+     * the distinct special tokens (49408 = 512 + 48894 merges + <|startoftext|>, <|endoftext|>):
+     * that fixes how many merges are in use. */
+    int n_special = (int)g_strv_length((char **)tok->special_tokens);
+    int n_merges = (int)g_hash_table_size(tok->vocab) - 2 * 256 - n_special;
+    if (n_merges < 0) {
+      g_set_error(error, I2V_ERROR, I2V_ERROR_FORMAT,
+                  "%s: %u tokens, fewer than the 2 x 256 byte symbols and %d special tokens a CLIP "
+                  "vocab holds",
+                  vocab_path, g_hash_table_size(tok->vocab), n_special);
+      ok = FALSE;
+    }
+    ok = ok && load_merges(tok, merges_path, n_merges, error);
   }
   if (ok) {
     GError *err = NULL;
@@ -470,35 +475,101 @@ static int merge_rank(const I2vTokenizer *tok, int left, int right) {
   return GPOINTER_TO_INT(g_hash_table_lookup(tok->merge_ranks, &key)) - 1;
 }
 
+/* One symbol of a word during BPE: a doubly linked list over the word's bytes (a merge keeps the
+ * left symbol's slot and unlinks the right one; -1 ends the list, id -1 marks a merged-away
+ * slot). */
+typedef struct {
+  int id, prev, next;
+} Symbol;
+
+/* A possible merge: the pair starting at symbol pos, of the given rank. */
+typedef struct {
+  int rank, pos;
+} Candidate;
+
+static gboolean candidate_before(Candidate a, Candidate b) {
+  return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos);
+}
+
+/* Adds c to the binary min-heap heap (ordered by rank, then position). */
+static void heap_push(GArray *heap, Candidate c) {
+  g_array_append_val(heap, c);
+  Candidate *h = (Candidate *)heap->data;
+  for (guint i = heap->len - 1; i > 0 && candidate_before(h[i], h[(i - 1) / 2]); i = (i - 1) / 2) {
+    Candidate t = h[i];
+    h[i] = h[(i - 1) / 2];
+    h[(i - 1) / 2] = t;
+  }
+}
+
+/* Removes and returns the first candidate of a non-empty heap. */
+static Candidate heap_pop(GArray *heap) {
+  Candidate *h = (Candidate *)heap->data, top = h[0];
+  h[0] = h[heap->len - 1];
+  g_array_set_size(heap, heap->len - 1);
+  for (guint i = 0;;) {
+    guint l = 2 * i + 1, r = l + 1, m = i;
+    if (l < heap->len && candidate_before(h[l], h[m])) m = l;
+    if (r < heap->len && candidate_before(h[r], h[m])) m = r;
+    if (m == i) break;
+    Candidate t = h[i];
+    h[i] = h[m];
+    h[m] = t;
+    i = m;
+  }
+  return top;
+}
+
+/* Records the merge of symbol pos with its right neighbour, if the pair has a rank. */
+static void add_candidate(const I2vTokenizer *tok, const Symbol *sym, int pos, GArray *to) {
+  if (pos < 0 || sym[pos].next < 0) return;
+  int rank = merge_rank(tok, sym[pos].id, sym[sym[pos].next].id);
+  if (rank >= 0) heap_push(to, (Candidate){rank, pos});
+}
+
 /* BPE of one pre-token: its bytes as alphabet symbols, the last one word-final, then the
  * lowest-ranked adjacent pair is merged at every (non-overlapping, left to right) occurrence
- * until no pair has a rank. Returns a new array of the resulting ids. */
+ * until no pair has a rank. Returns a new array of the resulting ids.
+ *
+ * O(n log n) in the word's length n (the textbook loop rescans the word per merge: a 32 K-letter
+ * word took 31 s): the ranked pairs wait in a heap ordered by (rank, position). One round pops
+ * every candidate of the lowest rank, left to right, skipping those a previous merge changed
+ * (their ids no longer make the pair); the pairs a merge creates join the heap only after the
+ * round, since the loop above merges every occurrence of one pair before it looks for the next
+ * pair. A new pair never equals the one being merged (a merge result is longer than either
+ * half), so a round sees exactly the occurrences the loop would. */
 static GArray *bpe(const I2vTokenizer *tok, const char *piece, gsize len) {
+  int n = (int)len;
+  Symbol *sym = g_new(Symbol, MAX(n, 1));
+  for (int i = 0; i < n; i++) {
+    const int *symbols = i + 1 == n ? tok->byte_symbols_eow : tok->byte_symbols;
+    sym[i] = (Symbol){symbols[(guint8)piece[i]], i - 1, i + 1 < n ? i + 1 : -1};
+  }
+  GArray *heap = g_array_new(FALSE, FALSE, sizeof(Candidate));
+  GArray *created = g_array_new(FALSE, FALSE, sizeof(Candidate)); /* this round's new pairs */
+  for (int i = 0; i + 1 < n; i++) add_candidate(tok, sym, i, heap);
+  while (heap->len > 0) {
+    int rank = g_array_index(heap, Candidate, 0).rank;
+    while (heap->len > 0 && g_array_index(heap, Candidate, 0).rank == rank) {
+      int pos = heap_pop(heap).pos, right = sym[pos].next;
+      if (sym[pos].id < 0 || right < 0 ||
+          (((guint64)sym[pos].id << 32) | (guint32)sym[right].id) != tok->merge_pairs[rank])
+        continue; /* changed by an earlier merge */
+      sym[pos].id = tok->merge_results[rank];
+      sym[pos].next = sym[right].next;
+      if (sym[right].next >= 0) sym[sym[right].next].prev = pos;
+      sym[right].id = -1;
+      add_candidate(tok, sym, sym[pos].prev, created);
+      add_candidate(tok, sym, pos, created);
+    }
+    for (guint i = 0; i < created->len; i++) heap_push(heap, g_array_index(created, Candidate, i));
+    g_array_set_size(created, 0);
+  }
   GArray *ids = g_array_sized_new(FALSE, FALSE, sizeof(int), len);
-  for (gsize i = 0; i < len; i++) {
-    const int *symbols = i + 1 == len ? tok->byte_symbols_eow : tok->byte_symbols;
-    g_array_append_val(ids, symbols[(guint8)piece[i]]);
-  }
-  int *sym = (int *)ids->data;
-  for (;;) {
-    int best = INT_MAX;
-    for (guint i = 0; i + 1 < ids->len; i++) {
-      int rank = merge_rank(tok, sym[i], sym[i + 1]);
-      if (rank >= 0 && rank < best) best = rank;
-    }
-    if (best == INT_MAX) break;
-    int left = (int)(tok->merge_pairs[best] >> 32), right = (int)(guint32)tok->merge_pairs[best];
-    guint n = 0;
-    for (guint i = 0; i < ids->len; n++) {
-      if (i + 1 < ids->len && sym[i] == left && sym[i + 1] == right) {
-        sym[n] = tok->merge_results[best];
-        i += 2;
-      } else {
-        sym[n] = sym[i++];
-      }
-    }
-    g_array_set_size(ids, n);
-  }
+  for (int i = n > 0 ? 0 : -1; i >= 0; i = sym[i].next) g_array_append_val(ids, sym[i].id);
+  g_array_unref(created);
+  g_array_unref(heap);
+  g_free(sym);
   return ids;
 }
 
@@ -515,6 +586,7 @@ static void encode_pretoken(I2vTokenizer *tok, const char *piece, gsize len, GAr
   GArray *word = g_hash_table_lookup(tok->cache, key);
   if (word == NULL) {
     word = bpe(tok, piece, len);
+    if (g_hash_table_size(tok->cache) >= CACHE_MAX_WORDS) g_hash_table_remove_all(tok->cache);
     g_hash_table_insert(tok->cache, key, word);
   } else {
     g_free(key);
@@ -523,12 +595,13 @@ static void encode_pretoken(I2vTokenizer *tok, const char *piece, gsize len, GAr
   g_mutex_unlock(&tok->cache_lock);
 }
 
-/* Normalises a stretch of text without special tokens and appends the ids of its pre-tokens. */
-static void encode_plain(I2vTokenizer *tok, const char *text, gsize len, GArray *ids) {
+/* Normalises a stretch of text without special tokens and appends the ids of its pre-tokens,
+ * stopping once ids holds more than limit. */
+static void encode_plain(I2vTokenizer *tok, const char *text, gsize len, guint limit, GArray *ids) {
   char *normal = normalize_text(text, len);
   GMatchInfo *match;
   g_regex_match(tok->pretokenizer, normal, 0, &match);
-  for (; g_match_info_matches(match); g_match_info_next(match, NULL)) {
+  for (; ids->len <= limit && g_match_info_matches(match); g_match_info_next(match, NULL)) {
     int start, end;
     g_match_info_fetch_pos(match, 0, &start, &end);
     encode_pretoken(tok, normal + start, end - start, ids);
@@ -548,9 +621,11 @@ static gsize special_token_at(const I2vTokenizer *tok, const char *p) {
 }
 
 /* The ids of text without bos / eos: special tokens written in the raw text (exact match) are
- * split out first, the text between them is normalised and BPE-encoded. Returns a new array of
- * int ids, or NULL with an error if text is not UTF-8. */
-static GArray *encode_ids(const I2vTokenizer *ctok, const char *text, GError **error) {
+ * split out first, the text between them is normalised and BPE-encoded. Stops once more than
+ * limit ids exist (G_MAXUINT: all of them), so a long prompt costs no more than the tokens the
+ * text encoder keeps. Returns a new array of int ids, or NULL with an error if text is not
+ * UTF-8. */
+static GArray *encode_ids(const I2vTokenizer *ctok, const char *text, guint limit, GError **error) {
   const char *bad;
   if (!g_utf8_validate(text, -1, &bad)) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
@@ -561,23 +636,23 @@ static GArray *encode_ids(const I2vTokenizer *ctok, const char *text, GError **e
   I2vTokenizer *tok = (I2vTokenizer *)ctok; /* only the locked BPE cache changes */
   GArray *ids = g_array_new(FALSE, FALSE, sizeof(int));
   const char *plain = text;
-  for (const char *p = text; *p != '\0';) {
+  for (const char *p = text; *p != '\0' && ids->len <= limit;) {
     gsize special = special_token_at(tok, p);
     if (special == 0) {
       p++;
       continue;
     }
-    encode_plain(tok, plain, p - plain, ids);
-    encode_pretoken(tok, p, special, ids);
+    encode_plain(tok, plain, p - plain, limit, ids);
+    if (ids->len <= limit) encode_pretoken(tok, p, special, ids);
     p += special;
     plain = p;
   }
-  encode_plain(tok, plain, strlen(plain), ids);
+  if (ids->len <= limit) encode_plain(tok, plain, strlen(plain), limit, ids);
   return ids;
 }
 
 int64_t *i2v_tokenizer_encode(const I2vTokenizer *tok, const char *text, int *n, GError **error) {
-  GArray *bpe_ids = encode_ids(tok, text, error);
+  GArray *bpe_ids = encode_ids(tok, text, G_MAXUINT, error);
   if (bpe_ids == NULL) return NULL;
   *n = (int)bpe_ids->len + 2;
   int64_t *ids = g_new(int64_t, *n);
@@ -590,9 +665,10 @@ int64_t *i2v_tokenizer_encode(const I2vTokenizer *tok, const char *text, int *n,
 
 gboolean i2v_tokenizer_encode_padded(const I2vTokenizer *tok, const char *text, int64_t *ids,
                                      gboolean *truncated, GError **error) {
-  GArray *bpe_ids = encode_ids(tok, text, error);
+  int room = tok->max_length - 2;
+  GArray *bpe_ids = encode_ids(tok, text, (guint)room, error); /* one more tells truncation */
   if (bpe_ids == NULL) return FALSE;
-  int room = tok->max_length - 2, kept = MIN((int)bpe_ids->len, room);
+  int kept = MIN((int)bpe_ids->len, room);
   ids[0] = tok->bos_id;
   for (int i = 0; i < kept; i++) ids[i + 1] = g_array_index(bpe_ids, int, i);
   ids[kept + 1] = tok->eos_id;
@@ -603,7 +679,7 @@ gboolean i2v_tokenizer_encode_padded(const I2vTokenizer *tok, const char *text, 
 }
 
 char **i2v_tokenizer_bpe_tokens(const I2vTokenizer *tok, const char *text, GError **error) {
-  GArray *bpe_ids = encode_ids(tok, text, error);
+  GArray *bpe_ids = encode_ids(tok, text, G_MAXUINT, error);
   if (bpe_ids == NULL) return NULL;
   char **tokens = g_new(char *, bpe_ids->len + 1);
   for (guint i = 0; i < bpe_ids->len; i++)

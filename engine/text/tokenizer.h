@@ -9,8 +9,10 @@ G_BEGIN_DECLS
 
 typedef struct I2vTokenizer I2vTokenizer;
 
-/* Loads the tokenizer from dir (the tokenizer/ folder). Errors name the file and the line or key
- * at fault. Returns a new tokenizer (free with i2v_tokenizer_free) or NULL. */
+/* Loads the tokenizer from dir (the tokenizer/ folder). merges.txt must hold as many merges as
+ * the vocab has room for (vocab size − 2·256 byte symbols − the distinct special tokens): a
+ * truncated file is an error, not a different tokenization. Errors name the file and the line or
+ * key at fault. Returns a new tokenizer (free with i2v_tokenizer_free) or NULL. */
 I2vTokenizer *i2v_tokenizer_load(const char *dir, GError **error);
 
 /* Frees a tokenizer (NULL allowed). */
@@ -26,7 +28,8 @@ int64_t *i2v_tokenizer_encode(const I2vTokenizer *tok, const char *text, int *n,
 
 /* What the pipeline feeds the text encoder: max_length ids, BPE ids truncated to max_length - 2,
  * eos appended, padded with the pad id. ids must hold max_length values. Sets *truncated when
- * ids were dropped. */
+ * ids were dropped. Encoding stops once the ids are known (a long prompt costs no more than its
+ * first words). */
 gboolean i2v_tokenizer_encode_padded(const I2vTokenizer *tok, const char *text, int64_t *ids,
                                      gboolean *truncated, GError **error);
 

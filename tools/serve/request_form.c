@@ -5,6 +5,8 @@
 #include <libsoup/soup.h>
 #include <string.h>
 
+#include "json_load.h"
+
 void request_form_clear(RequestForm *f) {
   g_clear_pointer(&f->fields, g_hash_table_unref);
   g_clear_pointer(&f->image, g_bytes_unref);
@@ -112,16 +114,14 @@ static gboolean json_member_text(JsonNode *n, const char *name, char **out, ApiE
 static gboolean parse_json(GBytes *body, RequestForm *f, ApiError **err) {
   gsize n;
   const char *d = g_bytes_get_data(body, &n);
-  g_autoptr(JsonParser) parser = json_parser_new();
   GError *e = NULL;
-  if (!json_parser_load_from_data(parser, n ? d : "", (gssize)n, &e) ||
-      !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
-    api_error_set(err, 400, "invalid_body", NULL, "the JSON body is not an object%s%s",
-                  e ? ": " : "", e ? e->message : "");
+  /* bounded nesting: json-glib recurses once per level, and a body is anyone's */
+  g_autoptr(JsonObject) o = i2v_json_parse_object(n ? d : "", n, "the JSON body", &e);
+  if (o == NULL) {
+    api_error_set(err, 400, "invalid_body", NULL, "%s", e->message);
     g_clear_error(&e);
     return FALSE;
   }
-  JsonObject *o = json_node_get_object(json_parser_get_root(parser));
   g_autoptr(GList) members = json_object_get_members(o);
   gboolean ok = TRUE;
   for (GList *m = members; ok && m != NULL; m = m->next) {

@@ -13,8 +13,11 @@ typedef struct {
   guint8 *rgb;
 } I2vImage;
 
-/* Decodes a PNG or JPEG file to RGB8 (alpha dropped as PIL's convert("RGB") does). Errors name
- * the file. Free out with i2v_image_clear. */
+/* Decodes a PNG or JPEG file (recognised by its first bytes; other formats are refused) to RGB8
+ * (alpha dropped as PIL's convert("RGB") does). Only regular files are read; an image whose
+ * header announces more pixels than the limit (64 megapixels unless I2V_MAX_IMAGE_PIXELS says
+ * otherwise) is refused before it is decoded. Errors name the file. Free out with
+ * i2v_image_clear. */
 I2V_API gboolean i2v_image_load(const char *path, I2vImage *out, GError **error);
 
 /* Writes img as an 8-bit RGB PNG. */
