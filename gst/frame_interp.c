@@ -345,7 +345,7 @@ static float sample_u8(const FrameInterp *fi, const guint8 *f, int stride, int c
 }
 
 gboolean gst_frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride,
-                          const gint *stop) {
+                              const gint *stop) {
   float tf = (float)CLAMP(t, 0.0, 1.0);
   Field fd = {g_new(Vec, fi->max_blocks), g_new(Vec, fi->max_blocks), g_new(Vec, fi->max_blocks)};
   gboolean complete = estimate(fi, &fd, tf, stop);

@@ -34,6 +34,6 @@ void gst_frame_interp_set_pair(FrameInterp *fi, const guint8 *a, int a_stride, c
  * int at stop (NULL: never) is non-zero; it looks between pyramid levels and rows of blocks or
  * pixels, so stopping takes milliseconds. TRUE when the frame is complete. */
 gboolean gst_frame_interp_run(const FrameInterp *fi, double t, guint8 *out, int out_stride,
-                                                         const gint *stop);
+                              const gint *stop);
 
 G_END_DECLS

@@ -110,9 +110,10 @@ static GstFlowReturn interpolate_all(GstI2vinterp *self, GstBuffer **out) {
   if (ready == n) {
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : complete)
     for (int k = 0; k < n; k++)
-      complete += gst_frame_interp_run(self->interp, (double)(k + 1) / self->active_factor,
-                                   GST_VIDEO_FRAME_PLANE_DATA(&frames[k], 0),
-                                   GST_VIDEO_FRAME_PLANE_STRIDE(&frames[k], 0), &self->stopping);
+      complete +=
+          gst_frame_interp_run(self->interp, (double)(k + 1) / self->active_factor,
+                               GST_VIDEO_FRAME_PLANE_DATA(&frames[k], 0),
+                               GST_VIDEO_FRAME_PLANE_STRIDE(&frames[k], 0), &self->stopping);
   }
   GstFlowReturn ret = ready < n ? GST_FLOW_ERROR : complete < n ? GST_FLOW_FLUSHING : GST_FLOW_OK;
   for (int k = 0; k < ready; k++) {
