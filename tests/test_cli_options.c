@@ -75,9 +75,9 @@ static void test_generate_checks_before_loading(void) {
                                       "\xff",     NULL};
   tool_expect_failure(bad_negative, 2, "--negative-prompt");
   /* parameters out of range: status 2 naming the parameter, the model never opened */
-  const char *const params[][2] = {{"--steps", "0"},     {"--steps", "1000000"}, {"--frames", "0"},
-                                   {"--width", "-8"},    {"--height", "0"},      {"--fps", "0"},
-                                   {"--guidance", "nan"}};
+  const char *const params[][2] = {{"--steps", "0"},      {"--steps", "1000000"}, {"--frames", "0"},
+                                   {"--width", "-8"},     {"--height", "0"},      {"--fps", "0"},
+                                   {"--guidance", "nan"}, {"--guidance", "1e308"}};
   for (gsize i = 0; i < G_N_ELEMENTS(params); i++) {
     const char *const args[] = {"generate", "--model", NO_MODEL,     "--image",    "x.png",
                                 "--prompt", "a cat",   params[i][0], params[i][1], NULL};

@@ -293,6 +293,8 @@ static void test_bad_params(void) {
   expect_invalid(m, &p, "guidance -1");
   p.guidance = NAN;
   expect_invalid(m, &p, "guidance");
+  p.guidance = 1e308; /* finite but far above the element's 0..100: black frames once */
+  expect_invalid(m, &p, "guidance 1e+308");
   p = k.p;
   p.width = 0;
   expect_invalid(m, &p, "width 0");
