@@ -39,7 +39,7 @@ run_suite() {
 echo "== tests (build/) =="
 run_suite build
 echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) =="
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan --no-suite slow
 
 # Slow tier, part 2: a short bounded run of every fuzz target (tests/fuzz/README.md), 20 s each,

@@ -324,6 +324,16 @@ static void test_bad_params(void) {
   g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
   g_assert_nonnull(strstr(err->message, "0×0"));
   g_clear_error(&err);
+  /* the largest job the bounds allow needs ~0.5 TB of latents: a NO_MEMORY error before any
+   * work, not an abort in g_new (the run's buffers use the failable path) */
+  p = k.p;
+  p.width = p.height = I2V_MAX_SIDE;
+  p.frames = I2V_MAX_FRAMES;
+  g_assert_true(i2v_params_validate(m, &p, NULL));
+  g_assert_false(generate(m, &k.image, &p, &cap, FALSE, &err));
+  g_assert_error(err, I2V_ERROR, I2V_ERROR_NO_MEMORY);
+  g_test_message("expected error: %s", err->message);
+  g_clear_error(&err);
   g_assert_cmpint(cap.progress_calls + cap.frame_calls, ==, 0);
   capture_clear(&cap);
   i2v_model_unref(m);
