@@ -88,7 +88,7 @@ function sizeChoices(limits) {
   };
   for (const p of capabilities.presets) add(...p.size.split("x").map(Number));
   for (const [a, b] of [[1, 1], [16, 9], [9, 16], [4, 3], [3, 4]])
-    for (const scale of [1, 0.75, 0.5, 0.25]) {
+    for (const scale of [1, 0.75, 0.5]) {
       const long = fit(max * scale);
       if (a >= b) add(long, fit((long * b) / a));
       else add(fit((long * a) / b), long);
