@@ -29,8 +29,7 @@ static gboolean query_size(SoupServerMessage *msg, GHashTable *query, const char
 
 void http_crop(SoupServerMessage *msg, GHashTable *query) {
   int src_w, src_h, w, h, resized_w, resized_h, x, y;
-  if (!query_size(msg, query, "image", &src_w, &src_h) ||
-      !query_size(msg, query, "size", &w, &h))
+  if (!query_size(msg, query, "image", &src_w, &src_h) || !query_size(msg, query, "size", &w, &h))
     return;
   i2v_center_crop_wide_size(src_w, src_h, w, h, &resized_w, &resized_h, &x, &y);
   /* the crop in the input image's pixels, for drawing on it; may reach outside it by a fraction
@@ -41,11 +40,10 @@ void http_crop(SoupServerMessage *msg, GHashTable *query) {
   g_ascii_formatd(num[1], sizeof(num[1]), "%.6g", y * sy);
   g_ascii_formatd(num[2], sizeof(num[2]), "%.6g", w * sx);
   g_ascii_formatd(num[3], sizeof(num[3]), "%.6g", h * sy);
-  http_send_json(
-      msg, 200,
-      g_strdup_printf("{\"object\":\"crop\",\"image\":\"%dx%d\",\"size\":\"%dx%d\","
-                      "\"resized\":\"%dx%d\",\"x\":%d,\"y\":%d,"
-                      "\"image_crop\":{\"x\":%s,\"y\":%s,\"width\":%s,\"height\":%s}}",
-                      src_w, src_h, w, h, resized_w, resized_h, x, y, num[0], num[1], num[2],
-                      num[3]));
+  http_send_json(msg, 200,
+                 g_strdup_printf("{\"object\":\"crop\",\"image\":\"%dx%d\",\"size\":\"%dx%d\","
+                                 "\"resized\":\"%dx%d\",\"x\":%d,\"y\":%d,"
+                                 "\"image_crop\":{\"x\":%s,\"y\":%s,\"width\":%s,\"height\":%s}}",
+                                 src_w, src_h, w, h, resized_w, resized_h, x, y, num[0], num[1],
+                                 num[2], num[3]));
 }

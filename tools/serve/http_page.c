@@ -23,7 +23,9 @@ static int page_file(const char *path) {
   return -1;
 }
 
-gboolean http_page_has(const char *path) { return page_file(path) >= 0; }
+gboolean http_page_has(const char *path) {
+  return page_file(path) >= 0;
+}
 
 void http_page_send(SoupServerMessage *msg, const char *path) {
   int i = page_file(path);
