@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from service_lib import Server, Tap, log, temp_dir  # noqa: E402
+from service_lib import Server, Tap, log, temp_dir, tiny_lora, tiny_model  # noqa: E402
 
 TAP = Tap()
 check = TAP.check
@@ -159,6 +159,11 @@ def set_controls(driver, caps, preset_name):
     check("slider: keyboard moves steps, its value and the estimate follow",
           shown == str(want_steps - 20) and f"{frames * (want_steps - 20)} frame-steps" in estimate,
           f"shown {shown!r}, estimate {estimate!r}")
+    Select(driver.find_element("id", "interpolate")).select_by_value("2")
+    loras = driver.execute_script(
+        "return [...document.getElementById('lora').options].map((o) => o.value)")
+    check("LoRA selector: none and the server's allow-list", loras == [""] + caps["loras"] and
+          len(caps["loras"]) == 1, f"{loras} vs {caps['loras']}")
     driver.find_element("id", "prompt").send_keys("clouds drifting at sunset")
 
 
@@ -176,17 +181,23 @@ def submit_and_finish(driver, server):
                                  job_id)
     middle = [p["value"] for p in seen if 0 < p["value"] < 100]
     steps_text = [p["text"] for p in seen if p["text"].startswith("step ")]
-    check("progress: the bar advanced through the events (step i/n shown)",
-          len(set(middle)) >= 2 and middle == sorted(middle) and steps_text,
-          f"seen {seen[:40]}")
+    frames_text = [p["text"] for p in seen if p["text"].startswith("decoding frame ")]
+    check("progress: the bar advanced through the events (step i/n, frame j/m, time left)",
+          len(set(middle)) >= 2 and middle == sorted(middle) and steps_text and frames_text and
+          any("s left" in t for t in steps_text), f"seen {seen[:40]}")
     video = server.get(f"/v1/videos/{job_id}").json()
     duration = driver.execute_script(
         "return document.querySelector(`#jobs li[data-id=\"${arguments[0]}\"] video`).duration",
         job_id)
     want = video["num_frames"] / video["fps"]
     check(f"clip: <video> ready to play, {duration} s = {video['num_frames']} frames / "
-          f"{video['fps']} fps", ready and abs(duration - want) <= 1.0 / video["fps"],
+          f"{video['fps']} fps (interpolated ×{video['interpolate']})",
+          ready and video["interpolate"] == 2 and abs(duration - want) <= 1.0 / video["fps"],
           f"ready {ready}, duration {duration}, video {video}")
+    estimate = wait_for(driver, "document.getElementById('estimate').textContent.includes("
+                        "'s per step') && document.getElementById('estimate').textContent")
+    check("estimate: the server's measured seconds per step once a job ran at this size",
+          estimate and f"at {video['size'].replace('x', '×')}" in estimate, f"{estimate!r}")
     link = driver.execute_script(
         "return document.querySelector(`#jobs li[data-id=\"${arguments[0]}\"] .download`)"
         ".getAttribute('download')", job_id)
@@ -260,18 +271,36 @@ def narrow(driver):
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def page_without_key(server):
+    page = server.get("/", key=False)
+    script = server.get("/app.js", key=False)
+    crop = server.get("/v1/crop?image=512x512&size=32x18", key=False)
+    check("page files need no key, the API does", page.status == 200 and b"app.js" in page.body and
+          script.status == 200 and crop.status == 401 and "Content-Security-Policy" in page.headers,
+          f"{page!r} {script!r} {crop!r}")
+    bad = server.get("/v1/crop?image=512&size=32x18")
+    check("/v1/crop: a malformed size is a 400 naming it", bad.status == 400 and
+          bad.error().get("param") == "image" and "WIDTHxHEIGHT" in bad.error().get("message", ""),
+          f"{bad!r}")
+
+
 def main():
     why = missing()
     if why:
         TAP.skip("web page in a browser", why)
         return TAP.done()
     start = time.time()
-    data = os.path.join(temp_dir(), "data")
+    tmp = temp_dir()
+    data, loras = os.path.join(tmp, "data"), os.path.join(tmp, "loras")
+    os.makedirs(loras)
+    tiny_lora(tiny_model(), os.path.join(loras, "sunset-style.safetensors"))
     # a small job (a second or two on 2 cores): the presets are reduced to these limits
-    server = Server(data, "--max-size", "32", "--max-frames", "4", "--max-steps", "400", key=KEY)
+    server = Server(data, "--max-size", "32", "--max-frames", "4", "--max-steps", "400",
+                    "--lora-dir", loras, key=KEY)
     driver = None
     try:
         caps = server.get("/v1/capabilities").json()
+        page_without_key(server)
         driver = browser()
         load(driver, server, first=True)
         check_labels(driver)
@@ -302,6 +331,7 @@ def main():
             driver.quit()
         code = server.stop()
         check("server: SIGTERM, exit 0", code == 0, server.log_text())
+        shutil.rmtree(tmp, ignore_errors=True)
     log(f"took {time.time() - start:.1f} s")
     return TAP.done()
 

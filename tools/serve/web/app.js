@@ -44,7 +44,8 @@ function askKey(why) {
   return keyPrompt;
 }
 
-// fetch() with the API key; asks for a key on 401 and retries. Returns the Response; an API
+// fetch() with the API key; asks for a key on 401 and retries. Paths are relative to the page, so
+// that it also works behind a proxy that serves it under a prefix. Returns the Response; an API
 // error (4xx/5xx with the OpenAI error shape) is thrown as ApiError.
 async function api(path, options = {}) {
   for (;;) {
@@ -172,7 +173,7 @@ let stepSeconds = new Map(); // "WxH" → [{frames, mean}]
 
 async function loadMetrics() {
   try {
-    const text = await (await api("/metrics")).text();
+    const text = await (await api("metrics")).text();
     const sums = new Map();
     const pattern = /^i2vgen_step_seconds_(sum|count)\{size="([^"]+)",frames="(\d+)"\} (\S+)$/gm;
     for (const m of text.matchAll(pattern)) {
@@ -241,7 +242,7 @@ async function updateCrop() {
   const ticket = ++cropRequest;
   const size = $("size").value;
   try {
-    const crop = await apiJson(`/v1/crop?image=${image.width}x${image.height}&size=${size}`);
+    const crop = await apiJson(`v1/crop?image=${image.width}x${image.height}&size=${size}`);
     if (ticket !== cropRequest) return;
     const box = $("crop"), r = crop.image_crop;
     box.style.left = `${(100 * r.x) / image.width}%`;
@@ -313,7 +314,7 @@ async function submit(event) {
   body.append("input_reference", image.file, image.file.name);
   $("submit").disabled = true;
   try {
-    const video = await apiJson("/v1/videos", {method: "POST", body});
+    const video = await apiJson("v1/videos", {method: "POST", body});
     rememberJob(video.id);
     addJob(video, true);
   } catch (e) {
@@ -348,7 +349,7 @@ async function loadJobs() {
   const found = [];
   let after = null;
   for (let page = 0; page < 10 && mine.size > found.length; page++) {
-    const list = await apiJson(`/v1/videos?limit=100${after ? `&after=${after}` : ""}`);
+    const list = await apiJson(`v1/videos?limit=100${after ? `&after=${after}` : ""}`);
     found.push(...list.data.filter((v) => mine.has(v.id)));
     if (!list.has_more) break;
     after = list.last_id;
@@ -427,7 +428,7 @@ async function follow(job) {
   while (jobs.get(job.video.id) === job && !TERMINAL.has(job.video.status)) {
     job.stream = new AbortController();
     try {
-      const response = await api(`/v1/videos/${job.video.id}/events`, {signal: job.stream.signal});
+      const response = await api(`v1/videos/${job.video.id}/events`, {signal: job.stream.signal});
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
       for (;;) {
@@ -436,7 +437,7 @@ async function follow(job) {
         buffer += value;
         let end;
         while ((end = buffer.indexOf("\n\n")) >= 0) {
-          event(job, buffer.slice(0, end));
+          onStreamEvent(job, buffer.slice(0, end));
           buffer = buffer.slice(end + 2);
         }
       }
@@ -451,7 +452,7 @@ async function follow(job) {
   }
 }
 
-function event(job, block) {
+function onStreamEvent(job, block) {
   let type = "message", data = "";
   for (const line of block.split("\n")) {
     if (line.startsWith("event: ")) type = line.slice(7);
@@ -468,7 +469,7 @@ function event(job, block) {
 async function showClip(job) {
   job.clip = "loading";
   try {
-    const blob = await (await api(`/v1/videos/${job.video.id}/content`)).blob();
+    const blob = await (await api(`v1/videos/${job.video.id}/content`)).blob();
     job.clip = URL.createObjectURL(blob);
     const e = job.element;
     e.querySelector("video").src = job.clip;
@@ -494,7 +495,7 @@ function dropJob(job) {
 // Cancel (running or queued) or delete (finished): DELETE on the API, then off the list.
 async function removeJob(job) {
   try {
-    await api(`/v1/videos/${job.video.id}`, {method: "DELETE"});
+    await api(`v1/videos/${job.video.id}`, {method: "DELETE"});
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 404)) {
       job.element.querySelector(".job-error").textContent = e.message;
@@ -508,7 +509,10 @@ function reuse(video) {
   $("prompt").value = video.prompt || "";
   $("negative_prompt").value = video.negative_prompt || "";
   if ([...$("preset").options].some((o) => o.value === video.preset)) $("preset").value = video.preset;
-  setControls({...video, size: `${video.width}x${video.height}`});
+  const size = `${video.width}x${video.height}`;
+  if (![...$("size").options].some((o) => o.value === size))
+    $("size").append(option(size, `${video.width} × ${video.height}`));
+  setControls({...video, size});
   $("seed").value = video.seed || "";
   $("interpolate").value = String(video.interpolate || 1);
   $("lora").value = video.lora || "";
@@ -548,7 +552,7 @@ function wire() {
 async function start() {
   wire();
   try {
-    capabilities = await apiJson("/v1/capabilities");
+    capabilities = await apiJson("v1/capabilities");
   } catch (e) {
     $("server-info").textContent = `The server did not answer: ${e.message}`;
     return;
