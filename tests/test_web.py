@@ -282,6 +282,16 @@ def page_without_key(server):
     check("/v1/crop: a malformed size is a 400 naming it", bad.status == 400 and
           bad.error().get("param") == "image" and "WIDTHxHEIGHT" in bad.error().get("message", ""),
           f"{bad!r}")
+    top = server.get("/v1/crop?image=1x1").error().get("message", "")
+    side = int(top.split(" to ")[-1]) if " to " in top else 0
+    extreme = [server.get(f"/v1/crop?image=1x{side}&size={side}x1"),
+               server.get(f"/v1/crop?image={side}x1&size=1x{side}"),
+               server.get(f"/v1/crop?image=1x1&size={side}x{side}")]
+    too_big = server.get(f"/v1/crop?image={side + 1}x1&size=1x1")
+    check(f"/v1/crop: extreme aspect ratios up to sides of {side} answer, {side + 1} is refused",
+          side > 0 and all(r.status == 200 and r.json() for r in extreme) and
+          too_big.status == 400 and too_big.error().get("param") == "image",
+          f"{top!r} {extreme} {too_big!r}")
 
 
 def main():

@@ -5,8 +5,9 @@
 
 #include "preprocess.h"
 
-/* The largest side either size may have: keeps the arithmetic far from int overflow. */
-#define CROP_MAX_SIDE 65535
+/* The largest side either size may have: a resized side is at most the product of two sides,
+ * and 46340² < 2³¹ keeps it an int. */
+#define CROP_MAX_SIDE 46340
 
 /* Parses the query parameter name as "WxH"; FALSE after responding 400. */
 static gboolean query_size(SoupServerMessage *msg, GHashTable *query, const char *name, int *w,
@@ -33,8 +34,9 @@ void http_crop(SoupServerMessage *msg, GHashTable *query) {
     return;
   i2v_center_crop_wide_size(src_w, src_h, w, h, &resized_w, &resized_h, &x, &y);
   /* the crop in the input image's pixels, for drawing on it; may reach outside it by a fraction
-   * of a pixel where the resized image is one pixel short (the engine fills that with zeros) */
-  double sx = (double)src_w / resized_w, sy = (double)src_h / resized_h;
+   * of a pixel where the resized image is one pixel short (the engine fills that with zeros),
+   * which with a side of 1 can make it 0 */
+  double sx = (double)src_w / MAX(resized_w, 1), sy = (double)src_h / MAX(resized_h, 1);
   char num[4][G_ASCII_DTOSTR_BUF_SIZE];
   g_ascii_formatd(num[0], sizeof(num[0]), "%.6g", x * sx);
   g_ascii_formatd(num[1], sizeof(num[1]), "%.6g", y * sy);
