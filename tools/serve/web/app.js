@@ -33,8 +33,9 @@ function askKey(why) {
   keyPrompt = new Promise((resolve) => {
     const dialog = $("key-dialog");
     $("key-why").textContent = why;
-    $("key-form").onsubmit = () => {
-      sessionStorage.setItem(KEY_STORAGE, $("api-key").value);
+    $("key-form").onsubmit = () => sessionStorage.setItem(KEY_STORAGE, $("api-key").value);
+    // closed by the form or by Escape: the request is retried, and asks again if still refused
+    dialog.onclose = () => {
       keyPrompt = null;
       resolve();
     };
