@@ -63,19 +63,25 @@ def wait_for(driver, script, timeout=TIMEOUT, *args):
     return None
 
 
-# Records every value the progress bars of the job list take, with the text beside them.
+# Records every value the progress bars of the job list take, and every text beside them: the
+# old values of the mutations too, so that events the browser handled in one batch all count.
 RECORD_PROGRESS = """
 window.progressSeen = [];
-new MutationObserver(() => {
-  for (const job of document.querySelectorAll('#jobs li')) {
-    const value = job.querySelector('progress').value;
-    const text = job.querySelector('.progress-text').textContent;
-    const last = window.progressSeen[window.progressSeen.length - 1];
-    if (!last || last.value !== value || last.text !== text)
-      window.progressSeen.push({id: job.dataset.id, value, text});
+const record = (job, value, text) => window.progressSeen.push({id: job.dataset.id, value, text});
+new MutationObserver((mutations) => {
+  for (const m of mutations) {
+    const job = m.target.closest ? m.target.closest('#jobs li') : null;
+    if (!job) continue;
+    if (m.type === 'attributes' && m.target.tagName === 'PROGRESS')
+      record(job, Number(m.oldValue || 0), null);
+    if (m.type === 'childList' && m.target.classList.contains('progress-text'))
+      for (const n of m.removedNodes) record(job, null, n.textContent);
   }
+  for (const job of document.querySelectorAll('#jobs li'))
+    record(job, job.querySelector('progress').value,
+           job.querySelector('.progress-text').textContent);
 }).observe(document.getElementById('jobs'), {subtree: true, childList: true,
-  characterData: true, attributes: true});
+  attributes: true, attributeFilter: ['value'], attributeOldValue: true});
 """
 
 
@@ -179,9 +185,10 @@ def submit_and_finish(driver, server):
                      TIMEOUT, job_id)
     seen = driver.execute_script("return window.progressSeen.filter((p) => p.id === arguments[0])",
                                  job_id)
-    middle = [p["value"] for p in seen if 0 < p["value"] < 100]
-    steps_text = [p["text"] for p in seen if p["text"].startswith("step ")]
-    frames_text = [p["text"] for p in seen if p["text"].startswith("decoding frame ")]
+    middle = [p["value"] for p in seen if p["value"] is not None and 0 < p["value"] < 100]
+    texts = [p["text"] for p in seen if p["text"]]
+    steps_text = [t for t in texts if t.startswith("step ")]
+    frames_text = [t for t in texts if t.startswith("decoding frame ")]
     check("progress: the bar advanced through the events (step i/n, frame j/m, time left)",
           len(set(middle)) >= 2 and middle == sorted(middle) and steps_text and frames_text and
           any("s left" in t for t in steps_text), f"seen {seen[:40]}")
