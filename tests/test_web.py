@@ -9,6 +9,7 @@ the job again, sees a refused seed shown at the seed field, cancels a running jo
 that every control has a label and the page fits 360 px. Screenshots of the page before and
 after a job go to WEB_SCREENSHOT_DIR (build/). TAP; skipped when chromium, chromedriver or
 selenium are missing."""
+import importlib.util
 import os
 import shutil
 import sys
@@ -30,9 +31,7 @@ TIMEOUT = 30  # seconds any one wait may take
 
 def missing():
     """Why the test cannot run here, or None."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         return f"python3-selenium is not installed for {sys.executable}"
     if not CHROMIUM or not CHROMEDRIVER:
         return "chromium and chromium-driver are not installed (scripts/packages.txt)"
