@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "http_page.h"
 #include "job.h"
 
 #define BODY_KEY "i2vgen-request-body"
@@ -62,10 +63,13 @@ static gboolean key_matches(const char *given, const char *want) {
   return diff == 0;
 }
 
-/* TRUE when the request may go on: no key is set, the path is /healthz, or it carries
- * "Authorization: Bearer KEY". Otherwise responds 401. */
+/* TRUE when the request may go on: no key is set, the path is /healthz or a file of the web
+ * page (which then asks for the key), or it carries "Authorization: Bearer KEY". Otherwise
+ * responds 401. */
 static gboolean authorized(ServeApp *app, SoupServerMessage *msg, const char *path) {
-  if (app->api_key == NULL || *app->api_key == '\0' || strcmp(path, "/healthz") == 0) return TRUE;
+  if (app->api_key == NULL || *app->api_key == '\0' || strcmp(path, "/healthz") == 0 ||
+      http_page_has(path))
+    return TRUE;
   const char *auth =
       soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
   if (auth != NULL && g_ascii_strncasecmp(auth, "Bearer ", 7) == 0 &&
@@ -210,6 +214,15 @@ static void route(SoupServer *server, SoupServerMessage *msg, const char *path, 
   }
   if (g_str_has_prefix(path, "/v1/videos/")) {
     route_video(app, msg, path, path + strlen("/v1/videos/"), query);
+    return;
+  }
+  if (strcmp(path, "/v1/crop") == 0 || http_page_has(path)) {
+    if (!is_get(msg))
+      method_not_allowed(msg, path, "GET");
+    else if (http_page_has(path))
+      http_page_send(msg, path);
+    else
+      http_crop(msg, query);
     return;
   }
   for (gsize i = 0; i < G_N_ELEMENTS(get_endpoints); i++)

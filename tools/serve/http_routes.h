@@ -38,4 +38,7 @@ void http_healthz(ServeApp *app, SoupServerMessage *msg);
 void http_metrics(ServeApp *app, SoupServerMessage *msg);
 void http_capabilities(ServeApp *app, SoupServerMessage *msg);
 
+/* /v1/crop (http_crop.c) */
+void http_crop(SoupServerMessage *msg, GHashTable *query);
+
 G_END_DECLS
