@@ -99,8 +99,7 @@ GType gst_i2vgen_sampler_get_type(void) {
   static GType type;
   static const GEnumValue values[] = {
       {I2V_SAMPLER_DDIM, "DDIM: the reference pipeline's sampler", "ddim"},
-      {I2V_SAMPLER_DPMPP_2M, "DPM-Solver++ 2M: DDIM's quality in about half the steps",
-       "dpmpp-2m"},
+      {I2V_SAMPLER_DPMPP_2M, "DPM-Solver++ 2M: DDIM's quality in about half the steps", "dpmpp-2m"},
       {0, NULL, NULL}};
   if (g_once_init_enter(&type))
     g_once_init_leave(&type, g_enum_register_static("GstI2vgenSampler", values));
@@ -977,10 +976,11 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                         DEFAULT_MAX_QUEUED, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_PRESET,
-      g_param_spec_string("preset", "Preset",
-                          "Applies a preset by name: fast, fast-ddim, standard, high, creative, subtle, "
-                          "model-default (presets/GstI2vgen.prs) or a user preset",
-                          NULL, FLAGS_JOB));
+      g_param_spec_string(
+          "preset", "Preset",
+          "Applies a preset by name: fast, fast-ddim, standard, high, creative, subtle, "
+          "model-default (presets/GstI2vgen.prs) or a user preset",
+          NULL, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_MODEL_INFO,
       g_param_spec_boxed(

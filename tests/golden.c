@@ -59,8 +59,10 @@ static void null_non_finite(GString *text) {
   for (gsize i = 0; i < text->len; i++) {
     char c = text->str[i];
     if (in_string) {
-      if (c == '\\') i++;
-      else if (c == '"') in_string = FALSE;
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_string = FALSE;
       continue;
     }
     if (c == '"') in_string = TRUE;

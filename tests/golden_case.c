@@ -56,8 +56,7 @@ void golden_case_open(GoldenCase *k, const char *set, JsonNode *manifest, JsonOb
   k->p.fps = (int)json_object_get_int_member(call, "target_fps");
   if (json_object_has_member(c, "scheduler")) {
     k->schedulers = golden_json(set, "schedulers.json");
-    k->p.sampler =
-        golden_sampler_of(k->schedulers, json_object_get_string_member(c, "scheduler"));
+    k->p.sampler = golden_sampler_of(k->schedulers, json_object_get_string_member(c, "scheduler"));
   }
   if (json_object_has_member(call, "decode_chunk_size"))
     k->p.decode_chunk_size = (int)json_object_get_int_member(call, "decode_chunk_size");
@@ -85,7 +84,8 @@ void golden_case_close(GoldenCase *k) {
 }
 
 I2vSamplerKind golden_sampler_of(JsonNode *schedulers, const char *variant) {
-  JsonObject *variants = json_object_get_object_member(json_node_get_object(schedulers), "variants");
+  JsonObject *variants =
+      json_object_get_object_member(json_node_get_object(schedulers), "variants");
   JsonObject *v = json_object_get_object_member(variants, variant);
   g_assert_nonnull(v);
   /* DPM-Solver++ 2M as dpmpp.c implements it; anything else is a sampler the engine lacks */
@@ -107,12 +107,13 @@ I2vSamplerKind golden_sampler_of(JsonNode *schedulers, const char *variant) {
 
 double golden_case_atol(const GoldenCase *k, const char *name) {
   if (k->schedulers == NULL) return golden_atol(k->set, k->group, name);
-  JsonObject *tol = json_object_get_object_member(json_node_get_object(k->schedulers), "tolerances");
+  JsonObject *tol =
+      json_object_get_object_member(json_node_get_object(k->schedulers), "tolerances");
   JsonObject *group = json_object_get_object_member(tol, k->group);
   g_assert_nonnull(group);
   return json_object_has_member(group, name)
-             ? json_object_get_double_member(
-                   json_object_get_object_member(group, name), "recommended_atol")
+             ? json_object_get_double_member(json_object_get_object_member(group, name),
+                                             "recommended_atol")
              : 0;
 }
 

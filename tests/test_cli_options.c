@@ -92,16 +92,15 @@ static void test_generate_checks_before_loading(void) {
   const char *const bench_steps[] = {"bench", "--model", NO_MODEL, "--steps", "0", NULL};
   tool_expect_failure(bench_steps, 2, "steps");
   /* an unknown sampler: the option, the value and the samplers there are */
-  const char *const generate_sampler[] = {"generate", "--model",   NO_MODEL, "--image",
-                                          "x.png",    "--prompt",  "a cat",  "--sampler",
-                                          "euler",    NULL};
-  tool_expect_failure(generate_sampler, 2, "--sampler: unknown sampler \"euler\" (expected ddim or dpmpp-2m)");
+  const char *const generate_sampler[] = {"generate", "--model", NO_MODEL,    "--image", "x.png",
+                                          "--prompt", "a cat",   "--sampler", "euler",   NULL};
+  tool_expect_failure(generate_sampler, 2,
+                      "--sampler: unknown sampler \"euler\" (expected ddim or dpmpp-2m)");
   const char *const bench_sampler[] = {"bench", "--model", NO_MODEL, "--sampler", "dpm", NULL};
   tool_expect_failure(bench_sampler, 2, "--sampler: unknown sampler \"dpm\"");
   /* a known one (any case) passes the checks: the failure is then the missing image (status 1) */
-  const char *const generate_dpmpp[] = {"generate", "--model",  NO_MODEL, "--image",
-                                        "x.png",    "--prompt", "a cat",  "--sampler",
-                                        "DPMPP-2M", NULL};
+  const char *const generate_dpmpp[] = {"generate", "--model", NO_MODEL,    "--image",  "x.png",
+                                        "--prompt", "a cat",   "--sampler", "DPMPP-2M", NULL};
   tool_expect_failure(generate_dpmpp, 1, "x.png");
 }
 

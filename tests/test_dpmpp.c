@@ -157,8 +157,7 @@ static I2vTensor upload_golden(I2vStream *stream, const I2vSafetensors *st, cons
 static void check_sequence(Fixture *f, I2vStream *stream, JsonObject *seq, double *worst_ratio) {
   const char *key = json_object_get_string_member(seq, "key");
   int n = (int)json_object_get_int_member(seq, "num_inference_steps");
-  I2vSamplerKind kind =
-      golden_sampler_of(f->json, json_object_get_string_member(seq, "scheduler"));
+  I2vSamplerKind kind = golden_sampler_of(f->json, json_object_get_string_member(seq, "scheduler"));
   JsonObject *tol = member(member(f->root, "tolerances"), "scheduler_dpmpp");
   I2vSampler *sampler = i2v_sampler_new(kind, f->ddim);
   size_t mark = i2v_scratch_mark(stream);

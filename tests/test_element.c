@@ -263,7 +263,8 @@ static void test_properties(void) {
   GEnumClass *samplers = g_type_class_ref(g_type_from_name("GstI2vgenSampler"));
   g_assert_cmpuint(samplers->n_values, ==, I2V_SAMPLER_COUNT);
   for (guint k = 0; k < samplers->n_values; k++)
-    g_assert_cmpstr(samplers->values[k].value_nick, ==, i2v_sampler_name(samplers->values[k].value));
+    g_assert_cmpstr(samplers->values[k].value_nick, ==,
+                    i2v_sampler_name(samplers->values[k].value));
   g_type_class_unref(samplers);
   gst_util_set_object_arg(G_OBJECT(e), "variant", "int8");
   g_object_get(e, "variant", &variant, NULL);
@@ -336,9 +337,8 @@ static void test_motion_strength(void) {
 static void test_presets(void) {
   GstElement *e = gst_element_factory_make("i2vgen", NULL);
   char **names = gst_preset_get_preset_names(GST_PRESET(e));
-  const char *want[] = {"fast",     "fast-ddim", "standard",
-                        "high",     "creative",  "subtle",
-                        "model-default"};
+  const char *want[] = {"fast",     "fast-ddim", "standard",     "high",
+                        "creative", "subtle",    "model-default"};
   for (guint i = 0; i < G_N_ELEMENTS(want); i++)
     g_assert_true(names && g_strv_contains((const char *const *)names, want[i]));
   g_strfreev(names);

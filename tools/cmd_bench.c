@@ -133,9 +133,8 @@ int cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = ru.ru_maxrss / 1024.0;
     Summary step = summarize(rec, "unet_step"), dec = summarize(rec, "vae_decode_frame");
-    fprintf(stderr, "bench: %s, %dx%d, %d frames, %d %s steps, guidance %g\n",
-            i2v_model_device(m), width, height, frames, steps, i2v_sampler_name(p.sampler),
-            guidance);
+    fprintf(stderr, "bench: %s, %dx%d, %d frames, %d %s steps, guidance %g\n", i2v_model_device(m),
+            width, height, frames, steps, i2v_sampler_name(p.sampler), guidance);
     fprintf(stderr, "  %-18s %9.3f s\n", "model load", load_s);
     GString *json = g_string_new(NULL);
     g_string_append_printf(json,

@@ -41,8 +41,7 @@ I2vDpmpp *i2v_dpmpp_new(const I2vDdim *ddim) {
   s->alphas_cumprod = g_memdup2(i2v_ddim_alphas_cumprod(ddim), s->num_train * sizeof(float));
   /* The zero-SNR rescale ends at ᾱ = 0 (σ = ∞); diffusers clamps it to 2^-24 when it rescales.
    * A schedule that ends at 0 has been rescaled (no computed schedule reaches 0 otherwise). */
-  if (s->alphas_cumprod[s->num_train - 1] == 0.0f)
-    s->alphas_cumprod[s->num_train - 1] = 0x1p-24f;
+  if (s->alphas_cumprod[s->num_train - 1] == 0.0f) s->alphas_cumprod[s->num_train - 1] = 0x1p-24f;
   s->prediction = i2v_ddim_prediction(ddim);
   s->spacing = i2v_ddim_spacing(ddim);
   s->steps_offset = i2v_ddim_steps_offset(ddim);

@@ -40,10 +40,10 @@ void i2v_dpmpp_alpha_sigma(float sigma, float *alpha, float *sigma_t);
  * arena (released by the caller's scratch mark, not by i2v_dpmpp_run_clear). */
 typedef struct {
   const I2vDpmpp *s;
-  int n;                /* the run's step count */
-  int index;            /* the next step */
-  int lower_order_nums; /* steps done so far, up to the order (2) */
-  float *sigmas;        /* [n + 1] */
+  int n;                 /* the run's step count */
+  int index;             /* the next step */
+  int lower_order_nums;  /* steps done so far, up to the order (2) */
+  float *sigmas;         /* [n + 1] */
   I2vTensor x0, x0_prev; /* this step's and the previous step's data prediction x̂0 */
 } I2vDpmppRun;
 

@@ -1,6 +1,7 @@
 /* One I2VGen-XL generation, as diffusers' I2VGenXLPipeline.__call__ computes it (docs/model.md
  * §1): prompts → CLIP text, image → CLIP image embedding and VAE latents, the
- * sampler's loop (DDIM or DPM-Solver++, sampler.h) over the 3D UNet with classifier-free guidance, frame-by-frame VAE decode to RGB8.
+ * sampler's loop (DDIM or DPM-Solver++, sampler.h) over the 3D UNet with classifier-free guidance,
+ * frame-by-frame VAE decode to RGB8.
  *
  * Batch convention under CFG: row 0 is the unconditional branch (negative prompt, zero image
  * embedding), row 1 the conditional one. Everything sized by the loop is allocated before it;

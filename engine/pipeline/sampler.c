@@ -66,8 +66,8 @@ static void ddim_clear(I2vSamplerRun *r) {
   (void)r;
 }
 
-static const SamplerOps ddim_ops = {ddim_max_steps, ddim_timesteps,    ddim_start,
-                                    ddim_start_levels, ddim_step,     ddim_clear};
+static const SamplerOps ddim_ops = {ddim_max_steps,    ddim_timesteps, ddim_start,
+                                    ddim_start_levels, ddim_step,      ddim_clear};
 
 /* ---- DPM-Solver++ 2M: the run keeps the previous x̂0 ---- */
 
@@ -182,8 +182,8 @@ gboolean i2v_sampler_parse(const char *name, I2vSamplerKind *out, GError **error
     }
   }
   char *shown = i2v_quote_value(name);
-  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-              "unknown sampler %s (expected ddim or dpmpp-2m)", shown);
+  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID, "unknown sampler %s (expected ddim or dpmpp-2m)",
+              shown);
   g_free(shown);
   return FALSE;
 }

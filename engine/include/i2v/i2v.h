@@ -140,8 +140,8 @@ I2V_API int i2v_model_size_multiple(const I2vModel *m);
 I2V_API int i2v_model_latent_channels(const I2vModel *m);
 
 /* The ranges of I2vParams that do not depend on the model (steps: 1..what the sampler allows
- * with the scheduler's num_train_timesteps; width and height: multiples of i2v_model_size_multiple). The element and the
- * CLI take their limits from here. */
+ * with the scheduler's num_train_timesteps; width and height: multiples of
+ * i2v_model_size_multiple). The element and the CLI take their limits from here. */
 #define I2V_MAX_FRAMES 256
 #define I2V_MAX_SIDE 8192
 #define I2V_MAX_FPS 1000
