@@ -165,6 +165,17 @@ void golden_assert_error(GError **err, int code, const char *const *needles) {
   g_clear_error(err);
 }
 
+I2vTensor golden_upload(I2vStream *stream, const I2vSafetensors *st, const char *name) {
+  I2vTensor host, t;
+  GError *err = NULL;
+  g_assert_true(i2v_safetensors_read_f32(st, name, &host, &err));
+  t = i2v_scratch_tensor(stream, host.ndim, host.shape);
+  g_assert_true(i2v_tensor_upload_f32(stream, &t, host.data, &err));
+  g_assert_no_error(err);
+  i2v_host_tensor_free(&host);
+  return t;
+}
+
 double golden_max_abs_diff(const float *a, const float *b, int64_t n) {
   double m = 0;
   for (int64_t i = 0; i < n; i++) {

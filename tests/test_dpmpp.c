@@ -140,18 +140,6 @@ static void test_schedules(void) {
   for_each_fixture(check_schedules);
 }
 
-/* Uploads tensor name of st into a new tensor in stream's arena. */
-static I2vTensor upload_golden(I2vStream *stream, const I2vSafetensors *st, const char *name) {
-  I2vTensor host, t;
-  GError *err = NULL;
-  g_assert_true(i2v_safetensors_read_f32(st, name, &host, &err));
-  t = i2v_scratch_tensor(stream, host.ndim, host.shape);
-  g_assert_true(i2v_tensor_upload_f32(stream, &t, host.data, &err));
-  g_assert_no_error(err);
-  i2v_host_tensor_free(&host);
-  return t;
-}
-
 /* A whole sequence through the sampler interface: sample0, then each step fed the recorded
  * model output and compared with the recorded prev_sample (atol per tensor from the json). */
 static void check_sequence(Fixture *f, I2vStream *stream, JsonObject *seq, double *worst_ratio) {
@@ -163,7 +151,7 @@ static void check_sequence(Fixture *f, I2vStream *stream, JsonObject *seq, doubl
   size_t mark = i2v_scratch_mark(stream);
   char name[128];
   g_snprintf(name, sizeof(name), "%s.sample0", key);
-  I2vTensor x = upload_golden(stream, f->st, name);
+  I2vTensor x = golden_upload(stream, f->st, name);
   GError *err = NULL;
   I2vSamplerRun *run = i2v_sampler_start(sampler, stream, n, 0, x.ndim, x.shape, &err);
   g_assert_no_error(err);
@@ -173,7 +161,7 @@ static void check_sequence(Fixture *f, I2vStream *stream, JsonObject *seq, doubl
   for (int i = 0; i < n; i++) {
     size_t step_mark = i2v_scratch_mark(stream);
     g_snprintf(name, sizeof(name), "%s.model_output%d", key, i);
-    I2vTensor mo = upload_golden(stream, f->st, name);
+    I2vTensor mo = golden_upload(stream, f->st, name);
     i2v_sampler_step(run, &mo, &x);
     g_assert_true(i2v_stream_check(stream, &err));
     g_assert_true(i2v_tensor_download_f32(stream, &x, got, &err));
