@@ -316,6 +316,25 @@ static void test_bad_params(void) {
   p = k.p;
   p.prompt = "\xff\xfe";
   expect_invalid(m, &p, "prompt");
+  p = k.p;
+  p.sampler = (I2vSamplerKind)I2V_SAMPLER_COUNT;
+  expect_invalid(m, &p, "sampler 2");
+  /* DPM-Solver++'s "leading" timesteps leave the schedule before DDIM's: its own bound */
+  p = k.p;
+  p.sampler = I2V_SAMPLER_DPMPP_2M;
+  I2vModelDir *md = golden_open_model(k.set, NULL);
+  I2vDdim *ddim = i2v_ddim_load(md, &err);
+  g_assert_no_error(err);
+  I2vDpmpp *dpmpp = i2v_dpmpp_new(ddim);
+  p.steps = i2v_dpmpp_max_steps(dpmpp);
+  g_assert_true(i2v_params_validate(m, &p, &err));
+  p.steps++;
+  char *needle = g_strdup_printf("steps %d", p.steps);
+  expect_invalid(m, &p, needle);
+  g_free(needle);
+  i2v_dpmpp_free(dpmpp);
+  i2v_ddim_free(ddim);
+  i2v_model_dir_free(md);
 
   /* i2v_generate validates too, and rejects an empty image. */
   p = k.p;

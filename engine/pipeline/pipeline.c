@@ -58,7 +58,12 @@ static gboolean check_text(const char *name, const char *text, GError **error) {
 gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **error) {
   /* without a model: the widest bounds any loadable model allows (its scheduler's range) */
   int multiple = m != NULL ? i2v_vae_downscale(m->vae) : 1;
-  if (!check_range("sampler", p->sampler, 0, I2V_SAMPLER_COUNT - 1, error)) return FALSE;
+  if (p->sampler < 0 || p->sampler >= I2V_SAMPLER_COUNT) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "sampler %d is unknown (expected I2V_SAMPLER_DDIM or I2V_SAMPLER_DPMPP_2M)",
+                (int)p->sampler);
+    return FALSE;
+  }
   int max_steps =
       m != NULL ? i2v_sampler_max_steps(m->samplers[p->sampler]) : I2V_DDIM_MAX_TRAIN_TIMESTEPS;
   if (!check_range("frames", p->frames, 1, I2V_MAX_FRAMES, error) ||
