@@ -247,7 +247,7 @@ static void test_realcfg(gconstpointer data) {
 #endif
 
 #ifdef I2V_CUDA_SIM
-/* The name of the case with the least work (latent pixels × frames × steps) so far. */
+/* The name of the case with the least work (pixels × frames × steps) so far. */
 typedef struct {
   char *name;
   gint64 work;
