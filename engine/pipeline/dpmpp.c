@@ -60,14 +60,17 @@ int i2v_dpmpp_max_steps(const I2vDpmpp *s) {
   return s->max_steps;
 }
 
+static gboolean check_steps(const I2vDpmpp *s, int n, GError **error) {
+  if (n >= 1 && n <= s->max_steps) return TRUE;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+              "steps %d is out of range for the dpmpp-2m sampler (expected 1..%d with the "
+              "scheduler's num_train_timesteps %d)",
+              n, s->max_steps, s->num_train);
+  return FALSE;
+}
+
 gboolean i2v_dpmpp_timesteps(const I2vDpmpp *s, int n, int64_t *out, GError **error) {
-  if (n < 1 || n > s->max_steps) {
-    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-                "steps %d is out of range for the dpmpp-2m sampler (expected 1..%d with the "
-                "scheduler's num_train_timesteps %d)",
-                n, s->max_steps, s->num_train);
-    return FALSE;
-  }
+  if (!check_steps(s, n, error)) return FALSE;
   int T = s->num_train;
   for (int k = 0; k < n; k++) {
     switch (s->spacing) {
@@ -88,15 +91,16 @@ gboolean i2v_dpmpp_timesteps(const I2vDpmpp *s, int n, int64_t *out, GError **er
 }
 
 gboolean i2v_dpmpp_sigmas(const I2vDpmpp *s, int n, float *out, GError **error) {
-  int64_t *t = g_new(int64_t, MAX(n, 1));
-  gboolean ok = i2v_dpmpp_timesteps(s, n, t, error);
-  for (int k = 0; ok && k < n; k++) {
+  if (!check_steps(s, n, error)) return FALSE;
+  int64_t *t = g_new(int64_t, n);
+  i2v_dpmpp_timesteps(s, n, t, NULL);
+  for (int k = 0; k < n; k++) {
     float abar = s->alphas_cumprod[t[k]];
     out[k] = sqrtf((1.0f - abar) / abar);
   }
-  if (ok) out[n] = 0.0f; /* final_sigmas_type "zero" */
+  out[n] = 0.0f; /* final_sigmas_type "zero" */
   g_free(t);
-  return ok;
+  return TRUE;
 }
 
 void i2v_dpmpp_alpha_sigma(float sigma, float *alpha, float *sigma_t) {
@@ -107,16 +111,14 @@ void i2v_dpmpp_alpha_sigma(float sigma, float *alpha, float *sigma_t) {
 gboolean i2v_dpmpp_run_init(I2vDpmppRun *r, const I2vDpmpp *s, I2vStream *st, int n, int first,
                             int ndim, const int64_t *shape, GError **error) {
   memset(r, 0, sizeof(*r));
+  if (!check_steps(s, n, error)) return FALSE;
   if (first < 0 || first >= n) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
                 "first step %d is out of range (expected 0..%d)", first, n - 1);
     return FALSE;
   }
   r->sigmas = g_new(float, n + 1);
-  if (!i2v_dpmpp_sigmas(s, n, r->sigmas, error)) {
-    i2v_dpmpp_run_clear(r);
-    return FALSE;
-  }
+  i2v_dpmpp_sigmas(s, n, r->sigmas, NULL);
   r->s = s;
   r->n = n;
   r->index = first; /* a later start is a fresh solver: its first step is first order */
