@@ -180,6 +180,10 @@ static void check_sequence(Fixture *f, I2vStream *stream, JsonObject *seq, doubl
     i2v_host_tensor_free(&ref);
     i2v_scratch_release(stream, step_mark);
   }
+  /* a step past the run's end is an error on the stream, not a read past the schedule */
+  g_assert_null(i2v_sampler_step(run, &x, &x));
+  g_assert_false(i2v_stream_check(stream, &err));
+  golden_assert_error(&err, I2V_ERROR_INVALID, (const char *[]){"of a", "-step run", NULL});
   g_test_message("MAXERR %s %s: %d steps, max abs err %.3g", f->set, key, n, worst);
   g_free(got);
   i2v_sampler_run_free(run);

@@ -164,6 +164,11 @@ void i2v_sampler_start_levels(const I2vSamplerRun *r, double *signal, double *no
 
 const I2vTensor *i2v_sampler_step(I2vSamplerRun *r, const I2vTensor *model_output,
                                   I2vTensor *sample) {
+  if (r->index >= r->n) {
+    i2v_stream_fail(r->st, g_error_new(I2V_ERROR, I2V_ERROR_INVALID,
+                                       "sampler step %d of a %d-step run", r->index + 1, r->n));
+    return NULL;
+  }
   const I2vTensor *x0 = r->s->ops->step(r, model_output, sample);
   r->index++;
   return x0;

@@ -44,8 +44,8 @@ void i2v_sampler_run_free(I2vSamplerRun *r);
 void i2v_sampler_start_levels(const I2vSamplerRun *r, double *signal, double *noise);
 
 /* One step of the run from the (guided) model output: sample is overwritten with the next, less
- * noisy sample. Returns the step's x̂0 (owned by the run, valid until its next step). Failures go
- * to the stream's sticky error. */
+ * noisy sample. Returns the step's x̂0 (owned by the run, valid until its next step), or NULL
+ * past the run's last step. Failures go to the stream's sticky error. */
 const I2vTensor *i2v_sampler_step(I2vSamplerRun *r, const I2vTensor *model_output,
                                   I2vTensor *sample);
 
