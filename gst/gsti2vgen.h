@@ -16,6 +16,10 @@ G_BEGIN_DECLS
 #define GST_TYPE_I2VGEN_PRECISION (gst_i2vgen_precision_get_type())
 GType gst_i2vgen_precision_get_type(void);
 
+/* The sampler property: the engine's I2vSamplerKind values (i2v.h). */
+#define GST_TYPE_I2VGEN_SAMPLER (gst_i2vgen_sampler_get_type())
+GType gst_i2vgen_sampler_get_type(void);
+
 /* The variant property: which weight files a model directory is read from. */
 typedef enum {
   GST_I2VGEN_VARIANT_DEFAULT, /* *.safetensors */
@@ -35,6 +39,7 @@ typedef struct {
 typedef struct {
   char *prompt, *negative_prompt;
   guint steps, num_frames, fps, width, height, decode_chunk_size;
+  I2vSamplerKind sampler;
   double guidance, motion_strength;
   guint64 seed;
 } GstI2vgenSettings;

@@ -51,11 +51,47 @@ I2vSafetensors *golden_open(const char *set, const char *name) {
   return st;
 }
 
+/* Python's json writes non-finite floats as the bare words NaN, Infinity and -Infinity (e.g.
+ * schedulers.json's lambda_min_clipped); outside strings they become null, which JSON can hold. */
+static void null_non_finite(GString *text) {
+  static const char *const words[] = {"-Infinity", "Infinity", "NaN"};
+  gboolean in_string = FALSE;
+  for (gsize i = 0; i < text->len; i++) {
+    char c = text->str[i];
+    if (in_string) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_string = FALSE;
+      continue;
+    }
+    if (c == '"') in_string = TRUE;
+    for (guint w = 0; w < G_N_ELEMENTS(words); w++) {
+      gsize n = strlen(words[w]);
+      if (strncmp(text->str + i, words[w], n) == 0) {
+        g_string_erase(text, i, n);
+        g_string_insert(text, i, "null");
+        i += 3;
+        break;
+      }
+    }
+  }
+}
+
 JsonNode *golden_json(const char *set, const char *name) {
   char *path = g_build_filename(set, "golden", name, NULL);
   JsonParser *p = json_parser_new();
   GError *err = NULL;
-  if (!json_parser_load_from_file(p, path, &err)) g_error("golden file %s: %s", path, err->message);
+  char *contents = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents(path, &contents, &len, &err))
+    g_error("golden file %s: %s", path, err->message);
+  GString *text = g_string_new_len(contents, len);
+  g_free(contents);
+  null_non_finite(text);
+  if (!json_parser_load_from_data(p, text->str, text->len, &err))
+    g_error("golden file %s: %s", path, err->message);
+  g_string_free(text, TRUE);
   JsonNode *root = json_node_copy(json_parser_get_root(p));
   g_object_unref(p);
   g_free(path);
@@ -127,6 +163,17 @@ void golden_assert_error(GError **err, int code, const char *const *needles) {
     if (strstr((*err)->message, *n) == NULL)
       g_error("message '%s' does not name '%s'", (*err)->message, *n);
   g_clear_error(err);
+}
+
+I2vTensor golden_upload(I2vStream *stream, const I2vSafetensors *st, const char *name) {
+  I2vTensor host, t;
+  GError *err = NULL;
+  g_assert_true(i2v_safetensors_read_f32(st, name, &host, &err));
+  t = i2v_scratch_tensor(stream, host.ndim, host.shape);
+  g_assert_true(i2v_tensor_upload_f32(stream, &t, host.data, &err));
+  g_assert_no_error(err);
+  i2v_host_tensor_free(&host);
+  return t;
 }
 
 double golden_max_abs_diff(const float *a, const float *b, int64_t n) {

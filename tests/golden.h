@@ -7,6 +7,7 @@
 
 #include "model_dir.h"
 #include "safetensors.h"
+#include "stream.h"
 
 G_BEGIN_DECLS
 
@@ -68,6 +69,10 @@ void golden_assert_error(GError **err, int code, const char *const *needles);
 
 /* A new empty temporary directory "prefix-XXXXXX" (g_free the path); aborts the test on failure. */
 char *golden_tmp_dir(const char *prefix);
+
+/* Uploads tensor name of st (any float dtype) into a new float32 tensor in stream's scratch
+ * arena; aborts the test on failure. */
+I2vTensor golden_upload(I2vStream *stream, const I2vSafetensors *st, const char *name);
 
 /* The max |a - b| over n values. */
 double golden_max_abs_diff(const float *a, const float *b, int64_t n);

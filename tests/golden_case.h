@@ -13,7 +13,8 @@ G_BEGIN_DECLS
 typedef struct {
   const char *set;
   const char *name;
-  char *group; /* "pipeline_<name>" in tolerances.json */
+  char *group; /* "pipeline_<name>" in tolerances.json (schedulers.json for sampler cases) */
+  JsonNode *schedulers; /* schedulers.json of a sampler case, else NULL */
   I2vSafetensors *st;
   I2vModelOptions mo; /* path, variant, formula weights; device and precision left NULL */
   I2vParams p;        /* the call, with the recorded init_latents and VAE posterior noise */
@@ -22,8 +23,9 @@ typedef struct {
   char *model_dir;
 } GoldenCase;
 
-/* Opens case c (an element of files.pipeline[]) of set; aborts the test on a missing file.
- * Release with golden_case_close. */
+/* Opens case c (an element of manifest.json files.pipeline[], or of schedulers.json pipelines[]
+ * with its "scheduler" variant setting p.sampler) of set; aborts the test on a missing file or
+ * a variant this engine has no sampler for. Release with golden_case_close. */
 void golden_case_open(GoldenCase *k, const char *set, JsonNode *manifest, JsonObject *c);
 void golden_case_close(GoldenCase *k);
 
@@ -41,6 +43,17 @@ typedef void (*GoldenCaseFn)(const char *set, JsonNode *manifest, JsonObject *c,
 /* Calls fn on every pipeline case of every set whose weight source is (formula ? the README-
  * realcfg formula : files). Returns the number of cases. */
 int golden_for_each_case(gboolean formula, GoldenCaseFn fn, void *user);
+
+/* Calls fn on every pipeline case of schedulers.json (other samplers than DDIM) of every set with
+ * one, with the set's manifest.json. Returns the number of cases. */
+int golden_for_each_sampler_case(GoldenCaseFn fn, void *user);
+
+/* The sampler of a schedulers.json variant (its config: algorithm, order, solver type, final
+ * sigma); aborts the test when no sampler of the engine runs it. */
+I2vSamplerKind golden_sampler_of(JsonNode *schedulers, const char *variant);
+
+/* recommended_atol of tensor name in k's tolerances (tolerances.json or schedulers.json). */
+double golden_case_atol(const GoldenCase *k, const char *name);
 
 /* Max |got − golden| of tensor name of k against its tolerances.json atol: prints a MAXERR line
  * and marks the test failed (g_test_fail) when over; raises *worst to the error/atol ratio.

@@ -10,9 +10,15 @@
 
 static void test_json_line(void) {
   char *model = golden_model_with("tokenizer.json");
-  const char *args[] = {
-      "bench", "--model", model, "--width",       "16", "--height",           "16", "--frames",
-      "3",     "--steps", "2",   "--peak-tflops", "1",  "--release-encoders", NULL};
+  const char *args[] = {"bench",     "--model",
+                        model,       "--width",
+                        "16",        "--height",
+                        "16",        "--frames",
+                        "3",         "--steps",
+                        "2",         "--peak-tflops",
+                        "1",         "--release-encoders",
+                        "--sampler", "dpmpp-2m",
+                        NULL};
   ToolRun r = tool_run(args);
   g_test_message("%s%s", r.err, r.out);
   g_assert_cmpint(r.status, ==, 0);
@@ -21,6 +27,7 @@ static void test_json_line(void) {
   JsonObject *o = json_node_get_object(json_parser_get_root(p));
   g_assert_cmpstr(json_object_get_string_member(o, "device"), ==, "cpu");
   g_assert_cmpint(json_object_get_int_member(o, "unet_step_n"), ==, 2);
+  g_assert_cmpstr(json_object_get_string_member(o, "sampler"), ==, "dpmpp-2m");
   g_assert_cmpint(json_object_get_int_member(o, "vae_decode_frame_n"), ==, 3);
   const char *stages[] = {"text_encoder", "image_encoder", "vae_encoder",
                           "unet_prepare", "unet_step",     "vae_decode_frame"};

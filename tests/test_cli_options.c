@@ -1,6 +1,7 @@
 /* The options the i2vgen subcommands share (tools/model_options.c): every subcommand that loads a
  * model rejects a malformed --device, --precision, --variant or --threads with exit status 2 and
- * the option named, before anything loads; generate refuses prompts that are not UTF-8 and
+ * the option named, before anything loads; generate and bench refuse an unknown --sampler;
+ * generate refuses prompts that are not UTF-8 and
  * out-of-range parameters before it touches the model (a model folder that does not exist proves
  * the order: loading first would fail with status 1 naming the folder). */
 #include <glib.h>
@@ -90,6 +91,17 @@ static void test_generate_checks_before_loading(void) {
   tool_expect_failure(stray, 2, "extra");
   const char *const bench_steps[] = {"bench", "--model", NO_MODEL, "--steps", "0", NULL};
   tool_expect_failure(bench_steps, 2, "steps");
+  /* an unknown sampler: the option, the value and the samplers there are */
+  const char *const generate_sampler[] = {"generate", "--model", NO_MODEL,    "--image", "x.png",
+                                          "--prompt", "a cat",   "--sampler", "euler",   NULL};
+  tool_expect_failure(generate_sampler, 2,
+                      "--sampler: unknown sampler \"euler\" (expected ddim or dpmpp-2m)");
+  const char *const bench_sampler[] = {"bench", "--model", NO_MODEL, "--sampler", "dpm", NULL};
+  tool_expect_failure(bench_sampler, 2, "--sampler: unknown sampler \"dpm\"");
+  /* a known one (any case) passes the checks: the failure is then the missing image (status 1) */
+  const char *const generate_dpmpp[] = {"generate", "--model", NO_MODEL,    "--image",  "x.png",
+                                        "--prompt", "a cat",   "--sampler", "DPMPP-2M", NULL};
+  tool_expect_failure(generate_dpmpp, 1, "x.png");
 }
 
 int main(int argc, char **argv) {

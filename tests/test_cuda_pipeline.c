@@ -23,10 +23,13 @@
  * persistent bytes are back to their level before the job; releasing the encoders holds exactly
  * their fp16 weights fewer.
  *
+ * /cuda/sampler-goldens: the pipeline cases of the other samplers (schedulers.json: DPM-Solver++
+ * 2M) the same way.
+ *
  * Every test skips, with the reason, without a CUDA device. Also built against tests/cudasim
  * (test-cuda-sim-pipeline, slow suite), where a tiny case takes ~20 s: there only /cuda/pipeline in
- * fp16, /cuda/goldens in fp32 on the first tiny case, and the memory test with 2 small one-step
- * jobs. */
+ * fp16, /cuda/goldens in fp32 on the first tiny case, /cuda/sampler-goldens in fp16 on the
+ * smallest DPM-Solver++ case, and the memory test with 2 small one-step jobs. */
 #include <string.h>
 
 #include "backend.h"
@@ -176,13 +179,23 @@ static void test_pipeline(gconstpointer data) {
   g_assert_cmpint(ran, >, 0);
 }
 
-/* One golden case on cuda:0 in prec against its golden file. */
+/* The cases a golden test runs, and in which precision. */
+typedef struct {
+  const Precision *prec;
+  int done;
+  char *only; /* the one case to run by name; NULL: every case (on the simulator: the first) */
+} CaseFilter;
+
+/* One golden case on cuda:0 in the filter's precision against its golden file. */
 static void run_golden_case(const char *set, JsonNode *manifest, JsonObject *c, void *user) {
-  const Precision *prec = user;
+  CaseFilter *filter = user;
+  const Precision *prec = filter->prec;
+  if (filter->only != NULL && strcmp(filter->only, json_object_get_string_member(c, "name")) != 0)
+    return;
 #ifdef I2V_CUDA_SIM /* ~20 s per case: the first case only */
-  static int done;
-  if (done++ > 0) return;
+  if (filter->done > 0) return;
 #endif
+  filter->done++;
   GoldenCase k;
   golden_case_open(&k, set, manifest, c);
   k.mo.device = "cuda:0";
@@ -220,15 +233,54 @@ static void run_golden_case(const char *set, JsonNode *manifest, JsonObject *c, 
 }
 
 static void test_goldens(gconstpointer data) {
-  if (have_cuda())
-    g_assert_cmpint(golden_for_each_case(FALSE, run_golden_case, (void *)data), >, 0);
+  CaseFilter filter = {data, 0, NULL};
+  if (have_cuda()) golden_for_each_case(FALSE, run_golden_case, &filter);
+  if (have_cuda()) g_assert_cmpint(filter.done, >, 0);
 }
 
 #ifndef I2V_CUDA_SIM /* real sizes: hours in the simulator */
 static void test_realcfg(gconstpointer data) {
-  if (have_cuda()) g_assert_cmpint(golden_for_each_case(TRUE, run_golden_case, (void *)data), >, 0);
+  CaseFilter filter = {data, 0, NULL};
+  if (have_cuda()) golden_for_each_case(TRUE, run_golden_case, &filter);
+  if (have_cuda()) g_assert_cmpint(filter.done, >, 0);
 }
 #endif
+
+#ifdef I2V_CUDA_SIM
+/* The name of the case with the least work (pixels × frames × steps) so far. */
+typedef struct {
+  char *name;
+  gint64 work;
+} Smallest;
+
+static void pick_smallest(const char *set, JsonNode *manifest, JsonObject *c, void *user) {
+  (void)set, (void)manifest;
+  Smallest *smallest = user;
+  JsonObject *call = json_object_get_object_member(c, "call");
+  gint64 work = json_object_get_int_member(call, "height") *
+                json_object_get_int_member(call, "width") *
+                json_object_get_int_member(call, "num_frames") *
+                json_object_get_int_member(call, "num_inference_steps");
+  if (smallest->name == NULL || work < smallest->work) {
+    g_free(smallest->name);
+    smallest->name = g_strdup(json_object_get_string_member(c, "name"));
+    smallest->work = work;
+  }
+}
+#endif
+
+static void test_sampler_goldens(gconstpointer data) {
+  if (!have_cuda()) return;
+  CaseFilter filter = {data, 0, NULL};
+#ifdef I2V_CUDA_SIM
+  Smallest smallest = {NULL, 0};
+  golden_for_each_sampler_case(pick_smallest, &smallest);
+  filter.only = smallest.name;
+#endif
+  golden_for_each_sampler_case(run_golden_case, &filter);
+  g_assert_cmpint(filter.done, >, 0);
+  g_free(filter.only);
+}
 
 /* MEMORY_JOBS jobs of the first case of the first tiny set on one model; see the file comment. */
 static void memory_jobs(const char *set, JsonNode *manifest, JsonObject *c, void *user) {
@@ -380,11 +432,13 @@ int main(int argc, char **argv) {
   /* fp16 (the default) against the CPU, fp32 (the tight check) against the goldens */
   add_per_precision("pipeline", test_pipeline, "fp16");
   add_per_precision("goldens", test_goldens, "fp32");
+  add_per_precision("sampler-goldens", test_sampler_goldens, "fp16");
   add_per_precision("sessions-concurrent", test_concurrent, "fp16");
 #else
   add_per_precision("sessions-concurrent", test_concurrent, NULL);
   add_per_precision("pipeline", test_pipeline, NULL);
   add_per_precision("goldens", test_goldens, NULL);
+  add_per_precision("sampler-goldens", test_sampler_goldens, NULL);
   add_per_precision("realcfg", test_realcfg, NULL);
 #endif
   g_test_add_func("/cuda/memory-stable", test_memory_stable);

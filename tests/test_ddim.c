@@ -70,18 +70,6 @@ static void test_timesteps(void) {
   g_strfreev(sets);
 }
 
-/* Uploads tensor name of st into a new tensor in stream's arena. */
-static I2vTensor upload_golden(I2vStream *stream, const I2vSafetensors *st, const char *name) {
-  I2vTensor host, t;
-  GError *err = NULL;
-  g_assert_true(i2v_safetensors_read_f32(st, name, &host, &err));
-  t = i2v_scratch_tensor(stream, host.ndim, host.shape);
-  g_assert_true(i2v_tensor_upload_f32(stream, &t, host.data, &err));
-  g_assert_no_error(err);
-  i2v_host_tensor_free(&host);
-  return t;
-}
-
 /* Downloads t and compares it with golden name (atol from the "scheduler" group). */
 static gboolean check_tensor(I2vStream *stream, const char *set, const I2vSafetensors *st,
                              const I2vTensor *t, const char *name, const char *label) {
@@ -124,7 +112,7 @@ static void check_step_case(const char *set, I2vDdim *s, I2vStream *stream,
   char *prev_name = g_strdup_printf("%s.prev_sample", key);
   char *x0_name = g_strdup_printf("%s.pred_original_sample", key);
   size_t mark = i2v_scratch_mark(stream);
-  I2vTensor mo = upload_golden(stream, st, mo_name), x = upload_golden(stream, st, x_name);
+  I2vTensor mo = golden_upload(stream, st, mo_name), x = golden_upload(stream, st, x_name);
   I2vTensor x0 = i2v_scratch_tensor(stream, x.ndim, x.shape);
   I2vTensor prev = i2v_scratch_tensor(stream, x.ndim, x.shape);
 

@@ -250,6 +250,22 @@ static void test_properties(void) {
   gst_util_set_object_arg(G_OBJECT(e), "precision", "fp64");
   g_object_get(e, "precision", &precision, NULL);
   g_assert_cmpint(precision, ==, I2V_PRECISION_FP16);
+  int sampler;
+  g_object_get(e, "sampler", &sampler, NULL);
+  g_assert_cmpint(sampler, ==, I2V_SAMPLER_DDIM);
+  gst_util_set_object_arg(G_OBJECT(e), "sampler", "dpmpp-2m");
+  g_object_get(e, "sampler", &sampler, NULL);
+  g_assert_cmpint(sampler, ==, I2V_SAMPLER_DPMPP_2M);
+  gst_util_set_object_arg(G_OBJECT(e), "sampler", "euler");
+  g_object_get(e, "sampler", &sampler, NULL);
+  g_assert_cmpint(sampler, ==, I2V_SAMPLER_DPMPP_2M);
+  /* the nicks are the engine's names, so the element, the CLI and the service take the same */
+  GEnumClass *samplers = g_type_class_ref(g_type_from_name("GstI2vgenSampler"));
+  g_assert_cmpuint(samplers->n_values, ==, I2V_SAMPLER_COUNT);
+  for (guint k = 0; k < samplers->n_values; k++)
+    g_assert_cmpstr(samplers->values[k].value_nick, ==,
+                    i2v_sampler_name(samplers->values[k].value));
+  g_type_class_unref(samplers);
   gst_util_set_object_arg(G_OBJECT(e), "variant", "int8");
   g_object_get(e, "variant", &variant, NULL);
   g_assert_cmpint(variant, ==, GST_I2VGEN_VARIANT_DEFAULT);
@@ -263,6 +279,35 @@ static void test_properties(void) {
   g_object_get(e, "release-encoders", &release, NULL);
   g_assert_true(release);
   gst_object_unref(e);
+}
+
+/* The first output frame of a 3-step job with sampler (a new buffer). */
+static GstBuffer *first_frame_with(const char *sampler) {
+  GstHarness *h = make_harness(1, 3, "RGB");
+  gst_util_set_object_arg(G_OBJECT(h->element), "sampler", sampler);
+  gst_harness_push(h, make_image(h));
+  GstBuffer *out = gst_harness_pull(h);
+  gst_harness_teardown(h);
+  return out;
+}
+
+/* The sampler reaches the job: the same seed gives another clip with DPM-Solver++. */
+static void test_sampler(void) {
+  GstBuffer *ddim = first_frame_with("ddim"), *again = first_frame_with("ddim"),
+            *dpmpp = first_frame_with("dpmpp-2m");
+  GstMapInfo a, b, c;
+  gst_buffer_map(ddim, &a, GST_MAP_READ);
+  gst_buffer_map(again, &b, GST_MAP_READ);
+  gst_buffer_map(dpmpp, &c, GST_MAP_READ);
+  g_assert_cmpmem(a.data, a.size, b.data, b.size);
+  g_assert_cmpuint(a.size, ==, c.size);
+  g_assert_true(memcmp(a.data, c.data, a.size) != 0);
+  gst_buffer_unmap(ddim, &a);
+  gst_buffer_unmap(again, &b);
+  gst_buffer_unmap(dpmpp, &c);
+  gst_buffer_unref(ddim);
+  gst_buffer_unref(again);
+  gst_buffer_unref(dpmpp);
 }
 
 /* motion-strength reaches the job: 0.5 of 4 steps runs 2, as the progress messages count them. */
@@ -292,7 +337,8 @@ static void test_motion_strength(void) {
 static void test_presets(void) {
   GstElement *e = gst_element_factory_make("i2vgen", NULL);
   char **names = gst_preset_get_preset_names(GST_PRESET(e));
-  const char *want[] = {"fast", "standard", "high", "creative", "subtle", "model-default"};
+  const char *want[] = {"fast",     "fast-ddim", "standard",     "high",
+                        "creative", "subtle",    "model-default"};
   for (guint i = 0; i < G_N_ELEMENTS(want); i++)
     g_assert_true(names && g_strv_contains((const char *const *)names, want[i]));
   g_strfreev(names);
@@ -304,6 +350,21 @@ static void test_presets(void) {
   g_assert_cmpuint(frames, ==, 24);
   g_assert_cmpuint(steps, ==, 80);
   g_assert_cmpfloat(g, ==, 10.0);
+  /* fast samples with DPM-Solver++ in fewer steps; every other preset names its sampler, so
+   * applying one after fast does not keep DPM-Solver++ */
+  int sampler;
+  g_object_set(e, "preset", "fast", NULL);
+  g_object_get(e, "sampler", &sampler, "steps", &steps, NULL);
+  g_assert_cmpint(sampler, ==, I2V_SAMPLER_DPMPP_2M);
+  g_assert_cmpuint(steps, <, 30);
+  g_object_set(e, "preset", "fast-ddim", NULL);
+  g_object_get(e, "sampler", &sampler, "steps", &steps, NULL);
+  g_assert_cmpint(sampler, ==, I2V_SAMPLER_DDIM);
+  g_assert_cmpuint(steps, ==, 30);
+  g_object_set(e, "preset", "fast", NULL);
+  g_object_set(e, "preset", "high", NULL);
+  g_object_get(e, "sampler", &sampler, NULL);
+  g_assert_cmpint(sampler, ==, I2V_SAMPLER_DDIM);
   g_test_expect_message("i2vgen", G_LOG_LEVEL_WARNING, "*'turbo'*'preset'*fast*");
   g_object_set(e, "preset", "turbo", NULL);
   g_test_assert_expected_messages();
@@ -508,6 +569,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/element/properties", test_properties);
   g_test_add_func("/element/presets", test_presets);
   g_test_add_func("/element/motion-strength", test_motion_strength);
+  g_test_add_func("/element/sampler", test_sampler);
   g_test_add_func("/element/missing-model", test_missing_model);
   g_test_add_func("/element/missing-lora", test_missing_lora);
   g_test_add_func("/element/no-model-configured", test_no_model_configured);

@@ -99,11 +99,14 @@ def test_capabilities(a):
     same = set(want) == set(got) and all(
         got[n]["size"] == f'{want[n]["width"]}x{want[n]["height"]}' and
         got[n]["steps"] == int(want[n]["steps"]) and
+        got[n]["sampler"] == want[n].get("sampler", "ddim") and
         got[n]["num_frames"] == int(want[n]["num-frames"]) and
         abs(got[n]["guidance_scale"] - float(want[n]["guidance-scale"])) < 1e-9 and
         abs(got[n]["motion_strength"] - float(want[n]["motion-strength"])) < 1e-9 for n in want)
     check("GET /v1/capabilities lists the element's presets with presets/GstI2vgen.prs' values",
           r.status == 200 and same, f"{sorted(got)} vs {sorted(want)}")
+    check("capabilities: the samplers a request may name",
+          doc.get("samplers") == ["ddim", "dpmpp-2m"], repr(doc.get("samplers")))
     lim = doc.get("limits", {})
     check("capabilities: the server's limits (--max-size 64, --max-steps 400, --max-frames 16)",
           lim.get("size", {}).get("max") == 64 and lim.get("steps", {}).get("max") == 400 and
@@ -138,8 +141,12 @@ def test_create_and_content(a):
     ids["seconds"] = r.json().get("id")
     r = a.create(dict(TINY, num_frames=3, interpolate=2), IMAGE)
     ids["interp"] = r.json().get("id")
+    r = a.create(dict(TINY, sampler="dpmpp-2m"), IMAGE)
+    check("sampler dpmpp-2m is taken and echoed (ddim by default)",
+          r.json().get("sampler") == "dpmpp-2m" and v.get("sampler") == "ddim", repr(r))
+    ids["dpmpp"] = r.json().get("id")
     done = {k: a.wait_status(i, ["completed"]) for k, i in ids.items()}
-    check("every video completes (PNG, JPEG, WebP, data: URL, seconds, interpolation)",
+    check("every video completes (PNG, JPEG, WebP, data: URL, seconds, interpolation, dpmpp-2m)",
           all(d and d["status"] == "completed" and d["progress"] == 100 for d in done.values()),
           repr(done))
     for kind in ("png", "jpeg", "webp"):
@@ -262,6 +269,7 @@ def test_bad_requests(a):
         ("size", "100x100", [f"from {size['min']} to 64"]), ("size", "32", ["WIDTHxHEIGHT"]),
         ("seed", "-1", ["0 to 18446744073709551615"]), ("preset", "nope", ["fast", "standard"]),
         ("model", "sora-2", ["i2vgen-xl"]), ("lora", "../../etc/passwd", ["LoRA folder"]),
+        ("sampler", "euler", ["'euler'", "one of ddim, dpmpp-2m"]),
     ]:
         expect_error(f"{field}={value}", c(dict(TINY, **{field: value}), IMAGE), 400,
                      "invalid_value", field, [f"{field}", *words])

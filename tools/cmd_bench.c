@@ -71,7 +71,7 @@ static gboolean frame_sink(const I2vFrame *f, void *user) {
 
 int cmd_bench(int argc, char **argv) {
   CmdModelArgs ma = {0};
-  char *image_path = NULL;
+  char *image_path = NULL, *sampler = NULL;
   I2vParams p;
   i2v_params_init(&p);
   p.prompt = "A painting of a squirrel eating a burger";
@@ -84,6 +84,7 @@ int cmd_bench(int argc, char **argv) {
       {"height", 0, 0, G_OPTION_ARG_INT, &p.height, "video height (512)", "H"},
       {"frames", 0, 0, G_OPTION_ARG_INT, &p.frames, "frames (16)", "F"},
       {"steps", 0, 0, G_OPTION_ARG_INT, &p.steps, "denoising steps to time (3)", "N"},
+      {"sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, "ddim (default) or dpmpp-2m", "NAME"},
       {"guidance", 0, 0, G_OPTION_ARG_DOUBLE, &p.guidance, "guidance scale (9; > 1 = CFG)", "G"},
       {"peak-tflops", 0, 0, G_OPTION_ARG_DOUBLE, &peak_tflops,
        "device peak in TFLOP/s for the FLOP-bound ratio (e.g. 790 for an H100 in fp16)", "T"},
@@ -99,7 +100,8 @@ int cmd_bench(int argc, char **argv) {
   Recorder *rec = g_new0(Recorder, 1);
   I2vModelOptions o;
   if (!g_option_context_parse(ctx, &argc, &argv, &err) || !cmd_no_arguments(argc, argv, &err) ||
-      !cmd_model_args_check(&ma, &o, &err) || !i2v_params_validate(NULL, &p, &err)) {
+      !cmd_model_args_check(&ma, &o, &err) || !cmd_parse_sampler(sampler, &p.sampler, &err) ||
+      !i2v_params_validate(NULL, &p, &err)) {
     status = 2;
   } else if (!(peak_tflops >= 0)) {
     err = g_error_new(I2V_ERROR, I2V_ERROR_INVALID, "--peak-tflops %g: expected a positive number",
@@ -131,14 +133,15 @@ int cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = ru.ru_maxrss / 1024.0;
     Summary step = summarize(rec, "unet_step"), dec = summarize(rec, "vae_decode_frame");
-    fprintf(stderr, "bench: %s, %dx%d, %d frames, %d steps, guidance %g\n", i2v_model_device(m),
-            width, height, frames, steps, guidance);
+    fprintf(stderr, "bench: %s, %dx%d, %d frames, %d %s steps, guidance %g\n", i2v_model_device(m),
+            width, height, frames, steps, i2v_sampler_name(p.sampler), guidance);
     fprintf(stderr, "  %-18s %9.3f s\n", "model load", load_s);
     GString *json = g_string_new(NULL);
     g_string_append_printf(json,
                            "{\"device\":\"%s\",\"width\":%d,\"height\":%d,\"frames\":%d,"
-                           "\"steps\":%d,\"guidance\":%g,\"load_s\":%.6g",
-                           i2v_model_device(m), width, height, frames, steps, guidance, load_s);
+                           "\"steps\":%d,\"sampler\":\"%s\",\"guidance\":%g,\"load_s\":%.6g",
+                           i2v_model_device(m), width, height, frames, steps,
+                           i2v_sampler_name(p.sampler), guidance, load_s);
     for (guint i = 0; i < G_N_ELEMENTS(stage_names); i++) {
       Summary s = summarize(rec, stage_names[i]);
       if (s.count == 0) continue;
@@ -209,5 +212,6 @@ int cmd_bench(int argc, char **argv) {
   g_option_context_free(ctx);
   cmd_model_args_clear(&ma);
   g_free(image_path);
+  g_free(sampler);
   return status;
 }

@@ -19,6 +19,12 @@ gboolean cmd_parse_u64(const char *text, const char *option, guint64 *out, GErro
   return FALSE;
 }
 
+gboolean cmd_parse_sampler(const char *text, I2vSamplerKind *out, GError **error) {
+  if (i2v_sampler_parse(text, out, error)) return TRUE;
+  g_prefix_error(error, "--sampler: ");
+  return FALSE;
+}
+
 gboolean cmd_no_arguments(int argc, char **argv, GError **error) {
   if (argc <= 1) return TRUE;
   g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,

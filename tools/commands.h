@@ -3,6 +3,7 @@
 #pragma once
 
 #include <glib.h>
+#include <i2v/i2v.h>
 
 typedef struct {
   const char *name;
@@ -15,6 +16,10 @@ int cmd_fail(const char *name, GError *err);
 
 /* Parses an unsigned 64-bit integer in decimal or 0x-hex (seeds); the error names option. */
 gboolean cmd_parse_u64(const char *text, const char *option, guint64 *out, GError **error);
+
+/* Parses --sampler (NULL: the default, ddim); the error names the option, the value and the
+ * samplers there are. */
+gboolean cmd_parse_sampler(const char *text, I2vSamplerKind *out, GError **error);
 
 /* TRUE when the parse left no positional argument (argv[0] aside); else an error naming it. */
 gboolean cmd_no_arguments(int argc, char **argv, GError **error);

@@ -10,16 +10,13 @@
 
 #include <i2v/error.h>
 
-typedef enum { PRED_EPSILON, PRED_V } Prediction;
-typedef enum { SPACING_LEADING, SPACING_TRAILING, SPACING_LINSPACE } Spacing;
-
 struct I2vDdim {
   int num_train;
   float *betas;
   float *alphas_cumprod;
   float final_alpha_cumprod;
-  Prediction prediction;
-  Spacing spacing;
+  I2vPrediction prediction;
+  I2vSpacing spacing;
   int64_t steps_offset;
 };
 
@@ -128,8 +125,8 @@ I2vDdim *i2v_ddim_new(const I2vConfig *c, GError **error) {
 
   I2vDdim *s = g_new0(I2vDdim, 1);
   s->num_train = num_train;
-  s->prediction = prediction == 0 ? PRED_EPSILON : PRED_V;
-  s->spacing = (Spacing)spacing;
+  s->prediction = prediction == 0 ? I2V_PREDICTION_EPSILON : I2V_PREDICTION_V;
+  s->spacing = (I2vSpacing)spacing;
   s->steps_offset = offset;
   s->betas = g_new(float, s->num_train);
   s->alphas_cumprod = g_new(float, s->num_train);
@@ -174,6 +171,18 @@ const float *i2v_ddim_alphas_cumprod(const I2vDdim *s) {
   return s->alphas_cumprod;
 }
 
+I2vPrediction i2v_ddim_prediction(const I2vDdim *s) {
+  return s->prediction;
+}
+
+I2vSpacing i2v_ddim_spacing(const I2vDdim *s) {
+  return s->spacing;
+}
+
+int64_t i2v_ddim_steps_offset(const I2vDdim *s) {
+  return s->steps_offset;
+}
+
 float i2v_ddim_final_alpha_cumprod(const I2vDdim *s) {
   return s->final_alpha_cumprod;
 }
@@ -192,13 +201,13 @@ gboolean i2v_ddim_timesteps(const I2vDdim *s, int n, int64_t *out, GError **erro
   int T = s->num_train;
   for (int k = 0; k < n; k++) {
     switch (s->spacing) {
-    case SPACING_LEADING: /* arange(n)·(T // n), reversed, + steps_offset */
+    case I2V_SPACING_LEADING: /* arange(n)·(T // n), reversed, + steps_offset */
       out[k] = (int64_t)(n - 1 - k) * (T / n) + s->steps_offset;
       break;
-    case SPACING_TRAILING: /* round(arange(T, 0, -T/n)) − 1 */
+    case I2V_SPACING_TRAILING: /* round(arange(T, 0, -T/n)) − 1 */
       out[k] = (int64_t)nearbyint((double)T + k * -((double)T / n)) - 1;
       break;
-    case SPACING_LINSPACE: { /* round(linspace(0, T−1, n)), reversed */
+    case I2V_SPACING_LINSPACE: { /* round(linspace(0, T−1, n)), reversed */
       int i = n - 1 - k;
       double v = n == 1 ? 0.0 : (i == n - 1 ? T - 1.0 : i * ((T - 1.0) / (n - 1)));
       out[k] = (int64_t)nearbyint(v);
@@ -239,7 +248,7 @@ void i2v_ddim_step(const I2vDdim *s, I2vStream *st, int n, int64_t t, const I2vT
   float sa = sqrtf(info.alpha_prod_t), sb = sqrtf(1.0f - info.alpha_prod_t);
   float sa_prev = sqrtf(info.alpha_prod_t_prev), sb_prev = sqrtf(1.0f - info.alpha_prod_t_prev);
   const I2vTensor *eps = model_output;
-  if (s->prediction == PRED_V) {
+  if (s->prediction == I2V_PREDICTION_V) {
     /* x̂0 = √ᾱ·x − √(1−ᾱ)·v, then ε̂ = √ᾱ·v + √(1−ᾱ)·x straight into prev_sample (x is not
      * read again, so prev_sample may be sample itself). */
     i2v_op_axpby(st, pred_original_sample, sa, sample, -sb, model_output);

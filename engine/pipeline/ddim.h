@@ -15,6 +15,11 @@ G_BEGIN_DECLS
 
 typedef struct I2vDdim I2vDdim;
 
+/* What the model predicts (prediction_type) and how n timesteps are spread (timestep_spacing):
+ * config values DPM-Solver++ (dpmpp.h) reads from the same schedule. */
+typedef enum { I2V_PREDICTION_EPSILON, I2V_PREDICTION_V } I2vPrediction;
+typedef enum { I2V_SPACING_LEADING, I2V_SPACING_TRAILING, I2V_SPACING_LINSPACE } I2vSpacing;
+
 /* The largest num_train_timesteps a config may have (the real model's is 1000). */
 #define I2V_DDIM_MAX_TRAIN_TIMESTEPS 100000
 
@@ -34,6 +39,11 @@ int i2v_ddim_num_train_timesteps(const I2vDdim *s);
 /* The float32 schedule as diffusers holds it, num_train_timesteps values (owned by s). */
 const float *i2v_ddim_betas(const I2vDdim *s);
 const float *i2v_ddim_alphas_cumprod(const I2vDdim *s);
+
+/* The config's prediction_type, timestep_spacing and steps_offset. */
+I2vPrediction i2v_ddim_prediction(const I2vDdim *s);
+I2vSpacing i2v_ddim_spacing(const I2vDdim *s);
+int64_t i2v_ddim_steps_offset(const I2vDdim *s);
 
 /* ᾱ used after the last step: 1 with set_alpha_to_one, else alphas_cumprod[0]. */
 float i2v_ddim_final_alpha_cumprod(const I2vDdim *s);

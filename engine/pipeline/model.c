@@ -57,6 +57,7 @@ static gboolean check_consistency(I2vModel *m, GError **error) {
 }
 
 static void model_free(I2vModel *m) {
+  for (int k = 0; k < I2V_SAMPLER_COUNT; k++) i2v_sampler_free(m->samplers[k]);
   i2v_ddim_free(m->ddim);
   i2v_unet_free(m->unet);
   i2v_vae_free(m->vae);
@@ -106,6 +107,7 @@ static I2vModel *model_new(const I2vModelOptions *opts, I2vBackend *be, GError *
     model_free(m);
     return NULL;
   }
+  for (int k = 0; k < I2V_SAMPLER_COUNT; k++) m->samplers[k] = i2v_sampler_new(k, m->ddim);
   m->release_encoders = opts->release_encoders;
   i2v_model_sample_device_memory(m);
   if (m->release_encoders) { /* loaded for the checks above; the first job loads them again */

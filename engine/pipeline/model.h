@@ -11,6 +11,7 @@
 #include "clip_vision.h"
 #include "conditioning.h"
 #include "ddim.h"
+#include "sampler.h"
 #include "tokenizer.h"
 #include "unet3d.h"
 #include "vae.h"
@@ -36,11 +37,12 @@ struct I2vModel {
   I2vEncoderSlot text, vision;
   I2vVae *vae;
   I2vUnet *unet;
-  I2vDdim *ddim;
-  I2vClipPreprocess clip_pp; /* feature_extractor: CLIP input side, mean, std */
-  size_t device_peak;        /* largest device_used seen at a stage end (atomic) */
-  GMutex sessions_lock;      /* guards sessions */
-  GPtrArray *sessions;       /* the live I2vSession * on this model (for i2v_model_memory) */
+  I2vDdim *ddim;                           /* the schedule of scheduler_config.json */
+  I2vSampler *samplers[I2V_SAMPLER_COUNT]; /* on ddim's schedule, by I2vSamplerKind */
+  I2vClipPreprocess clip_pp;               /* feature_extractor: CLIP input side, mean, std */
+  size_t device_peak;                      /* largest device_used seen at a stage end (atomic) */
+  GMutex sessions_lock;                    /* guards sessions */
+  GPtrArray *sessions; /* the live I2vSession * on this model (for i2v_model_memory) */
 };
 
 /* m's text / vision encoder for one use, loaded again from m's directory if it was released;

@@ -1,6 +1,7 @@
 /* One I2VGen-XL generation, as diffusers' I2VGenXLPipeline.__call__ computes it (docs/model.md
  * §1): prompts → CLIP text, image → CLIP image embedding and VAE latents, the
- * DDIM loop over the 3D UNet with classifier-free guidance, frame-by-frame VAE decode to RGB8.
+ * sampler's loop (DDIM or DPM-Solver++, sampler.h) over the 3D UNet with classifier-free guidance,
+ * frame-by-frame VAE decode to RGB8.
  *
  * Batch convention under CFG: row 0 is the unconditional branch (negative prompt, zero image
  * embedding), row 1 the conditional one. Everything sized by the loop is allocated before it;
@@ -57,7 +58,14 @@ static gboolean check_text(const char *name, const char *text, GError **error) {
 gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **error) {
   /* without a model: the widest bounds any loadable model allows (its scheduler's range) */
   int multiple = m != NULL ? i2v_vae_downscale(m->vae) : 1;
-  int max_steps = m != NULL ? i2v_ddim_num_train_timesteps(m->ddim) : I2V_DDIM_MAX_TRAIN_TIMESTEPS;
+  if (p->sampler < 0 || p->sampler >= I2V_SAMPLER_COUNT) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "sampler %d is unknown (expected I2V_SAMPLER_DDIM or I2V_SAMPLER_DPMPP_2M)",
+                (int)p->sampler);
+    return FALSE;
+  }
+  int max_steps =
+      m != NULL ? i2v_sampler_max_steps(m->samplers[p->sampler]) : I2V_DDIM_MAX_TRAIN_TIMESTEPS;
   if (!check_range("frames", p->frames, 1, I2V_MAX_FRAMES, error) ||
       !check_range("steps", p->steps, 1, max_steps, error) ||
       !check_range("fps", p->fps, 1, I2V_MAX_FPS, error) ||
@@ -109,8 +117,9 @@ typedef struct {
   I2vImage rgb;             /* the frame handed to the callback */
   int64_t *timesteps;
   int first_step; /* index into timesteps where the loop starts (motion_strength) */
-  I2vTensor text_t, emb_t, image_latents_t, latents, x_in, v_out, x0;
+  I2vTensor text_t, emb_t, image_latents_t, latents, x_in, v_out;
   I2vUnetCond *cond;
+  I2vSamplerRun *run; /* the sampler's state between steps */
 } Gen;
 
 static gboolean dumping(const Gen *g) {
@@ -234,6 +243,7 @@ static gboolean gen_init(Gen *g, I2vSession *s, const I2vParams *p, const I2vCal
 /* Frees the host side of a generation (its device tensors are in the session's arena). */
 static void gen_clear(Gen *g) {
   i2v_unet_cond_free(g->cond);
+  i2v_sampler_run_free(g->run);
   g_free(g->text_ctx);
   g_free(g->image_emb);
   g_free(g->image_latents);
@@ -350,10 +360,11 @@ static gboolean upload(I2vStream *st, const float *data, int ndim, const int64_t
 
 /* The latents a loop that starts at step first_step (motion_strength < 1) starts from, in
  * host_latents: the image's latent z (frame 0 of the conditioning latents) on every frame, noised
- * to that step's level as the scheduler's add_noise does, √ᾱ_t·z + √(1−ᾱ_t)·noise. */
+ * to that step's level as the sampler's add_noise does (DDIM: √ᾱ_t·z + √(1−ᾱ_t)·noise). */
 static const float *start_from_image(Gen *g, const float *noise) {
-  double abar = i2v_ddim_alphas_cumprod(g->m->ddim)[g->timesteps[g->first_step]];
-  float a = (float)sqrt(abar), b = (float)sqrt(1 - abar);
+  double signal, noise_level;
+  i2v_sampler_start_levels(g->run, &signal, &noise_level);
+  float a = (float)signal, b = (float)noise_level;
   int64_t hw = g->h * g->w;
   for (int64_t c = 0; c < g->lc; c++) {
     const float *z = g->image_latents + c * g->f * hw; /* batch 0, channel c, frame 0 */
@@ -389,14 +400,16 @@ static gboolean prepare_loop(Gen *g, GError **error) {
     noise = g->host_latents;
   }
   dump(g, "init_latents", noise, 5, (int64_t[]){1, g->lc, g->f, g->h, g->w});
-  if (!i2v_ddim_timesteps(g->m->ddim, g->p->steps, g->timesteps, error)) return FALSE;
-  g->first_step = g->p->steps - steps_run(g->p);
-  if (g->first_step > 0) noise = start_from_image(g, noise);
+  const I2vSampler *sampler = g->m->samplers[g->p->sampler];
   int64_t out_shape[5] = {g->bc, g->f, g->h, g->w, g->lc};
   int64_t one_shape[5] = {1, g->f, g->h, g->w, g->lc};
+  g->first_step = g->p->steps - steps_run(g->p);
+  if (!i2v_sampler_timesteps(sampler, g->p->steps, g->timesteps, error) ||
+      !(g->run = i2v_sampler_start(sampler, st, g->p->steps, g->first_step, 5, one_shape, error)))
+    return FALSE;
+  if (g->first_step > 0) noise = start_from_image(g, noise);
   if (g->cfg) g->x_in = i2v_scratch_tensor(st, 5, out_shape);
   g->v_out = i2v_scratch_tensor(st, 5, out_shape);
-  g->x0 = i2v_scratch_tensor(st, 5, one_shape);
   return i2v_unet_upload_ncfhw(st, noise, 1, g->lc, g->f, g->h, g->w, &g->latents, error);
 }
 
@@ -409,8 +422,8 @@ static gboolean dump_step(const Gen *g, int i, const char *what, const I2vTensor
   return dump_video(g, name, t, error);
 }
 
-/* The denoising loop (docs/model.md §1 step 5): UNet on [latents; latents], v = u + g·(c − u), DDIM
- * step in place. */
+/* The denoising loop (docs/model.md §1 step 5): UNet on [latents; latents], v = u + g·(c − u), the
+ * sampler's step in place. */
 static gboolean denoise(Gen *g, GError **error) {
   I2vStream *st = g->st;
   int n = g->p->steps;
@@ -420,7 +433,7 @@ static gboolean denoise(Gen *g, GError **error) {
     if (g_cancellable_set_error_if_cancelled(g->cancellable, error)) return FALSE;
     StageStart start = stage_start(g);
     size_t mark = i2v_scratch_mark(st);
-    const I2vTensor *sample = &g->latents;
+    const I2vTensor *sample = &g->latents, *x0 = NULL;
     if (g->cfg) {
       I2vTensor rows[2] = {i2v_tensor_rows(&g->x_in, 0, 1), i2v_tensor_rows(&g->x_in, 1, 1)};
       i2v_op_copy(st, &rows[0], &g->latents);
@@ -436,12 +449,11 @@ static gboolean denoise(Gen *g, GError **error) {
       i2v_op_axpby(st, &cond, 1.0f, &cond, -1.0f, &uncond);
       i2v_op_axpby(st, &uncond, 1.0f, &uncond, (float)g->p->guidance, &cond);
     }
-    if (ok)
-      i2v_ddim_step(g->m->ddim, st, n, g->timesteps[i], &uncond, &g->latents, &g->x0, &g->latents);
+    if (ok) x0 = i2v_sampler_step(g->run, &uncond, &g->latents);
     i2v_scratch_release(st, mark);
     ok = ok && i2v_stream_check(st, error) && stage_end(g, start, "unet_step", i, error) &&
          dump_step(g, i, "noise_pred", &uncond, error) &&
-         dump_step(g, i, "pred_original_sample", &g->x0, error) &&
+         dump_step(g, i, "pred_original_sample", x0, error) &&
          dump_step(g, i, "latents", &g->latents, error);
     if (!ok) return FALSE;
     int done = i + 1 - g->first_step;

@@ -20,7 +20,7 @@ static ServePreset *read_preset(const char *name) {
   gst_preset_get_meta(GST_PRESET(e), name, "comment", &p->description);
   g_object_get(e, "width", &p->width, "height", &p->height, "num-frames", &p->num_frames, "fps",
                &p->fps, "steps", &p->steps, "guidance-scale", &p->guidance_scale, "motion-strength",
-               &p->motion_strength, NULL);
+               &p->motion_strength, "sampler", &p->sampler, NULL);
   gst_object_unref(e);
   return p;
 }
@@ -172,6 +172,8 @@ static void add_preset(JsonBuilder *b, const ServePreset *p, const ServeCatalog 
   add_int(b, "num_frames", p->num_frames);
   add_int(b, "fps", p->fps);
   add_int(b, "steps", p->steps);
+  json_builder_set_member_name(b, "sampler");
+  json_builder_add_string_value(b, i2v_sampler_name(p->sampler));
   json_builder_set_member_name(b, "guidance_scale");
   json_builder_add_double_value(b, p->guidance_scale);
   json_builder_set_member_name(b, "motion_strength");
@@ -196,6 +198,10 @@ char *serve_catalog_to_json(const ServeCatalog *c) {
   json_builder_set_member_name(b, "presets");
   json_builder_begin_array(b);
   for (guint i = 0; i < c->presets->len; i++) add_preset(b, g_ptr_array_index(c->presets, i), c);
+  json_builder_end_array(b);
+  json_builder_set_member_name(b, "samplers"); /* the values of a request's sampler field */
+  json_builder_begin_array(b);
+  for (int k = 0; k < I2V_SAMPLER_COUNT; k++) json_builder_add_string_value(b, i2v_sampler_name(k));
   json_builder_end_array(b);
   json_builder_set_member_name(b, "limits");
   json_builder_begin_object(b);

@@ -7,12 +7,14 @@
 #pragma once
 
 #include <glib.h>
+#include <i2v/i2v.h>
 
 G_BEGIN_DECLS
 
 typedef struct {
   char *name, *description;
   guint width, height, num_frames, fps, steps;
+  I2vSamplerKind sampler;
   double guidance_scale, motion_strength;
 } ServePreset;
 
@@ -61,7 +63,8 @@ const ServePreset *serve_catalog_preset(const ServeCatalog *c, const char *name)
  * so files can be added while the server runs. A new NULL-terminated array (g_strfreev). */
 char **serve_catalog_loras(const ServeCatalog *c);
 
-/* The capabilities document (model, presets, limits, LoRA names, image formats); g_free. */
+/* The capabilities document (model, presets, samplers, limits, LoRA names, image formats);
+ * g_free. */
 char *serve_catalog_to_json(const ServeCatalog *c);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ServeCatalog, serve_catalog_free)

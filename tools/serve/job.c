@@ -80,6 +80,7 @@ void job_params_add_members(const JobParams *p, JsonBuilder *b) {
   add_int(b, "num_frames", p->num_frames);
   add_int(b, "fps", p->fps);
   add_int(b, "steps", p->steps);
+  add_string(b, "sampler", i2v_sampler_name(p->sampler));
   add_int(b, "interpolate", p->interpolate);
   add_double(b, "guidance_scale", p->guidance_scale);
   add_double(b, "motion_strength", p->motion_strength);
@@ -143,6 +144,13 @@ gboolean job_params_from_object(JsonObject *o, JobParams *p, GError **error) {
   }
   for (gsize i = 0; ok && i < G_N_ELEMENTS(doubles); i++)
     ok = get_number(o, doubles[i].name, doubles[i].field, error);
+  /* records written before samplers existed have none: they ran DDIM */
+  char *sampler = NULL;
+  if (ok && json_object_has_member(o, "sampler") &&
+      (!get_string(o, "sampler", &sampler, error) ||
+       !i2v_sampler_parse(sampler, &p->sampler, error)))
+    ok = FALSE;
+  g_free(sampler);
   if (ok &&
       (seed == NULL || !g_ascii_string_to_unsigned(seed, 10, 0, G_MAXUINT64, &p->seed, NULL))) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,

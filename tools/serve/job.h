@@ -4,6 +4,7 @@
 #pragma once
 
 #include <glib.h>
+#include <i2v/i2v.h>
 #include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
@@ -40,6 +41,7 @@ typedef struct {
   char *lora;                     /* a name of the server's LoRA allow-list, or NULL */
   double lora_scale;
   guint width, height, num_frames, fps, steps;
+  I2vSamplerKind sampler;
   guint interpolate; /* i2vinterp factor: output frames and rate ×interpolate (1 = none) */
   double guidance_scale, motion_strength;
   guint64 seed;

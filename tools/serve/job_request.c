@@ -8,7 +8,8 @@
 const char *const job_request_fields[] = {
     "prompt", "negative_prompt", "model",          "seconds", "size",
     "preset", "steps",           "guidance_scale", "seed",    "num_frames",
-    "fps",    "motion_strength", "interpolate",    "lora",    NULL,
+    "fps",    "motion_strength", "interpolate",    "lora",    "sampler",
+    NULL,
 };
 
 static gboolean bad_value(ApiError **err, const char *field, const char *value,
@@ -188,6 +189,18 @@ static gboolean check_known(const ServeCatalog *c, GHashTable *fields, ApiError 
   return TRUE;
 }
 
+/* sampler: a name i2v_sampler_parse reads; *out unchanged when the field is absent. */
+static gboolean parse_sampler(GHashTable *fields, I2vSamplerKind *out, ApiError **err) {
+  const char *v = g_hash_table_lookup(fields, "sampler");
+  if (v == NULL || i2v_sampler_parse(v, out, NULL)) return TRUE;
+  GString *names = g_string_new("one of ");
+  for (int k = 0; k < I2V_SAMPLER_COUNT; k++)
+    g_string_append_printf(names, "%s%s", k ? ", " : "", i2v_sampler_name(k));
+  gboolean ok = bad_value(err, "sampler", v, names->str);
+  g_string_free(names, TRUE);
+  return ok;
+}
+
 gboolean job_request_parse(const ServeCatalog *c, GHashTable *fields, JobParams *p,
                            ApiError **err) {
   memset(p, 0, sizeof(*p));
@@ -209,6 +222,7 @@ gboolean job_request_parse(const ServeCatalog *c, GHashTable *fields, JobParams 
   p->num_frames = preset->num_frames;
   p->fps = preset->fps;
   p->steps = preset->steps;
+  p->sampler = preset->sampler;
   p->guidance_scale = preset->guidance_scale;
   p->motion_strength = preset->motion_strength;
   p->interpolate = 1;
@@ -223,7 +237,8 @@ gboolean job_request_parse(const ServeCatalog *c, GHashTable *fields, JobParams 
       parse_uint(fields, "interpolate", c->interpolate, &p->interpolate, err) &&
       parse_double(fields, "guidance_scale", c->guidance_scale, &p->guidance_scale, err) &&
       parse_double(fields, "motion_strength", c->motion_strength, &p->motion_strength, err) &&
-      reconcile_frames(c, fields, p, err) && parse_lora(c, fields, p, err);
+      reconcile_frames(c, fields, p, err) && parse_lora(c, fields, p, err) &&
+      parse_sampler(fields, &p->sampler, err);
   if (ok && !parse_uint(fields, "steps", c->steps, &p->steps, err)) ok = FALSE;
   if (ok && !g_hash_table_contains(fields, "steps") && p->steps > c->steps.max) {
     g_autofree char *text = g_strdup_printf("%u (from preset %s)", p->steps, p->preset);

@@ -166,9 +166,9 @@ static GstElement *build_pipeline(JobRunner *r, const RunnerJob *job, GstBuffer 
   set_model(*gen, &r->model);
   if (job->lora != NULL) g_object_set(*gen, "lora", job->lora, NULL);
   g_object_set(*gen, "prompt", p->prompt, "negative-prompt", p->negative_prompt, "steps", p->steps,
-               "guidance-scale", p->guidance_scale, "motion-strength", p->motion_strength, "seed",
-               p->seed, "num-frames", p->num_frames, "fps", p->fps, "width", p->width, "height",
-               p->height, NULL);
+               "sampler", p->sampler, "guidance-scale", p->guidance_scale, "motion-strength",
+               p->motion_strength, "seed", p->seed, "num-frames", p->num_frames, "fps", p->fps,
+               "width", p->width, "height", p->height, NULL);
   GstElement *last = *gen;
   gst_element_link(src, *gen);
   if (p->interpolate > 1) {

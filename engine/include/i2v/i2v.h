@@ -61,6 +61,21 @@ I2V_API gboolean i2v_precision_parse(const char *name, I2vPrecision *out, GError
 /* The name of p as i2v_precision_parse reads it ("default", "fp32", ...); static string. */
 I2V_API const char *i2v_precision_name(I2vPrecision p);
 
+/* ---- samplers: the denoising loop's update rule (docs/user-guide.md "Samplers") ---- */
+
+typedef enum {
+  I2V_SAMPLER_DDIM,     /* DDIM, eta 0: the reference pipeline's scheduler */
+  I2V_SAMPLER_DPMPP_2M, /* DPM-Solver++ 2M (Lu et al. 2022): the quality of DDIM in fewer steps */
+} I2vSamplerKind;
+#define I2V_SAMPLER_COUNT 2
+
+/* Parses "ddim" (also NULL and "") or "dpmpp-2m", case-insensitively; FALSE with an
+ * I2V_ERROR_INVALID error naming the value and the accepted names. */
+I2V_API gboolean i2v_sampler_parse(const char *name, I2vSamplerKind *out, GError **error);
+
+/* The name of k as i2v_sampler_parse reads it ("ddim", "dpmpp-2m"); static string. */
+I2V_API const char *i2v_sampler_name(I2vSamplerKind k);
+
 /* ---- models ---- */
 
 typedef struct {
@@ -124,9 +139,9 @@ I2V_API int i2v_model_size_multiple(const I2vModel *m);
 /* Channels of the video latents (4): init_latents is [1, C, F, H/m, W/m] with m as above. */
 I2V_API int i2v_model_latent_channels(const I2vModel *m);
 
-/* The ranges of I2vParams that do not depend on the model (steps: 1..the scheduler's
- * num_train_timesteps; width and height: multiples of i2v_model_size_multiple). The element and the
- * CLI take their limits from here. */
+/* The ranges of I2vParams that do not depend on the model (steps: 1..what the sampler allows
+ * with the scheduler's num_train_timesteps; width and height: multiples of
+ * i2v_model_size_multiple). The element and the CLI take their limits from here. */
 #define I2V_MAX_FRAMES 256
 #define I2V_MAX_SIDE 8192
 #define I2V_MAX_FPS 1000
@@ -136,7 +151,8 @@ I2V_API int i2v_model_latent_channels(const I2vModel *m);
 typedef struct {
   const char *prompt;
   const char *negative_prompt; /* NULL = "" */
-  int steps;                   /* DDIM steps (50) */
+  int steps;                   /* denoising steps = UNet evaluations (50) */
+  I2vSamplerKind sampler;      /* the update rule of the loop (I2V_SAMPLER_DDIM) */
   double guidance;             /* classifier-free guidance scale (9.0); <= 1 runs one branch */
   guint64 seed;                /* initial and posterior noise derive from it (noise.h) */
   int frames;                  /* 16 */
