@@ -230,6 +230,42 @@ static void test_other_spacings(void) {
   g_strfreev(sets);
 }
 
+/* Every step count the scheduler accepts gives timesteps inside [0, T) — "leading" with an
+ * offset would otherwise start at T for n = T — and the largest accepted count is the limit. */
+static void test_steps_fit_schedule(void) {
+  char **sets = golden_sets_with("scheduler.safetensors");
+  static const char *const spacings[] = {"leading", "trailing", "linspace"};
+  const int T = 1000;
+  int64_t *ts = g_new(int64_t, T);
+  for (guint i = 0; i < G_N_ELEMENTS(spacings); i++) {
+    for (int offset = 0; offset <= 1; offset++) {
+      JsonObject *cfg = config_with(sets[0], "timestep_spacing", spacings[i]);
+      json_object_set_int_member(cfg, "num_train_timesteps", T);
+      json_object_set_int_member(cfg, "steps_offset", offset);
+      GError *err = NULL;
+      I2vDdim *s = i2v_ddim_new(&(I2vConfig){cfg, "sched.json"}, &err);
+      g_assert_no_error(err);
+      int max = i2v_ddim_max_steps(s), accepted = 0;
+      for (int n = 1; n <= T; n++) {
+        if (!i2v_ddim_timesteps(s, n, ts, &err)) {
+          g_assert_error(err, I2V_ERROR, I2V_ERROR_INVALID);
+          g_clear_error(&err);
+          continue;
+        }
+        accepted = n;
+        for (int k = 0; k < n; k++) g_assert_true(ts[k] >= 0 && ts[k] < T);
+      }
+      g_test_message("%s offset %d: max steps %d", spacings[i], offset, max);
+      g_assert_cmpint(accepted, ==, max);
+      g_assert_cmpint(max, ==, offset == 1 && i == 0 ? T - 1 : T);
+      i2v_ddim_free(s);
+      json_object_unref(cfg);
+    }
+  }
+  g_free(ts);
+  g_strfreev(sets);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/ddim/schedule", test_schedule);
@@ -237,5 +273,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/ddim/steps", test_steps);
   g_test_add_func("/ddim/config-errors", test_config_errors);
   g_test_add_func("/ddim/other-spacings", test_other_spacings);
+  g_test_add_func("/ddim/steps-fit-schedule", test_steps_fit_schedule);
   return g_test_run();
 }

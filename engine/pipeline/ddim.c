@@ -18,6 +18,7 @@ struct I2vDdim {
   I2vPrediction prediction;
   I2vSpacing spacing;
   int64_t steps_offset;
+  int max_steps; /* the most steps whose timesteps all lie in [0, num_train) */
 };
 
 /* squaredcos_cap_v2: ᾱ(τ) = cos²((τ + 0.008)/1.008 · π/2), β_i = min(1 − ᾱ((i+1)/T)/ᾱ(i/T),
@@ -128,6 +129,12 @@ I2vDdim *i2v_ddim_new(const I2vConfig *c, GError **error) {
   s->prediction = prediction == 0 ? I2V_PREDICTION_EPSILON : I2V_PREDICTION_V;
   s->spacing = (I2vSpacing)spacing;
   s->steps_offset = offset;
+  /* "leading" puts the first timestep at (n−1)·(T // n) + offset, which passes T − 1 for n
+   * near T (1000 steps with offset 1 would start at timestep 1000) */
+  s->max_steps = num_train;
+  while (s->spacing == I2V_SPACING_LEADING && s->max_steps > 1 &&
+         (int64_t)(s->max_steps - 1) * (num_train / s->max_steps) + offset > num_train - 1)
+    s->max_steps--;
   s->betas = g_new(float, s->num_train);
   s->alphas_cumprod = g_new(float, s->num_train);
   if (!make_betas(s, c, error)) {
@@ -179,6 +186,10 @@ I2vSpacing i2v_ddim_spacing(const I2vDdim *s) {
   return s->spacing;
 }
 
+int i2v_ddim_max_steps(const I2vDdim *s) {
+  return s->max_steps;
+}
+
 int64_t i2v_ddim_steps_offset(const I2vDdim *s) {
   return s->steps_offset;
 }
@@ -188,10 +199,11 @@ float i2v_ddim_final_alpha_cumprod(const I2vDdim *s) {
 }
 
 static gboolean check_steps(const I2vDdim *s, int n, GError **error) {
-  if (n >= 1 && n <= s->num_train) return TRUE;
+  if (n >= 1 && n <= s->max_steps) return TRUE;
   g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-              "steps %d is out of range (expected 1..%d, the scheduler's num_train_timesteps)", n,
-              s->num_train);
+              "steps %d is out of range (expected 1..%d with the scheduler's num_train_timesteps "
+              "%d and steps_offset %" G_GINT64_FORMAT ")",
+              n, s->max_steps, s->num_train, s->steps_offset);
   return FALSE;
 }
 

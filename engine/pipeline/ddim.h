@@ -36,6 +36,9 @@ void i2v_ddim_free(I2vDdim *s);
 /* num_train_timesteps of the config (1000). */
 int i2v_ddim_num_train_timesteps(const I2vDdim *s);
 
+/* The most steps a run may have: every timestep of it inside [0, num_train_timesteps). */
+int i2v_ddim_max_steps(const I2vDdim *s);
+
 /* The float32 schedule as diffusers holds it, num_train_timesteps values (owned by s). */
 const float *i2v_ddim_betas(const I2vDdim *s);
 const float *i2v_ddim_alphas_cumprod(const I2vDdim *s);

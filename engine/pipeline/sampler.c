@@ -36,7 +36,7 @@ struct I2vSamplerRun {
 /* ---- DDIM: stateless; the run only counts steps ---- */
 
 static int ddim_max_steps(const I2vSampler *s) {
-  return i2v_ddim_num_train_timesteps(s->ddim);
+  return i2v_ddim_max_steps(s->ddim);
 }
 
 static gboolean ddim_timesteps(const I2vSampler *s, int n, int64_t *out, GError **error) {
