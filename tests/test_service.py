@@ -267,6 +267,8 @@ def test_bad_requests(a):
         ("fps", 0, [f"from {fps['min']} to {fps['max']}"]), ("guidance_scale", -1, ["from 0 to 100"]),
         ("motion_strength", 2, ["from 0.01 to 1"]), ("interpolate", 99, ["from 1 to 16"]),
         ("size", "100x100", [f"from {size['min']} to 64"]), ("size", "32", ["WIDTHxHEIGHT"]),
+        # what the H.264/MP4 encoding cannot take is refused up front, not after the run
+        ("size", "8x8", ["from 16 to 64"]), ("size", "33x32", ["multiple of 2"]),
         ("seed", "-1", ["0 to 18446744073709551615"]), ("preset", "nope", ["fast", "standard"]),
         ("model", "sora-2", ["i2vgen-xl"]), ("lora", "../../etc/passwd", ["LoRA folder"]),
         ("sampler", "euler", ["'euler'", "one of ddim, dpmpp-2m"]),

@@ -59,8 +59,12 @@ ServeCatalog *serve_catalog_new(const ServeLimits *limits, GError **error) {
   gst_object_ref_sink(interp);
   g_auto(GStrv) names = gst_preset_get_preset_names(GST_PRESET(gen));
   for (char **n = names; n != NULL && *n != NULL; n++) g_ptr_array_add(c->presets, read_preset(*n));
-  c->size_multiple = MAX(limits->size_multiple, 1);
+  /* the clips are H.264 4:2:0 in MP4: x264enc refuses odd sides and mp4mux sides under 16, so
+   * the server asks for even sides from 16 up (the real model's multiple of 8 already is) */
+  guint multiple = MAX(limits->size_multiple, 1);
+  c->size_multiple = multiple % 2 == 0 ? multiple : 2 * multiple;
   c->size = uint_range(gen, "width", limits->max_size);
+  c->size.min = MAX(c->size.min, 16);
   c->num_frames = uint_range(gen, "num-frames", limits->max_frames);
   c->fps = uint_range(gen, "fps", 0);
   c->steps = uint_range(gen, "steps", limits->max_steps);

@@ -40,8 +40,8 @@ typedef struct {
 
 typedef struct {
   char *model_name, *lora_dir, *default_preset;
-  GPtrArray *presets; /* ServePreset*, by name */
-  guint size_multiple;
+  GPtrArray *presets;  /* ServePreset*, by name */
+  guint size_multiple; /* the model's, made even for the H.264 encoder */
   UintRange size, num_frames, fps, steps, interpolate;
   DoubleRange guidance_scale, motion_strength, lora_scale;
   guint64 max_pixels;

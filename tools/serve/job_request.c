@@ -53,15 +53,16 @@ static gboolean parse_double(GHashTable *fields, const char *name, DoubleRange r
   return TRUE;
 }
 
-/* size "WxH": each side within the catalog's range and a multiple of the model's factor. */
+/* size "WxH": each side within the catalog's range and a multiple of its size factor. */
 static gboolean check_size(const ServeCatalog *c, guint w, guint h, const char *text,
                            ApiError **err) {
   if (w >= c->size.min && w <= c->size.max && h >= c->size.min && h <= c->size.max &&
       w % c->size_multiple == 0 && h % c->size_multiple == 0)
     return TRUE;
   g_autofree char *expected = g_strdup_printf(
-      "WIDTHxHEIGHT with each side from %u to %u and a multiple of %u (the model's)", c->size.min,
-      c->size.max, c->size_multiple);
+      "WIDTHxHEIGHT with each side from %u to %u and a multiple of %u (the model's size "
+      "factor, even for the H.264 encoder)",
+      c->size.min, c->size.max, c->size_multiple);
   return bad_value(err, "size", text, expected);
 }
 
