@@ -157,6 +157,11 @@ def set_controls(driver, caps, preset_name):
         "return ['steps', 'num_frames', 'fps'].map((n) => Number(document.getElementById(n).value))")
     check(f"preset {preset_name}: fills steps, frames, fps from /v1/capabilities (within limits)",
           values == [want_steps, frames, preset["fps"]], f"{values}")
+    samplers = driver.execute_script(
+        "const s = document.getElementById('sampler');"
+        "return [[...s.options].map((o) => o.value), s.value]")
+    check(f"sampler selector: the server's samplers, set to the preset's {preset['sampler']}",
+          samplers == [caps["samplers"], preset["sampler"]], f"{samplers}")
     for _ in range(20):
         steps.send_keys(Keys.ARROW_LEFT)  # the slider, by keyboard
     shown = driver.find_element("id", "steps-value").text
