@@ -1,5 +1,5 @@
 /* i2vgen: the command-line tool over the engine (tokenize, encode, generate, mkmodel, bench,
- * compare) and the HTTP service (serve). */
+ * compare), the HTTP service (serve) and its cluster's GPU nodes (worker). */
 #include <stdio.h>
 #include <cblas.h>
 #include <string.h>
@@ -14,6 +14,7 @@ int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
 
 static const I2vCommand commands[] = {
     /* subcommand table */
@@ -26,6 +27,8 @@ static const I2vCommand commands[] = {
     {"compare", "relative L2 / max abs error of the tensors two files share", cmd_compare},
     {"serve", "serve the HTTP video-generation API (OpenAI Videos shape, durable job queue)",
      cmd_serve},
+    {"worker", "run the videos of `serve --queue` API nodes (a GPU node of a Redis cluster)",
+     cmd_worker},
     {NULL, NULL, NULL},
 };
 
