@@ -1,6 +1,7 @@
 /* A Redis connection that reconnects. */
 #include "redis_link.h"
 
+#include <signal.h>
 #include <string.h>
 
 G_DEFINE_QUARK(i2vgen - redis - link - error - quark, redis_link_error)
@@ -53,7 +54,18 @@ static gboolean parse_url(RedisLink *l, const char *url) {
   return l->host[0] != '\0' && (slash == NULL || parse_db(l, slash + 1));
 }
 
+/* hiredis writes with write(2): on a connection the server closed (a restart) that raises
+ * SIGPIPE, which would kill the process instead of failing the command. The process ignores it,
+ * as GIO does for its own sockets. */
+static gpointer ignore_sigpipe(gpointer unused) {
+  (void)unused;
+  signal(SIGPIPE, SIG_IGN);
+  return NULL;
+}
+
 RedisLink *redis_link_new(const char *url, guint patience_ms, GError **error) {
+  static GOnce once = G_ONCE_INIT;
+  g_once(&once, ignore_sigpipe, NULL);
   RedisLink *l = g_new0(RedisLink, 1);
   l->url = g_strdup(url);
   l->patience_ms = patience_ms;
