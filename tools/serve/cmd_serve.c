@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "../commands.h"
-#include "../model_options.h"
 #include "http.h"
 #include "job_events_redis.h"
+#include "serve_options.h"
 
 typedef struct {
   CmdModelArgs model; /* --model (default: I2VGEN_MODEL), --variant, --device, --precision */
@@ -128,34 +128,26 @@ static gboolean on_signal(gpointer user) {
 }
 
 static gboolean check_options(Options *o, GError **error) {
-  if (o->model.model == NULL) o->model.model = g_strdup(g_getenv("I2VGEN_MODEL"));
   if (o->api_key == NULL) o->api_key = g_strdup(g_getenv("I2VGEN_API_KEY"));
   if (o->data == NULL) o->data = g_build_filename(g_get_user_data_dir(), "i2vgen", NULL);
   if (o->results == NULL) o->results = g_strdup(o->data);
   if (o->name == NULL) o->name = job_files_node_name();
-  const char *bad = NULL;
-  I2vModelOptions checked;
-  if (o->queue == NULL &&
-      (o->model.model == NULL || !g_file_test(o->model.model, G_FILE_TEST_IS_DIR)))
-    bad = "--model DIR: a diffusers model directory of ali-vilab/i2vgen-xl is required (or "
-          "I2VGEN_MODEL)";
-  else if (o->queue == NULL && !cmd_model_args_check(&o->model, &checked, error))
-    return FALSE;
-  else if (o->lora_dir != NULL && !g_file_test(o->lora_dir, G_FILE_TEST_IS_DIR))
-    bad = "--lora-dir: not a folder";
-  else if (o->max_queued < 1 || o->max_upload_mb < 1 || o->max_size < 8 || o->max_frames < 1 ||
-           o->max_steps < 1 || o->max_pixels < 1 || o->retries < 0 || o->drain_timeout < 0 ||
-           o->job_ttl < 1 || o->size_multiple < 1)
-    bad = "--max-queued, --max-upload-mb, --max-frames, --max-steps, --max-image-pixels, "
-          "--job-ttl and --size-multiple must be at least 1, --max-size at least 8, --retries and "
-          "--drain-timeout at least 0";
-  else if (!job_files_node_valid(o->name))
-    bad = "--name: letters, digits, '.', '_' and '-' only, not starting with '.'";
-  if (bad != NULL) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s", bad);
+  /* an API node of a cluster loads no model */
+  if (o->queue == NULL && !serve_options_check_model(&o->model, o->lora_dir, error)) return FALSE;
+  if (o->queue != NULL && o->lora_dir != NULL && !g_file_test(o->lora_dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--lora-dir: not a folder");
     return FALSE;
   }
-  return TRUE;
+  if (o->max_queued < 1 || o->max_upload_mb < 1 || o->max_size < 8 || o->max_frames < 1 ||
+      o->max_steps < 1 || o->max_pixels < 1 || o->retries < 0 || o->drain_timeout < 0 ||
+      o->job_ttl < 1 || o->size_multiple < 1) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "--max-queued, --max-upload-mb, --max-frames, --max-steps, --max-image-pixels, "
+                "--job-ttl and --size-multiple must be at least 1, --max-size at least 8, "
+                "--retries and --drain-timeout at least 0");
+    return FALSE;
+  }
+  return serve_options_check_name(o->name, error);
 }
 
 static void options_clear(Options *o) {

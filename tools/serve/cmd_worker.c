@@ -7,9 +7,9 @@
 #include <stdio.h>
 
 #include "../commands.h"
-#include "../model_options.h"
 #include "job_events_redis.h"
 #include "job_worker.h"
+#include "serve_options.h"
 
 typedef struct {
   CmdModelArgs model; /* --model (default: I2VGEN_MODEL), --variant, --device, --precision */
@@ -38,10 +38,8 @@ static gboolean on_signal(gpointer user) {
 }
 
 static gboolean check_options(Options *o, GError **error) {
-  if (o->model.model == NULL) o->model.model = g_strdup(g_getenv("I2VGEN_MODEL"));
   if (o->name == NULL) o->name = job_files_node_name();
   if (o->model_name == NULL) o->model_name = g_strdup("i2vgen-xl");
-  I2vModelOptions checked;
   const char *bad = NULL;
   if (o->queue == NULL)
     bad = "--queue URL: the Redis of the cluster is required (redis://HOST:PORT/DB or "
@@ -49,24 +47,16 @@ static gboolean check_options(Options *o, GError **error) {
   else if (o->results == NULL || !g_file_test(o->results, G_FILE_TEST_IS_DIR))
     bad = "--results DIR: the result store the API nodes serve from is required (an existing "
           "folder)";
-  else if (o->model.model == NULL || !g_file_test(o->model.model, G_FILE_TEST_IS_DIR))
-    bad = "--model DIR: a diffusers model directory of ali-vilab/i2vgen-xl is required (or "
-          "I2VGEN_MODEL)";
-  else if (!cmd_model_args_check(&o->model, &checked, error))
-    return FALSE;
-  else if (o->lora_dir != NULL && !g_file_test(o->lora_dir, G_FILE_TEST_IS_DIR))
-    bad = "--lora-dir: not a folder";
   else if (!(o->claim_after >= 0.1 && o->claim_after <= 86400) || o->retries < 0 ||
            o->max_pixels < 1)
     bad = "--claim-after must be from 0.1 to 86400 seconds, --retries at least 0, "
           "--max-image-pixels at least 1";
-  else if (!job_files_node_valid(o->name))
-    bad = "--name: letters, digits, '.', '_' and '-' only, not starting with '.'";
   if (bad != NULL) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s", bad);
     return FALSE;
   }
-  return TRUE;
+  return serve_options_check_model(&o->model, o->lora_dir, error) &&
+         serve_options_check_name(o->name, error);
 }
 
 static void options_clear(Options *o) {

@@ -40,17 +40,21 @@ void serve_metrics_free(ServeMetrics *m) {
   g_free(m);
 }
 
-void serve_metrics_add_step(ServeMetrics *m, guint width, guint height, guint frames,
-                            double seconds) {
-  char *key = g_strdup_printf("%ux%u/%u", width, height, frames);
-  g_mutex_lock(&m->lock);
+/* The step summary of key ("WxH/F"), made when missing. Lock held. */
+static Summary *step_summary(ServeMetrics *m, const char *key) {
   Summary *s = g_hash_table_lookup(m->steps, key);
   if (s == NULL) {
     s = g_new0(Summary, 1);
-    g_hash_table_insert(m->steps, key, s);
-  } else {
-    g_free(key);
+    g_hash_table_insert(m->steps, g_strdup(key), s);
   }
+  return s;
+}
+
+void serve_metrics_add_step(ServeMetrics *m, guint width, guint height, guint frames,
+                            double seconds) {
+  g_autofree char *key = g_strdup_printf("%ux%u/%u", width, height, frames);
+  g_mutex_lock(&m->lock);
+  Summary *s = step_summary(m, key);
   s->sum += seconds;
   s->count++;
   g_mutex_unlock(&m->lock);
@@ -153,11 +157,7 @@ gboolean serve_metrics_merge_json(ServeMetrics *m, const char *json, GError **er
   for (GList *k = keys; k != NULL; k = k->next) {
     double pair[2];
     if (!get_array(steps, k->data, pair, 2)) continue;
-    Summary *s = g_hash_table_lookup(m->steps, k->data);
-    if (s == NULL) {
-      s = g_new0(Summary, 1);
-      g_hash_table_insert(m->steps, g_strdup(k->data), s);
-    }
+    Summary *s = step_summary(m, k->data);
     s->sum += pair[0];
     s->count += (guint64)pair[1];
   }
