@@ -65,9 +65,10 @@ struct I2vUnetCond {
   I2vTensor image_branch; /* [Bc, F, h, w, in_channels]: processed image latents */
   I2vTensor *kv;          /* K, V [Bc, ctx_len, C] per spatial transformer */
   int n_kv;
-  float *sinusoids; /* [Bc, sin_dim] host staging of embed_scalars */
-  int64_t *steps;   /* [Bc] the timestep broadcast to the batch */
-  I2vTensor *skips; /* the skip stack of a forward: 1 + levels·(layers + 1) entries */
+  float *sinusoids;        /* [Bc, sin_dim] host staging of embed_scalars */
+  int64_t *steps;          /* [Bc] the timestep broadcast to the batch */
+  I2vTensor *skips;        /* the skip stack of a forward: 1 + levels·(layers + 1) entries */
+  int64_t attention_chunk; /* I2vUnetRun.chunk_frames of its forwards */
 };
 
 /* ---- configuration ---- */
@@ -390,6 +391,10 @@ static gboolean embed_scalars(const I2vUnet *u, I2vStream *st, const int64_t *p,
 
 /* ---- conditioning ---- */
 
+void i2v_unet_cond_set_attention_chunk(I2vUnetCond *c, int64_t frames) {
+  c->attention_chunk = frames;
+}
+
 void i2v_unet_cond_free(I2vUnetCond *c) {
   if (c == NULL) return;
   g_free(c->kv);
@@ -709,7 +714,8 @@ gboolean i2v_unet_forward(const I2vUnet *u, I2vStream *st, const I2vUnetCond *c,
                     .frames = c->frames,
                     .emb_act = i2v_scratch_tensor(st, 2, es),
                     .kv = c->kv,
-                    .ctx_len = c->ctx_len};
+                    .ctx_len = c->ctx_len,
+                    .chunk_frames = c->attention_chunk};
   if (!time_embedding(u, st, c, timestep, &run.emb_act, error)) {
     i2v_scratch_release(st, mark);
     return FALSE;
