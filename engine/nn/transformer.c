@@ -6,8 +6,10 @@
 #define LAYER_NORM_EPS 1e-5f
 
 /* The GEGLU feed-forward widens rows 8× (4× after the gate); it runs over row chunks of at most
- * FF_CHUNK_ELEMENTS elements of its 12·dim-wide buffers, so its scratch stays bounded at every
- * width (32 MiB in 16-bit, 4369 rows of the real UNet's 320 channels, 1092 of its 1280). */
+ * FF_CHUNK_ROWS rows and FF_CHUNK_ELEMENTS elements of its 12·dim-wide buffers, so its scratch
+ * stays bounded at every width (32 MiB in 16-bit: 4369 rows of the real UNet's 320 channels,
+ * 1092 of its 1280). */
+#define FF_CHUNK_ROWS 16384
 #define FF_CHUNK_ELEMENTS ((int64_t)1 << 24)
 
 static void load_tblock(I2vLoader *ld, I2vTransformerBlock *b, const char *prefix, int heads,
@@ -82,7 +84,7 @@ static void attention_layer(I2vStream *st, const I2vTransformerBlock *b, const I
 /* a += ff.net.2(GEGLU(ff.net.0.proj(n))), in row chunks. */
 static void feed_forward(I2vStream *st, const I2vTransformerBlock *b, I2vTensor *a,
                          const I2vTensor *n) {
-  int64_t rows = a->shape[0], chunk = MAX(1, FF_CHUNK_ELEMENTS / (12 * b->dim));
+  int64_t rows = a->shape[0], chunk = CLAMP(FF_CHUNK_ELEMENTS / (12 * b->dim), 1, FF_CHUNK_ROWS);
   for (int64_t first = 0; first < rows; first += chunk) {
     int64_t count = MIN(chunk, rows - first);
     size_t mark = i2v_scratch_mark(st);
