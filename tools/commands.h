@@ -26,3 +26,8 @@ gboolean cmd_no_arguments(int argc, char **argv, GError **error);
 
 /* TRUE when value (NULL allowed) is valid UTF-8; else an error naming option and the byte. */
 gboolean cmd_check_text(const char *option, const char *value, GError **error);
+
+/* Adds the memory-saving options (--sequential-guidance, --attention-chunk, --decode-tile,
+ * --decode-tile-overlap; I2vParams) writing into p to ctx's main group; p must outlive the
+ * parse. */
+void cmd_add_memory_options(GOptionContext *ctx, I2vParams *p);

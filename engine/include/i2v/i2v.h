@@ -147,6 +147,12 @@ I2V_API int i2v_model_latent_channels(const I2vModel *m);
 #define I2V_MAX_FPS 1000
 #define I2V_MAX_GUIDANCE 100
 
+/* Automatic VAE tiling (I2vParams.decode_tile 0): latents with a side above
+ * I2V_DECODE_TILE_AUTO_ABOVE latent pixels (768 output pixels) decode in tiles of
+ * I2V_DECODE_TILE_AUTO. */
+#define I2V_DECODE_TILE_AUTO 64
+#define I2V_DECODE_TILE_AUTO_ABOVE 96
+
 /* Generation parameters. Strings are borrowed for the duration of the call. */
 typedef struct {
   const char *prompt;
@@ -159,6 +165,17 @@ typedef struct {
   int fps;                     /* target_fps micro-conditioning (16) */
   int width, height;           /* 1280 × 704; multiples of the VAE factor (8) */
   int decode_chunk_size;       /* frames per VAE decode call (1) */
+  /* Memory-saving strategies (docs/user-guide.md "Memory"): each runs the same arithmetic in
+   * smaller pieces, so the activations take less device memory at the same FLOP count. */
+  gboolean sequential_guidance; /* the two guidance branches one after the other (batch 1 each),
+                                   not as a batch of two: half the UNet activations (FALSE) */
+  int attention_chunk;          /* UNet transformers on at most this many frames at a time
+                                   (temporal ones on as many rows); 0: all at once (0) */
+  int decode_tile;              /* VAE decode in square tiles of this many latent pixels a side,
+                                   blended over decode_tile_overlap; 0: automatic (tiles of
+                                   I2V_DECODE_TILE_AUTO once a latent side exceeds
+                                   I2V_DECODE_TILE_AUTO_ABOVE); -1: never (0) */
+  int decode_tile_overlap;      /* latent pixels neighbouring tiles share (8) */
   /* How far the clip may move from the image, in (0, 1] (1). 1 is the reference pipeline: the
    * loop starts from pure noise. Below 1 it starts like image-to-image diffusion: from the
    * image's latent (on every frame) noised to the level of step (1 − s)·steps, and runs the last
