@@ -21,6 +21,10 @@ I2vDType i2v_backend_weight_dtype(const I2vBackend *be) {
   return be->weight_dtype;
 }
 
+gboolean i2v_backend_counts_only(const I2vBackend *be) {
+  return be->iface->counts_only;
+}
+
 size_t i2v_backend_persistent(const I2vBackend *be) {
   return __atomic_load_n(&be->persistent_bytes, __ATOMIC_RELAXED);
 }

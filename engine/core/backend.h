@@ -21,6 +21,10 @@ const char *i2v_backend_name(const I2vBackend *be);
 I2vDType i2v_backend_act_dtype(const I2vBackend *be);
 I2vDType i2v_backend_weight_dtype(const I2vBackend *be);
 
+/* TRUE if be only counts memory (the planning device plan:cuda): data written to it is dropped,
+ * so a loader may skip producing it. */
+gboolean i2v_backend_counts_only(const I2vBackend *be);
+
 /* Persistent bytes allocated on be now / at most since it was made; safe from any thread. */
 size_t i2v_backend_persistent(const I2vBackend *be);
 size_t i2v_backend_persistent_peak(const I2vBackend *be);

@@ -37,13 +37,20 @@ typedef struct I2vSession I2vSession;
 
 /* ---- devices and precisions: the one parser for the element, the CLI and the engine ---- */
 
-typedef enum { I2V_DEVICE_AUTO, I2V_DEVICE_CPU, I2V_DEVICE_CUDA } I2vDeviceKind;
+/* I2V_DEVICE_PLAN_CUDA ("plan:cuda") is the planning device: the CUDA backend's code on a fake
+ * device that counts memory and computes nothing (i2v_plan_memory); it needs no GPU. */
+typedef enum {
+  I2V_DEVICE_AUTO,
+  I2V_DEVICE_CPU,
+  I2V_DEVICE_CUDA,
+  I2V_DEVICE_PLAN_CUDA
+} I2vDeviceKind;
 
 /* The largest N of "cuda:N". */
 #define I2V_MAX_CUDA_DEVICE 255
 
-/* Parses a device name, case-insensitively: "auto" (also NULL and ""), "cpu", "cuda" (device 0)
- * or "cuda:N". FALSE with an I2V_ERROR_INVALID error naming the value and the accepted forms. */
+/* Parses a device name, case-insensitively: "auto" (also NULL and ""), "cpu", "cuda" (device 0),
+ * "cuda:N" or "plan:cuda". FALSE with an I2V_ERROR_INVALID error naming the value and the accepted forms. */
 I2V_API gboolean i2v_device_parse(const char *device, I2vDeviceKind *kind, int *index,
                                   GError **error);
 
