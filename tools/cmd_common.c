@@ -1,6 +1,8 @@
 /* Helpers shared by the i2vgen subcommands. */
 #include <stdio.h>
 
+#include <glib/gstdio.h>
+
 #include "commands.h"
 #include <i2v/error.h>
 
@@ -39,4 +41,18 @@ gboolean cmd_check_text(const char *option, const char *value, GError **error) {
               "%s: not valid UTF-8 (byte 0x%02x at offset %d); give the text in UTF-8", option,
               (unsigned char)*end, (int)(end - value));
   return FALSE;
+}
+
+void cmd_remove_tree(const char *dir) {
+  GDir *d = g_dir_open(dir, 0, NULL);
+  for (const char *name; d != NULL && (name = g_dir_read_name(d)) != NULL;) {
+    char *path = g_build_filename(dir, name, NULL);
+    if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK))
+      cmd_remove_tree(path);
+    else
+      g_unlink(path);
+    g_free(path);
+  }
+  if (d != NULL) g_dir_close(d);
+  g_rmdir(dir);
 }

@@ -34,6 +34,7 @@ void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error) {
       if (a->used + bytes <= c->size) {
         void *ptr = c->base + a->used;
         a->used += bytes;
+        a->high = MAX(a->high, i2v_arena_mark(a));
         return ptr;
       }
       if (a->cur + 1 < a->chunks->len) { /* try the next existing chunk */
@@ -72,6 +73,12 @@ void i2v_arena_release(I2vArena *a, size_t mark) {
   }
   a->cur = 0;
   a->used = 0;
+}
+
+size_t i2v_arena_high(I2vArena *a, gboolean reset) {
+  size_t high = a->high;
+  if (reset) a->high = i2v_arena_mark(a);
+  return high;
 }
 
 void i2v_arena_destroy(I2vArena *a) {

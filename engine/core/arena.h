@@ -19,6 +19,7 @@ typedef struct {
   size_t align;     /* every returned pointer is a multiple of this (a power of two) */
   size_t min_chunk; /* smallest chunk made; chunks also grow with the arena (doubling) */
   size_t capacity;  /* total bytes of all chunks; written with atomics, so any thread may read it */
+  size_t high;      /* the largest mark reached since init or the last i2v_arena_high reset */
   I2vChunkAllocFn alloc;
   I2vChunkFreeFn free;
   void *user;
@@ -37,6 +38,11 @@ void i2v_arena_release(I2vArena *a, size_t mark);
 
 /* Total bytes of all chunks; safe to call from any thread while another uses the arena. */
 size_t i2v_arena_capacity(const I2vArena *a);
+
+/* The largest position (mark) the arena reached since it was made or the last reset: the bytes
+ * its allocations needed at once under its chunking. With reset, the mark starts again at the
+ * current position. */
+size_t i2v_arena_high(I2vArena *a, gboolean reset);
 
 /* Frees every chunk and the arena's bookkeeping. */
 void i2v_arena_destroy(I2vArena *a);

@@ -33,6 +33,10 @@ size_t i2v_backend_persistent_peak(const I2vBackend *be) {
   return __atomic_load_n(&be->persistent_peak, __ATOMIC_RELAXED);
 }
 
+void i2v_backend_persistent_peak_reset(I2vBackend *be) {
+  __atomic_store_n(&be->persistent_peak, i2v_backend_persistent(be), __ATOMIC_RELAXED);
+}
+
 void i2v_backend_device_memory(I2vBackend *be, size_t *used, size_t *total) {
   be->iface->device_memory(be, used, total);
 }

@@ -32,6 +32,16 @@ I2vBackend *i2v_plan_cuda_backend_new(int device, I2vDType act_dtype, GError **e
 int i2v_cuda_device_count(void) {
   return 0;
 }
+
+/* no planning device either: nothing is ever counted */
+void i2v_plan_device_reset(size_t bytes) {
+  (void)bytes;
+}
+
+size_t i2v_plan_device_peak(gboolean reset) {
+  (void)reset;
+  return 0;
+}
 #endif
 
 gboolean i2v_device_parse(const char *device, I2vDeviceKind *kind, int *index, GError **error) {
@@ -58,8 +68,8 @@ gboolean i2v_device_parse(const char *device, I2vDeviceKind *kind, int *index, G
   }
   char *shown = i2v_quote_value(device);
   g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-              "unknown device %s (expected auto, cpu, cuda, cuda:N with N in 0..%d, or plan:cuda)", shown,
-              I2V_MAX_CUDA_DEVICE);
+              "unknown device %s (expected auto, cpu, cuda, cuda:N with N in 0..%d, or plan:cuda)",
+              shown, I2V_MAX_CUDA_DEVICE);
   g_free(shown);
   return FALSE;
 }
