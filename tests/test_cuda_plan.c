@@ -3,11 +3,15 @@
  * both samplers) on the first tiny golden model, i2v_plan_memory's per-stage peaks equal, byte for
  * byte, the peaks the simulator's cudaMalloc counts while the same job really runs on the
  * simulated CUDA backend (cudasim_device_peak read at the same points: after the model load and
- * at every stage end). The plan runs the backend's own code on a counting runtime, so any
- * difference is an allocation one of them makes and the other does not. */
+ * at every stage end), the session's arena reserved to the plan's need as the element does; and
+ * the arena's high-water mark of every stage (the activations) is the same. The plan runs the
+ * backend's own code on a counting runtime, so any difference is an allocation one of them makes
+ * and the other does not. */
 #include <string.h>
 
 #include "golden_case.h"
+#include "session.h"
+#include "stream.h"
 
 size_t cudasim_device_peak(int reset); /* tests/cudasim/cudart_sim.cpp */
 
@@ -24,30 +28,49 @@ static const Job jobs[] = {
     {32, 24, 2, "fp16", FALSE, I2V_SAMPLER_DPMPP_2M},
 };
 
-/* stage name → largest simulator peak of its runs */
-static void on_stage(const I2vStage *s, void *user) {
-  GHashTable *peaks = user;
-  size_t peak = cudasim_device_peak(1);
-  gsize old = GPOINTER_TO_SIZE(g_hash_table_lookup(peaks, s->name));
-  g_hash_table_insert(peaks, (gpointer)s->name, GSIZE_TO_POINTER(MAX(old, peak)));
+/* The simulator's largest peak and arena high-water mark of a stage's runs. */
+typedef struct {
+  size_t total, arena_used;
+} SimStage;
+
+typedef struct {
+  GHashTable *stages; /* name → SimStage (g_free) */
+  I2vSession *s;
+} Sim;
+
+static void sim_record(Sim *sim, const char *name) {
+  SimStage *e = g_hash_table_lookup(sim->stages, name), run = {cudasim_device_peak(1), 0};
+  if (sim->s != NULL) {
+    size_t capacity, reserved;
+    i2v_stream_memory(sim->s->st, TRUE, &run.arena_used, &capacity, &reserved);
+  }
+  if (e == NULL) g_hash_table_insert(sim->stages, (gpointer)name, e = g_new0(SimStage, 1));
+  if (run.total >= e->total) *e = run;
 }
 
-/* The job on the simulated cuda:0: stage → peak ("load" included). */
-static GHashTable *simulate(const I2vModelOptions *mo, const I2vImage *image, const I2vParams *p) {
-  GHashTable *peaks = g_hash_table_new(g_str_hash, g_str_equal);
+static void on_stage(const I2vStage *s, void *user) {
+  sim_record(user, s->name);
+}
+
+/* The job on the simulated cuda:0, the arena reserved to `reserve` bytes: stage → SimStage
+ * ("load" included). */
+static GHashTable *simulate(const I2vModelOptions *mo, const I2vImage *image, const I2vParams *p,
+                            size_t reserve) {
+  Sim sim = {g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free), NULL};
   GError *err = NULL;
   cudasim_device_peak(1);
   I2vModel *m = i2v_model_load(mo, &err);
   g_assert_no_error(err);
-  g_hash_table_insert(peaks, "load", GSIZE_TO_POINTER(cudasim_device_peak(1)));
-  I2vSession *s = i2v_session_new(m, &err);
+  sim_record(&sim, "load");
+  sim.s = i2v_session_new(m, &err);
   g_assert_no_error(err);
-  I2vCallbacks cb = {.stage = on_stage, .user = peaks};
-  g_assert_true(i2v_generate(s, image, p, &cb, NULL, &err));
+  g_assert_true(i2v_session_reserve(sim.s, reserve, &err));
+  I2vCallbacks cb = {.stage = on_stage, .user = &sim};
+  g_assert_true(i2v_generate(sim.s, image, p, &cb, NULL, &err));
   g_assert_no_error(err);
-  i2v_session_free(s);
+  i2v_session_free(sim.s);
   i2v_model_unref(m);
-  return peaks;
+  return sim.stages;
 }
 
 static void compare_jobs(const char *set, JsonNode *manifest, JsonObject *c, void *user) {
@@ -64,24 +87,25 @@ static void compare_jobs(const char *set, JsonNode *manifest, JsonObject *c, voi
     k.mo.release_encoders = job->release_encoders;
     k.p.width = job->width, k.p.height = job->height, k.p.frames = job->frames;
     k.p.sampler = job->sampler;
-    GHashTable *sim = simulate(&k.mo, &k.image, &k.p);
     I2vMemoryPlan plan;
     GError *err = NULL;
     g_assert_true(i2v_plan_memory(&k.mo, &k.p, &plan, &err));
     g_assert_no_error(err);
+    GHashTable *sim = simulate(&k.mo, &k.image, &k.p, plan.arena_need);
     g_assert_cmpint(plan.n_stages, ==, g_hash_table_size(sim));
     size_t peak = 0;
     for (int i = 0; i < plan.n_stages; i++) {
       const I2vPlanStage *e = &plan.stages[i];
-      gpointer got;
-      g_assert_true(g_hash_table_lookup_extended(sim, e->name, NULL, &got));
-      g_test_message("%dx%dx%d %s%s %s: %s planned %zu, simulated %zu (weights %zu, arena %zu of "
-                     "%zu, workspaces %zu)",
+      const SimStage *got = g_hash_table_lookup(sim, e->name);
+      g_assert_nonnull(got);
+      g_test_message("%dx%dx%d %s%s %s: %s planned %zu, simulated %zu; activations planned %zu, "
+                     "simulated %zu (weights %zu, arena %zu, workspaces %zu)",
                      job->width, job->height, job->frames, job->precision,
                      job->release_encoders ? " released" : "", i2v_sampler_name(job->sampler),
-                     e->name, e->total, GPOINTER_TO_SIZE(got), e->weights, e->arena_used, e->arena,
-                     e->workspaces);
-      g_assert_cmpuint(e->total, ==, GPOINTER_TO_SIZE(got));
+                     e->name, e->total, got->total, e->arena_used, got->arena_used, e->weights,
+                     e->arena, e->workspaces);
+      g_assert_cmpuint(e->total, ==, got->total);
+      g_assert_cmpuint(e->arena_used, ==, got->arena_used);
       g_assert_cmpuint(e->total, >, 0);
       peak = MAX(peak, e->total);
     }

@@ -42,21 +42,21 @@ static void on_stage(const I2vStage *stage, void *user) {
   record(pl->plan, stage->name, pl->s->m->be, pl->s->st);
 }
 
-gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p, I2vMemoryPlan *plan,
-                         GError **error) {
-  static GMutex one_plan; /* the fake device and its counters are the process's */
+/* One run of p's job on the planning device, the session's arena reserved to `reserve` bytes
+ * first (0: grown on demand). */
+static gboolean plan_run(const I2vModelOptions *opts, const I2vParams *p, size_t reserve,
+                         I2vMemoryPlan *plan, GError **error) {
   memset(plan, 0, sizeof *plan);
-  if (!i2v_params_validate(NULL, p, error)) return FALSE;
   I2vModelOptions o = *opts;
   o.device = "plan:cuda";
-  g_mutex_lock(&one_plan);
   i2v_plan_device_reset(I2V_PLAN_DEVICE_BYTES);
   I2vModel *m = i2v_model_load(&o, error);
   I2vSession *s = NULL;
   gboolean ok = m != NULL;
   if (ok) {
     record(plan, "load", m->be, NULL);
-    ok = (s = i2v_session_new(m, error)) != NULL;
+    ok = (s = i2v_session_new(m, error)) != NULL &&
+         (reserve == 0 || i2v_session_reserve(s, reserve, error));
   }
   if (ok) {
     I2vImage image = i2v_image_new(p->width, p->height);
@@ -67,6 +67,21 @@ gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p, I2vMem
   }
   i2v_session_free(s);
   i2v_model_unref(m);
+  return ok;
+}
+
+gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p, I2vMemoryPlan *plan,
+                         GError **error) {
+  static GMutex one_plan; /* the fake device and its counters are the process's */
+  memset(plan, 0, sizeof *plan);
+  if (!i2v_params_validate(NULL, p, error)) return FALSE;
+  g_mutex_lock(&one_plan);
+  /* the need: the arena's high-water mark in one chunk larger than any job */
+  gboolean ok = plan_run(opts, p, I2V_PLAN_DEVICE_BYTES / 4, plan, error);
+  size_t need = 0;
+  for (int i = 0; ok && i < plan->n_stages; i++) need = MAX(need, plan->stages[i].arena_used);
+  ok = ok && plan_run(opts, p, need, plan, error);
+  plan->arena_need = need;
   g_mutex_unlock(&one_plan);
   return ok;
 }
