@@ -1,6 +1,8 @@
 /* Helpers shared by the i2vgen subcommands. */
 #include <stdio.h>
 
+#include <glib/gstdio.h>
+
 #include "commands.h"
 #include <i2v/error.h>
 
@@ -53,4 +55,18 @@ void cmd_add_memory_options(GOptionContext *ctx, I2vParams *p) {
        "latent pixels neighbouring decode tiles share (8)", "N"},
       G_OPTION_ENTRY_NULL};
   g_option_context_add_main_entries(ctx, entries, NULL);
+}
+
+void cmd_remove_tree(const char *dir) {
+  GDir *d = g_dir_open(dir, 0, NULL);
+  for (const char *name; d != NULL && (name = g_dir_read_name(d)) != NULL;) {
+    char *path = g_build_filename(dir, name, NULL);
+    if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK))
+      cmd_remove_tree(path);
+    else
+      g_unlink(path);
+    g_free(path);
+  }
+  if (d != NULL) g_dir_close(d);
+  g_rmdir(dir);
 }

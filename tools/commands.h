@@ -31,3 +31,10 @@ gboolean cmd_check_text(const char *option, const char *value, GError **error);
  * --decode-tile-overlap; I2vParams) writing into p to ctx's main group; p must outlive the
  * parse. */
 void cmd_add_memory_options(GOptionContext *ctx, I2vParams *p);
+
+/* Writes every config file and the tokenizer into out_dir (cmd_mkmodel.c). config is "tiny",
+ * "i2vgen-xl" or a model directory whose configs (and tokenizer, when it has one) are copied. */
+gboolean cmd_write_configs(const char *config, const char *out_dir, GError **error);
+
+/* Removes dir and everything under it (best effort: a temporary directory of the tool's own). */
+void cmd_remove_tree(const char *dir);
