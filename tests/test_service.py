@@ -476,6 +476,23 @@ def test_load(a, total, clients=8):
               grown < 8 * 1024, f"{rss}")
 
 
+def test_connections_freed(a, count=300):
+    """Clients that keep a connection alive and then close it leave no descriptor behind."""
+    def descriptors():
+        return len(os.listdir(f"/proc/{a.proc.pid}/fd"))
+
+    before = descriptors()
+    for _ in range(count):
+        c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=30)
+        c.request("GET", "/healthz")
+        c.getresponse().read()
+        c.close()
+    time.sleep(0.5)
+    after = descriptors()
+    check(f"{count} keep-alive connections closed by the client: open descriptors "
+          f"{before} -> {after} (fewer than 20 more)", after - before < 20)
+
+
 # ---- a server with a small queue, an upload limit, LoRA and fetching ----
 
 class ImageHandler(http.server.BaseHTTPRequestHandler):
@@ -666,6 +683,7 @@ def main():
         log(f"endpoints done after {time.time() - t0:.1f} s ({len(ids)} videos checked)")
         test_load(a, 24 if SANITIZED else 100)
         log(f"load done after {time.time() - t0:.1f} s")
+        test_connections_freed(a)
     finally:
         stopped(a)
     test_limits_lora_fetch()

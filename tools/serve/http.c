@@ -103,6 +103,14 @@ static void on_chunk(SoupServerMessage *msg, GBytes *chunk, gpointer data) {
   g_error_free(err);
 }
 
+/* libsoup before 3.3 never frees a kept-alive connection that the client closes while it is
+ * idle (its socket, descriptor and objects stay until the server exits: one per client
+ * connection, so a busy server runs out of descriptors; fixed upstream by libsoup commit
+ * d20c6601). With such a library every response says "Connection: close". */
+static gboolean soup_leaks_idle_connections(void) {
+  return soup_get_major_version() == 3 && soup_get_minor_version() < 3;
+}
+
 /* Runs when a request's headers are in, before its body: refuses what can be refused without
  * reading the body (key, drain, a declared size above the limit) and streams the body of a
  * video creation to a file; other routes take no body and discard it unread into memory. */
@@ -111,6 +119,7 @@ static void early_handler(SoupServer *server, SoupServerMessage *msg, const char
   ServeApp *app = data;
   (void)server;
   (void)query;
+  if (soup_leaks_idle_connections()) close_after(msg);
   SoupMessageBody *req = soup_server_message_get_request_body(msg);
   soup_message_body_set_accumulate(req, FALSE);
   if (!authorized(app, msg, path)) {
