@@ -15,6 +15,16 @@
 #include "cuda_priv.h"
 #include <i2v/error.h>
 
+/* The planning copy (plan_rename.h) names its device plan:cuda and takes no data: weights need
+ * not be read for it. */
+#ifdef I2V_CUDA_PLAN
+#define DEVICE_NAME_FORMAT "plan:cuda:%d"
+#define COUNTS_ONLY TRUE
+#else
+#define DEVICE_NAME_FORMAT "cuda:%d"
+#define COUNTS_ONLY FALSE
+#endif
+
 /* Smallest device scratch chunk: the arena starts here and doubles when a step needs more. */
 #define ARENA_MIN_CHUNK ((size_t)256 << 20)
 #define ARENA_ALIGN 256
@@ -411,6 +421,7 @@ static const I2vBackendIface cuda_iface = {
     .chunk_free = arena_chunk_free,
     .chunk_align = ARENA_ALIGN,
     .min_chunk = ARENA_MIN_CHUNK,
+    .counts_only = COUNTS_ONLY,
 };
 
 /* ---- setup ---- */
@@ -463,7 +474,7 @@ I2vBackend *i2v_cuda_backend_new(int device, I2vDType act_dtype, GError **error)
   d->device = device;
   d->blas = blas;
   d->lt_api = lt;
-  g_snprintf(d->name, sizeof d->name, "cuda:%d", device);
+  g_snprintf(d->name, sizeof d->name, DEVICE_NAME_FORMAT, device);
   be->name = d->name;
   be->act_dtype = act_dtype;
   be->weight_dtype = act_dtype;

@@ -1,6 +1,7 @@
 /* The CUDA op table: each op maps its tensors to kernel operands and enqueues the kernel(s) of
- * kernels.h on the backend's stream (linear is in cuda_gemm.c, convolutions in cuda_conv.c). No op
- * waits for the GPU; a failed launch becomes the backend's sticky error. */
+ * kernels.h on the backend's stream (linear is in cuda_gemm.c, convolutions in cuda_conv.c,
+ * attention in cuda_attention.c). No op waits for the GPU; a failed launch becomes the backend's
+ * sticky error. */
 #include "cuda_priv.h"
 
 /* kernels.h mirrors these enums by value */
@@ -38,25 +39,6 @@ static void cuda_layer_norm(I2vStream *st, I2vTensor *y, const I2vTensor *x, con
   int64_t C = last_dim(x);
   CUDA_OK(st, i2v_cu_layer_norm(p->stream, cu_buf(y), cu_buf(x), cu_buf(gamma), cu_buf(beta),
                                 rows_of(x, C), C, eps));
-}
-
-static CuSeqView seq_view(const I2vSeqView *v) {
-  CuSeqView c = {cu_buf(v->t), v->offset, v->outer_stride, v->inner_stride, v->token_stride};
-  return c;
-}
-
-static void cuda_attention(I2vStream *st, const I2vSeqView *out, const I2vSeqView *q,
-                           const I2vSeqView *k, const I2vSeqView *v, const I2vAttnShape *s) {
-  CudaStream *p = i2v_cuda_enter(st);
-  if (s->head_dim > CU_ATTN_MAX_HEAD_DIM) {
-    i2v_stream_failf(st, "%s: attention with head_dim %d: the CUDA kernel supports up to %d",
-                     st->be->name, s->head_dim, CU_ATTN_MAX_HEAD_DIM);
-    return;
-  }
-  CuSeqView o = seq_view(out), qv = seq_view(q), kv = seq_view(k), vv = seq_view(v);
-  CuAttnShape cs = {s->n_outer, s->n_inner,  s->kv_outer_div,   s->q_len, s->kv_len,
-                    s->heads,   s->head_dim, s->causal ? 1 : 0, s->scale};
-  CUDA_OK(st, i2v_cu_attention(p->stream, &o, &qv, &kv, &vv, &cs));
 }
 
 static void cuda_unary(I2vStream *st, I2vTensor *y, const I2vTensor *x, I2vAct act) {
@@ -148,7 +130,7 @@ const I2vOps i2v_cuda_ops = {
     .conv_frames = i2v_cuda_conv_frames,
     .group_norm = cuda_group_norm,
     .layer_norm = cuda_layer_norm,
-    .attention = cuda_attention,
+    .attention = i2v_cuda_attention,
     .unary = cuda_unary,
     .geglu = cuda_geglu,
     .add = cuda_add,

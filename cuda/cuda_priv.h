@@ -160,5 +160,9 @@ void i2v_cuda_conv2d(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vT
 void i2v_cuda_conv_frames(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vTensor *w,
                           const I2vTensor *b, gboolean accumulate);
 
+/* cuda_attention.c: the attention op (fused kernels, or GEMMs for heads wider than they take). */
+void i2v_cuda_attention(I2vStream *st, const I2vSeqView *out, const I2vSeqView *q,
+                        const I2vSeqView *k, const I2vSeqView *v, const I2vAttnShape *s);
+
 /* cuda_ops.c */
 extern const I2vOps i2v_cuda_ops;

@@ -62,8 +62,18 @@ cudaError_t i2v_cu_im2col(cudaStream_t st, CuBuf col, CuBuf x, const CuConvShape
                           int64_t rows);
 
 /* norm.cu: GroupNorm of x viewed as [S, T, C] in G groups, then affine and act. `work` is device
- * scratch of i2v_cu_group_norm_work_bytes(S, G, T·C/G) bytes. */
-size_t i2v_cu_group_norm_work_bytes(int64_t S, int64_t G, int64_t group_elems);
+ * scratch of i2v_cu_group_norm_work_bytes(S, G, T·C/G) bytes: a Welford state (3 floats) per
+ * CU_GN_CHUNK elements of every group, then a float2 per group. Inline here (not in norm.cu) so
+ * that the planning device, which launches no kernel, asks for the same bytes. */
+#define CU_GN_CHUNK 16384
+static inline int64_t i2v_cu_group_norm_chunks(int64_t group_elems) {
+  int64_t c = (group_elems + CU_GN_CHUNK - 1) / CU_GN_CHUNK;
+  return c > 0 ? c : 1;
+}
+static inline size_t i2v_cu_group_norm_work_bytes(int64_t S, int64_t G, int64_t group_elems) {
+  return (size_t)(S * G * i2v_cu_group_norm_chunks(group_elems)) * 3 * sizeof(float) +
+         (size_t)(S * G) * 2 * sizeof(float) + 16;
+}
 cudaError_t i2v_cu_group_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int64_t S,
                               int64_t T, int64_t C, int64_t G, float eps, int act, void *work);
 cudaError_t i2v_cu_layer_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta,
@@ -79,10 +89,17 @@ typedef struct {
   int heads, head_dim, causal;
   float scale;
 } CuAttnShape;
-/* head_dim must be ≤ CU_ATTN_MAX_HEAD_DIM (cudaErrorInvalidValue otherwise). */
+/* head_dim must be ≤ CU_ATTN_MAX_HEAD_DIM (cudaErrorInvalidValue otherwise; wider heads take the
+ * GEMM path of cuda_attention.c). */
 #define CU_ATTN_MAX_HEAD_DIM 128
 cudaError_t i2v_cu_attention(cudaStream_t st, const CuSeqView *out, const CuSeqView *q,
                              const CuSeqView *k, const CuSeqView *v, const CuAttnShape *s);
+
+/* softmax.cu: p[r, c] = softmax over c < visible(r) of scale·s[r, c], 0 for c ≥ visible(r), for
+ * rows × cols scores s (float32, row stride cols) into p (row stride cols, any dtype, not s);
+ * visible(r) = cols, or min(cols, row0 + r + 1) when causal (row r is query row0 + r). */
+cudaError_t i2v_cu_softmax_rows(cudaStream_t st, CuBuf p, const float *s, int64_t rows,
+                                int64_t cols, int64_t row0, float scale, int causal);
 
 #ifdef __cplusplus
 }

@@ -10,11 +10,12 @@
 #include "device.cuh"
 
 // Elements of one group per block of the statistics kernel.
-#define GN_CHUNK 16384
+#define GN_CHUNK CU_GN_CHUNK
 
 struct Welford {
   float n, mean, m2;
 };
+static_assert(sizeof(Welford) == 3 * sizeof(float), "i2v_cu_group_norm_work_bytes counts 3 floats");
 
 __device__ __forceinline__ Welford welford_merge(Welford a, Welford b) {
   if (b.n == 0) return a;
@@ -88,11 +89,6 @@ __global__ void gn_apply_kernel(CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int64
   }
 }
 
-static int64_t gn_chunks(int64_t group_elems) {
-  int64_t c = (group_elems + GN_CHUNK - 1) / GN_CHUNK;
-  return c > 0 ? c : 1;
-}
-
 // One warp per row: mean, then the centred sum of squares, then the output (the row stays in L1).
 __global__ void layer_norm_kernel(CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int64_t rows,
                                   int64_t C, float eps) {
@@ -116,14 +112,9 @@ __global__ void layer_norm_kernel(CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int
 
 extern "C" {
 
-size_t i2v_cu_group_norm_work_bytes(int64_t S, int64_t G, int64_t group_elems) {
-  return (size_t)(S * G * gn_chunks(group_elems)) * sizeof(Welford) +
-         (size_t)(S * G) * sizeof(float2) + 16;
-}
-
 cudaError_t i2v_cu_group_norm(cudaStream_t st, CuBuf y, CuBuf x, CuBuf gamma, CuBuf beta, int64_t S,
                               int64_t T, int64_t C, int64_t G, float eps, int act, void *work) {
-  int64_t chunks = gn_chunks(T * (C / G)), groups = S * G, n = S * T * C;
+  int64_t chunks = i2v_cu_group_norm_chunks(T * (C / G)), groups = S * G, n = S * T * C;
   if (n == 0) return cudaSuccess;
   Welford *part = static_cast<Welford *>(work);
   // float2 needs 8-byte alignment: round the offset past the partials up

@@ -70,6 +70,10 @@ enum {
   PROP_WIDTH,
   PROP_HEIGHT,
   PROP_DECODE_CHUNK_SIZE,
+  PROP_SEQUENTIAL_GUIDANCE,
+  PROP_ATTENTION_CHUNK,
+  PROP_DECODE_TILE,
+  PROP_DECODE_TILE_OVERLAP,
   PROP_MAX_QUEUED_JOBS,
   PROP_PRESET,
   PROP_MODEL_INFO,
@@ -411,6 +415,10 @@ static gboolean run_job(GstI2vgen *self, GstI2vgenJob *job, GCancellable *cancel
     p.width = (int)s.width;
     p.height = (int)s.height;
     p.decode_chunk_size = (int)s.decode_chunk_size;
+    p.sequential_guidance = s.sequential_guidance;
+    p.attention_chunk = (int)s.attention_chunk;
+    p.decode_tile = s.decode_tile;
+    p.decode_tile_overlap = (int)s.decode_tile_overlap;
     JobContext ctx = {self, &s};
     I2vCallbacks cb = {.progress = post_progress, .frame = push_frame, .user = &ctx};
     GST_INFO_OBJECT(self, "job %u: %ux%u, %u frames, %u steps, seed %" G_GUINT64_FORMAT,
@@ -723,6 +731,22 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
   case PROP_DECODE_CHUNK_SIZE:
     SET_UINT(props.decode_chunk_size);
     break;
+  case PROP_SEQUENTIAL_GUIDANCE:
+    GST_OBJECT_LOCK(self);
+    self->props.sequential_guidance = g_value_get_boolean(value);
+    GST_OBJECT_UNLOCK(self);
+    break;
+  case PROP_ATTENTION_CHUNK:
+    SET_UINT(props.attention_chunk);
+    break;
+  case PROP_DECODE_TILE:
+    GST_OBJECT_LOCK(self);
+    self->props.decode_tile = g_value_get_int(value);
+    GST_OBJECT_UNLOCK(self);
+    break;
+  case PROP_DECODE_TILE_OVERLAP:
+    SET_UINT(props.decode_tile_overlap);
+    break;
   case PROP_MAX_QUEUED_JOBS:
     SET_UINT(max_queued_jobs);
     break;
@@ -824,6 +848,18 @@ static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *valu
     break;
   case PROP_DECODE_CHUNK_SIZE:
     g_value_set_uint(value, self->props.decode_chunk_size);
+    break;
+  case PROP_SEQUENTIAL_GUIDANCE:
+    g_value_set_boolean(value, self->props.sequential_guidance);
+    break;
+  case PROP_ATTENTION_CHUNK:
+    g_value_set_uint(value, self->props.attention_chunk);
+    break;
+  case PROP_DECODE_TILE:
+    g_value_set_int(value, self->props.decode_tile);
+    break;
+  case PROP_DECODE_TILE_OVERLAP:
+    g_value_set_uint(value, self->props.decode_tile_overlap);
     break;
   case PROP_MAX_QUEUED_JOBS:
     g_value_set_uint(value, self->max_queued_jobs);
@@ -970,6 +1006,29 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                         "Frames per VAE decode call (more: faster, more memory)", 1, I2V_MAX_FRAMES,
                         d.decode_chunk_size, FLAGS_JOB));
   g_object_class_install_property(
+      gobject_class, PROP_SEQUENTIAL_GUIDANCE,
+      g_param_spec_boolean("sequential-guidance", "Sequential guidance",
+                           "Run the two classifier-free-guidance branches one after the other "
+                           "instead of as a batch of two: half the UNet activations, same work",
+                           d.sequential_guidance, FLAGS_JOB));
+  g_object_class_install_property(
+      gobject_class, PROP_ATTENTION_CHUNK,
+      g_param_spec_uint("attention-chunk", "Attention chunk",
+                        "UNet transformers on at most this many frames at a time (0: all): "
+                        "less memory, same work",
+                        0, I2V_MAX_FRAMES, (guint)d.attention_chunk, FLAGS_JOB));
+  g_object_class_install_property(
+      gobject_class, PROP_DECODE_TILE,
+      g_param_spec_int("decode-tile", "Decode tile",
+                       "VAE decode in square tiles of this many latent pixels (8 output pixels "
+                       "each), blended at the seams: 0 automatic (above 768 pixels), -1 never",
+                       -1, I2V_MAX_SIDE, d.decode_tile, FLAGS_JOB));
+  g_object_class_install_property(
+      gobject_class, PROP_DECODE_TILE_OVERLAP,
+      g_param_spec_uint("decode-tile-overlap", "Decode tile overlap",
+                        "Latent pixels neighbouring decode tiles share (smaller than the tile)", 0,
+                        I2V_MAX_SIDE, (guint)d.decode_tile_overlap, FLAGS_JOB));
+  g_object_class_install_property(
       gobject_class, PROP_MAX_QUEUED_JOBS,
       g_param_spec_uint("max-queued-jobs", "Max queued jobs",
                         "Images waiting for generation before upstream blocks", 1, 1024,
@@ -1029,6 +1088,10 @@ static void gst_i2vgen_init(GstI2vgen *self) {
   self->props.width = (guint)d.width;
   self->props.height = (guint)d.height;
   self->props.decode_chunk_size = (guint)d.decode_chunk_size;
+  self->props.sequential_guidance = d.sequential_guidance;
+  self->props.attention_chunk = (guint)d.attention_chunk;
+  self->props.decode_tile = d.decode_tile;
+  self->props.decode_tile_overlap = (guint)d.decode_tile_overlap;
   self->props.seed = d.seed;
   self->max_queued_jobs = DEFAULT_MAX_QUEUED;
 }

@@ -536,6 +536,12 @@ static void test_attention(gconstpointer data) {
   check_attention_temporal(2, 16, 10, 2, 64);
   check_attention_temporal(1, 1, 6, 2, 8); /* one frame */
   check_attention_temporal(1, 5, 4, 2, 4);
+  /* heads wider than the fused kernels take: the GEMM path */
+  check_attention_plain(2, 70, 70, 1, 512, FALSE, 1); /* the VAE mid-block's one head */
+  check_attention_plain(1, 45, 30, 2, 160, TRUE, 1);  /* causal, fewer keys than queries */
+  check_attention_plain(4, 20, 9, 2, 136, FALSE, 2);  /* cross, kv_outer_div */
+  check_attention_packed(1, 24, 2, 136);
+  check_attention_temporal(1, 6, 3, 1, 160);
 }
 
 /* ---- elementwise and data movement ---- */

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "arena.h"
 #include "cpu_backend.h"
 #include "ops.h"
 #include <i2v/error.h>
@@ -864,6 +865,40 @@ static void test_arena_reuse(void) {
   g_assert_true(i2v_stream_check(st, NULL));
 }
 
+static void *host_chunk(size_t bytes, void *user, GError **error) {
+  (void)user, (void)error;
+  return g_malloc(bytes);
+}
+
+static void host_chunk_free(void *base, void *user) {
+  (void)user;
+  g_free(base);
+}
+
+/* Chunks are as large as the request that made them (at least min_chunk), never doubled; the
+ * high-water mark counts what was used at once; a reservation makes one chunk of the need. */
+static void test_arena_chunks(void) {
+  I2vArena a;
+  i2v_arena_init(&a, 64, 1000, host_chunk, host_chunk_free, NULL);
+  g_assert_nonnull(i2v_arena_alloc(&a, 600, NULL));  /* chunk 1: 1000 */
+  g_assert_nonnull(i2v_arena_alloc(&a, 600, NULL));  /* 640 + 640 > 1000: chunk 2, 1000 */
+  g_assert_nonnull(i2v_arena_alloc(&a, 5000, NULL)); /* chunk 3: its own 5056 */
+  g_assert_nonnull(i2v_arena_alloc(&a, 100, NULL));  /* chunk 4: 1000, not the 7056 doubling */
+  g_assert_cmpuint(i2v_arena_capacity(&a), ==, 1000 + 1000 + 5056 + 1000);
+  g_assert_cmpuint(i2v_arena_high(&a, TRUE), ==, 1000 + 1000 + 5056 + 128);
+  i2v_arena_release(&a, 0);
+  g_assert_cmpuint(i2v_arena_high(&a, FALSE), ==, 1000 + 1000 + 5056 + 128); /* kept to reset */
+  g_assert_true(i2v_arena_reserve(&a, 6000, NULL));
+  g_assert_cmpuint(i2v_arena_capacity(&a), ==, 6016);
+  char *p = i2v_arena_alloc(&a, 600, NULL), *q = i2v_arena_alloc(&a, 5000, NULL);
+  g_assert_true(q == p + 640); /* one chunk: no tail skipped */
+  g_assert_cmpuint(i2v_arena_capacity(&a), ==, 6016);
+  i2v_arena_release(&a, 0);
+  g_assert_true(i2v_arena_reserve(&a, 100, NULL)); /* already held: nothing changes */
+  g_assert_true(i2v_arena_alloc(&a, 8, NULL) == p);
+  i2v_arena_destroy(&a);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   /* g_test_init makes warnings and criticals fatal; the writer also counts the engine's */
@@ -905,6 +940,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/ops/errors", test_errors);
   g_test_add_func("/ops/error-sticky", test_error_sticky);
   g_test_add_func("/ops/arena-reuse", test_arena_reuse);
+  g_test_add_func("/ops/arena-chunks", test_arena_chunks);
   int rc = g_test_run();
 
   I2vTensor *all[] = {&e_x, &e_y, &e_w, &e_b, &e_x4, &e_y4, &e_w4};

@@ -1,6 +1,8 @@
 /* Helpers shared by the i2vgen subcommands. */
 #include <stdio.h>
 
+#include <glib/gstdio.h>
+
 #include "commands.h"
 #include <i2v/error.h>
 
@@ -39,4 +41,32 @@ gboolean cmd_check_text(const char *option, const char *value, GError **error) {
               "%s: not valid UTF-8 (byte 0x%02x at offset %d); give the text in UTF-8", option,
               (unsigned char)*end, (int)(end - value));
   return FALSE;
+}
+
+void cmd_add_memory_options(GOptionContext *ctx, I2vParams *p) {
+  const GOptionEntry entries[] = {
+      {"sequential-guidance", 0, 0, G_OPTION_ARG_NONE, &p->sequential_guidance,
+       "run the two guidance branches one after the other: half the UNet activations", NULL},
+      {"attention-chunk", 0, 0, G_OPTION_ARG_INT, &p->attention_chunk,
+       "UNet transformers on at most N frames at a time (0: all)", "N"},
+      {"decode-tile", 0, 0, G_OPTION_ARG_INT, &p->decode_tile,
+       "VAE decode in tiles of N latent pixels (0: automatic above 768 pixels, -1: never)", "N"},
+      {"decode-tile-overlap", 0, 0, G_OPTION_ARG_INT, &p->decode_tile_overlap,
+       "latent pixels neighbouring decode tiles share (8)", "N"},
+      G_OPTION_ENTRY_NULL};
+  g_option_context_add_main_entries(ctx, entries, NULL);
+}
+
+void cmd_remove_tree(const char *dir) {
+  GDir *d = g_dir_open(dir, 0, NULL);
+  for (const char *name; d != NULL && (name = g_dir_read_name(d)) != NULL;) {
+    char *path = g_build_filename(dir, name, NULL);
+    if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK))
+      cmd_remove_tree(path);
+    else
+      g_unlink(path);
+    g_free(path);
+  }
+  if (d != NULL) g_dir_close(d);
+  g_rmdir(dir);
 }

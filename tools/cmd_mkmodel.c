@@ -78,9 +78,7 @@ static gboolean copy_file(const char *src_dir, const char *resource_dir, const c
   return ok;
 }
 
-/* Writes every config file and the tokenizer into out_dir. config is "tiny", "i2vgen-xl" or a
- * model directory whose configs (and tokenizer, when it has one) are copied. */
-static gboolean write_configs(const char *config, const char *out_dir, GError **error) {
+gboolean cmd_write_configs(const char *config, const char *out_dir, GError **error) {
   const char *src_dir = NULL;
   char *resource_dir = NULL;
   if (strcmp(config, "tiny") == 0 || strcmp(config, "i2vgen-xl") == 0)
@@ -241,7 +239,7 @@ int cmd_mkmodel(int argc, char **argv) {
     const char *seed_option = init.hash ? "--set-seed" : "--seed";
     if (seed_text != NULL && !cmd_parse_u64(seed_text, seed_option, &init.seed, &err)) status = 2;
   }
-  if (status == 0 && !write_configs(config, out, &err)) status = 1;
+  if (status == 0 && !cmd_write_configs(config, out, &err)) status = 1;
   for (guint i = 0; status == 0 && !configs_only && i2v_weight_components[i] != NULL; i++)
     if (!write_component(out, i2v_weight_components[i], &init, &err)) status = 1;
   if (status != 0) cmd_fail("mkmodel", err);

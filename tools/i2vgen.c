@@ -1,5 +1,5 @@
 /* i2vgen: the command-line tool over the engine (tokenize, encode, generate, mkmodel, bench,
- * compare), the HTTP service (serve) and its cluster's GPU nodes (worker). */
+ * compare, plan), the HTTP service (serve) and its cluster's GPU nodes (worker). */
 #include <stdio.h>
 #include <cblas.h>
 #include <string.h>
@@ -13,6 +13,7 @@ int cmd_encode(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 
@@ -25,6 +26,7 @@ static const I2vCommand commands[] = {
     {"mkmodel", "write a diffusers-format model directory with synthetic weights", cmd_mkmodel},
     {"bench", "time a generation stage by stage (JSON line on stdout)", cmd_bench},
     {"compare", "relative L2 / max abs error of the tensors two files share", cmd_compare},
+    {"plan", "a job's CUDA device memory per stage, before running it (no GPU needed)", cmd_plan},
     {"serve", "serve the HTTP video-generation API (OpenAI Videos shape, durable job queue)",
      cmd_serve},
     {"worker", "run the videos of `serve --queue` API nodes (a GPU node of a Redis cluster)",

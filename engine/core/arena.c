@@ -26,6 +26,27 @@ size_t i2v_arena_capacity(const I2vArena *a) {
   return __atomic_load_n(&a->capacity, __ATOMIC_RELAXED);
 }
 
+/* Appends a chunk of size bytes and makes it current; FALSE with error when it cannot be made. */
+static gboolean add_chunk(I2vArena *a, size_t size, GError **error) {
+  Chunk c = {.base = a->alloc(size, a->user, error), .size = size};
+  if (c.base == NULL) return FALSE;
+  g_array_append_val(a->chunks, c);
+  __atomic_add_fetch(&a->capacity, c.size, __ATOMIC_RELAXED);
+  a->cur = a->chunks->len - 1;
+  a->used = 0;
+  return TRUE;
+}
+
+/* Frees every chunk (the arena stays usable: empty). */
+static void free_chunks(I2vArena *a) {
+  for (guint i = 0; i < a->chunks->len; i++)
+    a->free(g_array_index(a->chunks, Chunk, i).base, a->user);
+  g_array_set_size(a->chunks, 0);
+  __atomic_store_n(&a->capacity, 0, __ATOMIC_RELAXED);
+  a->cur = 0;
+  a->used = 0;
+}
+
 void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error) {
   bytes = (bytes + a->align - 1) & ~(a->align - 1);
   for (;;) {
@@ -34,6 +55,7 @@ void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error) {
       if (a->used + bytes <= c->size) {
         void *ptr = c->base + a->used;
         a->used += bytes;
+        a->high = MAX(a->high, i2v_arena_mark(a));
         return ptr;
       }
       if (a->cur + 1 < a->chunks->len) { /* try the next existing chunk */
@@ -42,15 +64,16 @@ void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error) {
         continue;
       }
     }
-    /* grow by at least the current capacity, so n requests make O(log n) chunks */
-    Chunk c = {.size = MAX(bytes, MAX(a->min_chunk, i2v_arena_capacity(a)))};
-    c.base = a->alloc(c.size, a->user, error);
-    if (c.base == NULL) return NULL;
-    g_array_append_val(a->chunks, c);
-    __atomic_add_fetch(&a->capacity, c.size, __ATOMIC_RELAXED);
-    a->cur = a->chunks->len - 1;
-    a->used = 0;
+    if (!add_chunk(a, MAX(bytes, a->min_chunk), error)) return NULL;
   }
+}
+
+gboolean i2v_arena_reserve(I2vArena *a, size_t bytes, GError **error) {
+  bytes = (bytes + a->align - 1) & ~(a->align - 1);
+  if (a->chunks->len > 0 && chunk_size(a, 0) >= bytes) return TRUE;
+  g_return_val_if_fail(i2v_arena_mark(a) == 0, FALSE);
+  free_chunks(a);
+  return add_chunk(a, bytes, error);
 }
 
 size_t i2v_arena_mark(const I2vArena *a) {
@@ -74,10 +97,14 @@ void i2v_arena_release(I2vArena *a, size_t mark) {
   a->used = 0;
 }
 
+size_t i2v_arena_high(I2vArena *a, gboolean reset) {
+  size_t high = a->high;
+  if (reset) a->high = i2v_arena_mark(a);
+  return high;
+}
+
 void i2v_arena_destroy(I2vArena *a) {
-  for (guint i = 0; i < a->chunks->len; i++)
-    a->free(g_array_index(a->chunks, Chunk, i).base, a->user);
+  free_chunks(a);
   g_array_unref(a->chunks);
   a->chunks = NULL;
-  __atomic_store_n(&a->capacity, 0, __ATOMIC_RELAXED);
 }

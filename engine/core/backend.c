@@ -21,12 +21,20 @@ I2vDType i2v_backend_weight_dtype(const I2vBackend *be) {
   return be->weight_dtype;
 }
 
+gboolean i2v_backend_counts_only(const I2vBackend *be) {
+  return be->iface->counts_only;
+}
+
 size_t i2v_backend_persistent(const I2vBackend *be) {
   return __atomic_load_n(&be->persistent_bytes, __ATOMIC_RELAXED);
 }
 
 size_t i2v_backend_persistent_peak(const I2vBackend *be) {
   return __atomic_load_n(&be->persistent_peak, __ATOMIC_RELAXED);
+}
+
+void i2v_backend_persistent_peak_reset(I2vBackend *be) {
+  __atomic_store_n(&be->persistent_peak, i2v_backend_persistent(be), __ATOMIC_RELAXED);
 }
 
 void i2v_backend_device_memory(I2vBackend *be, size_t *used, size_t *total) {

@@ -21,9 +21,16 @@ const char *i2v_backend_name(const I2vBackend *be);
 I2vDType i2v_backend_act_dtype(const I2vBackend *be);
 I2vDType i2v_backend_weight_dtype(const I2vBackend *be);
 
+/* TRUE if be only counts memory (the planning device plan:cuda): data written to it is dropped,
+ * so a loader may skip producing it. */
+gboolean i2v_backend_counts_only(const I2vBackend *be);
+
 /* Persistent bytes allocated on be now / at most since it was made; safe from any thread. */
 size_t i2v_backend_persistent(const I2vBackend *be);
 size_t i2v_backend_persistent_peak(const I2vBackend *be);
+/* Starts the persistent high-water mark again at the bytes allocated now (plans measure it per
+ * stage). */
+void i2v_backend_persistent_peak_reset(I2vBackend *be);
 
 /* The device's memory as its driver reports it: bytes in use by every user of the device (this
  * process's tensors and arenas, the driver's context, libraries' workspaces, other processes) and

@@ -33,6 +33,9 @@ typedef struct {
   I2vChunkAllocFn chunk_alloc;
   I2vChunkFreeFn chunk_free;
   size_t chunk_align, min_chunk;
+  /* TRUE for a device that only counts memory (plan:cuda): writes are dropped, so loaders need
+   * not produce the data. */
+  gboolean counts_only;
 } I2vBackendIface;
 
 struct I2vBackend {

@@ -63,6 +63,17 @@ size_t i2v_stream_scratch_capacity(const I2vStream *st) {
   return i2v_arena_capacity(&st->arena) + st->reserved;
 }
 
+gboolean i2v_stream_reserve(I2vStream *st, size_t bytes, GError **error) {
+  return i2v_arena_reserve(&st->arena, bytes, error);
+}
+
+void i2v_stream_memory(I2vStream *st, gboolean reset, size_t *arena_high, size_t *arena_capacity,
+                       size_t *reserved) {
+  *arena_high = i2v_arena_high(&st->arena, reset);
+  *arena_capacity = i2v_arena_capacity(&st->arena);
+  *reserved = st->reserved;
+}
+
 void *i2v_scratch_bytes(I2vStream *st, size_t bytes) {
   if (st->error != NULL) return NULL;
   GError *err = NULL;

@@ -46,6 +46,15 @@ double i2v_stream_flops(const I2vStream *st);
  * per-stream workspaces; safe to call from any thread while the stream runs. */
 size_t i2v_stream_scratch_capacity(const I2vStream *st);
 
+/* Makes st's scratch arena one chunk of at least bytes (i2v_arena_reserve; nothing may be
+ * allocated from it). FALSE with error when the device has not that much. */
+gboolean i2v_stream_reserve(I2vStream *st, size_t bytes, GError **error);
+
+/* st's device memory for a plan: the arena's high-water mark (i2v_arena_high, reset with reset),
+ * its capacity, and the bytes the backend reserves per stream besides it (workspaces). */
+void i2v_stream_memory(I2vStream *st, gboolean reset, size_t *arena_high, size_t *arena_capacity,
+                       size_t *reserved);
+
 /* A scratch tensor of the backend's activation dtype from the stream's arena; on failure the
  * sticky error is set and the returned tensor has data NULL (ops on it are then skipped). */
 I2vTensor i2v_scratch_tensor(I2vStream *st, int ndim, const int64_t *shape);

@@ -217,6 +217,10 @@ gboolean i2v_weights_load(I2vWeights *w, I2vBackend *be, const char *name, int n
     return FALSE;
 
   int64_t n = i2v_tensor_numel(out);
+  if (i2v_backend_counts_only(be)) { /* a plan: the memory, not the values */
+    if (g_hash_table_add(w->used, g_strdup(name))) w->loaded_params += n;
+    return TRUE;
+  }
   gboolean ok;
   gboolean lora = i2v_lora_targets(w->lora, w->component, name);
   if (e != NULL && layout == I2V_LAYOUT_AS_IS && e->dtype == i2v_backend_weight_dtype(be) &&
@@ -265,6 +269,7 @@ gboolean i2v_weights_load_stacked(I2vWeights *w, I2vBackend *be, const char *con
       g_free(values);
       return FALSE;
     }
+    if (i2v_backend_counts_only(be)) continue; /* a plan: the memory, not the values */
     if (values == NULL) values = g_new(float, MAX(part * count, 1));
     float *v = source_values(w, e, names[i], ndim, shape, part);
     memcpy(values + i * part, v, sizeof(float) * part);
@@ -281,7 +286,7 @@ gboolean i2v_weights_load_stacked(I2vWeights *w, I2vBackend *be, const char *con
     return TRUE;
   }
   gboolean ok = i2v_tensor_alloc(be, out, i2v_backend_weight_dtype(be), ndim, stacked, error) &&
-                i2v_tensor_write_f32(out, values, error);
+                (values == NULL || i2v_tensor_write_f32(out, values, error));
   if (!ok) i2v_tensor_free(out);
   g_free(values);
   return ok;

@@ -7,6 +7,7 @@
 
 #include "cpu_backend.h"
 #include "cuda_backend.h"
+#include "plan_device.h"
 #include <i2v/error.h>
 
 #include "echo.h"
@@ -20,7 +21,25 @@ I2vBackend *i2v_cuda_backend_new(int device, I2vDType act_dtype, GError **error)
   return NULL;
 }
 
+I2vBackend *i2v_plan_cuda_backend_new(int device, I2vDType act_dtype, GError **error) {
+  (void)device, (void)act_dtype;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_BACKEND,
+              "plan:cuda: this libi2v was built without CUDA, whose headers the planning device "
+              "needs (meson option -Dcuda=enabled)");
+  return NULL;
+}
+
 int i2v_cuda_device_count(void) {
+  return 0;
+}
+
+/* no planning device either: nothing is ever counted */
+void i2v_plan_device_reset(size_t bytes) {
+  (void)bytes;
+}
+
+size_t i2v_plan_device_peak(gboolean reset) {
+  (void)reset;
   return 0;
 }
 #endif
@@ -35,6 +54,10 @@ gboolean i2v_device_parse(const char *device, I2vDeviceKind *kind, int *index, G
     *kind = I2V_DEVICE_CPU;
     return TRUE;
   }
+  if (g_ascii_strcasecmp(device, "plan:cuda") == 0) {
+    *kind = I2V_DEVICE_PLAN_CUDA;
+    return TRUE;
+  }
   *kind = I2V_DEVICE_CUDA;
   if (g_ascii_strcasecmp(device, "cuda") == 0) return TRUE;
   guint64 n = 0;
@@ -45,8 +68,8 @@ gboolean i2v_device_parse(const char *device, I2vDeviceKind *kind, int *index, G
   }
   char *shown = i2v_quote_value(device);
   g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-              "unknown device %s (expected auto, cpu, cuda or cuda:N with N in 0..%d)", shown,
-              I2V_MAX_CUDA_DEVICE);
+              "unknown device %s (expected auto, cpu, cuda, cuda:N with N in 0..%d, or plan:cuda)",
+              shown, I2V_MAX_CUDA_DEVICE);
   g_free(shown);
   return FALSE;
 }
@@ -102,6 +125,7 @@ I2vBackend *i2v_backend_new_for_device(const char *device, const char *precision
   I2vDType cuda_dtype = precision_dtype(prec, I2V_DTYPE_F16);
   if (kind == I2V_DEVICE_CPU) return cpu_backend(prec, threads, error);
   if (kind == I2V_DEVICE_CUDA) return i2v_cuda_backend_new(index, cuda_dtype, error);
+  if (kind == I2V_DEVICE_PLAN_CUDA) return i2v_plan_cuda_backend_new(index, cuda_dtype, error);
 
   /* auto, resolved here and nowhere else: CUDA device 0 when a backend can be made on it */
   GError *cuda_err = NULL;

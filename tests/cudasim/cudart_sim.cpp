@@ -83,7 +83,7 @@ thread_local size_t scheduler_stack_size;
 constexpr size_t SIM_DEVICE_BYTES = (size_t)80 << 30;
 std::mutex alloc_lock;
 std::unordered_map<void *, size_t> allocations;
-size_t allocated;
+size_t allocated, allocated_peak;
 
 // Back to the scheduler from the current fiber; a fiber that is done never comes back (ASan then
 // drops its fake stack).
@@ -240,6 +240,7 @@ cudaError_t cudaMalloc(void **ptr, size_t size) {
   std::memset(*ptr, 0xff, size); // NaN-ish garbage, like fresh device memory may hold
   allocations[*ptr] = size;
   allocated += size;
+  allocated_peak = std::max(allocated_peak, allocated);
   return cudaSuccess;
 }
 cudaError_t cudaFree(void *ptr) {
@@ -251,6 +252,14 @@ cudaError_t cudaFree(void *ptr) {
   allocations.erase(it);
   std::free(ptr);
   return cudaSuccess;
+}
+// Simulator only (not CUDA API): the most bytes allocated at once since the last reset; with
+// reset, the mark starts again at the bytes allocated now (the planning device's counterpart).
+size_t cudasim_device_peak(int reset) {
+  std::lock_guard<std::mutex> guard(alloc_lock);
+  size_t p = allocated_peak;
+  if (reset) allocated_peak = allocated;
+  return p;
 }
 cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
   std::lock_guard<std::mutex> guard(alloc_lock);

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "conv_workspace.h"
 #include "sim_values.h"
 
 struct cudnnContext {
@@ -143,7 +144,7 @@ int ranking(const cudnnTensorStruct *x, const cudnnFilterStruct *w,
               x->format == CUDNN_TENSOR_NCHW ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_NOT_SUPPORTED,
               0};
   out[n++] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_STATUS_SUCCESS,
-              sizeof(int) * (size_t)w->h * w->w * w->c};
+              i2v_conv_precomp_workspace(w->h, w->w, w->c)};
   out[n++] = {CUDNN_CONVOLUTION_FWD_ALGO_GEMM, CUDNN_STATUS_SUCCESS,
               type_size(x->type) * (size_t)y->h * y->w * w->h * w->w * w->c};
   return n;

@@ -5,3 +5,4 @@
 #include "conv.cu"
 #include "elementwise.cu"
 #include "norm.cu"
+#include "softmax.cu"

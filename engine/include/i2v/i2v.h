@@ -37,13 +37,21 @@ typedef struct I2vSession I2vSession;
 
 /* ---- devices and precisions: the one parser for the element, the CLI and the engine ---- */
 
-typedef enum { I2V_DEVICE_AUTO, I2V_DEVICE_CPU, I2V_DEVICE_CUDA } I2vDeviceKind;
+/* I2V_DEVICE_PLAN_CUDA ("plan:cuda") is the planning device: the CUDA backend's code on a fake
+ * device that counts memory and computes nothing (i2v_plan_memory); it needs no GPU. */
+typedef enum {
+  I2V_DEVICE_AUTO,
+  I2V_DEVICE_CPU,
+  I2V_DEVICE_CUDA,
+  I2V_DEVICE_PLAN_CUDA
+} I2vDeviceKind;
 
 /* The largest N of "cuda:N". */
 #define I2V_MAX_CUDA_DEVICE 255
 
-/* Parses a device name, case-insensitively: "auto" (also NULL and ""), "cpu", "cuda" (device 0)
- * or "cuda:N". FALSE with an I2V_ERROR_INVALID error naming the value and the accepted forms. */
+/* Parses a device name, case-insensitively: "auto" (also NULL and ""), "cpu", "cuda" (device 0),
+ * "cuda:N" or "plan:cuda". FALSE with an I2V_ERROR_INVALID error naming the value and the accepted
+ * forms. */
 I2V_API gboolean i2v_device_parse(const char *device, I2vDeviceKind *kind, int *index,
                                   GError **error);
 
@@ -147,6 +155,12 @@ I2V_API int i2v_model_latent_channels(const I2vModel *m);
 #define I2V_MAX_FPS 1000
 #define I2V_MAX_GUIDANCE 100
 
+/* Automatic VAE tiling (I2vParams.decode_tile 0): latents with a side above
+ * I2V_DECODE_TILE_AUTO_ABOVE latent pixels (768 output pixels) decode in tiles of
+ * I2V_DECODE_TILE_AUTO. */
+#define I2V_DECODE_TILE_AUTO 64
+#define I2V_DECODE_TILE_AUTO_ABOVE 96
+
 /* Generation parameters. Strings are borrowed for the duration of the call. */
 typedef struct {
   const char *prompt;
@@ -159,6 +173,17 @@ typedef struct {
   int fps;                     /* target_fps micro-conditioning (16) */
   int width, height;           /* 1280 × 704; multiples of the VAE factor (8) */
   int decode_chunk_size;       /* frames per VAE decode call (1) */
+  /* Memory-saving strategies (docs/user-guide.md "Memory"): each runs the same arithmetic in
+   * smaller pieces, so the activations take less device memory at the same FLOP count. */
+  gboolean sequential_guidance; /* the two guidance branches one after the other (batch 1 each),
+                                   not as a batch of two: half the UNet activations (FALSE) */
+  int attention_chunk;          /* UNet transformers on at most this many frames at a time
+                                   (temporal ones on as many rows); 0: all at once (0) */
+  int decode_tile;              /* VAE decode in square tiles of this many latent pixels a side,
+                                   blended over decode_tile_overlap; 0: automatic (tiles of
+                                   I2V_DECODE_TILE_AUTO once a latent side exceeds
+                                   I2V_DECODE_TILE_AUTO_ABOVE); -1: never (0) */
+  int decode_tile_overlap;      /* latent pixels neighbouring tiles share (8) */
   /* How far the clip may move from the image, in (0, 1] (1). 1 is the reference pipeline: the
    * loop starts from pure noise. Below 1 it starts like image-to-image diffusion: from the
    * image's latent (on every frame) noised to the level of step (1 − s)·steps, and runs the last
@@ -242,6 +267,12 @@ I2V_API void i2v_session_free(I2vSession *s);
 /* The model of the session (borrowed). */
 I2V_API I2vModel *i2v_session_model(const I2vSession *s);
 
+/* Makes s's scratch arena one block of at least bytes (a plan's arena_need) before a job, so that
+ * the job allocates no scratch of its own and the arena is exactly as large as the job needs
+ * (without it the arena grows in request-sized chunks during the first job). Not while s
+ * generates. FALSE with I2V_ERROR_NO_MEMORY when the device has not that much free. */
+I2V_API gboolean i2v_session_reserve(I2vSession *s, size_t bytes, GError **error);
+
 /* Fills out with s's memory use (I2vMemoryStats); callable from any thread at any time. */
 I2V_API void i2v_session_memory(I2vSession *s, I2vMemoryStats *out);
 
@@ -255,5 +286,56 @@ I2V_API gboolean i2v_generate(I2vSession *s, const I2vImage *image, const I2vPar
 I2V_API gboolean i2v_model_generate(I2vModel *m, const I2vImage *image, const I2vParams *p,
                                     const I2vCallbacks *cb, GCancellable *cancellable,
                                     GError **error);
+
+/* ---- memory plans: a job's device memory before running it (docs/PERFORMANCE.md) ---- */
+
+/* One kind of stage of a planned job at its largest, in device bytes. */
+typedef struct {
+  const char *name;  /* "load" (the model), or an I2vStage name; static string */
+  int runs;          /* times it ran (denoising steps, decode calls) */
+  size_t total;      /* the most bytes allocated at once during the stage (counted) */
+  size_t weights;    /* persistent tensors (weights) at most during that run of the stage */
+  size_t arena_used; /* the scratch arena's high-water mark in it: what its activations needed */
+  size_t arena;      /* the arena's capacity (chunks allocated) at its end */
+  size_t workspaces; /* per-stream reservations besides the arena (the cuBLASLt workspace) */
+} I2vPlanStage;
+
+#define I2V_PLAN_MAX_STAGES 8
+
+typedef struct {
+  I2vPlanStage stages[I2V_PLAN_MAX_STAGES]; /* in the order they first ran */
+  int n_stages;
+  size_t peak;       /* the largest stage total: the job's peak */
+  size_t arena_need; /* the most scratch the job uses at once: what i2v_session_reserve takes */
+} I2vMemoryPlan;
+
+/* Plans p's job on the model opts describes: loads it on the planning device plan:cuda (the CUDA
+ * backend's own code on a fake device that counts allocations and runs no kernel; opts->device is
+ * ignored, the precision is opts->precision's on CUDA; weight values are never read, only their
+ * shapes) and runs the whole job there with every computation skipped, which takes seconds at any
+ * size. Fills plan with each stage's peak for a session that reserved the job's scratch need
+ * (i2v_session_reserve(plan->arena_need), as the element does) before the job: found by a first
+ * run in one unbounded chunk, then counted by a second in a chunk of exactly that size. Plans run
+ * one at a time per process (they share the one fake device, which has no size limit). FALSE with
+ * error when the model or p is invalid or the device is not built in (a libi2v without CUDA). */
+I2V_API gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p,
+                                 I2vMemoryPlan *plan, GError **error);
+
+/* Memory-saving options a plan may choose (bits), cheapest first. */
+typedef enum {
+  I2V_SAVING_RELEASE_ENCODERS = 1 << 0, /* I2vModelOptions.release_encoders */
+} I2vSaving;
+
+/* Names of the options set in saving, comma-separated ("release-encoders"; "" for none);
+ * g_free. */
+I2V_API char *i2v_saving_names(guint saving);
+
+/* The cheapest set of memory-saving options, on top of what opts and p already ask for, with
+ * which p's job fits `budget` bytes: plans the job with none, then each option set in order of
+ * cost, and stops at the first that fits. TRUE with *saving the set (0: none needed) and plan its
+ * plan; FALSE with an I2V_ERROR_NO_MEMORY error naming the need (of the best set) and the budget
+ * when none fits, or another error when planning fails. */
+I2V_API gboolean i2v_plan_fit(const I2vModelOptions *opts, const I2vParams *p, size_t budget,
+                              guint *saving, I2vMemoryPlan *plan, GError **error);
 
 G_END_DECLS

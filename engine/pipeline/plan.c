@@ -1,0 +1,126 @@
+/* Memory plans (i2v_plan_memory): a job run on the planning device plan:cuda, its counters read
+ * at the end of the model load and of every stage. */
+#include <string.h>
+
+#include "plan_device.h"
+#include <i2v/error.h>
+#include "session.h"
+#include "stream.h"
+
+/* A plan in progress: the stage callback's state. */
+typedef struct {
+  I2vMemoryPlan *plan;
+  I2vSession *s;
+} Planning;
+
+/* The entry for stage `name` (a static string), added on its first run. */
+static I2vPlanStage *stage_entry(I2vMemoryPlan *plan, const char *name) {
+  for (int i = 0; i < plan->n_stages; i++)
+    if (strcmp(plan->stages[i].name, name) == 0) return &plan->stages[i];
+  g_assert(plan->n_stages < I2V_PLAN_MAX_STAGES);
+  I2vPlanStage *e = &plan->stages[plan->n_stages++];
+  *e = (I2vPlanStage){.name = name};
+  return e;
+}
+
+/* Reads the counters since the last record into the entry of `name`, keeping its largest run,
+ * and starts every high-water mark again. */
+static void record(I2vMemoryPlan *plan, const char *name, I2vBackend *be, I2vStream *st) {
+  I2vPlanStage run = {.name = name, .total = i2v_plan_device_peak(TRUE)};
+  run.weights = i2v_backend_persistent_peak(be);
+  i2v_backend_persistent_peak_reset(be);
+  if (st != NULL) i2v_stream_memory(st, TRUE, &run.arena_used, &run.arena, &run.workspaces);
+  I2vPlanStage *e = stage_entry(plan, name);
+  run.runs = e->runs + 1;
+  if (run.total >= e->total) *e = run;
+  e->runs = run.runs;
+  plan->peak = MAX(plan->peak, run.total);
+}
+
+static void on_stage(const I2vStage *stage, void *user) {
+  Planning *pl = user;
+  record(pl->plan, stage->name, pl->s->m->be, pl->s->st);
+}
+
+/* One run of p's job on the planning device, the session's arena reserved to `reserve` bytes
+ * first (0: grown on demand). */
+static gboolean plan_run(const I2vModelOptions *opts, const I2vParams *p, size_t reserve,
+                         I2vMemoryPlan *plan, GError **error) {
+  memset(plan, 0, sizeof *plan);
+  I2vModelOptions o = *opts;
+  o.device = "plan:cuda";
+  i2v_plan_device_reset(I2V_PLAN_DEVICE_BYTES);
+  I2vModel *m = i2v_model_load(&o, error);
+  I2vSession *s = NULL;
+  gboolean ok = m != NULL;
+  if (ok) {
+    record(plan, "load", m->be, NULL);
+    ok = (s = i2v_session_new(m, error)) != NULL &&
+         (reserve == 0 || i2v_session_reserve(s, reserve, error));
+  }
+  if (ok) {
+    I2vImage image = i2v_image_new(p->width, p->height);
+    Planning pl = {plan, s};
+    I2vCallbacks cb = {.stage = on_stage, .user = &pl};
+    ok = i2v_generate(s, &image, p, &cb, NULL, error);
+    i2v_image_clear(&image);
+  }
+  i2v_session_free(s);
+  i2v_model_unref(m);
+  return ok;
+}
+
+gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p, I2vMemoryPlan *plan,
+                         GError **error) {
+  static GMutex one_plan; /* the fake device and its counters are the process's */
+  memset(plan, 0, sizeof *plan);
+  if (!i2v_params_validate(NULL, p, error)) return FALSE;
+  g_mutex_lock(&one_plan);
+  /* the need: the arena's high-water mark in one chunk larger than any job */
+  gboolean ok = plan_run(opts, p, I2V_PLAN_DEVICE_BYTES / 4, plan, error);
+  size_t need = 0;
+  for (int i = 0; ok && i < plan->n_stages; i++) need = MAX(need, plan->stages[i].arena_used);
+  ok = ok && plan_run(opts, p, need, plan, error);
+  plan->arena_need = need;
+  g_mutex_unlock(&one_plan);
+  return ok;
+}
+
+/* The option sets i2v_plan_fit tries, in order of cost (run time, then quality). */
+static const guint saving_sets[] = {0, I2V_SAVING_RELEASE_ENCODERS};
+
+char *i2v_saving_names(guint saving) {
+  static const char *const names[] = {"release-encoders"};
+  GString *s = g_string_new(NULL);
+  for (guint i = 0; i < G_N_ELEMENTS(names); i++)
+    if (saving & (1u << i)) g_string_append_printf(s, "%s%s", s->len ? "," : "", names[i]);
+  return g_string_free(s, FALSE);
+}
+
+/* opts and p with the options of saving turned on. */
+static void apply_saving(guint saving, I2vModelOptions *opts, I2vParams *p) {
+  (void)p;
+  if (saving & I2V_SAVING_RELEASE_ENCODERS) opts->release_encoders = TRUE;
+}
+
+gboolean i2v_plan_fit(const I2vModelOptions *opts, const I2vParams *p, size_t budget, guint *saving,
+                      I2vMemoryPlan *plan, GError **error) {
+  I2vMemoryPlan best = {0};
+  for (guint i = 0; i < G_N_ELEMENTS(saving_sets); i++) {
+    I2vModelOptions o = *opts;
+    I2vParams q = *p;
+    apply_saving(saving_sets[i], &o, &q);
+    if (!i2v_plan_memory(&o, &q, plan, error)) return FALSE;
+    if (plan->peak <= budget) {
+      *saving = saving_sets[i];
+      return TRUE;
+    }
+    if (i == 0 || plan->peak < best.peak) best = *plan;
+  }
+  *plan = best;
+  g_set_error(error, I2V_ERROR, I2V_ERROR_NO_MEMORY,
+              "the job needs %zu bytes (%.2f GiB) of device memory at least, with every "
+              "memory-saving option, and the budget is %zu bytes (%.2f GiB)",
+              best.peak, best.peak / 1073741824.0, budget, budget / 1073741824.0);
+  return FALSE;
+}
