@@ -182,7 +182,7 @@ def test_duplicate(a, redis, workers):
     check("a paused worker's video is taken over and completed once; the resumed run's result "
           "is discarded", other is not None and d["status"] == "completed" and
           d["attempts"] == 2 and vid in other.completed() and vid not in paused.completed() and
-          f"{vid} ran to the end here after another worker took it over" in paused.log_text() and
+          f"{vid} ran to the end but is no longer this run's" in paused.log_text() and
           events_of(redis, vid).count("completed") == 1, f"{d}\n{paused.log_text()[-800:]}")
 
 
