@@ -66,6 +66,33 @@ static void test_model_options(void) {
   g_free(model);
 }
 
+/* i2vgen worker: the model options as every command, and its own, each refused with status 2
+ * naming the option before anything connects or loads. */
+static void test_worker_options(void) {
+  char *model = golden_model_with("tokenizer.json");
+  const char *const cluster[] = {"--queue", "unix:///nonexistent/redis.sock", "--results",
+                                 g_get_tmp_dir(), NULL};
+  expect_bad_options("worker", model, bad_model_options, G_N_ELEMENTS(bad_model_options), cluster);
+  static const BadOption bad_worker[] = {{"--claim-after", "0"},
+                                         {"--claim-after", "1e9"},
+                                         {"--retries", "-1"},
+                                         {"--name", "../up"},
+                                         {"--name", ".hidden"}};
+  expect_bad_options("worker", model, bad_worker, G_N_ELEMENTS(bad_worker), cluster);
+  /* the cluster's own two: the queue URL's form, the store folder */
+  const char *const store[] = {"--results", g_get_tmp_dir(), NULL};
+  static const BadOption bad_queue[] = {
+      {"--queue", "http://redis:6379"}, {"--queue", "redis://host:99999"}, {"--queue", "unix://x"}};
+  expect_bad_options("worker", model, bad_queue, G_N_ELEMENTS(bad_queue), store);
+  const char *const queue[] = {"--queue", "redis://127.0.0.1:6379/0", NULL};
+  static const BadOption bad_results[] = {{"--results", "/nonexistent/store"}};
+  expect_bad_options("worker", model, bad_results, G_N_ELEMENTS(bad_results), queue);
+  /* serve --queue checks its URL the same way */
+  const char *const api[] = {"--listen", "127.0.0.1:0", NULL};
+  expect_bad_options("serve", model, bad_queue, G_N_ELEMENTS(bad_queue), api);
+  g_free(model);
+}
+
 static void test_generate_checks_before_loading(void) {
   /* prompts arrive as bytes: invalid UTF-8 is named with its offset, not passed on */
   const char *const bad_prompt[] = {"generate", "--model",  NO_MODEL,     "--image",
@@ -107,6 +134,7 @@ static void test_generate_checks_before_loading(void) {
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/cli/options/model", test_model_options);
+  g_test_add_func("/cli/options/worker", test_worker_options);
   g_test_add_func("/cli/options/generate_checks_before_loading",
                   test_generate_checks_before_loading);
   return g_test_run();

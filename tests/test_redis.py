@@ -38,11 +38,13 @@ def api(redis, name):
                   name, "--max-size", "64", "--max-steps", "400")
 
 
-def worker(redis, name, retries="1"):
-    w = Worker(redis, STORE, name, "--claim-after", CLAIM_AFTER, "--retries", retries)
-    if not w.wait_ready():
-        raise RuntimeError(f"worker {name} not ready: {w.log_text()}")
-    return w
+def workers_named(redis, *names):
+    """Workers started together (a model load each, in parallel), once all are ready."""
+    ws = [Worker(redis, STORE, n, "--claim-after", CLAIM_AFTER, "--retries", "1") for n in names]
+    for w in ws:
+        if not w.wait_ready():
+            raise RuntimeError(f"worker {w.name} not ready: {w.log_text()}")
+    return ws
 
 
 def events_of(redis, vid):
@@ -180,7 +182,7 @@ def test_duplicate(a, redis, workers):
     check("a paused worker's video is taken over and completed once; the resumed run's result "
           "is discarded", other is not None and d["status"] == "completed" and
           d["attempts"] == 2 and vid in other.completed() and vid not in paused.completed() and
-          f"{vid} ran to the end here after another worker took it over" in paused.log_text() and
+          f"{vid} ran to the end but is no longer this run's" in paused.log_text() and
           events_of(redis, vid).count("completed") == 1, f"{d}\n{paused.log_text()[-800:]}")
 
 
@@ -199,7 +201,7 @@ def test_no_workers(a, redis, workers):
     time.sleep(1)
     check("with no worker, videos wait queued",
           all(a.video(v)["status"] == "queued" for v in waiting + [vid]))
-    w = worker(redis, "w4")
+    w, = workers_named(redis, "w4")
     t0 = time.time()
     d = a.wait_status(vid, ["in_progress"], progress_above=0, timeout=60)
     check("a worker that comes back takes the given-back video at once (not after "
@@ -258,7 +260,7 @@ def test_cancel(a, b, redis, w):
 
 def test_dead_letter(a, redis):
     """Retries run out: two workers SIGKILLed in turn on the same video (--retries 1)."""
-    ws = [worker(redis, f"d{i}") for i in range(3)]
+    ws = workers_named(redis, "d0", "d1", "d2")
     vid = a.create(SLOW, IMAGE).json()["id"]
     for _ in range(2):
         victim = running_on(redis, vid, ws)
@@ -290,7 +292,7 @@ def main():
     redis = Redis(os.path.join(TMP, "redis"))
     os.makedirs(STORE)
     a = api(redis, "a")
-    workers = [worker(redis, f"w{i}") for i in range(1, 4)]
+    workers = workers_named(redis, "w1", "w2", "w3")
     b = None
     try:
         test_parameters(a)

@@ -134,6 +134,7 @@ static gboolean check_options(Options *o, GError **error) {
   if (o->name == NULL) o->name = job_files_node_name();
   /* an API node of a cluster loads no model */
   if (o->queue == NULL && !serve_options_check_model(&o->model, o->lora_dir, error)) return FALSE;
+  if (o->queue != NULL && !serve_options_check_queue(o->queue, error)) return FALSE;
   if (o->queue != NULL && o->lora_dir != NULL && !g_file_test(o->lora_dir, G_FILE_TEST_IS_DIR)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--lora-dir: not a folder");
     return FALSE;

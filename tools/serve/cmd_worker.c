@@ -55,7 +55,8 @@ static gboolean check_options(Options *o, GError **error) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s", bad);
     return FALSE;
   }
-  return serve_options_check_model(&o->model, o->lora_dir, error) &&
+  return serve_options_check_queue(o->queue, error) &&
+         serve_options_check_model(&o->model, o->lora_dir, error) &&
          serve_options_check_name(o->name, error);
 }
 

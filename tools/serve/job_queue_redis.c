@@ -473,10 +473,12 @@ static void beat(RedisQueue *q, guint ttl_ms) {
     g_autoptr(redisReply) r = redis_link_eval(
         q->beats, &redis_script_refresh, &err, REDIS_KEY_PREFIX, g_ptr_array_index(runs, i),
         g_ptr_array_index(runs, i + 1), q->cfg.consumer, NULL);
-    if (r != NULL && redis_reply_int(r, 0) == 0)
-      g_message("redis: job %s was taken over by another worker (this one looked dead): its "
-                "result here will be discarded",
+    if (r != NULL && redis_reply_int(r, 0) == 0) { /* said once: the run is forgotten */
+      g_message("redis: job %s is no longer this worker's (deleted, or taken over by another "
+                "worker while this one looked dead): its result here will be discarded",
                 (char *)g_ptr_array_index(runs, i));
+      forget(q, g_ptr_array_index(runs, i));
+    }
     if (r == NULL) break;
   }
   if (err == NULL && q->cfg.metrics != NULL) {

@@ -164,8 +164,8 @@ static void run_one(JobWorker *w, Job *job) {
   if (ok && discarded) {
     result = "cancelled";
     release(w, job->id); /* the queue forgets this run */
-    g_printerr("%s: %s ran to the end here after another worker took it over: this result is "
-               "discarded\n",
+    g_printerr("%s: %s ran to the end but is no longer this run's (deleted, or taken over by "
+               "another worker): this result is discarded\n",
                w->cfg.log_name, job->id);
   } else if (ok) {
     result = "completed";

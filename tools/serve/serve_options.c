@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 
 #include "job_files.h"
+#include "redis_link.h"
 
 gboolean serve_options_check_model(CmdModelArgs *model, const char *lora_dir, GError **error) {
   if (model->model == NULL) model->model = g_strdup(g_getenv("I2VGEN_MODEL"));
@@ -25,4 +26,9 @@ gboolean serve_options_check_name(const char *name, GError **error) {
   g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
               "--name '%s': letters, digits, '.', '_' and '-' only, not starting with '.'", name);
   return FALSE;
+}
+
+gboolean serve_options_check_queue(const char *url, GError **error) {
+  g_autoptr(RedisLink) link = redis_link_new(url, 0, error);
+  return link != NULL;
 }

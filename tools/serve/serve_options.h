@@ -14,4 +14,8 @@ gboolean serve_options_check_model(CmdModelArgs *model, const char *lora_dir, GE
 /* Checks a --name (job_files_node_valid); FALSE with an error saying what a name may hold. */
 gboolean serve_options_check_name(const char *name, GError **error);
 
+/* Checks the form of a --queue URL (redis_link.h) without connecting; FALSE with an error naming
+ * the value and the forms expected. */
+gboolean serve_options_check_queue(const char *url, GError **error);
+
 G_END_DECLS
