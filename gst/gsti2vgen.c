@@ -1014,8 +1014,8 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_ATTENTION_CHUNK,
       g_param_spec_uint("attention-chunk", "Attention chunk",
-                        "UNet transformers on at most this many frames at a time (0: all): "
-                        "less memory, same work",
+                        "UNet transformers and up-path resnets on at most this many frames at a "
+                        "time (0: all): less memory, same work",
                         0, I2V_MAX_FRAMES, (guint)d.attention_chunk, FLAGS_JOB));
   g_object_class_install_property(
       gobject_class, PROP_DECODE_TILE,

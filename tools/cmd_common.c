@@ -48,7 +48,7 @@ void cmd_add_memory_options(GOptionContext *ctx, I2vParams *p) {
       {"sequential-guidance", 0, 0, G_OPTION_ARG_NONE, &p->sequential_guidance,
        "run the two guidance branches one after the other: half the UNet activations", NULL},
       {"attention-chunk", 0, 0, G_OPTION_ARG_INT, &p->attention_chunk,
-       "UNet transformers on at most N frames at a time (0: all)", "N"},
+       "UNet transformers and up-path resnets on at most N frames at a time (0: all)", "N"},
       {"decode-tile", 0, 0, G_OPTION_ARG_INT, &p->decode_tile,
        "VAE decode in tiles of N latent pixels (0: automatic above 768 pixels, -1: never)", "N"},
       {"decode-tile-overlap", 0, 0, G_OPTION_ARG_INT, &p->decode_tile_overlap,

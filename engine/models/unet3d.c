@@ -663,20 +663,52 @@ static I2vTensor pingpong_other(const PingPong *pp, const I2vTensor *x, int64_t 
   return y;
 }
 
+/* out = resnet([x, skip] along channels) for frames [first, first + n) of x with the projected
+ * time embedding proj of their videos; the concatenation is dropped after the resnet. */
+static void up_resnet_rows(const I2vUnetRun *run, const I2vResnet *r, const I2vTensor *x,
+                           const I2vTensor *skip, const I2vTensor *proj, I2vTensor *out,
+                           int64_t first, int64_t n) {
+  I2vStream *st = run->st;
+  I2vTensor xr = i2v_tensor_rows(x, first, n), sr = i2v_tensor_rows(skip, first, n);
+  I2vTensor outr = i2v_tensor_rows(out, first, n);
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor cat = scratch_map(st, n, x->shape[1], x->shape[2], x->shape[3] + skip->shape[3]);
+  i2v_op_concat_last(st, &cat, &xr, &sr);
+  i2v_resnet_forward_projected(st, r, &cat, TRUE, proj, run->groups, RESNET_EPS, &outr);
+  i2v_scratch_release(st, mark);
+}
+
+/* The resnet of an up layer on [x, skip]: whole, or under chunk_frames per chunk of that many
+ * frames of one video (its GroupNorms and convolutions are per frame, its time embedding per
+ * video and projected once), so the concatenation and the resnet's temporaries are the
+ * chunk's. */
+static void up_resnet(const I2vUnetRun *run, const I2vResnet *r, const I2vTensor *x,
+                      const I2vTensor *skip, I2vTensor *out) {
+  I2vStream *st = run->st;
+  int64_t F = run->frames, chunk = run->chunk_frames;
+  size_t mark = i2v_scratch_mark(st);
+  int64_t ps[2] = {run->batch, r->cout};
+  I2vTensor proj = i2v_scratch_tensor(st, 2, ps);
+  i2v_resnet_time_proj(st, r, &run->emb_act, &proj);
+  if (chunk <= 0 || chunk >= run->batch * F) {
+    up_resnet_rows(run, r, x, skip, &proj, out, 0, run->batch * F);
+  } else {
+    for (int64_t b = 0; b < run->batch; b++) {
+      I2vTensor pb = i2v_tensor_rows(&proj, b, 1);
+      for (int64_t f = 0; f < F; f += chunk)
+        up_resnet_rows(run, r, x, skip, &pb, out, b * F + f, MIN(chunk, F - f));
+    }
+  }
+  i2v_scratch_release(st, mark);
+}
+
 static I2vTensor up_stage(const I2vUnetRun *run, const UnetStage *s, I2vTensor x, SkipStack *skips,
                           const PingPong *pp) {
   I2vStream *st = run->st;
   for (int j = 0; j < s->n_layers; j++) {
     const I2vTensor *skip = &skips->t[--skips->n];
-    /* [current, skip] along channels; the concatenation is dropped after the resnet */
     I2vTensor out = pingpong_other(pp, &x, x.shape[0], x.shape[1], x.shape[2], s->channels);
-    size_t mark = i2v_scratch_mark(st);
-    I2vTensor cat =
-        scratch_map(st, x.shape[0], x.shape[1], x.shape[2], x.shape[3] + skip->shape[3]);
-    i2v_op_concat_last(st, &cat, &x, skip);
-    i2v_resnet_forward(st, &s->resnets[j], &cat, TRUE, &run->emb_act, run->groups, RESNET_EPS,
-                       &out);
-    i2v_scratch_release(st, mark);
+    up_resnet(run, &s->resnets[j], &x, skip, &out);
     i2v_temporal_conv_forward(run->st, &s->temp_convs[j], run->batch, run->frames, run->groups,
                               &out);
     if (s->cross) {

@@ -21,8 +21,14 @@ static void conv3x3(I2vStream *st, I2vTensor *y, const I2vTensor *x, const I2vLi
   i2v_op_conv2d(st, y, x, &c->w, i2v_linear_bias(c), &p, accumulate);
 }
 
-void i2v_resnet_forward(I2vStream *st, const I2vResnet *r, const I2vTensor *x, gboolean x_scratch,
-                        const I2vTensor *temb_act, int groups, float eps, I2vTensor *out) {
+void i2v_resnet_time_proj(I2vStream *st, const I2vResnet *r, const I2vTensor *temb_act,
+                          I2vTensor *proj) {
+  i2v_op_linear(st, proj, temb_act, &r->time_emb_proj.w, &r->time_emb_proj.b, I2V_ACT_NONE, FALSE);
+}
+
+void i2v_resnet_forward_projected(I2vStream *st, const I2vResnet *r, const I2vTensor *x,
+                                  gboolean x_scratch, const I2vTensor *temb_proj, int groups,
+                                  float eps, I2vTensor *out) {
   int64_t n = x->shape[0], h = x->shape[1], w = x->shape[2];
   size_t mark = i2v_scratch_mark(st);
   /* the residual first, so that x may then be normalised in place */
@@ -37,15 +43,27 @@ void i2v_resnet_forward(I2vStream *st, const I2vResnet *r, const I2vTensor *x, g
   int64_t hs[4] = {n, h, w, r->cout};
   I2vTensor h1 = i2v_scratch_tensor(st, 4, hs);
   conv3x3(st, &h1, &t, &r->conv1, FALSE);
-  if (temb_act != NULL) {
+  if (temb_proj != NULL) {
     /* one row per video, broadcast over its frames × pixels */
-    int64_t b = temb_act->shape[0], ts[2] = {b, r->cout}, vs[3] = {b, n / b * h * w, r->cout};
-    I2vTensor temb = i2v_scratch_tensor(st, 2, ts), h1v = i2v_tensor_view(&h1, 3, vs);
-    i2v_op_linear(st, &temb, temb_act, &r->time_emb_proj.w, &r->time_emb_proj.b, I2V_ACT_NONE,
-                  FALSE);
-    i2v_op_add_rows(st, &h1v, &temb);
+    int64_t b = temb_proj->shape[0], vs[3] = {b, n / b * h * w, r->cout};
+    I2vTensor h1v = i2v_tensor_view(&h1, 3, vs);
+    i2v_op_add_rows(st, &h1v, temb_proj);
   }
   i2v_op_group_norm(st, &h1, &h1, &r->norm2.gamma, &r->norm2.beta, n, groups, eps, I2V_ACT_SILU);
   conv3x3(st, out, &h1, &r->conv2, TRUE);
+  i2v_scratch_release(st, mark);
+}
+
+void i2v_resnet_forward(I2vStream *st, const I2vResnet *r, const I2vTensor *x, gboolean x_scratch,
+                        const I2vTensor *temb_act, int groups, float eps, I2vTensor *out) {
+  size_t mark = i2v_scratch_mark(st);
+  I2vTensor proj;
+  if (temb_act != NULL) {
+    int64_t ts[2] = {temb_act->shape[0], r->cout};
+    proj = i2v_scratch_tensor(st, 2, ts);
+    i2v_resnet_time_proj(st, r, temb_act, &proj);
+  }
+  i2v_resnet_forward_projected(st, r, x, x_scratch, temb_act != NULL ? &proj : NULL, groups, eps,
+                               out);
   i2v_scratch_release(st, mark);
 }

@@ -29,4 +29,15 @@ void i2v_load_resnet(I2vLoader *ld, I2vResnet *r, const char *prefix, int64_t ci
 void i2v_resnet_forward(I2vStream *st, const I2vResnet *r, const I2vTensor *x, gboolean x_scratch,
                         const I2vTensor *temb_act, int groups, float eps, I2vTensor *out);
 
+/* proj [B, cout] = time_emb_proj(temb_act [B, temb_dim]), allocated by the caller: what
+ * i2v_resnet_forward_projected adds, computed once for many calls on parts of one batch. */
+void i2v_resnet_time_proj(I2vStream *st, const I2vResnet *r, const I2vTensor *temb_act,
+                          I2vTensor *proj);
+
+/* i2v_resnet_forward with the time embedding already projected (temb_proj [B, cout], NULL
+ * without one), added to the N/B consecutive feature maps of each of its rows. */
+void i2v_resnet_forward_projected(I2vStream *st, const I2vResnet *r, const I2vTensor *x,
+                                  gboolean x_scratch, const I2vTensor *temb_proj, int groups,
+                                  float eps, I2vTensor *out);
+
 G_END_DECLS

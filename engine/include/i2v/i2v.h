@@ -177,8 +177,8 @@ typedef struct {
    * smaller pieces, so the activations take less device memory at the same FLOP count. */
   gboolean sequential_guidance; /* the two guidance branches one after the other (batch 1 each),
                                    not as a batch of two: half the UNet activations (FALSE) */
-  int attention_chunk;          /* UNet transformers on at most this many frames at a time
-                                   (temporal ones on as many rows); 0: all at once (0) */
+  int attention_chunk;          /* UNet transformers (temporal ones: as many rows) and up-path
+                                   resnets on at most this many frames at a time; 0: all (0) */
   int decode_tile;              /* VAE decode in square tiles of this many latent pixels a side,
                                    blended over decode_tile_overlap; 0: automatic (tiles of
                                    I2V_DECODE_TILE_AUTO once a latent side exceeds
