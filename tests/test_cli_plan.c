@@ -1,6 +1,7 @@
 /* `i2vgen plan` (the planning device plan:cuda, no GPU): the JSON line's fields are consistent
  * (each stage's total is its weights + arena + workspaces, the activations fit the arena, the peak
- * is the largest stage, the arena never shrinks during a job, more frames never need less), the
+ * is the largest stage, the denoising steps and the decode run in one reserved block of exactly
+ * arena_need, more frames never need less), the
  * real configuration plans in about a second with the encoders' weights gone when released,
  * --budget says fits / does not fit just above / below the peak and names the option that makes
  * it fit, and bad arguments fail clearly. */
@@ -37,19 +38,23 @@ static gint64 member(JsonObject *o, const char *name) {
 static JsonObject *check_plan(JsonNode *root, const char *name) {
   JsonObject *o = json_node_get_object(root), *found = NULL;
   JsonArray *stages = json_object_get_array_member(o, "stages");
-  gint64 peak = 0, arena = 0;
+  gint64 peak = 0, reserved = 0;
   for (guint i = 0; i < json_array_get_length(stages); i++) {
     JsonObject *s = json_array_get_object_element(stages, i);
     gint64 total = member(s, "total");
     g_assert_cmpint(total, ==, member(s, "weights") + member(s, "arena") + member(s, "workspaces"));
     g_assert_cmpint(member(s, "activations"), <=, member(s, "arena"));
-    g_assert_cmpint(member(s, "arena"), >=, arena); /* chunks are kept during a job */
-    arena = member(s, "arena");
+    const char *stage = json_object_get_string_member(s, "name");
+    if (strcmp(stage, "unet_step") == 0 || strcmp(stage, "vae_decode_frame") == 0) {
+      g_assert_cmpint(member(s, "arena"), ==, member(o, "arena_need"));
+      reserved++;
+    }
     g_assert_cmpint(member(s, "runs"), >=, 1);
     peak = MAX(peak, total);
     if (strcmp(json_object_get_string_member(s, "name"), name) == 0) found = s;
   }
   g_assert_cmpint(member(o, "peak"), ==, peak);
+  g_assert_cmpint(reserved, ==, 2);
   g_assert_nonnull(found);
   return found;
 }

@@ -57,7 +57,9 @@ static void print_table(const I2vMemoryPlan *plan) {
            e->weights / GIB, e->arena_used / GIB, e->arena / GIB, e->workspaces / GIB,
            e->total / GIB);
   }
-  printf("peak %.3f GiB (%zu bytes), CUDA context not included\n", plan->peak / GIB, plan->peak);
+  printf("peak %.3f GiB (%zu bytes; scratch reserved from the UNet on: %.3f GiB), CUDA context "
+         "not included\n",
+         plan->peak / GIB, plan->peak, plan->arena_need / GIB);
 }
 
 static void add_uint(JsonBuilder *b, const char *name, guint64 v) {
@@ -97,6 +99,7 @@ static char *plan_json(const I2vModelOptions *mo, const I2vParams *p, const I2vM
   }
   json_builder_end_array(b);
   add_uint(b, "peak", plan->peak);
+  add_uint(b, "arena_need", plan->arena_need);
   if (budget > 0) {
     add_uint(b, "budget", budget);
     json_builder_set_member_name(b, "fits");
