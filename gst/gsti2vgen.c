@@ -71,6 +71,10 @@ enum {
   PROP_WIDTH,
   PROP_HEIGHT,
   PROP_DECODE_CHUNK_SIZE,
+  PROP_SEQUENTIAL_GUIDANCE,
+  PROP_ATTENTION_CHUNK,
+  PROP_DECODE_TILE,
+  PROP_DECODE_TILE_OVERLAP,
   PROP_MAX_QUEUED_JOBS,
   PROP_PRESET,
   PROP_MODEL_INFO,
@@ -124,7 +128,7 @@ G_DEFINE_TYPE_WITH_CODE(GstI2vgen, gst_i2vgen, GST_TYPE_ELEMENT,
 GST_ELEMENT_REGISTER_DEFINE(i2vgen, "i2vgen", GST_RANK_NONE, GST_TYPE_I2VGEN);
 
 static void gst_i2vgen_loop(GstPad *pad);
-static gboolean fit_job(GstI2vgen *self, const I2vParams *p);
+static gboolean fit_job(GstI2vgen *self, I2vParams *p);
 
 static void job_free(GstI2vgenJob *job) {
   i2v_image_clear(&job->image);
@@ -413,6 +417,10 @@ static gboolean run_job(GstI2vgen *self, GstI2vgenJob *job, GCancellable *cancel
     p.width = (int)s.width;
     p.height = (int)s.height;
     p.decode_chunk_size = (int)s.decode_chunk_size;
+    p.sequential_guidance = s.sequential_guidance;
+    p.attention_chunk = (int)s.attention_chunk;
+    p.decode_tile = s.decode_tile;
+    p.decode_tile_overlap = (int)s.decode_tile_overlap;
     JobContext ctx = {self, &s};
     I2vCallbacks cb = {.progress = post_progress, .frame = push_frame, .user = &ctx};
     GST_INFO_OBJECT(self, "job %u: %ux%u, %u frames, %u steps, seed %" G_GUINT64_FORMAT,
@@ -609,12 +617,13 @@ static void set_session(GstI2vgen *self, I2vSession *session) {
 
 /* On a CUDA model, plans p's job before it starts (i2v_plan_fit on the planning device, no GPU
  * work) against max-memory, or the device's free memory plus what this model and session already
- * hold: a job that fits with no memory-saving option runs as is; one that fits with released
- * encoders moves the element to the same model with released encoders; one that fits with
- * nothing is refused with an error naming its need and the budget, instead of running out of
- * memory halfway. The session's scratch is then reserved to the job's planned need. TRUE to run
- * the job (also on other devices, which are not planned); FALSE after posting an error. */
-static gboolean fit_job(GstI2vgen *self, const I2vParams *p) {
+ * hold. A job that fits as asked runs so; else the cheapest memory-saving options that make it fit
+ * are turned on: the strategies in p, released encoders by moving the element to the same model
+ * with released encoders. One that fits with none of them is refused with an error naming its
+ * need and the budget, instead of running out of memory halfway. The session's scratch is then
+ * reserved to the job's planned need. TRUE to run the job (also on other devices, which are not
+ * planned); FALSE after posting an error. */
+static gboolean fit_job(GstI2vgen *self, I2vParams *p) {
   const char *device = i2v_model_device(i2v_session_model(self->session));
   if (!g_str_has_prefix(device, "cuda:") && !g_str_has_prefix(device, "plan:cuda")) return TRUE;
   I2vMemoryStats ms;
@@ -631,6 +640,7 @@ static gboolean fit_job(GstI2vgen *self, const I2vParams *p) {
   GError *err = NULL;
   gboolean ok = i2v_plan_fit(&o, p, budget, &saving, &plan, &err);
   gboolean release = ok && (saving & I2V_SAVING_RELEASE_ENCODERS) && !o.release_encoders;
+  if (ok) i2v_saving_apply(saving & ~I2V_SAVING_RELEASE_ENCODERS, &o, p); /* the rest in p */
   model_options_clear(&o);
   if (!ok) {
     const char *source = max_memory ? "property max-memory" : "the device's free memory";
@@ -643,8 +653,10 @@ static gboolean fit_job(GstI2vgen *self, const I2vParams *p) {
     g_error_free(err);
     return FALSE;
   }
-  GST_INFO_OBJECT(self, "job planned: peak %zu bytes of %zu%s", plan.peak, budget,
-                  release ? ", with the encoders released" : "");
+  char *names = i2v_saving_names(saving);
+  GST_INFO_OBJECT(self, "job planned: peak %zu bytes of %zu%s%s", plan.peak, budget,
+                  saving ? ", with " : "", names);
+  g_free(names);
   if (release) {
     I2vSession *session = open_session(self, TRUE);
     if (session == NULL) return FALSE;
@@ -797,6 +809,22 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
   case PROP_DECODE_CHUNK_SIZE:
     SET_UINT(props.decode_chunk_size);
     break;
+  case PROP_SEQUENTIAL_GUIDANCE:
+    GST_OBJECT_LOCK(self);
+    self->props.sequential_guidance = g_value_get_boolean(value);
+    GST_OBJECT_UNLOCK(self);
+    break;
+  case PROP_ATTENTION_CHUNK:
+    SET_UINT(props.attention_chunk);
+    break;
+  case PROP_DECODE_TILE:
+    GST_OBJECT_LOCK(self);
+    self->props.decode_tile = g_value_get_int(value);
+    GST_OBJECT_UNLOCK(self);
+    break;
+  case PROP_DECODE_TILE_OVERLAP:
+    SET_UINT(props.decode_tile_overlap);
+    break;
   case PROP_MAX_QUEUED_JOBS:
     SET_UINT(max_queued_jobs);
     break;
@@ -901,6 +929,18 @@ static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *valu
     break;
   case PROP_DECODE_CHUNK_SIZE:
     g_value_set_uint(value, self->props.decode_chunk_size);
+    break;
+  case PROP_SEQUENTIAL_GUIDANCE:
+    g_value_set_boolean(value, self->props.sequential_guidance);
+    break;
+  case PROP_ATTENTION_CHUNK:
+    g_value_set_uint(value, self->props.attention_chunk);
+    break;
+  case PROP_DECODE_TILE:
+    g_value_set_int(value, self->props.decode_tile);
+    break;
+  case PROP_DECODE_TILE_OVERLAP:
+    g_value_set_uint(value, self->props.decode_tile_overlap);
     break;
   case PROP_MAX_QUEUED_JOBS:
     g_value_set_uint(value, self->max_queued_jobs);
@@ -1056,6 +1096,29 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                         "Frames per VAE decode call (more: faster, more memory)", 1, I2V_MAX_FRAMES,
                         d.decode_chunk_size, FLAGS_JOB));
   g_object_class_install_property(
+      gobject_class, PROP_SEQUENTIAL_GUIDANCE,
+      g_param_spec_boolean("sequential-guidance", "Sequential guidance",
+                           "Run the two classifier-free-guidance branches one after the other "
+                           "instead of as a batch of two: half the UNet activations, same work",
+                           d.sequential_guidance, FLAGS_JOB));
+  g_object_class_install_property(
+      gobject_class, PROP_ATTENTION_CHUNK,
+      g_param_spec_uint("attention-chunk", "Attention chunk",
+                        "UNet transformers on at most this many frames at a time (0: all): "
+                        "less memory, same work",
+                        0, I2V_MAX_FRAMES, (guint)d.attention_chunk, FLAGS_JOB));
+  g_object_class_install_property(
+      gobject_class, PROP_DECODE_TILE,
+      g_param_spec_int("decode-tile", "Decode tile",
+                       "VAE decode in square tiles of this many latent pixels (8 output pixels "
+                       "each), blended at the seams: 0 automatic (above 768 pixels), -1 never",
+                       -1, I2V_MAX_SIDE, d.decode_tile, FLAGS_JOB));
+  g_object_class_install_property(
+      gobject_class, PROP_DECODE_TILE_OVERLAP,
+      g_param_spec_uint("decode-tile-overlap", "Decode tile overlap",
+                        "Latent pixels neighbouring decode tiles share (smaller than the tile)", 0,
+                        I2V_MAX_SIDE, (guint)d.decode_tile_overlap, FLAGS_JOB));
+  g_object_class_install_property(
       gobject_class, PROP_MAX_QUEUED_JOBS,
       g_param_spec_uint("max-queued-jobs", "Max queued jobs",
                         "Images waiting for generation before upstream blocks", 1, 1024,
@@ -1115,6 +1178,10 @@ static void gst_i2vgen_init(GstI2vgen *self) {
   self->props.width = (guint)d.width;
   self->props.height = (guint)d.height;
   self->props.decode_chunk_size = (guint)d.decode_chunk_size;
+  self->props.sequential_guidance = d.sequential_guidance;
+  self->props.attention_chunk = (guint)d.attention_chunk;
+  self->props.decode_tile = d.decode_tile;
+  self->props.decode_tile_overlap = (guint)d.decode_tile_overlap;
   self->props.seed = d.seed;
   self->max_queued_jobs = DEFAULT_MAX_QUEUED;
 }

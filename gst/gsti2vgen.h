@@ -39,6 +39,10 @@ typedef struct {
 typedef struct {
   char *prompt, *negative_prompt;
   guint steps, num_frames, fps, width, height, decode_chunk_size;
+  /* memory-saving strategies (I2vParams) */
+  gboolean sequential_guidance;
+  guint attention_chunk, decode_tile_overlap;
+  gint decode_tile;
   I2vSamplerKind sampler;
   double guidance, motion_strength;
   guint64 seed;

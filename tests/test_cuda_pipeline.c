@@ -26,10 +26,14 @@
  * /cuda/sampler-goldens: the pipeline cases of the other samplers (schedulers.json: DPM-Solver++
  * 2M) the same way.
  *
+ * /cuda/memory-strategies: the smallest CFG golden case the same way with every memory-saving
+ * strategy of I2vParams forced on.
+ *
  * Every test skips, with the reason, without a CUDA device. Also built against tests/cudasim
  * (test-cuda-sim-pipeline, slow suite), where a tiny case takes ~20 s: there only /cuda/pipeline in
  * fp16, /cuda/goldens in fp32 on the first tiny case, /cuda/sampler-goldens in fp16 on the
- * smallest DPM-Solver++ case, and the memory test with 2 small one-step jobs. */
+ * smallest DPM-Solver++ case, /cuda/memory-strategies in fp16 on the smallest case (2 steps, 2
+ * frames) and the memory test with 2 small one-step jobs. */
 #include <string.h>
 
 #include "backend.h"
@@ -184,6 +188,7 @@ typedef struct {
   const Precision *prec;
   int done;
   char *only; /* the one case to run by name; NULL: every case (on the simulator: the first) */
+  gboolean memsave; /* with every memory-saving strategy forced on (test_memory_strategies) */
 } CaseFilter;
 
 /* One golden case on cuda:0 in the filter's precision against its golden file. */
@@ -200,6 +205,14 @@ static void run_golden_case(const char *set, JsonNode *manifest, JsonObject *c, 
   golden_case_open(&k, set, manifest, c);
   k.mo.device = "cuda:0";
   k.mo.precision = prec->name;
+  if (filter->memsave) {
+    /* chunks small enough that each strategy really splits the work on the smallest case
+     * (24×48 latent, 2 frames): one frame per transformer call, two decode tiles across */
+    k.p.sequential_guidance = TRUE;
+    k.p.attention_chunk = 1;
+    k.p.decode_tile = 40;
+    k.p.decode_tile_overlap = 8;
+  }
   I2vModel *m = load(&k.mo);
   gint64 t0 = g_get_monotonic_time();
   GHashTable *got = run(m, &k.image, &k.p);
@@ -233,21 +246,21 @@ static void run_golden_case(const char *set, JsonNode *manifest, JsonObject *c, 
 }
 
 static void test_goldens(gconstpointer data) {
-  CaseFilter filter = {data, 0, NULL};
+  CaseFilter filter = {data, 0, NULL, FALSE};
   if (have_cuda()) golden_for_each_case(FALSE, run_golden_case, &filter);
   if (have_cuda()) g_assert_cmpint(filter.done, >, 0);
 }
 
 #ifndef I2V_CUDA_SIM /* real sizes: hours in the simulator */
 static void test_realcfg(gconstpointer data) {
-  CaseFilter filter = {data, 0, NULL};
+  CaseFilter filter = {data, 0, NULL, FALSE};
   if (have_cuda()) golden_for_each_case(TRUE, run_golden_case, &filter);
   if (have_cuda()) g_assert_cmpint(filter.done, >, 0);
 }
 #endif
 
-#ifdef I2V_CUDA_SIM
-/* The name of the case with the least work (pixels × frames × steps) so far. */
+/* The name of the case with classifier-free guidance with the least work (pixels × frames ×
+ * steps) so far. */
 typedef struct {
   char *name;
   gint64 work;
@@ -257,6 +270,7 @@ static void pick_smallest(const char *set, JsonNode *manifest, JsonObject *c, vo
   (void)set, (void)manifest;
   Smallest *smallest = user;
   JsonObject *call = json_object_get_object_member(c, "call");
+  if (json_object_get_double_member(call, "guidance_scale") <= 1) return;
   gint64 work = json_object_get_int_member(call, "height") *
                 json_object_get_int_member(call, "width") *
                 json_object_get_int_member(call, "num_frames") *
@@ -267,11 +281,25 @@ static void pick_smallest(const char *set, JsonNode *manifest, JsonObject *c, vo
     smallest->work = work;
   }
 }
-#endif
+
+/* The smallest CFG case with every memory-saving strategy forced on (sequential guidance,
+ * attention chunks of one frame, decode tiles) against its golden file, within the same bounds
+ * as without them: the strategies compute the same arithmetic in smaller pieces (the tiles
+ * blend at their seams, docs/PERFORMANCE.md "VAE tiles"). */
+static void test_memory_strategies(gconstpointer data) {
+  if (!have_cuda()) return;
+  Smallest smallest = {NULL, 0};
+  golden_for_each_case(FALSE, pick_smallest, &smallest);
+  g_assert_nonnull(smallest.name);
+  CaseFilter filter = {data, 0, smallest.name, TRUE};
+  golden_for_each_case(FALSE, run_golden_case, &filter);
+  g_assert_cmpint(filter.done, ==, 1);
+  g_free(smallest.name);
+}
 
 static void test_sampler_goldens(gconstpointer data) {
   if (!have_cuda()) return;
-  CaseFilter filter = {data, 0, NULL};
+  CaseFilter filter = {data, 0, NULL, FALSE};
 #ifdef I2V_CUDA_SIM
   Smallest smallest = {NULL, 0};
   golden_for_each_sampler_case(pick_smallest, &smallest);
@@ -434,12 +462,14 @@ int main(int argc, char **argv) {
   add_per_precision("goldens", test_goldens, "fp32");
   add_per_precision("sampler-goldens", test_sampler_goldens, "fp16");
   add_per_precision("sessions-concurrent", test_concurrent, "fp16");
+  add_per_precision("memory-strategies", test_memory_strategies, "fp16");
 #else
   add_per_precision("sessions-concurrent", test_concurrent, NULL);
   add_per_precision("pipeline", test_pipeline, NULL);
   add_per_precision("goldens", test_goldens, NULL);
   add_per_precision("sampler-goldens", test_sampler_goldens, NULL);
   add_per_precision("realcfg", test_realcfg, NULL);
+  add_per_precision("memory-strategies", test_memory_strategies, NULL);
 #endif
   g_test_add_func("/cuda/memory-stable", test_memory_stable);
   return g_test_run();

@@ -453,6 +453,25 @@ static void test_not_negotiated(void) {
   gst_harness_teardown(h);
 }
 
+/* The memory-saving properties reach the job: with all of them on (tiles of 16 latent pixels on
+ * the 32×24 latent) it makes its frame; a tile overlap as large as the tile is the engine's
+ * settings error naming it. */
+static void test_memory_strategies(void) {
+  GstHarness *h = make_harness(1, 1, "RGB");
+  g_object_set(h->element, "sequential-guidance", TRUE, "attention-chunk", 1, "decode-tile", 16,
+               "decode-tile-overlap", 4, NULL);
+  gst_harness_push(h, make_image(h));
+  GstBuffer *out = gst_harness_pull(h);
+  g_assert_cmpuint(gst_buffer_get_size(out), ==, W * H * 3);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+  h = make_harness(1, 1, "RGB");
+  g_object_set(h->element, "decode-tile", 8, "decode-tile-overlap", 8, NULL);
+  const char *needles[] = {"decode_tile_overlap 8", NULL};
+  expect_job_error(h, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_SETTINGS, needles);
+  gst_harness_teardown(h);
+}
+
 /* A prompt the engine refuses (not UTF-8): a settings error on the bus, no crash, no frames. */
 static void test_invalid_prompt_error(void) {
   GstHarness *h = make_harness(1, 1, "RGB");
@@ -634,6 +653,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/element/motion-strength", test_motion_strength);
   g_test_add_func("/element/sampler", test_sampler);
   g_test_add_func("/element/max-memory", test_max_memory);
+  g_test_add_func("/element/memory-strategies", test_memory_strategies);
   g_test_add_func("/element/missing-model", test_missing_model);
   g_test_add_func("/element/missing-lora", test_missing_lora);
   g_test_add_func("/element/no-model-configured", test_no_model_configured);

@@ -314,6 +314,16 @@ static void test_bad_params(void) {
   p.decode_chunk_size = 0;
   expect_invalid(m, &p, "decode_chunk_size 0");
   p = k.p;
+  p.attention_chunk = -1;
+  expect_invalid(m, &p, "attention_chunk -1");
+  p = k.p;
+  p.decode_tile = -2;
+  expect_invalid(m, &p, "decode_tile -2");
+  p = k.p;
+  p.decode_tile = 8;
+  p.decode_tile_overlap = 8;
+  expect_invalid(m, &p, "decode_tile_overlap 8 is not smaller than the decode tile of 8");
+  p = k.p;
   p.prompt = "\xff\xfe";
   expect_invalid(m, &p, "prompt");
   p = k.p;
@@ -782,6 +792,73 @@ static void test_chunks_and_stages(void) {
   golden_case_close(&k);
 }
 
+/* Relative L2 difference of tensor name between two runs' dumps (b against a). */
+static double dump_rel_l2(const Capture *a, const Capture *b, const char *name) {
+  const I2vTensor *x = g_hash_table_lookup(a->dumps, name),
+                  *y = g_hash_table_lookup(b->dumps, name);
+  g_assert_nonnull(x);
+  g_assert_nonnull(y);
+  g_assert_cmpint(i2v_tensor_numel(x), ==, i2v_tensor_numel(y));
+  return golden_rel_l2(y->data, x->data, i2v_tensor_numel(x));
+}
+
+/* The memory-saving strategies against the default run of the first CFG case (one step):
+ * sequential guidance and attention chunks of 1 frame (every transformer chunked) compute the
+ * same clip within float32 rounding at the same FLOP count; decode tiles of 24 latent pixels
+ * (2×2 tiles of the 32×32 latent, sharing 16) stay within TILE_REL_L2 of the untiled video
+ * (measured 0.027: the tiny model's random decoder on a noise latent is the worst case for the
+ * per-tile GroupNorm statistics, docs/PERFORMANCE.md "VAE tiles"), and a tile as large as the
+ * latent is the untiled decode bit for bit. */
+#define FP32_REL_L2 1e-5
+#define TILE_REL_L2 0.035
+static void test_memory_strategies(void) {
+  GoldenCase k;
+  open_first(&k);
+  g_assert_cmpint(k.p.width, ==, 32); /* the tile sizes below are for a 32×32 latent */
+  k.p.steps = 1;
+  I2vModel *m = load_model(&k.mo);
+  Capture base, cap;
+  capture_init(&base);
+  GError *err = NULL;
+  g_assert_true(generate(m, &k.image, &k.p, &base, TRUE, &err));
+  g_assert_no_error(err);
+  struct {
+    const char *what;
+    gboolean sequential;
+    int chunk, tile;
+    double tol;
+  } runs[] = {
+      {"sequential guidance + attention chunks of 1 frame", TRUE, 1, -1, FP32_REL_L2},
+      {"decode tile 32 (the whole latent)", FALSE, 0, 32, 0},
+      {"decode tiles 24 (2×2 tiles, overlap 16)", FALSE, 0, 24, TILE_REL_L2},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(runs); i++) {
+    I2vParams p = k.p;
+    p.sequential_guidance = runs[i].sequential;
+    p.attention_chunk = runs[i].chunk;
+    p.decode_tile = runs[i].tile;
+    capture_init(&cap);
+    g_assert_true(generate(m, &k.image, &p, &cap, TRUE, &err));
+    g_assert_no_error(err);
+    double lat = dump_rel_l2(&base, &cap, "latents_final");
+    double video = dump_rel_l2(&base, &cap, "video");
+    g_test_message("%s: relative L2 difference to the default: final latents %.3g, video %.3g",
+                   runs[i].what, lat, video);
+    g_assert_cmpfloat(video, <=, runs[i].tol);
+    if (runs[i].tile < 0) { /* the UNet strategies: same latents, same FLOPs */
+      g_assert_cmpfloat(lat, <=, runs[i].tol);
+      g_assert_cmpfloat(cap.step_flops, ==, base.step_flops);
+    } else {
+      g_assert_cmpfloat(lat, ==, 0);
+      if (runs[i].tol > 0) g_assert_cmpfloat(video, >, 0); /* it did tile */
+    }
+    capture_clear(&cap);
+  }
+  capture_clear(&base);
+  i2v_model_unref(m);
+  golden_case_close(&k);
+}
+
 /* Mean |difference| of consecutive frames of an RGB8 clip [F, H, W, 3]: how much it moves. */
 static double clip_motion(const guint8 *rgb, int frames, size_t frame_bytes) {
   double sum = 0;
@@ -1021,6 +1098,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/pipeline/memory-stable", test_memory_stable);
   g_test_add_func("/pipeline/release-encoders", test_release_encoders);
   g_test_add_func("/pipeline/chunks-and-stages", test_chunks_and_stages);
+  g_test_add_func("/pipeline/memory-strategies", test_memory_strategies);
   g_test_add_func("/pipeline/motion-strength", test_motion_strength);
   g_test_add_func("/pipeline/motion-strength-dpmpp", test_motion_strength_dpmpp);
   g_test_add_func("/pipeline/cli", test_cli);

@@ -92,6 +92,7 @@ int cmd_bench(int argc, char **argv) {
   GOptionContext *ctx = g_option_context_new("- time a generation stage by stage");
   cmd_model_add_options(ctx, &ma, CMD_MODEL_ALL);
   g_option_context_add_main_entries(ctx, entries, NULL);
+  cmd_add_memory_options(ctx, &p);
   GError *err = NULL;
   int status = 0;
   I2vModel *m = NULL;
@@ -188,10 +189,13 @@ int cmd_bench(int argc, char **argv) {
                            "\"peak_rss_mb\":%.1f,\"persistent_peak_mb\":%.1f,\"scratch_mb\":%.1f,"
                            "\"engine_peak_mb\":%.1f,\"device_used_mb\":%.1f,"
                            "\"device_peak_mb\":%.1f,\"device_total_mb\":%.1f,"
-                           "\"release_encoders\":%s",
+                           "\"release_encoders\":%s,\"sequential_guidance\":%s,"
+                           "\"attention_chunk\":%d,\"decode_tile\":%d",
                            total_s, job50_s, job50_flop * 1e-12, rss_mb, persistent_mb, scratch_mb,
                            persistent_mb + scratch_mb, used_mb, device_peak_mb, total_mb,
-                           release_encoders ? "true" : "false");
+                           release_encoders ? "true" : "false",
+                           p.sequential_guidance ? "true" : "false", p.attention_chunk,
+                           p.decode_tile);
     if (peak_tflops > 0) {
       double bound = job50_flop * 1e-12 / peak_tflops;
       fprintf(stderr, "  %-18s %9.3f s at %g TFLOP/s: measured / bound = %.2f\n", "FLOP bound",

@@ -43,6 +43,20 @@ gboolean cmd_check_text(const char *option, const char *value, GError **error) {
   return FALSE;
 }
 
+void cmd_add_memory_options(GOptionContext *ctx, I2vParams *p) {
+  const GOptionEntry entries[] = {
+      {"sequential-guidance", 0, 0, G_OPTION_ARG_NONE, &p->sequential_guidance,
+       "run the two guidance branches one after the other: half the UNet activations", NULL},
+      {"attention-chunk", 0, 0, G_OPTION_ARG_INT, &p->attention_chunk,
+       "UNet transformers on at most N frames at a time (0: all)", "N"},
+      {"decode-tile", 0, 0, G_OPTION_ARG_INT, &p->decode_tile,
+       "VAE decode in tiles of N latent pixels (0: automatic above 768 pixels, -1: never)", "N"},
+      {"decode-tile-overlap", 0, 0, G_OPTION_ARG_INT, &p->decode_tile_overlap,
+       "latent pixels neighbouring decode tiles share (8)", "N"},
+      G_OPTION_ENTRY_NULL};
+  g_option_context_add_main_entries(ctx, entries, NULL);
+}
+
 void cmd_remove_tree(const char *dir) {
   GDir *d = g_dir_open(dir, 0, NULL);
   for (const char *name; d != NULL && (name = g_dir_read_name(d)) != NULL;) {

@@ -168,6 +168,7 @@ int cmd_generate(int argc, char **argv) {
   GOptionContext *ctx = g_option_context_new("- generate a video clip from an image and a prompt");
   cmd_model_add_options(ctx, &ma, CMD_MODEL_ALL);
   g_option_context_add_main_entries(ctx, entries, NULL);
+  cmd_add_memory_options(ctx, &p);
   GError *err = NULL;
   int status = 0;
   I2vModelOptions mo;

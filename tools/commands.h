@@ -27,6 +27,11 @@ gboolean cmd_no_arguments(int argc, char **argv, GError **error);
 /* TRUE when value (NULL allowed) is valid UTF-8; else an error naming option and the byte. */
 gboolean cmd_check_text(const char *option, const char *value, GError **error);
 
+/* Adds the memory-saving options (--sequential-guidance, --attention-chunk, --decode-tile,
+ * --decode-tile-overlap; I2vParams) writing into p to ctx's main group; p must outlive the
+ * parse. */
+void cmd_add_memory_options(GOptionContext *ctx, I2vParams *p);
+
 /* Writes every config file and the tokenizer into out_dir (cmd_mkmodel.c). config is "tiny",
  * "i2vgen-xl" or a model directory whose configs (and tokenizer, when it has one) are copied. */
 gboolean cmd_write_configs(const char *config, const char *out_dir, GError **error);

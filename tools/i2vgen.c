@@ -1,5 +1,5 @@
 /* i2vgen: the command-line tool over the engine (tokenize, encode, generate, mkmodel, bench,
- * compare, plan) and the HTTP service (serve). */
+ * compare, plan), the HTTP service (serve) and its cluster's GPU nodes (worker). */
 #include <stdio.h>
 #include <cblas.h>
 #include <string.h>
@@ -15,6 +15,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
 
 static const I2vCommand commands[] = {
     /* subcommand table */
@@ -28,6 +29,8 @@ static const I2vCommand commands[] = {
     {"plan", "a job's CUDA device memory per stage, before running it (no GPU needed)", cmd_plan},
     {"serve", "serve the HTTP video-generation API (OpenAI Videos shape, durable job queue)",
      cmd_serve},
+    {"worker", "run the videos of `serve --queue` API nodes (a GPU node of a Redis cluster)",
+     cmd_worker},
     {NULL, NULL, NULL},
 };
 

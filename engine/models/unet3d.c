@@ -65,9 +65,10 @@ struct I2vUnetCond {
   I2vTensor image_branch; /* [Bc, F, h, w, in_channels]: processed image latents */
   I2vTensor *kv;          /* K, V [Bc, ctx_len, C] per spatial transformer */
   int n_kv;
-  float *sinusoids; /* [Bc, sin_dim] host staging of embed_scalars */
-  int64_t *steps;   /* [Bc] the timestep broadcast to the batch */
-  I2vTensor *skips; /* the skip stack of a forward: 1 + levels·(layers + 1) entries */
+  float *sinusoids;        /* [Bc, sin_dim] host staging of embed_scalars */
+  int64_t *steps;          /* [Bc] the timestep broadcast to the batch */
+  I2vTensor *skips;        /* the skip stack of a forward: 1 + levels·(layers + 1) entries */
+  int64_t attention_chunk; /* I2vUnetRun.chunk_frames of its forwards */
 };
 
 /* ---- configuration ---- */
@@ -390,6 +391,10 @@ static gboolean embed_scalars(const I2vUnet *u, I2vStream *st, const int64_t *p,
 
 /* ---- conditioning ---- */
 
+void i2v_unet_cond_set_attention_chunk(I2vUnetCond *c, int64_t frames) {
+  c->attention_chunk = frames;
+}
+
 void i2v_unet_cond_free(I2vUnetCond *c) {
   if (c == NULL) return;
   g_free(c->kv);
@@ -622,13 +627,49 @@ static I2vTensor down_stage(const I2vUnetRun *run, const UnetStage *s, I2vTensor
   return x;
 }
 
-static I2vTensor up_stage(const I2vUnetRun *run, const UnetStage *s, I2vTensor x,
-                          SkipStack *skips) {
+/* Two buffers the up path alternates between, each as large as its largest feature map: every
+ * up layer reads x from one and writes the other, so the path holds two maps, not all of its
+ * outputs (the skips below them in the arena stay until the forward ends). */
+typedef struct {
+  I2vTensor buf[2];
+} PingPong;
+
+/* Elements of the largest map the up path writes: each stage's outputs at the size of the skips
+ * it takes, and its upsampler's at the size of the next skip (skips popped as up_stage does). */
+static int64_t up_path_elements(const I2vUnet *u, const SkipStack *skips) {
+  int64_t most = 0;
+  for (int i = 0, n = skips->n; i < u->levels; i++) {
+    const UnetStage *s = &u->up[i];
+    for (int j = 0; j < s->n_layers + s->has_sampler && n > 0; j++) {
+      const I2vTensor *t = &skips->t[j < s->n_layers ? --n : n - 1];
+      most = MAX(most, t->shape[0] * t->shape[1] * t->shape[2] * s->channels);
+    }
+  }
+  return most;
+}
+
+static PingPong pingpong_new(I2vStream *st, int64_t elements) {
+  PingPong pp;
+  for (int i = 0; i < 2; i++) pp.buf[i] = i2v_scratch_tensor(st, 1, &elements);
+  return pp;
+}
+
+/* A [n, h, w, c] map in the buffer of pp that does not hold x. */
+static I2vTensor pingpong_other(const PingPong *pp, const I2vTensor *x, int64_t n, int64_t h,
+                                int64_t w, int64_t c) {
+  I2vTensor y = pp->buf[x->data == pp->buf[0].data ? 1 : 0];
+  int64_t shape[4] = {n, h, w, c};
+  i2v_tensor_set_shape(&y, y.dtype, 4, shape);
+  return y;
+}
+
+static I2vTensor up_stage(const I2vUnetRun *run, const UnetStage *s, I2vTensor x, SkipStack *skips,
+                          const PingPong *pp) {
   I2vStream *st = run->st;
   for (int j = 0; j < s->n_layers; j++) {
     const I2vTensor *skip = &skips->t[--skips->n];
     /* [current, skip] along channels; the concatenation is dropped after the resnet */
-    I2vTensor out = scratch_map(st, x.shape[0], x.shape[1], x.shape[2], s->channels);
+    I2vTensor out = pingpong_other(pp, &x, x.shape[0], x.shape[1], x.shape[2], s->channels);
     size_t mark = i2v_scratch_mark(st);
     I2vTensor cat =
         scratch_map(st, x.shape[0], x.shape[1], x.shape[2], x.shape[3] + skip->shape[3]);
@@ -647,9 +688,9 @@ static I2vTensor up_stage(const I2vUnetRun *run, const UnetStage *s, I2vTensor x
   if (s->has_sampler && skips->n > 0) {
     /* nearest to the next skip's size: ×2, or the odd size diffusers forwards */
     const I2vTensor *next = &skips->t[skips->n - 1];
-    I2vTensor up = scratch_map(st, x.shape[0], next->shape[1], next->shape[2], x.shape[3]);
+    I2vTensor up = pingpong_other(pp, &x, x.shape[0], next->shape[1], next->shape[2], x.shape[3]);
     i2v_op_upsample_nearest(st, &up, &x);
-    I2vTensor y = scratch_map(st, x.shape[0], next->shape[1], next->shape[2], s->channels);
+    I2vTensor y = pingpong_other(pp, &up, x.shape[0], next->shape[1], next->shape[2], s->channels);
     conv_strided(st, &y, &up, &s->sampler, 1);
     x = y;
   }
@@ -709,7 +750,8 @@ gboolean i2v_unet_forward(const I2vUnet *u, I2vStream *st, const I2vUnetCond *c,
                     .frames = c->frames,
                     .emb_act = i2v_scratch_tensor(st, 2, es),
                     .kv = c->kv,
-                    .ctx_len = c->ctx_len};
+                    .ctx_len = c->ctx_len,
+                    .chunk_frames = c->attention_chunk};
   if (!time_embedding(u, st, c, timestep, &run.emb_act, error)) {
     i2v_scratch_release(st, mark);
     return FALSE;
@@ -736,8 +778,9 @@ gboolean i2v_unet_forward(const I2vUnet *u, I2vStream *st, const I2vUnetCond *c,
   }
   x = mid_stage(&run, &u->mid, &x);
   i2v_tap(st, "mid_block", &x);
+  PingPong pp = pingpong_new(st, up_path_elements(u, &skips));
   for (int i = 0; i < u->levels; i++) {
-    x = up_stage(&run, &u->up[i], x, &skips);
+    x = up_stage(&run, &u->up[i], x, &skips, &pp);
     g_snprintf(name, sizeof name, "up_blocks.%d", i);
     i2v_tap(st, name, &x);
   }

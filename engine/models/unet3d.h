@@ -53,6 +53,11 @@ I2vUnetCond *i2v_unet_prepare(const I2vUnet *u, I2vStream *st, const I2vTensor *
                               const I2vTensor *image_emb, const I2vTensor *image_latents,
                               const int64_t *fps, GError **error);
 
+/* Makes every forward under c run its transformers on at most frames frames at a time (spatial)
+ * and on as many rows (temporal), so their buffers are those of the chunk, not of the whole
+ * batch; 0 (the default) runs them whole. Same arithmetic either way. */
+void i2v_unet_cond_set_attention_chunk(I2vUnetCond *c, int64_t frames);
+
 /* Frees a condition's host side (NULL allowed). */
 void i2v_unet_cond_free(I2vUnetCond *c);
 

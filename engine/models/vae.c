@@ -449,20 +449,104 @@ static gboolean decode_one(const I2vVae *m, I2vStream *st, const float *z, int h
   return ok;
 }
 
-gboolean i2v_vae_decode(const I2vVae *m, I2vStream *st, const float *z, int n, int h, int w,
-                        float *out, GError **error) {
-  if (n < 1 || h < 1 || w < 1) {
+/* The starts of the tiles of tile latent pixels that cover len, neighbours sharing at least
+ * overlap: every tile whole, the last one flush with the end (so it may share more). Returns
+ * their number; starts holds len + 1 entries. */
+static int tile_starts(int len, int tile, int overlap, int *starts) {
+  int n = 0;
+  for (int p = 0;; p += tile - overlap) {
+    starts[n++] = MIN(p, len - tile);
+    if (p + tile >= len) return n;
+  }
+}
+
+/* The blend weight of each of the n output pixels of a tile along one axis: a linear ramp up
+ * over the before·s pixels it shares with the previous tile and down over the after·s it shares
+ * with the next, so that two tiles' weights sum to 1 across their overlap. */
+static void tile_ramp(float *wt, int64_t n, int s, int before, int after) {
+  for (int64_t i = 0; i < n; i++) {
+    double w = 1;
+    if (before > 0) w = MIN(w, (i + 0.5) / ((double)before * s));
+    if (after > 0) w = MIN(w, (n - i - 0.5) / ((double)after * s));
+    wt[i] = (float)w;
+  }
+}
+
+/* decode_one in tiles of tile × tile latent pixels (diffusers' tiled VAE decode, with a weighted
+ * linear blend over the overlaps): device memory is that of one tile. The seams differ from the
+ * whole decode, as the decoder's GroupNorms and mid-block attention see one tile at a time. */
+static gboolean decode_tiled(const I2vVae *m, I2vStream *st, const float *z, int h, int w, int tile,
+                             int overlap, float *out, GError **error) {
+  int s = i2v_vae_downscale(m), L = m->latent, C = m->out_channels;
+  int th = MIN(tile, h), tw = MIN(tile, w);
+  int64_t W = (int64_t)w * s, HW = (int64_t)h * s * W, TH = (int64_t)th * s, TW = (int64_t)tw * s;
+  int *ys = g_new(int, h + 1), *xs = g_new(int, w + 1);
+  int ny = tile_starts(h, th, MIN(overlap, th - 1), ys);
+  int nx = tile_starts(w, tw, MIN(overlap, tw - 1), xs);
+  float *zt = g_new(float, (int64_t)L *th *tw), *ot = g_new(float, C *TH *TW);
+  float *wy = g_new(float, TH), *wx = g_new(float, TW), *wsum = g_new0(float, HW);
+  memset(out, 0, (size_t)(C * HW) * sizeof(float));
+  gboolean ok = TRUE;
+  for (int ty = 0; ok && ty < ny; ty++) {
+    tile_ramp(wy, TH, s, ty > 0 ? ys[ty - 1] + th - ys[ty] : 0,
+              ty + 1 < ny ? ys[ty] + th - ys[ty + 1] : 0);
+    for (int tx = 0; ok && tx < nx; tx++) {
+      tile_ramp(wx, TW, s, tx > 0 ? xs[tx - 1] + tw - xs[tx] : 0,
+                tx + 1 < nx ? xs[tx] + tw - xs[tx + 1] : 0);
+      for (int c = 0; c < L; c++)
+        for (int i = 0; i < th; i++)
+          memcpy(zt + ((int64_t)c * th + i) * tw, z + ((int64_t)c * h + ys[ty] + i) * w + xs[tx],
+                 tw * sizeof(float));
+      ok = decode_one(m, st, zt, th, tw, ot, error);
+      int64_t y0 = (int64_t)ys[ty] * s, x0 = (int64_t)xs[tx] * s;
+      for (int64_t i = 0; ok && i < TH; i++)
+        for (int64_t j = 0; j < TW; j++) {
+          float wt = wy[i] * wx[j];
+          int64_t at = (y0 + i) * W + x0 + j;
+          wsum[at] += wt;
+          for (int c = 0; c < C; c++) out[c * HW + at] += wt * ot[(c * TH + i) * TW + j];
+        }
+    }
+  }
+  for (int64_t at = 0; ok && at < HW; at++)
+    for (int c = 0; c < C; c++) out[c * HW + at] /= wsum[at];
+  g_free(ys);
+  g_free(xs);
+  g_free(zt);
+  g_free(ot);
+  g_free(wy);
+  g_free(wx);
+  g_free(wsum);
+  return ok;
+}
+
+gboolean i2v_vae_decode_tiled(const I2vVae *m, I2vStream *st, const float *z, int n, int h, int w,
+                              int tile, int overlap, float *out, GError **error) {
+  if (n < 1 || h < 1 || w < 1 || tile < 0 || overlap < 0) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
-                "VAE decode: %d latents of %dx%d: all sizes must be positive", n, h, w);
+                "VAE decode: %d latents of %dx%d in tiles of %d overlapping by %d: sizes must be "
+                "positive, tile and overlap not negative",
+                n, h, w, tile, overlap);
     return FALSE;
   }
   /* one sample at a time: every VAE op is per sample, and memory stays that of one frame */
   int s = i2v_vae_downscale(m);
   size_t in_size = (size_t)m->latent * h * w;
   size_t out_size = (size_t)m->out_channels * h * s * w * s;
-  for (int i = 0; i < n; i++)
-    if (!decode_one(m, st, z + i * in_size, h, w, out + i * out_size, error)) return FALSE;
+  gboolean whole = tile == 0 || (tile >= h && tile >= w);
+  for (int i = 0; i < n; i++) {
+    const float *zi = z + i * in_size;
+    float *oi = out + i * out_size;
+    if (!(whole ? decode_one(m, st, zi, h, w, oi, error)
+                : decode_tiled(m, st, zi, h, w, tile, overlap, oi, error)))
+      return FALSE;
+  }
   return TRUE;
+}
+
+gboolean i2v_vae_decode(const I2vVae *m, I2vStream *st, const float *z, int n, int h, int w,
+                        float *out, GError **error) {
+  return i2v_vae_decode_tiled(m, st, z, n, h, w, 0, 0, out, error);
 }
 
 void i2v_vae_unscale_latents(const I2vVae *m, const float *latents, int64_t n, float *z) {

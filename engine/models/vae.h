@@ -29,6 +29,13 @@ gboolean i2v_vae_encode(const I2vVae *m, I2vStream *st, const float *x, int heig
 gboolean i2v_vae_decode(const I2vVae *m, I2vStream *st, const float *z, int n, int h, int w,
                         float *out, GError **error);
 
+/* i2v_vae_decode in spatial tiles of tile × tile latent pixels (0: whole), neighbours sharing
+ * overlap latent pixels (fewer when a tile is narrower), blended linearly across the overlap:
+ * device memory of one tile, output that differs from the whole decode near the seams
+ * (docs/PERFORMANCE.md "VAE tiles"). */
+gboolean i2v_vae_decode_tiled(const I2vVae *m, I2vStream *st, const float *z, int n, int h, int w,
+                              int tile, int overlap, float *out, GError **error);
+
 /* Splits the moments of one image [1, 2·latent, h, w] (hw = h·w) into the posterior mean, logvar
  * clamped to [-30, 20] and std = exp(0.5·logvar), each [1, latent, h, w] in caller memory (any
  * of the three may be NULL). */

@@ -19,6 +19,8 @@ typedef struct {
   I2vTensor emb_act;   /* SiLU(time + fps embedding) [Bc, time_embed_dim] (resnets) */
   const I2vTensor *kv; /* cross-attention K, V per spatial transformer: kv[2·slot], kv[2·slot+1] */
   int64_t ctx_len;     /* context tokens per video */
+  int64_t chunk_frames; /* transformers on at most this many frames (temporal: as many rows) at
+                           a time; 0: the whole batch (I2vParams.attention_chunk) */
 } I2vUnetRun;
 
 /* BasicTransformerBlock: self-attention, a second attention (cross over the context, or again

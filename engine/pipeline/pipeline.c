@@ -11,7 +11,9 @@
  * its end, so the encoders' activations leave chunks the UNet reuses (the arena is as large as
  * the hungriest stage). With release_encoders each CLIP encoder is loaded at the start of its
  * stage (counted in the stage's time) and freed at its end. The device's used memory is sampled
- * at every stage end (I2vMemoryStats.device_peak). */
+ * at every stage end (I2vMemoryStats.device_peak). The memory-saving strategies of I2vParams
+ * live where their arithmetic is: sequential guidance here (one UNet condition per guidance
+ * row), attention chunks in the UNet's transformers, decode tiles in the VAE. */
 #include <math.h>
 #include <string.h>
 
@@ -28,6 +30,7 @@ void i2v_params_init(I2vParams *p) {
   p->width = 1280;
   p->height = 704;
   p->decode_chunk_size = 1;
+  p->decode_tile_overlap = 8;
   p->motion_strength = 1.0;
 }
 
@@ -70,11 +73,22 @@ gboolean i2v_params_validate(const I2vModel *m, const I2vParams *p, GError **err
       !check_range("steps", p->steps, 1, max_steps, error) ||
       !check_range("fps", p->fps, 1, I2V_MAX_FPS, error) ||
       !check_range("decode_chunk_size", p->decode_chunk_size, 1, I2V_MAX_FRAMES, error) ||
+      !check_range("attention_chunk", p->attention_chunk, 0, I2V_MAX_FRAMES, error) ||
+      !check_range("decode_tile", p->decode_tile, -1, I2V_MAX_SIDE, error) ||
+      !check_range("decode_tile_overlap", p->decode_tile_overlap, 0, I2V_MAX_SIDE, error) ||
       !check_side("width", p->width, multiple, error) ||
       !check_side("height", p->height, multiple, error) ||
       !check_text("prompt", p->prompt, error) ||
       !check_text("negative_prompt", p->negative_prompt, error))
     return FALSE;
+  int tile = p->decode_tile > 0 ? p->decode_tile : I2V_DECODE_TILE_AUTO;
+  if (p->decode_tile >= 0 && p->decode_tile_overlap >= tile) {
+    g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
+                "decode_tile_overlap %d is not smaller than the decode tile of %d latent pixels "
+                "(expected an overlap below the tile size)",
+                p->decode_tile_overlap, tile);
+    return FALSE;
+  }
   if (!(p->motion_strength > 0 && p->motion_strength <= 1)) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
                 "motion_strength %g is out of range (expected a value in (0, 1]: 1 is full "
@@ -102,7 +116,8 @@ typedef struct {
   const I2vCallbacks *cb;
   GCancellable *cancellable;
   gboolean cfg;             /* classifier-free guidance: batch [uncond, cond] */
-  int bc;                   /* UNet batch: 2 with CFG, else 1 */
+  int bc;                   /* guidance rows: 2 with CFG, else 1 */
+  int n_cond;               /* UNet calls per step: 2 under sequential guidance, else 1 */
   int64_t lc, f, h, w;      /* latent channels, frames, latent height and width */
   int64_t tokens, dim;      /* text tokens (77), cross-attention width */
   gint64 start_us;          /* generation start (monotonic) */
@@ -118,8 +133,8 @@ typedef struct {
   int64_t *timesteps;
   int first_step; /* index into timesteps where the loop starts (motion_strength) */
   I2vTensor text_t, emb_t, image_latents_t, latents, x_in, v_out;
-  I2vUnetCond *cond;
-  I2vSamplerRun *run; /* the sampler's state between steps */
+  I2vUnetCond *cond[2]; /* one condition per UNet call of a step, each of bc / n_cond rows */
+  I2vSamplerRun *run;   /* the sampler's state between steps */
 } Gen;
 
 static gboolean dumping(const Gen *g) {
@@ -212,6 +227,7 @@ static gboolean gen_init(Gen *g, I2vSession *s, const I2vParams *p, const I2vCal
   g->start_us = g_get_monotonic_time();
   g->cfg = p->guidance > 1.0; /* do_classifier_free_guidance */
   g->bc = g->cfg ? 2 : 1;
+  g->n_cond = g->cfg && p->sequential_guidance ? 2 : 1;
   int sc = i2v_vae_downscale(m->vae);
   g->lc = i2v_vae_latent_channels(m->vae);
   g->f = p->frames;
@@ -242,7 +258,7 @@ static gboolean gen_init(Gen *g, I2vSession *s, const I2vParams *p, const I2vCal
 
 /* Frees the host side of a generation (its device tensors are in the session's arena). */
 static void gen_clear(Gen *g) {
-  i2v_unet_cond_free(g->cond);
+  for (int b = 0; b < g->n_cond; b++) i2v_unet_cond_free(g->cond[b]);
   i2v_sampler_run_free(g->run);
   g_free(g->text_ctx);
   g_free(g->image_emb);
@@ -377,12 +393,26 @@ static const float *start_from_image(Gen *g, const float *noise) {
   return g->host_latents;
 }
 
+/* The UNet's loop invariants of each of the n_cond calls a step makes: all bc guidance rows in
+ * one condition, or one condition per row under sequential guidance. */
+static gboolean prepare_conds(Gen *g, GError **error) {
+  int64_t fps[2] = {g->p->fps, g->p->fps}, rows = g->bc / g->n_cond;
+  for (int b = 0; b < g->n_cond; b++) {
+    I2vTensor text = i2v_tensor_rows(&g->text_t, b * rows, rows);
+    I2vTensor emb = i2v_tensor_rows(&g->emb_t, b * rows, rows);
+    I2vTensor latents = i2v_tensor_rows(&g->image_latents_t, b * rows, rows);
+    g->cond[b] = i2v_unet_prepare(g->m->unet, g->st, &text, &emb, &latents, fps, error);
+    if (g->cond[b] == NULL) return FALSE;
+    i2v_unet_cond_set_attention_chunk(g->cond[b], g->p->attention_chunk);
+  }
+  return TRUE;
+}
+
 /* Uploads the conditioning, computes the UNet's loop invariants and sets up the latents: the
  * initial noise (explicit or from the seed; noised image latents below full motion strength),
  * the CFG input, the output and x̂0 tensors. */
 static gboolean prepare_loop(Gen *g, GError **error) {
   I2vStream *st = g->st;
-  int64_t fps[2] = {g->p->fps, g->p->fps};
   StageStart start = stage_start(g);
   /* a reservation (i2v_session_reserve) is made here, not before the encoders, so that with
    * released encoders their weights never sit beside the UNet's whole arena */
@@ -393,9 +423,7 @@ static gboolean prepare_loop(Gen *g, GError **error) {
       !upload(st, g->image_emb, 3, (int64_t[]){g->bc, 1, g->dim}, &g->emb_t, error) ||
       !i2v_unet_upload_ncfhw(st, g->image_latents, g->bc, g->lc, g->f, g->h, g->w,
                              &g->image_latents_t, error) ||
-      !(g->cond = i2v_unet_prepare(g->m->unet, st, &g->text_t, &g->emb_t, &g->image_latents_t, fps,
-                                   error)) ||
-      !stage_end(g, start, "unet_prepare", 0, error))
+      !prepare_conds(g, error) || !stage_end(g, start, "unet_prepare", 0, error))
     return FALSE;
 
   const float *noise = g->p->init_latents;
@@ -413,7 +441,7 @@ static gboolean prepare_loop(Gen *g, GError **error) {
       !(g->run = i2v_sampler_start(sampler, st, g->p->steps, g->first_step, 5, one_shape, error)))
     return FALSE;
   if (g->first_step > 0) noise = start_from_image(g, noise);
-  if (g->cfg) g->x_in = i2v_scratch_tensor(st, 5, out_shape);
+  if (g->cfg && g->n_cond == 1) g->x_in = i2v_scratch_tensor(st, 5, out_shape);
   g->v_out = i2v_scratch_tensor(st, 5, out_shape);
   return i2v_unet_upload_ncfhw(st, noise, 1, g->lc, g->f, g->h, g->w, &g->latents, error);
 }
@@ -427,6 +455,27 @@ static gboolean dump_step(const Gen *g, int i, const char *what, const I2vTensor
   return dump_video(g, name, t, error);
 }
 
+/* The UNet's output of one step into v_out: one call on [latents; latents] (CFG), or on the
+ * latents once per guidance row (sequential guidance, or no CFG). */
+static gboolean unet_step(Gen *g, int64_t timestep, GError **error) {
+  if (g->n_cond == 1) {
+    const I2vTensor *sample = &g->latents;
+    if (g->cfg) {
+      I2vTensor rows[2] = {i2v_tensor_rows(&g->x_in, 0, 1), i2v_tensor_rows(&g->x_in, 1, 1)};
+      i2v_op_copy(g->st, &rows[0], &g->latents);
+      i2v_op_copy(g->st, &rows[1], &g->latents);
+      sample = &g->x_in;
+    }
+    return i2v_unet_forward(g->m->unet, g->st, g->cond[0], sample, timestep, &g->v_out, error);
+  }
+  for (int b = 0; b < g->n_cond; b++) {
+    I2vTensor out = i2v_tensor_rows(&g->v_out, b, 1);
+    if (!i2v_unet_forward(g->m->unet, g->st, g->cond[b], &g->latents, timestep, &out, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 /* The denoising loop (docs/model.md §1 step 5): UNet on [latents; latents], v = u + g·(c − u), the
  * sampler's step in place. */
 static gboolean denoise(Gen *g, GError **error) {
@@ -438,16 +487,9 @@ static gboolean denoise(Gen *g, GError **error) {
     if (g_cancellable_set_error_if_cancelled(g->cancellable, error)) return FALSE;
     StageStart start = stage_start(g);
     size_t mark = i2v_scratch_mark(st);
-    const I2vTensor *sample = &g->latents, *x0 = NULL;
-    if (g->cfg) {
-      I2vTensor rows[2] = {i2v_tensor_rows(&g->x_in, 0, 1), i2v_tensor_rows(&g->x_in, 1, 1)};
-      i2v_op_copy(st, &rows[0], &g->latents);
-      i2v_op_copy(st, &rows[1], &g->latents);
-      sample = &g->x_in;
-    }
+    const I2vTensor *x0 = NULL;
     gboolean ok =
-        i2v_unet_forward(g->m->unet, st, g->cond, sample, g->timesteps[i], &g->v_out, error) &&
-        dump_step(g, i, "unet_out", &g->v_out, error);
+        unet_step(g, g->timesteps[i], error) && dump_step(g, i, "unet_out", &g->v_out, error);
     if (ok && g->cfg) {
       /* Same float32 rounding as diffusers: d = c − u, then u + g·d. */
       I2vTensor cond = i2v_tensor_rows(&g->v_out, 1, 1);
@@ -484,8 +526,14 @@ static void postprocess_frame(Gen *g, const float *x, int64_t f) {
   }
 }
 
-/* Decodes z = latents·(1/scaling_factor) in chunks of decode_chunk_size frames, handing each
- * frame to the callback as soon as it exists. */
+/* The VAE tile side in latent pixels the parameters ask for (0: whole frames). */
+static int decode_tile(const Gen *g) {
+  if (g->p->decode_tile != 0) return MAX(g->p->decode_tile, 0);
+  return MAX(g->h, g->w) > I2V_DECODE_TILE_AUTO_ABOVE ? I2V_DECODE_TILE_AUTO : 0;
+}
+
+/* Decodes z = latents·(1/scaling_factor) in chunks of decode_chunk_size frames (in spatial tiles
+ * when decode_tile says so), handing each frame to the callback as soon as it exists. */
 static gboolean decode(Gen *g, GError **error) {
   int64_t hw = g->h * g->w, lc = g->lc, F = g->f;
   int64_t chunk = MIN(g->p->decode_chunk_size, F);
@@ -501,7 +549,8 @@ static gboolean decode(Gen *g, GError **error) {
       for (int64_t c = 0; c < lc; c++)
         i2v_vae_unscale_latents(g->m->vae, g->host_latents + (c * F + f0 + k) * hw, hw,
                                 g->z + (k * lc + c) * hw);
-    if (!i2v_vae_decode(g->m->vae, g->st, g->z, (int)n, (int)g->h, (int)g->w, g->decoded, error) ||
+    if (!i2v_vae_decode_tiled(g->m->vae, g->st, g->z, (int)n, (int)g->h, (int)g->w, decode_tile(g),
+                              g->p->decode_tile_overlap, g->decoded, error) ||
         !stage_end(g, start, "vae_decode_frame", (int)f0, error))
       return FALSE;
     for (int64_t k = 0; k < n; k++) {

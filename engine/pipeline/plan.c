@@ -94,21 +94,32 @@ gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p, I2vMem
   return ok;
 }
 
-/* The option sets i2v_plan_fit tries, in order of cost (run time, then quality). */
-static const guint saving_sets[] = {0, I2V_SAVING_RELEASE_ENCODERS};
+/* The option sets i2v_plan_fit tries: each adds the next option of I2vSaving. */
+static const guint saving_sets[] = {
+    0,
+    I2V_SAVING_RELEASE_ENCODERS,
+    I2V_SAVING_RELEASE_ENCODERS | I2V_SAVING_SEQUENTIAL_GUIDANCE,
+    I2V_SAVING_RELEASE_ENCODERS | I2V_SAVING_SEQUENTIAL_GUIDANCE | I2V_SAVING_ATTENTION_CHUNK,
+    I2V_SAVING_RELEASE_ENCODERS | I2V_SAVING_SEQUENTIAL_GUIDANCE | I2V_SAVING_ATTENTION_CHUNK |
+        I2V_SAVING_DECODE_TILE,
+};
 
 char *i2v_saving_names(guint saving) {
-  static const char *const names[] = {"release-encoders"};
+  static const char *const names[] = {"release-encoders", "sequential-guidance",
+                                      "attention-chunk=1",
+                                      "decode-tile=" G_STRINGIFY(I2V_DECODE_TILE_AUTO)};
   GString *s = g_string_new(NULL);
   for (guint i = 0; i < G_N_ELEMENTS(names); i++)
     if (saving & (1u << i)) g_string_append_printf(s, "%s%s", s->len ? "," : "", names[i]);
   return g_string_free(s, FALSE);
 }
 
-/* opts and p with the options of saving turned on. */
-static void apply_saving(guint saving, I2vModelOptions *opts, I2vParams *p) {
-  (void)p;
+void i2v_saving_apply(guint saving, I2vModelOptions *opts, I2vParams *p) {
   if (saving & I2V_SAVING_RELEASE_ENCODERS) opts->release_encoders = TRUE;
+  if (saving & I2V_SAVING_SEQUENTIAL_GUIDANCE) p->sequential_guidance = TRUE;
+  if ((saving & I2V_SAVING_ATTENTION_CHUNK) && p->attention_chunk != 1) p->attention_chunk = 1;
+  if ((saving & I2V_SAVING_DECODE_TILE) && p->decode_tile == 0) /* -1: the user said never */
+    p->decode_tile = I2V_DECODE_TILE_AUTO;
 }
 
 gboolean i2v_plan_fit(const I2vModelOptions *opts, const I2vParams *p, size_t budget, guint *saving,
@@ -117,7 +128,7 @@ gboolean i2v_plan_fit(const I2vModelOptions *opts, const I2vParams *p, size_t bu
   for (guint i = 0; i < G_N_ELEMENTS(saving_sets); i++) {
     I2vModelOptions o = *opts;
     I2vParams q = *p;
-    apply_saving(saving_sets[i], &o, &q);
+    i2v_saving_apply(saving_sets[i], &o, &q);
     if (!i2v_plan_memory(&o, &q, plan, error)) return FALSE;
     if (plan->peak <= budget) {
       *saving = saving_sets[i];

@@ -2,21 +2,28 @@
  * port in use fails at once), prints the URL, loads the model, then serves until SIGTERM or
  * SIGINT, which drain: new videos are refused with 503, the running job finishes (or, after
  * --drain-timeout seconds or a second signal, is cancelled and queued again), and the server
- * exits 0. */
+ * exits 0.
+ *
+ * With --queue URL it is an API node of a cluster: jobs go to Redis for `i2vgen worker`s
+ * (cmd_worker.c), results come from the shared --results folder, no model is loaded here, and
+ * SIGTERM stops at once (the jobs are in Redis, not here). */
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../commands.h"
-#include "../model_options.h"
 #include "http.h"
+#include "job_events_redis.h"
+#include "serve_options.h"
 
 typedef struct {
   CmdModelArgs model; /* --model (default: I2VGEN_MODEL), --variant, --device, --precision */
   char *listen, *lora_dir, *data, *api_key;
   char *default_preset, *model_name;
+  char *queue, *results, *name; /* a cluster's API node: Redis URL, shared store, node name */
   int max_queued, max_upload_mb, max_size, max_frames, max_steps, retries, drain_timeout;
+  int job_ttl, size_multiple; /* API node: finished jobs' lifetime, the workers' model's sizes */
   gint64 max_pixels;
   gboolean allow_fetch;
 } Options;
@@ -101,10 +108,14 @@ static gboolean drain_timeout(gpointer user) {
   return G_SOURCE_REMOVE;
 }
 
-/* SIGTERM/SIGINT: the first drains, the second gives the running job back at once. */
+/* SIGTERM/SIGINT: the first drains, the second gives the running job back at once. An API node
+ * runs no job: it stops at once. */
 static gboolean on_signal(gpointer user) {
   Server *s = user;
-  if (!s->app.draining) {
+  if (s->app.worker == NULL) {
+    s->app.draining = TRUE;
+    g_main_loop_quit(s->loop);
+  } else if (!s->app.draining) {
     s->app.draining = TRUE;
     g_printerr("i2vgen serve: draining: refusing new videos%s\n",
                job_worker_busy(s->app.worker) ? ", waiting for the running one" : "");
@@ -117,32 +128,31 @@ static gboolean on_signal(gpointer user) {
 }
 
 static gboolean check_options(Options *o, GError **error) {
-  if (o->model.model == NULL) o->model.model = g_strdup(g_getenv("I2VGEN_MODEL"));
   if (o->api_key == NULL) o->api_key = g_strdup(g_getenv("I2VGEN_API_KEY"));
   if (o->data == NULL) o->data = g_build_filename(g_get_user_data_dir(), "i2vgen", NULL);
-  const char *bad = NULL;
-  I2vModelOptions checked;
-  if (o->model.model == NULL || !g_file_test(o->model.model, G_FILE_TEST_IS_DIR))
-    bad = "--model DIR: a diffusers model directory of ali-vilab/i2vgen-xl is required (or "
-          "I2VGEN_MODEL)";
-  else if (!cmd_model_args_check(&o->model, &checked, error))
-    return FALSE;
-  else if (o->lora_dir != NULL && !g_file_test(o->lora_dir, G_FILE_TEST_IS_DIR))
-    bad = "--lora-dir: not a folder";
-  else if (o->max_queued < 1 || o->max_upload_mb < 1 || o->max_size < 8 || o->max_frames < 1 ||
-           o->max_steps < 1 || o->max_pixels < 1 || o->retries < 0 || o->drain_timeout < 0)
-    bad = "--max-queued, --max-upload-mb, --max-frames, --max-steps and --max-image-pixels must "
-          "be at least 1, --max-size at least 8, --retries and --drain-timeout at least 0";
-  if (bad != NULL) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s", bad);
+  if (o->results == NULL) o->results = g_strdup(o->data);
+  if (o->name == NULL) o->name = job_files_node_name();
+  /* an API node of a cluster loads no model */
+  if (o->queue == NULL && !serve_options_check_model(&o->model, o->lora_dir, error)) return FALSE;
+  if (o->queue != NULL && o->lora_dir != NULL && !g_file_test(o->lora_dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--lora-dir: not a folder");
     return FALSE;
   }
-  return TRUE;
+  if (o->max_queued < 1 || o->max_upload_mb < 1 || o->max_size < 8 || o->max_frames < 1 ||
+      o->max_steps < 1 || o->max_pixels < 1 || o->retries < 0 || o->drain_timeout < 0 ||
+      o->job_ttl < 1 || o->size_multiple < 1) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "--max-queued, --max-upload-mb, --max-frames, --max-steps, --max-image-pixels, "
+                "--job-ttl and --size-multiple must be at least 1, --max-size at least 8, "
+                "--retries and --drain-timeout at least 0");
+    return FALSE;
+  }
+  return serve_options_check_name(o->name, error);
 }
 
 static void options_clear(Options *o) {
-  char **strings[] = {&o->listen,  &o->lora_dir,       &o->data,
-                      &o->api_key, &o->default_preset, &o->model_name};
+  char **strings[] = {&o->listen,     &o->lora_dir, &o->data,    &o->api_key, &o->default_preset,
+                      &o->model_name, &o->queue,    &o->results, &o->name};
   for (gsize i = 0; i < G_N_ELEMENTS(strings); i++) g_clear_pointer(strings[i], g_free);
   cmd_model_args_clear(&o->model);
 }
@@ -154,15 +164,20 @@ static int serve(Options *o) {
   GError *err = NULL;
   guint requeued = 0, failed = 0;
   g_autofree char *db = g_build_filename(o->data, "i2vgen.db", NULL);
-  g_autoptr(JobFiles) files = job_files_open(o->data, &err);
-  g_autoptr(JobQueue) queue =
-      files ? job_queue_sqlite_open(db, (guint)o->retries, &requeued, &failed, &err) : NULL;
+  RedisQueueConfig rc = {.job_ttl_s = (guint)o->job_ttl, .model_name = o->model_name};
+  g_autoptr(JobFiles) files =
+      job_files_open(o->queue ? o->results : o->data, o->queue ? o->name : NULL, &err);
+  g_autoptr(JobQueue) queue = NULL;
+  if (files != NULL)
+    queue = o->queue ? job_queue_redis_open(o->queue, &rc, &err)
+                     : job_queue_sqlite_open(db, (guint)o->retries, &requeued, &failed, &err);
   if (queue == NULL) return cmd_fail("serve", err);
   if (requeued + failed > 0)
     g_printerr("i2vgen serve: %u interrupted video(s) queued again, %u failed after %d "
                "retries\n",
                requeued, failed, o->retries);
-  remove_orphan_uploads(files, queue);
+  /* an API node cannot tell another node's upload in flight from an orphan */
+  if (o->queue == NULL) remove_orphan_uploads(files, queue);
 
   g_autoptr(SoupServer) server = serve_http_new(app);
   if (!listen_on(server, o->listen, &err)) return cmd_fail("serve", err);
@@ -172,15 +187,18 @@ static int serve(Options *o) {
   printf("i2vgen serve: listening on %s\n", url);
   fflush(stdout);
 
-  gint64 t0 = g_get_monotonic_time();
-  RunnerModel rm = {o->model.model, o->model.variant, o->model.device, o->model.precision};
-  JobRunner *runner = job_runner_new(&rm, &err);
-  if (runner == NULL) return cmd_fail("serve", err);
-  g_autoptr(GstStructure) info = job_runner_model_info(runner);
-  guint multiple = 8;
-  gst_structure_get_uint(info, "size-multiple", &multiple);
-  g_printerr("i2vgen serve: model %s loaded on %s in %.1f s\n", o->model.model,
-             gst_structure_get_string(info, "device"), (g_get_monotonic_time() - t0) / 1e6);
+  guint multiple = (guint)o->size_multiple;
+  JobRunner *runner = NULL;
+  if (o->queue == NULL) {
+    gint64 t0 = g_get_monotonic_time();
+    RunnerModel rm = {o->model.model, o->model.variant, o->model.device, o->model.precision};
+    runner = job_runner_new(&rm, &err);
+    if (runner == NULL) return cmd_fail("serve", err);
+    g_autoptr(GstStructure) info = job_runner_model_info(runner);
+    gst_structure_get_uint(info, "size-multiple", &multiple);
+    g_printerr("i2vgen serve: model %s loaded on %s in %.1f s\n", o->model.model,
+               gst_structure_get_string(info, "device"), (g_get_monotonic_time() - t0) / 1e6);
+  }
   ServeLimits limits = {.max_size = (guint)o->max_size,
                         .max_frames = (guint)o->max_frames,
                         .max_steps = (guint)o->max_steps,
@@ -192,14 +210,17 @@ static int serve(Options *o) {
                         .model_name = o->model_name,
                         .size_multiple = multiple};
   g_autoptr(ServeCatalog) catalog = serve_catalog_new(&limits, &err);
-  if (catalog == NULL) {
+  JobEvents *events = job_events_new(g_main_context_default());
+  JobEventsRedis *bridge = NULL;
+  if (catalog != NULL && o->queue != NULL) bridge = job_events_redis_start(events, o->queue, &err);
+  if (catalog == NULL || (o->queue != NULL && bridge == NULL)) {
+    job_events_free(events);
     job_runner_free(runner);
     return cmd_fail("serve", err);
   }
 
   s.loop = g_main_loop_new(NULL, FALSE);
   g_autoptr(ServeMetrics) metrics = serve_metrics_new();
-  JobEvents *events = job_events_new(g_main_context_default());
   *app = (ServeApp){.catalog = catalog,
                     .queue = queue,
                     .events = events,
@@ -213,12 +234,13 @@ static int serve(Options *o) {
                         .files = files,
                         .runner = runner,
                         .metrics = metrics,
+                        .log_name = "i2vgen serve",
                         .model_name = o->model_name,
                         .lora_dir = o->lora_dir,
                         .max_pixels = (guint64)o->max_pixels,
                         .stopped = on_worker_stopped,
                         .user = &s};
-  app->worker = job_worker_start(&wc);
+  if (o->queue == NULL) app->worker = job_worker_start(&wc);
   guint sigterm = g_unix_signal_add(SIGTERM, on_signal, &s);
   guint sigint = g_unix_signal_add(SIGINT, on_signal, &s);
   g_main_loop_run(s.loop);
@@ -229,6 +251,7 @@ static int serve(Options *o) {
   soup_server_disconnect(server);
   job_worker_free(app->worker);
   job_runner_free(runner);
+  job_events_redis_stop(bridge);
   job_events_free(events);
   g_main_loop_unref(s.loop);
   g_printerr("i2vgen serve: stopped\n");
@@ -245,7 +268,9 @@ int cmd_serve(int argc, char **argv) {
                        .max_steps = 150,
                        .max_pixels = 4096 * 4096,
                        .retries = 2,
-                       .drain_timeout = 60};
+                       .drain_timeout = 60,
+                       .job_ttl = 7 * 24 * 3600,
+                       .size_multiple = 8};
   GOptionEntry entries[] = {
       {"listen", 0, 0, G_OPTION_ARG_STRING, &o.listen,
        "ADDRESS:PORT to serve on (127.0.0.1:8000; 0.0.0.0:PORT exposes it; port 0 picks a free "
@@ -274,6 +299,21 @@ int cmd_serve(int argc, char **argv) {
        "preset of requests that name none (standard)", "NAME"},
       {"model-name", 0, 0, G_OPTION_ARG_STRING, &o.model_name,
        "the model name in video objects and the accepted 'model' field (i2vgen-xl)", "NAME"},
+      {"queue", 0, 0, G_OPTION_ARG_STRING, &o.queue,
+       "be an API node of a cluster: jobs go to this Redis (redis://HOST:PORT/DB or "
+       "unix:///PATH) for `i2vgen worker`s; no model is loaded here (default: the embedded "
+       "queue in --data)",
+       "URL"},
+      {"results", 0, 0, G_OPTION_ARG_FILENAME, &o.results,
+       "with --queue: the result store shared with the workers (a folder, e.g. on a network "
+       "file system; default: --data)",
+       "DIR"},
+      {"job-ttl", 0, 0, G_OPTION_ARG_INT, &o.job_ttl,
+       "with --queue: seconds a finished video's record is kept in Redis (604800)", "S"},
+      {"size-multiple", 0, 0, G_OPTION_ARG_INT, &o.size_multiple,
+       "with --queue: what width and height must be multiples of, the workers' model's (8)", "N"},
+      {"name", 0, 0, G_OPTION_ARG_STRING, &o.name,
+       "with --queue: this node's name, its temporary folder in the store (HOST-PID)", "NAME"},
       {"allow-fetch", 0, 0, G_OPTION_ARG_NONE, &o.allow_fetch,
        "let input_reference[image_url] be an http(s) URL the server downloads", NULL},
       {NULL}};

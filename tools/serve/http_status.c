@@ -3,19 +3,29 @@
 
 #include <string.h>
 
+/* The loaded model's info, or NULL on an API node of a cluster (its workers hold the model). */
+static GstStructure *model_info(ServeApp *app) {
+  return app->runner ? job_runner_model_info(app->runner) : NULL;
+}
+
+/* Responds 500 with e's message and frees it. */
+static void fail_store(SoupServerMessage *msg, GError *e) {
+  http_fail(msg, 500, "server_error", NULL, "%s", e->message);
+  g_error_free(e);
+}
+
 /* The job counts by status; FALSE after responding 500. */
 static gboolean counts(ServeApp *app, SoupServerMessage *msg, guint out[JOB_STATUS_COUNT]) {
   GError *e = NULL;
   if (app->queue->ops->count(app->queue, out, &e)) return TRUE;
-  http_fail(msg, 500, "server_error", NULL, "%s", e->message);
-  g_error_free(e);
+  fail_store(msg, e);
   return FALSE;
 }
 
 void http_healthz(ServeApp *app, SoupServerMessage *msg) {
   guint n[JOB_STATUS_COUNT];
   if (!counts(app, msg, n)) return;
-  g_autoptr(GstStructure) info = job_runner_model_info(app->runner);
+  g_autoptr(GstStructure) info = model_info(app);
   const char *device = info ? gst_structure_get_string(info, "device") : NULL;
   g_autofree char *json = g_strdup_printf(
       "{\"status\":\"%s\",\"model\":{\"name\":\"%s\",\"loaded\":%s,\"device\":\"%s\"},"
@@ -29,9 +39,18 @@ void http_healthz(ServeApp *app, SoupServerMessage *msg) {
 void http_metrics(ServeApp *app, SoupServerMessage *msg) {
   guint n[JOB_STATUS_COUNT];
   if (!counts(app, msg, n)) return;
-  g_autoptr(GstStructure) info = job_runner_model_info(app->runner);
+  g_autoptr(GstStructure) info = model_info(app);
+  /* a cluster's: the sum of what every worker published, and the queue's own metrics */
+  g_autoptr(ServeMetrics) cluster = app->queue->ops->cluster_metrics ? serve_metrics_new() : NULL;
+  g_autoptr(GString) extra = g_string_new(NULL);
+  GError *e = NULL;
+  if (cluster != NULL && !app->queue->ops->cluster_metrics(app->queue, cluster, extra, &e)) {
+    fail_store(msg, e);
+    return;
+  }
   GString *out = g_string_new(NULL);
-  serve_metrics_render(app->metrics, n, info, out);
+  serve_metrics_render(cluster ? cluster : app->metrics, n, info, out);
+  g_string_append(out, extra->str);
   gsize len = out->len;
   soup_server_message_set_status(msg, 200, NULL);
   soup_server_message_set_response(msg, "text/plain; version=0.0.4; charset=utf-8",

@@ -162,6 +162,25 @@ gboolean job_params_from_object(JsonObject *o, JobParams *p, GError **error) {
   return ok;
 }
 
+char *job_params_to_json(const JobParams *p) {
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  json_builder_begin_object(b);
+  job_params_add_members(p, b);
+  json_builder_end_object(b);
+  g_autoptr(JsonNode) root = json_builder_get_root(b);
+  return json_to_string(root, FALSE);
+}
+
+gboolean job_params_from_json(const char *text, JobParams *p, GError **error) {
+  g_autoptr(JsonParser) parser = json_parser_new();
+  if (!json_parser_load_from_data(parser, text, -1, error)) return FALSE;
+  if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "job parameters: not a JSON object");
+    return FALSE;
+  }
+  return job_params_from_object(json_node_get_object(json_parser_get_root(parser)), p, error);
+}
+
 Job *job_new(void) {
   return g_new0(Job, 1);
 }

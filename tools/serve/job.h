@@ -57,6 +57,13 @@ void job_params_add_members(const JobParams *p, JsonBuilder *b);
  * missing or mistyped member. */
 gboolean job_params_from_object(JsonObject *o, JobParams *p, GError **error);
 
+/* p as the JSON object text of job_params_add_members' members (how the stores keep it); a new
+ * string (g_free). */
+char *job_params_to_json(const JobParams *p);
+
+/* Reads p from job_params_to_json's text; FALSE with an error saying what is wrong. */
+gboolean job_params_from_json(const char *text, JobParams *p, GError **error);
+
 /* The clip's length in seconds: num_frames / fps (interpolation keeps the duration). */
 double job_params_seconds(const JobParams *p);
 

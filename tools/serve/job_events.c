@@ -19,6 +19,8 @@ struct JobEvents {
   GHashTable *last;  /* job id → JobEvent* last progress */
   GHashTable *subs;  /* id → Subscription*; only touched in the hub's context */
   guint next_sub;
+  JobEventSink sink; /* NULL: publish delivers here */
+  gpointer sink_user;
 };
 
 gboolean job_event_is_terminal(const char *type) {
@@ -113,7 +115,19 @@ static gboolean dispatch_pending(gpointer data) {
   }
 }
 
+void job_events_set_sink(JobEvents *hub, JobEventSink sink, gpointer user) {
+  hub->sink = sink;
+  hub->sink_user = user;
+}
+
 void job_events_publish(JobEvents *hub, const char *job_id, const char *type, const char *data) {
+  if (hub->sink != NULL)
+    hub->sink(job_id, type, data, hub->sink_user);
+  else
+    job_events_deliver(hub, job_id, type, data);
+}
+
+void job_events_deliver(JobEvents *hub, const char *job_id, const char *type, const char *data) {
   JobEvent *ev = g_new(JobEvent, 1);
   ev->job_id = g_strdup(job_id);
   ev->type = g_strdup(type);

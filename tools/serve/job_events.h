@@ -43,6 +43,16 @@ void job_events_publish(JobEvents *hub, const char *job_id, const char *type, co
  * returns the subscription's id (never 0). */
 guint job_events_subscribe(JobEvents *hub, const char *job_id, JobEventFunc func, gpointer user);
 
+/* Where a hub sends what is published instead of delivering it itself: to the other processes
+ * of a cluster (job_events_redis.c), which hand every event back with job_events_deliver. */
+typedef void (*JobEventSink)(const char *job_id, const char *type, const char *data, gpointer user);
+
+/* Makes publish send to sink (NULL: deliver here again); set before publishing. */
+void job_events_set_sink(JobEvents *hub, JobEventSink sink, gpointer user);
+
+/* Delivers an event to this hub's subscribers (any thread): what publish does without a sink. */
+void job_events_deliver(JobEvents *hub, const char *job_id, const char *type, const char *data);
+
 /* Ends a subscription (from the hub's context; also from within its own callback). */
 void job_events_unsubscribe(JobEvents *hub, guint id);
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "job.h"
@@ -29,16 +30,31 @@ static void empty_dir(const char *dir) {
   g_dir_close(d);
 }
 
-JobFiles *job_files_open(const char *root, GError **error) {
+JobFiles *job_files_open(const char *root, const char *node, GError **error) {
   g_autoptr(JobFiles) f = g_new0(JobFiles, 1);
   f->root = g_strdup(root);
   f->uploads = g_build_filename(root, "uploads", NULL);
   f->videos = g_build_filename(root, "videos", NULL);
-  f->tmp = g_build_filename(root, "tmp", NULL);
+  f->tmp = g_build_filename(root, "tmp", node, NULL);
   if (!make_dir(f->uploads, error) || !make_dir(f->videos, error) || !make_dir(f->tmp, error))
     return NULL;
   empty_dir(f->tmp);
   return g_steal_pointer(&f);
+}
+
+gboolean job_files_node_valid(const char *name) {
+  if (name == NULL || name[0] == '\0' || name[0] == '.' || strlen(name) > 200) return FALSE;
+  for (const char *c = name; *c != '\0'; c++)
+    if (!g_ascii_isalnum(*c) && *c != '.' && *c != '_' && *c != '-') return FALSE;
+  return TRUE;
+}
+
+char *job_files_node_name(void) {
+  char *name = g_strdup_printf("%s-%d", g_get_host_name(), (int)getpid());
+  for (char *c = name; *c != '\0'; c++)
+    if (!g_ascii_isalnum(*c) && *c != '.' && *c != '_' && *c != '-') *c = '-';
+  if (name[0] == '.') name[0] = '-';
+  return name;
 }
 
 void job_files_free(JobFiles *f) {

@@ -3,7 +3,10 @@
  *   uploads/ID       the input image as received (until the job ends)
  *   videos/ID.mp4    the finished clip
  *   videos/ID.png    its first frame (the thumbnail)
- *   tmp/             request bodies and outputs being written; emptied at start
+ *   tmp/[NODE/]      request bodies and outputs being written; emptied at start
+ *
+ * The folder may be shared by the processes of a cluster (a network file system): each then
+ * writes under a tmp/NODE/ of its own, so that emptying it at start touches no one else's.
  *
  * Outputs are written under tmp/ and renamed into videos/ when complete (same file system), so
  * a reader or a crash never meets a half-written file. Ids are checked (job_id_valid) before
@@ -18,9 +21,17 @@ typedef struct {
   char *root, *uploads, *videos, *tmp;
 } JobFiles;
 
-/* Creates the folders under root when missing and empties tmp/; NULL with an error naming the
- * folder. */
-JobFiles *job_files_open(const char *root, GError **error);
+/* Creates the folders under root when missing and empties the temporary folder (tmp/, or
+ * tmp/NODE/ when node is not NULL); NULL with an error naming the folder. */
+JobFiles *job_files_open(const char *root, const char *node, GError **error);
+
+/* TRUE when name can be a node's folder under tmp/ (and a worker's name in Redis and in metric
+ * labels): letters, digits, '.', '_' and '-', not starting with '.'. */
+gboolean job_files_node_valid(const char *name);
+
+/* This process's default node name: the host name and the process id, "HOST-PID" (characters
+ * job_files_node_valid refuses become '-'); a new string (g_free). */
+char *job_files_node_name(void);
 
 /* Frees files (NULL allowed). */
 void job_files_free(JobFiles *files);

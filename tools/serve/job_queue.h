@@ -8,11 +8,13 @@
  *   - claim hands each queued job to one worker (oldest first), moves it to in_progress and
  *     counts the attempt; a job whose worker died is queued again (or failed once it has used
  *     its retries) by the implementation's own recovery;
- *   - finish completes a job once: a second finish (a duplicate run) changes nothing;
+ *   - finish completes a job once: a second finish (a duplicate run) changes nothing, and a run
+ *     that no longer owns its job (owns) discards its result;
  *   - every function may be called from any thread. */
 #pragma once
 
 #include "job.h"
+#include "metrics.h"
 
 G_BEGIN_DECLS
 
@@ -50,10 +52,17 @@ typedef struct {
    * the job is no longer in progress (deleted meanwhile, or already finished). */
   gboolean (*finish)(JobQueue *q, const char *id, JobStatus status, const char *code,
                      const char *message, GError **error);
+  /* TRUE while the caller's claim of the job is current: it is in progress and was not taken
+   * over by another worker (which happens when this one looked dead) nor deleted. */
+  gboolean (*owns)(JobQueue *q, const char *id, GError **error);
   /* Gives a claimed job back to the queue without counting the attempt (shutdown). */
   gboolean (*release)(JobQueue *q, const char *id, GError **error);
   /* The number of jobs in each status (indexed by JobStatus). */
   gboolean (*count)(JobQueue *q, guint counts[JOB_STATUS_COUNT], GError **error);
+  /* Optional, for stores shared by several processes (NULL otherwise): adds the metrics every
+   * worker published to into, and appends the store's own (workers alive, pending jobs per
+   * worker, dead letters) to out in the Prometheus text format. */
+  gboolean (*cluster_metrics)(JobQueue *q, ServeMetrics *into, GString *out, GError **error);
   void (*free)(JobQueue *q);
 } JobQueueOps;
 
@@ -67,6 +76,23 @@ struct JobQueue {
  * be NULL) count them. */
 JobQueue *job_queue_sqlite_open(const char *path, guint retries, guint *requeued, guint *failed,
                                 GError **error);
+
+/* What a Redis queue (job_queue_redis.c) needs besides its URL. */
+typedef struct {
+  /* A worker's name: the consumer it claims as, its heartbeat and its published metrics. NULL on
+   * an API node, which never claims. */
+  const char *consumer;
+  guint claim_after_ms;   /* a claimed job whose worker was silent this long is taken over */
+  guint retries;          /* runs a job interrupted by a dead worker gets again before it fails */
+  guint job_ttl_s;        /* how long a finished job's record is kept (set at submission) */
+  ServeMetrics *metrics;  /* a worker's own, published with every heartbeat; may be NULL */
+  const char *model_name; /* in the video object of the event of a job failed for retries */
+} RedisQueueConfig;
+
+/* The store shared by API nodes and workers: Redis Streams with one consumer group
+ * (job_queue_redis.c documents the keys). A worker (cfg->consumer set) also starts its heartbeat.
+ * NULL with an error naming the URL when it is malformed or the server cannot be reached. */
+JobQueue *job_queue_redis_open(const char *url, const RedisQueueConfig *cfg, GError **error);
 
 /* Frees q (NULL allowed); closes its store. */
 void job_queue_free(JobQueue *q);

@@ -96,16 +96,12 @@ static Job *job_from_row(SqliteQueue *q, sqlite3_stmt *st, GError **error) {
   job->attempts = (guint)sqlite3_column_int(st, 6);
   job->error_code = g_strdup(column_text(st, 7));
   job->error_message = g_strdup(column_text(st, 8));
-  g_autoptr(JsonParser) parser = json_parser_new();
   GError *err = NULL;
-  if (!json_parser_load_from_data(parser, column_text(st, 9), -1, &err) ||
-      !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser)) ||
-      !job_params_from_object(json_node_get_object(json_parser_get_root(parser)), &job->params,
-                              &err)) {
+  if (!job_params_from_json(column_text(st, 9), &job->params, &err)) {
     g_set_error(error, JOB_QUEUE_ERROR, JOB_QUEUE_ERROR_STORE,
                 "job database %s: job %s has unreadable parameters: %s", q->path, job->id,
-                err ? err->message : "not a JSON object");
-    g_clear_error(&err);
+                err->message);
+    g_error_free(err);
     return NULL;
   }
   return g_steal_pointer(&job);
@@ -141,12 +137,7 @@ static gint64 query_int(SqliteQueue *q, sqlite3_stmt *st, GError **error) {
 
 static gboolean sq_submit(JobQueue *base, const Job *job, guint max_queued, GError **error) {
   SqliteQueue *q = (SqliteQueue *)base;
-  g_autoptr(JsonBuilder) b = json_builder_new();
-  json_builder_begin_object(b);
-  job_params_add_members(&job->params, b);
-  json_builder_end_object(b);
-  g_autoptr(JsonNode) root = json_builder_get_root(b);
-  g_autofree char *params = json_to_string(root, FALSE);
+  g_autofree char *params = job_params_to_json(&job->params);
   char created[24];
   g_snprintf(created, sizeof(created), "%" G_GINT64_FORMAT, job->created_at);
 
@@ -328,6 +319,22 @@ static gboolean sq_finish(JobQueue *base, const char *id, JobStatus status, cons
   return changed == 1;
 }
 
+static gboolean sq_owns(JobQueue *base, const char *id, GError **error) {
+  SqliteQueue *q = (SqliteQueue *)base;
+  GError *err = NULL;
+  g_mutex_lock(&q->lock);
+  Job *job = get_locked(q, id, &err);
+  g_mutex_unlock(&q->lock);
+  /* one worker per database: a job in progress is that worker's; a deleted one is nobody's */
+  gboolean owns = job != NULL && job->status == JOB_IN_PROGRESS;
+  job_free(job);
+  if (err != NULL && !g_error_matches(err, JOB_QUEUE_ERROR, JOB_QUEUE_ERROR_NOT_FOUND))
+    g_propagate_error(error, err);
+  else
+    g_clear_error(&err);
+  return owns;
+}
+
 static gboolean sq_release(JobQueue *base, const char *id, GError **error) {
   SqliteQueue *q = (SqliteQueue *)base;
   g_mutex_lock(&q->lock);
@@ -376,6 +383,7 @@ static const JobQueueOps sqlite_ops = {
     .claim = sq_claim,
     .set_progress = sq_set_progress,
     .finish = sq_finish,
+    .owns = sq_owns,
     .release = sq_release,
     .count = sq_count,
     .free = sq_free,

@@ -28,8 +28,8 @@ typedef struct {
 } RunState;
 
 /* Logs a store error the worker can only report (the job goes on or has ended) and frees it. */
-static void report(GError *err) {
-  g_printerr("i2vgen serve: %s\n", err->message);
+static void report(JobWorker *w, GError *err) {
+  g_printerr("%s: %s\n", w->cfg.log_name, err->message);
   g_error_free(err);
 }
 
@@ -50,7 +50,7 @@ static void on_progress(const RunnerProgress *p, gpointer user) {
   int percent = total > 0 ? 99 * (p->step + p->frame) / total : 0;
   if (percent != rs->last_percent) {
     GError *err = NULL;
-    if (!w->cfg.queue->ops->set_progress(w->cfg.queue, rs->job->id, percent, &err)) report(err);
+    if (!w->cfg.queue->ops->set_progress(w->cfg.queue, rs->job->id, percent, &err)) report(w, err);
     rs->last_percent = percent;
   }
   char eta[G_ASCII_DTOSTR_BUF_SIZE], now[G_ASCII_DTOSTR_BUF_SIZE];
@@ -86,14 +86,21 @@ static char *lora_spec(JobWorker *w, const JobParams *p) {
 }
 
 /* Moves the finished files into videos/ and marks the job completed; FALSE with error when the
- * files cannot be moved. A job deleted meanwhile leaves no files behind. */
+ * files cannot be moved. A job deleted meanwhile leaves no files behind; a job this run no longer
+ * owns keeps the files of the run that owns it (*discarded). */
 static gboolean complete(JobWorker *w, const Job *job, const char *video_tmp, const char *thumb_tmp,
-                         GError **error) {
+                         gboolean *discarded, GError **error) {
+  GError *err = NULL;
+  *discarded = !w->cfg.queue->ops->owns(w->cfg.queue, job->id, &err);
+  if (err != NULL) {
+    g_propagate_error(error, err);
+    return FALSE;
+  }
+  if (*discarded) return TRUE;
   g_autofree char *video = job_files_video(w->cfg.files, job->id);
   g_autofree char *thumb = job_files_thumbnail(w->cfg.files, job->id);
   if (!job_files_commit(thumb_tmp, thumb, error) || !job_files_commit(video_tmp, video, error))
     return FALSE;
-  GError *err = NULL;
   if (!w->cfg.queue->ops->finish(w->cfg.queue, job->id, JOB_COMPLETED, NULL, NULL, &err)) {
     if (err != NULL) {
       g_propagate_error(error, err);
@@ -104,12 +111,18 @@ static gboolean complete(JobWorker *w, const Job *job, const char *video_tmp, co
   return TRUE;
 }
 
+/* Gives the job back to the queue (nothing changes when the run no longer owns it). */
+static void release(JobWorker *w, const char *id) {
+  GError *err = NULL;
+  if (!w->cfg.queue->ops->release(w->cfg.queue, id, &err)) report(w, err);
+}
+
 /* Marks the job failed with code and message. */
 static void fail(JobWorker *w, const Job *job, const char *code, const char *message) {
   GError *err = NULL;
   if (!w->cfg.queue->ops->finish(w->cfg.queue, job->id, JOB_FAILED, code, message, &err) &&
       err != NULL)
-    report(err);
+    report(w, err);
 }
 
 static void run_one(JobWorker *w, Job *job) {
@@ -137,8 +150,9 @@ static void run_one(JobWorker *w, Job *job) {
                   .progress = on_progress,
                   .user = &rs};
   GError *err = NULL;
+  gboolean discarded = FALSE;
   gboolean ok = job_runner_run(w->cfg.runner, &rj, cancel, &err) &&
-                complete(w, job, video_tmp, thumb_tmp, &err);
+                complete(w, job, video_tmp, thumb_tmp, &discarded, &err);
   double seconds = (g_get_monotonic_time() - start) / 1e6;
 
   g_mutex_lock(&w->lock);
@@ -147,26 +161,30 @@ static void run_one(JobWorker *w, Job *job) {
   g_clear_object(&w->cancel);
   g_mutex_unlock(&w->lock);
   const char *result;
-  if (ok) {
+  if (ok && discarded) {
+    result = "cancelled";
+    release(w, job->id); /* the queue forgets this run */
+    g_printerr("%s: %s ran to the end here after another worker took it over: this result is "
+               "discarded\n",
+               w->cfg.log_name, job->id);
+  } else if (ok) {
     result = "completed";
     job_files_remove_input(w->cfg.files, job->id);
     publish_video(w, job->id, "completed");
-    g_printerr("i2vgen serve: %s completed in %.2f s (first step after %.2f s)\n", job->id, seconds,
-               rs.first_step_us / 1e6);
+    g_printerr("%s: %s completed in %.2f s (first step after %.2f s)\n", w->cfg.log_name, job->id,
+               seconds, rs.first_step_us / 1e6);
   } else if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
     result = "cancelled";
-    if (!deleted) { /* shutdown: back to the queue, this attempt not counted */
-      GError *e = NULL;
-      if (!w->cfg.queue->ops->release(w->cfg.queue, job->id, &e)) report(e);
-    }
-    g_printerr("i2vgen serve: %s %s after %.2f s\n", job->id,
+    /* shutdown: back to the queue, this attempt not counted; deleted: the queue forgets it */
+    release(w, job->id);
+    g_printerr("%s: %s %s after %.2f s\n", w->cfg.log_name, job->id,
                deleted ? "deleted" : "given back to the queue", seconds);
   } else {
     result = "failed";
     fail(w, job, "generation_failed", err->message);
     job_files_remove_input(w->cfg.files, job->id);
     publish_video(w, job->id, "failed");
-    g_printerr("i2vgen serve: %s failed: %s\n", job->id, err->message);
+    g_printerr("%s: %s failed: %s\n", w->cfg.log_name, job->id, err->message);
   }
   serve_metrics_add_finished(w->cfg.metrics, result, seconds);
   g_clear_error(&err);
@@ -190,7 +208,7 @@ static gpointer worker_main(gpointer data) {
       run_one(w, job);
       job_free(job);
     } else if (err != NULL) { /* the store failed: say so and try again shortly */
-      g_printerr("i2vgen serve: cannot take the next job: %s\n", err->message);
+      g_printerr("%s: cannot take the next job: %s\n", w->cfg.log_name, err->message);
       g_error_free(err);
       if (!g_cancellable_is_cancelled(w->stop)) g_usleep(G_USEC_PER_SEC);
     }

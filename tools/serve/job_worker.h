@@ -1,7 +1,8 @@
 /* The worker: a thread that claims jobs from a queue one at a time and runs each through the
  * runner, recording progress in the queue, publishing events (progress, completed, failed) and
  * moving the finished files into place. A job deleted while it runs (a "deleted" event) is
- * cancelled within one step. Shared by every process that executes jobs. */
+ * cancelled within one step; a run that no longer owns its job at the end (another worker took
+ * it over) discards its result. Shared by every process that executes jobs. */
 #pragma once
 
 #include "job_events.h"
@@ -18,6 +19,7 @@ typedef struct {
   JobFiles *files;
   JobRunner *runner;
   ServeMetrics *metrics;
+  const char *log_name;   /* how its log lines start: "i2vgen serve", "i2vgen worker" */
   const char *model_name; /* in the video objects of events */
   const char *lora_dir;   /* where job LoRA names are found */
   guint64 max_pixels;     /* the input images' decoding bound */

@@ -1,6 +1,7 @@
 /* Service metrics in the Prometheus text format. */
 #include "metrics.h"
 
+#include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -39,17 +40,21 @@ void serve_metrics_free(ServeMetrics *m) {
   g_free(m);
 }
 
-void serve_metrics_add_step(ServeMetrics *m, guint width, guint height, guint frames,
-                            double seconds) {
-  char *key = g_strdup_printf("%ux%u/%u", width, height, frames);
-  g_mutex_lock(&m->lock);
+/* The step summary of key ("WxH/F"), made when missing. Lock held. */
+static Summary *step_summary(ServeMetrics *m, const char *key) {
   Summary *s = g_hash_table_lookup(m->steps, key);
   if (s == NULL) {
     s = g_new0(Summary, 1);
-    g_hash_table_insert(m->steps, key, s);
-  } else {
-    g_free(key);
+    g_hash_table_insert(m->steps, g_strdup(key), s);
   }
+  return s;
+}
+
+void serve_metrics_add_step(ServeMetrics *m, guint width, guint height, guint frames,
+                            double seconds) {
+  g_autofree char *key = g_strdup_printf("%ux%u/%u", width, height, frames);
+  g_mutex_lock(&m->lock);
+  Summary *s = step_summary(m, key);
   s->sum += seconds;
   s->count++;
   g_mutex_unlock(&m->lock);
@@ -74,6 +79,90 @@ double serve_metrics_mean_generation(ServeMetrics *m) {
   double mean = m->generation_count ? m->generation_sum / m->generation_count : 0;
   g_mutex_unlock(&m->lock);
   return mean;
+}
+
+/* Adds n numbers to b as an array. */
+static void add_array(JsonBuilder *b, const char *name, const double *v, gsize n) {
+  json_builder_set_member_name(b, name);
+  json_builder_begin_array(b);
+  for (gsize i = 0; i < n; i++) json_builder_add_double_value(b, v[i]);
+  json_builder_end_array(b);
+}
+
+char *serve_metrics_to_json(ServeMetrics *m) {
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  double finished[N_RESULTS], histogram[N_BUCKETS + 1];
+  g_mutex_lock(&m->lock);
+  for (gsize i = 0; i < N_RESULTS; i++) finished[i] = (double)m->finished[i];
+  for (gsize i = 0; i <= N_BUCKETS; i++) histogram[i] = (double)m->histogram[i];
+  double generation[2] = {m->generation_sum, (double)m->generation_count};
+  json_builder_begin_object(b);
+  add_array(b, "finished", finished, N_RESULTS);
+  add_array(b, "histogram", histogram, N_BUCKETS + 1);
+  add_array(b, "generation", generation, 2);
+  json_builder_set_member_name(b, "steps");
+  json_builder_begin_object(b);
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init(&it, m->steps);
+  while (g_hash_table_iter_next(&it, &key, &value)) {
+    Summary *s = value;
+    double pair[2] = {s->sum, (double)s->count};
+    add_array(b, key, pair, 2);
+  }
+  json_builder_end_object(b);
+  json_builder_end_object(b);
+  g_mutex_unlock(&m->lock);
+  g_autoptr(JsonNode) root = json_builder_get_root(b);
+  return json_to_string(root, FALSE);
+}
+
+/* The numbers of member name of o (an array of n numbers) into v; FALSE when it is not. */
+static gboolean get_array(JsonObject *o, const char *name, double *v, guint n) {
+  JsonNode *node = json_object_get_member(o, name);
+  JsonArray *a = node && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
+  if (a == NULL || json_array_get_length(a) != n) return FALSE;
+  for (guint i = 0; i < n; i++) {
+    JsonNode *e = json_array_get_element(a, i);
+    if (!JSON_NODE_HOLDS_VALUE(e)) return FALSE;
+    v[i] = json_node_get_double(e);
+  }
+  return TRUE;
+}
+
+gboolean serve_metrics_merge_json(ServeMetrics *m, const char *json, GError **error) {
+  g_autoptr(JsonParser) parser = json_parser_new();
+  double finished[N_RESULTS], histogram[N_BUCKETS + 1], generation[2];
+  JsonObject *o = NULL, *steps = NULL;
+  if (json_parser_load_from_data(parser, json, -1, NULL) &&
+      JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser)))
+    o = json_node_get_object(json_parser_get_root(parser));
+  if (o != NULL && json_object_has_member(o, "steps") &&
+      JSON_NODE_HOLDS_OBJECT(json_object_get_member(o, "steps")))
+    steps = json_object_get_object_member(o, "steps");
+  if (steps == NULL || !get_array(o, "finished", finished, N_RESULTS) ||
+      !get_array(o, "histogram", histogram, N_BUCKETS + 1) ||
+      !get_array(o, "generation", generation, 2)) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                "worker metrics: expected {finished, histogram, generation, steps}, got '%.80s'",
+                json);
+    return FALSE;
+  }
+  g_autoptr(GList) keys = json_object_get_members(steps);
+  g_mutex_lock(&m->lock);
+  for (gsize i = 0; i < N_RESULTS; i++) m->finished[i] += (guint64)finished[i];
+  for (gsize i = 0; i <= N_BUCKETS; i++) m->histogram[i] += (guint64)histogram[i];
+  m->generation_sum += generation[0];
+  m->generation_count += (guint64)generation[1];
+  for (GList *k = keys; k != NULL; k = k->next) {
+    double pair[2];
+    if (!get_array(steps, k->data, pair, 2)) continue;
+    Summary *s = step_summary(m, k->data);
+    s->sum += pair[0];
+    s->count += (guint64)pair[1];
+  }
+  g_mutex_unlock(&m->lock);
+  return TRUE;
 }
 
 guint64 serve_resident_bytes(void) {

@@ -27,6 +27,14 @@ void serve_metrics_add_finished(ServeMetrics *m, const char *result, double seco
 /* The mean generation time of completed videos, or 0 before the first. */
 double serve_metrics_mean_generation(ServeMetrics *m);
 
+/* m's counters as a JSON document, for another process to add up (serve_metrics_merge_json);
+ * a new string (g_free). */
+char *serve_metrics_to_json(ServeMetrics *m);
+
+/* Adds the counters of a serve_metrics_to_json document to m; FALSE with an error when json is
+ * not one. */
+gboolean serve_metrics_merge_json(ServeMetrics *m, const char *json, GError **error);
+
 /* Appends every metric in the Prometheus text format to out: ours, the job counts by status
  * (counts), the model's memory (model_info, the i2vgen model-info structure; NULL: unknown)
  * and the process's resident memory. */

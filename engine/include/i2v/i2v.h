@@ -155,6 +155,12 @@ I2V_API int i2v_model_latent_channels(const I2vModel *m);
 #define I2V_MAX_FPS 1000
 #define I2V_MAX_GUIDANCE 100
 
+/* Automatic VAE tiling (I2vParams.decode_tile 0): latents with a side above
+ * I2V_DECODE_TILE_AUTO_ABOVE latent pixels (768 output pixels) decode in tiles of
+ * I2V_DECODE_TILE_AUTO. */
+#define I2V_DECODE_TILE_AUTO 64
+#define I2V_DECODE_TILE_AUTO_ABOVE 96
+
 /* Generation parameters. Strings are borrowed for the duration of the call. */
 typedef struct {
   const char *prompt;
@@ -167,6 +173,17 @@ typedef struct {
   int fps;                     /* target_fps micro-conditioning (16) */
   int width, height;           /* 1280 × 704; multiples of the VAE factor (8) */
   int decode_chunk_size;       /* frames per VAE decode call (1) */
+  /* Memory-saving strategies (docs/user-guide.md "Memory"): each runs the same arithmetic in
+   * smaller pieces, so the activations take less device memory at the same FLOP count. */
+  gboolean sequential_guidance; /* the two guidance branches one after the other (batch 1 each),
+                                   not as a batch of two: half the UNet activations (FALSE) */
+  int attention_chunk;          /* UNet transformers on at most this many frames at a time
+                                   (temporal ones on as many rows); 0: all at once (0) */
+  int decode_tile;              /* VAE decode in square tiles of this many latent pixels a side,
+                                   blended over decode_tile_overlap; 0: automatic (tiles of
+                                   I2V_DECODE_TILE_AUTO once a latent side exceeds
+                                   I2V_DECODE_TILE_AUTO_ABOVE); -1: never (0) */
+  int decode_tile_overlap;      /* latent pixels neighbouring tiles share (8) */
   /* How far the clip may move from the image, in (0, 1] (1). 1 is the reference pipeline: the
    * loop starts from pure noise. Below 1 it starts like image-to-image diffusion: from the
    * image's latent (on every frame) noised to the level of step (1 − s)·steps, and runs the last
@@ -306,20 +323,28 @@ typedef struct {
 I2V_API gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p,
                                  I2vMemoryPlan *plan, GError **error);
 
-/* Memory-saving options a plan may choose (bits), cheapest first. */
+/* Memory-saving options a plan may choose (bits), in the order i2v_plan_fit adds them: the
+ * cheapest in run time first, the one that changes results (tiles) last. */
 typedef enum {
-  I2V_SAVING_RELEASE_ENCODERS = 1 << 0, /* I2vModelOptions.release_encoders */
+  I2V_SAVING_RELEASE_ENCODERS = 1 << 0,    /* I2vModelOptions.release_encoders */
+  I2V_SAVING_SEQUENTIAL_GUIDANCE = 1 << 1, /* I2vParams.sequential_guidance */
+  I2V_SAVING_ATTENTION_CHUNK = 1 << 2,     /* I2vParams.attention_chunk 1 */
+  I2V_SAVING_DECODE_TILE = 1 << 3,         /* I2vParams.decode_tile I2V_DECODE_TILE_AUTO */
 } I2vSaving;
 
-/* Names of the options set in saving, comma-separated ("release-encoders"; "" for none);
- * g_free. */
+/* The options of saving as the CLI and element name them, comma-separated ("release-encoders,
+ * sequential-guidance,attention-chunk=1,decode-tile=64"; "" for none); g_free. */
 I2V_API char *i2v_saving_names(guint saving);
 
+/* Turns on the options of saving in opts and p (those already on stay as they are). */
+I2V_API void i2v_saving_apply(guint saving, I2vModelOptions *opts, I2vParams *p);
+
 /* The cheapest set of memory-saving options, on top of what opts and p already ask for, with
- * which p's job fits `budget` bytes: plans the job with none, then each option set in order of
- * cost, and stops at the first that fits. TRUE with *saving the set (0: none needed) and plan its
- * plan; FALSE with an I2V_ERROR_NO_MEMORY error naming the need (of the best set) and the budget
- * when none fits, or another error when planning fails. */
+ * which p's job fits `budget` bytes: plans the job with none, then adds the options one by one in
+ * I2vSaving's order, and stops at the first set that fits (apply it with i2v_saving_apply). TRUE
+ * with *saving the set (0: none needed) and plan its plan; FALSE with an I2V_ERROR_NO_MEMORY error
+ * naming the need (of the best set) and the budget when none fits, or another error when planning
+ * fails. */
 I2V_API gboolean i2v_plan_fit(const I2vModelOptions *opts, const I2vParams *p, size_t budget,
                               guint *saving, I2vMemoryPlan *plan, GError **error);
 
