@@ -1026,7 +1026,8 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
           "max-memory", "Max memory",
           "Device memory in bytes a job may use on a CUDA device (0: the device's free memory plus "
           "what the model already holds). Each job is planned first (i2v_plan_fit): one that does "
-          "not fit turns on memory-saving options, cheapest first (release-encoders), and one "
+          "not fit turns on memory-saving options, cheapest first (release-encoders, "
+          "sequential-guidance, attention-chunk 1, decode-tile 64), and one "
           "that fits with none of them is refused with an error naming its need and the budget",
           0, G_MAXUINT64, 0, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property(
