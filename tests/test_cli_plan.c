@@ -112,7 +112,8 @@ static void test_tiny(void) {
 }
 
 /* The real configuration at a small size: weights of ~2.5 G fp16 parameters, fewer during the
- * UNet with the encoders released; a budget just above / below the peak. */
+ * UNet with the encoders released; a budget just above / below the peak (the tiny test covers
+ * a budget nothing fits). */
 static void test_real_config(void) {
   const char *kept_args[] = {"--config", "i2vgen-xl", "--width", "64", "--height", "64",
                              "--frames", "2",         "--steps", "1",  NULL};
@@ -141,13 +142,7 @@ static void test_real_config(void) {
   JsonObject *o = json_node_get_object(nofit);
   g_assert_false(json_object_get_boolean_member(o, "fits"));
   g_assert_cmpstr(json_object_get_string_member(o, "saving"), ==, "release-encoders");
-  g_snprintf(below, sizeof below, "%" G_GINT64_FORMAT, peak_released - 1);
-  JsonNode *never = plan(fit_args);
-  o = json_node_get_object(never);
-  g_assert_false(json_object_get_boolean_member(o, "fits"));
-  g_assert_true(json_object_get_null_member(o, "saving"));
-  json_node_unref(kept), json_node_unref(released), json_node_unref(fit), json_node_unref(nofit),
-      json_node_unref(never);
+  json_node_unref(kept), json_node_unref(released), json_node_unref(fit), json_node_unref(nofit);
 }
 
 static void test_bad_arguments(void) {
