@@ -122,16 +122,29 @@ void i2v_saving_apply(guint saving, I2vModelOptions *opts, I2vParams *p) {
     p->decode_tile = I2V_DECODE_TILE_AUTO;
 }
 
+/* The options of I2vSaving that opts and p have on already (as i2v_saving_apply would set them,
+ * or as the user chose: tiles never). */
+static guint saving_on(const I2vModelOptions *opts, const I2vParams *p) {
+  return (opts->release_encoders ? I2V_SAVING_RELEASE_ENCODERS : 0) |
+         (p->sequential_guidance ? I2V_SAVING_SEQUENTIAL_GUIDANCE : 0) |
+         (p->attention_chunk == 1 ? I2V_SAVING_ATTENTION_CHUNK : 0) |
+         (p->decode_tile != 0 ? I2V_SAVING_DECODE_TILE : 0);
+}
+
 gboolean i2v_plan_fit(const I2vModelOptions *opts, const I2vParams *p, size_t budget, guint *saving,
                       I2vMemoryPlan *plan, GError **error) {
   I2vMemoryPlan best = {0};
+  guint on = saving_on(opts, p), last = G_MAXUINT;
   for (guint i = 0; i < G_N_ELEMENTS(saving_sets); i++) {
+    guint added = saving_sets[i] & ~on;
+    if (added == last) continue; /* the same job as the set before */
+    last = added;
     I2vModelOptions o = *opts;
     I2vParams q = *p;
-    i2v_saving_apply(saving_sets[i], &o, &q);
+    i2v_saving_apply(added, &o, &q);
     if (!i2v_plan_memory(&o, &q, plan, error)) return FALSE;
     if (plan->peak <= budget) {
-      *saving = saving_sets[i];
+      *saving = added;
       return TRUE;
     }
     if (i == 0 || plan->peak < best.peak) best = *plan;

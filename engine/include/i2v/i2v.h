@@ -341,7 +341,8 @@ I2V_API void i2v_saving_apply(guint saving, I2vModelOptions *opts, I2vParams *p)
 
 /* The cheapest set of memory-saving options, on top of what opts and p already ask for, with
  * which p's job fits `budget` bytes: plans the job with none, then adds the options one by one in
- * I2vSaving's order, and stops at the first set that fits (apply it with i2v_saving_apply). TRUE
+ * I2vSaving's order (skipping those already on), and stops at the first set that fits (apply it
+ * with i2v_saving_apply); *saving holds only the options it added. TRUE
  * with *saving the set (0: none needed) and plan its plan; FALSE with an I2V_ERROR_NO_MEMORY error
  * naming the need (of the best set) and the budget when none fits, or another error when planning
  * fails. */
