@@ -25,8 +25,10 @@
 #define COUNTS_ONLY FALSE
 #endif
 
-/* Smallest device scratch chunk: the arena starts here and doubles when a step needs more. */
-#define ARENA_MIN_CHUNK ((size_t)256 << 20)
+/* Smallest device scratch chunk (larger requests get chunks of their own size): enough for the
+ * encoders' activations; a job with a plan reserves its UNet's whole need as one chunk
+ * (i2v_session_reserve). */
+#define ARENA_MIN_CHUNK ((size_t)64 << 20)
 #define ARENA_ALIGN 256
 
 /* ---- errors ---- */

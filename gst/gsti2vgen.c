@@ -58,6 +58,7 @@ enum {
   PROP_PRECISION,
   PROP_LORA,
   PROP_RELEASE_ENCODERS,
+  PROP_MAX_MEMORY,
   PROP_PROMPT,
   PROP_NEGATIVE_PROMPT,
   PROP_STEPS,
@@ -127,6 +128,7 @@ G_DEFINE_TYPE_WITH_CODE(GstI2vgen, gst_i2vgen, GST_TYPE_ELEMENT,
 GST_ELEMENT_REGISTER_DEFINE(i2vgen, "i2vgen", GST_RANK_NONE, GST_TYPE_I2VGEN);
 
 static void gst_i2vgen_loop(GstPad *pad);
+static gboolean fit_job(GstI2vgen *self, I2vParams *p);
 
 static void job_free(GstI2vgenJob *job) {
   i2v_image_clear(&job->image);
@@ -424,7 +426,7 @@ static gboolean run_job(GstI2vgen *self, GstI2vgenJob *job, GCancellable *cancel
     GST_INFO_OBJECT(self, "job %u: %ux%u, %u frames, %u steps, seed %" G_GUINT64_FORMAT,
                     self->job_index, s.width, s.height, s.num_frames, s.steps, p.seed);
     self->last_flow = GST_FLOW_OK;
-    ok = i2v_generate(self->session, &job->image, &p, &cb, cancellable, &err);
+    ok = fit_job(self, &p) && i2v_generate(self->session, &job->image, &p, &cb, cancellable, &err);
   }
   if (!ok && err != NULL) {
     if (self->last_flow == GST_FLOW_OK && !g_cancellable_is_cancelled(cancellable)) {
@@ -520,18 +522,34 @@ static void post_progress_message(GstI2vgen *self, GstProgressType type, const c
                            gst_message_new_progress(GST_OBJECT(self), type, "load-model", text));
 }
 
-/* Loads (or takes from the process-wide cache) the model the properties name; a new reference,
- * or NULL after posting an error. */
-static I2vModel *load_model(GstI2vgen *self) {
+/* The model options the properties name (path from I2VGEN_MODEL when model-path is unset);
+ * strings newly allocated: model_options_clear. */
+static void model_options(GstI2vgen *self, I2vModelOptions *o) {
   GST_OBJECT_LOCK(self);
-  char *path = g_strdup(self->model_path ? self->model_path : g_getenv("I2VGEN_MODEL"));
-  I2vModelOptions o = {.path = path,
-                       .variant = self->variant == GST_I2VGEN_VARIANT_FP16 ? "fp16" : NULL,
-                       .device = g_strdup(self->device),
-                       .precision = i2v_precision_name(self->precision),
-                       .lora = g_strdup(self->lora),
-                       .release_encoders = self->release_encoders};
+  *o = (I2vModelOptions){
+      .path = g_strdup(self->model_path ? self->model_path : g_getenv("I2VGEN_MODEL")),
+      .variant = self->variant == GST_I2VGEN_VARIANT_FP16 ? "fp16" : NULL,
+      .device = g_strdup(self->device),
+      .precision = i2v_precision_name(self->precision),
+      .lora = g_strdup(self->lora),
+      .release_encoders = self->release_encoders};
   GST_OBJECT_UNLOCK(self);
+}
+
+static void model_options_clear(I2vModelOptions *o) {
+  g_free((char *)o->path);
+  g_free((char *)o->device);
+  g_free((char *)o->lora);
+}
+
+/* Loads (or takes from the process-wide cache) the model the properties name, with the encoders
+ * released also when `release` (a memory plan chose it); a new reference, or NULL after posting
+ * an error. */
+static I2vModel *load_model(GstI2vgen *self, gboolean release) {
+  I2vModelOptions o;
+  model_options(self, &o);
+  o.release_encoders = o.release_encoders || release;
+  const char *path = o.path;
   I2vModel *model = NULL;
   if (path == NULL || *path == '\0') {
     GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND,
@@ -567,16 +585,15 @@ static I2vModel *load_model(GstI2vgen *self) {
       g_error_free(err);
     }
   }
-  g_free(path);
-  g_free((char *)o.device);
-  g_free((char *)o.lora);
+  model_options_clear(&o);
   return model;
 }
 
-/* A session on the model the properties name: the element's own run state, so elements sharing
- * a model generate side by side. NULL after posting an error. */
-static I2vSession *open_session(GstI2vgen *self) {
-  I2vModel *model = load_model(self);
+/* A session on the model the properties name (encoders released also when `release`): the
+ * element's own run state, so elements sharing a model generate side by side. NULL after posting
+ * an error. */
+static I2vSession *open_session(GstI2vgen *self, gboolean release) {
+  I2vModel *model = load_model(self, release);
   if (model == NULL) return NULL;
   GError *err = NULL;
   I2vSession *session = i2v_session_new(model, &err);
@@ -589,18 +606,74 @@ static I2vSession *open_session(GstI2vgen *self) {
   return session;
 }
 
+/* Replaces the element's session (model-info reads it from any thread: under the object lock). */
+static void set_session(GstI2vgen *self, I2vSession *session) {
+  GST_OBJECT_LOCK(self);
+  I2vSession *old = self->session;
+  self->session = session;
+  GST_OBJECT_UNLOCK(self);
+  g_clear_pointer(&old, i2v_session_free);
+}
+
+/* On a CUDA model, plans p's job before it starts (i2v_plan_fit on the planning device, no GPU
+ * work) against max-memory, or the device's free memory plus what this model and session already
+ * hold. A job that fits as asked runs so; else the cheapest memory-saving options that make it fit
+ * are turned on: the strategies in p, released encoders by moving the element to the same model
+ * with released encoders. One that fits with none of them is refused with an error naming its
+ * need and the budget, instead of running out of memory halfway. The session's scratch is then
+ * reserved to the job's planned need. TRUE to run the job (also on other devices, which are not
+ * planned); FALSE after posting an error. */
+static gboolean fit_job(GstI2vgen *self, I2vParams *p) {
+  const char *device = i2v_model_device(i2v_session_model(self->session));
+  if (!g_str_has_prefix(device, "cuda:") && !g_str_has_prefix(device, "plan:cuda")) return TRUE;
+  I2vMemoryStats ms;
+  i2v_session_memory(self->session, &ms);
+  GST_OBJECT_LOCK(self);
+  guint64 max_memory = self->max_memory;
+  GST_OBJECT_UNLOCK(self);
+  size_t budget = max_memory ? (size_t)max_memory
+                             : ms.device_total - ms.device_used + ms.persistent + ms.scratch;
+  I2vModelOptions o;
+  model_options(self, &o);
+  guint saving = 0;
+  I2vMemoryPlan plan;
+  GError *err = NULL;
+  gboolean ok = i2v_plan_fit(&o, p, budget, &saving, &plan, &err);
+  gboolean release = ok && (saving & I2V_SAVING_RELEASE_ENCODERS) && !o.release_encoders;
+  if (ok) i2v_saving_apply(saving & ~I2V_SAVING_RELEASE_ENCODERS, &o, p); /* the rest in p */
+  model_options_clear(&o);
+  if (!ok) {
+    const char *source = max_memory ? "property max-memory" : "the device's free memory";
+    if (g_error_matches(err, I2V_ERROR, I2V_ERROR_NO_MEMORY))
+      GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT,
+                        ("Job refused before it started: %s (%s)", err->message, source), (NULL));
+    else
+      GST_ELEMENT_ERROR(self, LIBRARY, FAILED, ("Cannot plan the job's memory: %s", err->message),
+                        (NULL));
+    g_error_free(err);
+    return FALSE;
+  }
+  char *names = i2v_saving_names(saving);
+  GST_INFO_OBJECT(self, "job planned: peak %zu bytes of %zu%s%s", plan.peak, budget,
+                  saving ? ", with " : "", names);
+  g_free(names);
+  if (release) {
+    I2vSession *session = open_session(self, TRUE);
+    if (session == NULL) return FALSE;
+    set_session(self, session);
+  }
+  i2v_session_reserve(self->session, plan.arena_need);
+  return TRUE;
+}
+
 static GstStateChangeReturn gst_i2vgen_change_state(GstElement *element,
                                                     GstStateChange transition) {
   GstI2vgen *self = GST_I2VGEN(element);
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
     /* the properties may name another model than last time; the cache makes the same one cheap */
-    I2vSession *session = open_session(self);
+    I2vSession *session = open_session(self, FALSE);
     if (session == NULL) return GST_STATE_CHANGE_FAILURE;
-    GST_OBJECT_LOCK(self); /* model-info reads it from any thread */
-    I2vSession *old = self->session;
-    self->session = session;
-    GST_OBJECT_UNLOCK(self);
-    g_clear_pointer(&old, i2v_session_free);
+    set_session(self, session);
     self->sent_stream_start = FALSE;
     self->frames_out = 0;
     self->job_base = 0;
@@ -700,6 +773,11 @@ static void gst_i2vgen_set_property(GObject *object, guint prop_id, const GValue
   case PROP_RELEASE_ENCODERS:
     GST_OBJECT_LOCK(self);
     self->release_encoders = g_value_get_boolean(value);
+    GST_OBJECT_UNLOCK(self);
+    break;
+  case PROP_MAX_MEMORY:
+    GST_OBJECT_LOCK(self);
+    self->max_memory = g_value_get_uint64(value);
     GST_OBJECT_UNLOCK(self);
     break;
   case PROP_PROMPT:
@@ -812,6 +890,9 @@ static void gst_i2vgen_get_property(GObject *object, guint prop_id, GValue *valu
     break;
   case PROP_RELEASE_ENCODERS:
     g_value_set_boolean(value, self->release_encoders);
+    break;
+  case PROP_MAX_MEMORY:
+    g_value_set_uint64(value, self->max_memory);
     break;
   case PROP_PROMPT:
     g_value_set_string(value, self->props.prompt);
@@ -939,6 +1020,16 @@ static void gst_i2vgen_class_init(GstI2vgenClass *klass) {
                            "and load them again for the next job: lower peak memory (the "
                            "encoders are not resident while the UNet runs), slower start per job",
                            FALSE, FLAGS_MODEL));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_MEMORY,
+      g_param_spec_uint64(
+          "max-memory", "Max memory",
+          "Device memory in bytes a job may use on a CUDA device (0: the device's free memory plus "
+          "what the model already holds). Each job is planned first (i2v_plan_fit): one that does "
+          "not fit turns on memory-saving options, cheapest first (release-encoders, "
+          "sequential-guidance, attention-chunk 1, decode-tile 64), and one "
+          "that fits with none of them is refused with an error naming its need and the budget",
+          0, G_MAXUINT64, 0, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property(
       gobject_class, PROP_PROMPT,
       g_param_spec_string("prompt", "Prompt",

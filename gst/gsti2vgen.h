@@ -57,6 +57,7 @@ struct _GstI2vgen {
   GstI2vgenVariant variant;
   I2vPrecision precision;
   gboolean release_encoders;
+  guint64 max_memory; /* device bytes a job may use (0: the device's free memory) */
   GstI2vgenSettings props;
   guint max_queued_jobs;
 

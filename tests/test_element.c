@@ -574,6 +574,69 @@ static void test_shared_model(void) {
   gst_harness_teardown(b);
 }
 
+/* The plan of the job make_harness(1, 1, ...) runs on the tiny model (encoders kept or released).
+ */
+static size_t tiny_job_peak(gboolean release) {
+  char *model = golden_model_with("tokenizer.json");
+  I2vModelOptions mo = {.path = model, .release_encoders = release};
+  I2vParams p;
+  i2v_params_init(&p);
+  p.prompt = "a test", p.width = W, p.height = H, p.frames = 1, p.steps = 1, p.fps = 8;
+  I2vMemoryPlan plan;
+  GError *err = NULL;
+  g_assert_true(i2v_plan_memory(&mo, &p, &plan, &err));
+  g_assert_no_error(err);
+  g_free(model);
+  return plan.peak;
+}
+
+static guint64 persistent_bytes(GstElement *e) {
+  GstStructure *info = NULL;
+  guint64 bytes = 0;
+  g_object_get(e, "model-info", &info, NULL);
+  g_assert_true(gst_structure_get_uint64(info, "persistent-bytes", &bytes));
+  gst_structure_free(info);
+  return bytes;
+}
+
+/* On a CUDA model (here the planning device plan:cuda, which needs no GPU) each job is planned
+ * against max-memory first: below what the job needs with every saving it is refused with an
+ * error naming the need and the property; between the released and the kept need the element
+ * releases the encoders itself and the job runs; with the default (the device's free memory) it
+ * runs as asked. */
+static void test_max_memory(void) {
+  size_t kept = tiny_job_peak(FALSE), released = tiny_job_peak(TRUE);
+  g_assert_cmpuint(released, <, kept);
+  GstHarness *h = make_harness(1, 1, "RGB");
+  gst_harness_set_sink_caps_str(h, "video/x-raw,format=RGB");
+  g_object_set(h->element, "device", "plan:cuda", NULL); /* takes effect on the next READY→PAUSED */
+  gst_harness_play(h);
+  gst_element_set_state(h->element, GST_STATE_READY);
+  gst_harness_play(h);
+  guint64 kept_weights = persistent_bytes(h->element);
+
+  g_object_set(h->element, "max-memory", (guint64)released - 1, NULL);
+  char need[64];
+  g_snprintf(need, sizeof need, "needs %zu bytes", released);
+  const char *needles[] = {need, "property max-memory", NULL};
+  expect_job_error(h, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NO_SPACE_LEFT, needles);
+  gst_harness_teardown(h);
+
+  h = make_harness(1, 1, "RGB");
+  gst_harness_set_sink_caps_str(h, "video/x-raw,format=RGB");
+  g_object_set(h->element, "device", "plan:cuda", "max-memory", (guint64)released, NULL);
+  gst_element_set_state(h->element, GST_STATE_READY);
+  gst_harness_play(h);
+  g_assert_cmpint(gst_harness_push(h, make_image(h)), ==, GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  g_assert_cmpuint(persistent_bytes(h->element), <, kept_weights); /* encoders released */
+
+  g_object_set(h->element, "max-memory", (guint64)0, NULL);
+  g_assert_cmpint(gst_harness_push(h, make_image(h)), ==, GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  gst_harness_teardown(h);
+}
+
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
   g_test_init(&argc, &argv, NULL);
@@ -589,6 +652,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/element/presets", test_presets);
   g_test_add_func("/element/motion-strength", test_motion_strength);
   g_test_add_func("/element/sampler", test_sampler);
+  g_test_add_func("/element/max-memory", test_max_memory);
   g_test_add_func("/element/memory-strategies", test_memory_strategies);
   g_test_add_func("/element/missing-model", test_missing_model);
   g_test_add_func("/element/missing-lora", test_missing_lora);

@@ -885,17 +885,26 @@ static void test_arena_chunks(void) {
   g_assert_nonnull(i2v_arena_alloc(&a, 5000, NULL)); /* chunk 3: its own 5056 */
   g_assert_nonnull(i2v_arena_alloc(&a, 100, NULL));  /* chunk 4: 1000, not the 7056 doubling */
   g_assert_cmpuint(i2v_arena_capacity(&a), ==, 1000 + 1000 + 5056 + 1000);
-  g_assert_cmpuint(i2v_arena_high(&a, TRUE), ==, 1000 + 1000 + 5056 + 128);
+  size_t high, cap;
+  i2v_arena_highs(&a, TRUE, &high, &cap);
+  g_assert_cmpuint(high, ==, 1000 + 1000 + 5056 + 128);
+  g_assert_cmpuint(cap, ==, 1000 + 1000 + 5056 + 1000);
   i2v_arena_release(&a, 0);
-  g_assert_cmpuint(i2v_arena_high(&a, FALSE), ==, 1000 + 1000 + 5056 + 128); /* kept to reset */
+  i2v_arena_highs(&a, FALSE, &high, &cap);
+  g_assert_cmpuint(high, ==, 1000 + 1000 + 5056 + 128); /* kept until a reset */
   g_assert_true(i2v_arena_reserve(&a, 6000, NULL));
   g_assert_cmpuint(i2v_arena_capacity(&a), ==, 6016);
   char *p = i2v_arena_alloc(&a, 600, NULL), *q = i2v_arena_alloc(&a, 5000, NULL);
   g_assert_true(q == p + 640); /* one chunk: no tail skipped */
   g_assert_cmpuint(i2v_arena_capacity(&a), ==, 6016);
   i2v_arena_release(&a, 0);
-  g_assert_true(i2v_arena_reserve(&a, 100, NULL)); /* already held: nothing changes */
+  g_assert_true(i2v_arena_reserve(&a, 6000, NULL)); /* already so: nothing changes */
   g_assert_true(i2v_arena_alloc(&a, 8, NULL) == p);
+  i2v_arena_release(&a, 0);
+  g_assert_true(i2v_arena_reserve(&a, 100, NULL)); /* exactly the need: smaller too */
+  g_assert_cmpuint(i2v_arena_capacity(&a), ==, 128);
+  i2v_arena_highs(&a, FALSE, &high, &cap);
+  g_assert_cmpuint(cap, ==, 1000 + 1000 + 5056 + 1000); /* the most it held since the reset */
   i2v_arena_destroy(&a);
 }
 

@@ -667,6 +667,7 @@ static void test_model_cache_threads(void) {
 
 /* No memory creeps up across MEMORY_JOBS runs of one session, with the encoders kept and
  * released: after every generation the persistent memory is back to what the loaded model holds
+ * (and its peak to the first job's)
  * (a job allocates nothing persistent: its conditioning lives in the session's arena), and the
  * session's scratch arena made by the first job is reused, not grown; the model's scratch is that
  * of its one live session. One denoising step per job keeps 40 jobs cheap (memory does not depend
@@ -701,7 +702,13 @@ static void test_memory_stable(void) {
         g_test_message("release_encoders %d run %d: persistent %zu (peak %zu), scratch %zu",
                        release, i, st->persistent, st->persistent_peak, st->scratch);
       g_assert_cmpuint(st->persistent, ==, loaded.persistent);
-      g_assert_cmpuint(st->persistent_peak, ==, loaded.persistent_peak);
+      /* a released model loads its encoders apart from the UNet (model.c), so its first job,
+       * with an encoder beside the UNet, raises the peak above the load's; later jobs keep it */
+      if (release && i == 0) g_assert_cmpuint(st->persistent_peak, >, loaded.persistent_peak);
+      g_assert_cmpuint(st->persistent_peak, ==,
+                       !release ? loaded.persistent_peak
+                       : i == 0 ? st->persistent_peak
+                                : first.persistent_peak);
       if (i > 0) g_assert_cmpuint(now.scratch, ==, first.scratch);
     }
     g_assert_cmpuint(first.scratch, >, 0);

@@ -1,8 +1,9 @@
 /* i2vgen plan: a job's device memory on CUDA before running it (i2v_plan_memory on the planning
  * device plan:cuda; no GPU needed): per stage the peak and its parts, a table on stdout (unless
  * --json) and one JSON line; with --budget, whether it fits and which memory-saving options would
- * make it fit. The model is a diffusers directory or a built-in configuration (--config), whose
- * weights are never read: a plan needs their shapes only. */
+ * make it fit (i2v_plan_fit: released encoders, sequential guidance, attention chunks, tiles). The
+ * model is a diffusers directory or a built-in configuration (--config), whose weights are never
+ * read: a plan needs their shapes only. */
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <stdio.h>
@@ -57,7 +58,9 @@ static void print_table(const I2vMemoryPlan *plan) {
            e->weights / GIB, e->arena_used / GIB, e->arena / GIB, e->workspaces / GIB,
            e->total / GIB);
   }
-  printf("peak %.3f GiB (%zu bytes), CUDA context not included\n", plan->peak / GIB, plan->peak);
+  printf("peak %.3f GiB (%zu bytes; scratch reserved from the UNet on: %.3f GiB), CUDA context "
+         "not included\n",
+         plan->peak / GIB, plan->peak, plan->arena_need / GIB);
 }
 
 static void add_uint(JsonBuilder *b, const char *name, guint64 v) {
@@ -80,6 +83,11 @@ static char *plan_json(const I2vModelOptions *mo, const I2vParams *p, const I2vM
   json_builder_add_string_value(b, i2v_sampler_name(p->sampler));
   json_builder_set_member_name(b, "release_encoders");
   json_builder_add_boolean_value(b, mo->release_encoders);
+  json_builder_set_member_name(b, "sequential_guidance");
+  json_builder_add_boolean_value(b, p->sequential_guidance);
+  add_uint(b, "attention_chunk", p->attention_chunk);
+  json_builder_set_member_name(b, "decode_tile");
+  json_builder_add_int_value(b, p->decode_tile);
   json_builder_set_member_name(b, "stages");
   json_builder_begin_array(b);
   for (int i = 0; i < plan->n_stages; i++) {
@@ -97,6 +105,7 @@ static char *plan_json(const I2vModelOptions *mo, const I2vParams *p, const I2vM
   }
   json_builder_end_array(b);
   add_uint(b, "peak", plan->peak);
+  add_uint(b, "arena_need", plan->arena_need);
   if (budget > 0) {
     add_uint(b, "budget", budget);
     json_builder_set_member_name(b, "fits");
@@ -140,7 +149,7 @@ static int run_plan(I2vModelOptions *mo, I2vParams *p, size_t budget, gboolean j
     if (budget > 0 && fits)
       printf("fits the budget of %.3f GiB\n", budget / GIB);
     else if (budget > 0 && saving != NULL)
-      printf("does not fit the budget of %.3f GiB; fits with --%s (peak %.3f GiB)\n", budget / GIB,
+      printf("does not fit the budget of %.3f GiB; fits with %s (peak %.3f GiB)\n", budget / GIB,
              saving, plan.peak / GIB);
     else if (budget > 0)
       printf("does not fit the budget of %.3f GiB with any memory-saving option\n", budget / GIB);
@@ -180,6 +189,7 @@ int cmd_plan(int argc, char **argv) {
       G_OPTION_ENTRY_NULL};
   GOptionContext *ctx = g_option_context_new("- plan a job's CUDA device memory (no GPU needed)");
   g_option_context_add_main_entries(ctx, entries, NULL);
+  cmd_add_memory_options(ctx, &p);
   GError *err = NULL;
   size_t budget = 0;
   I2vPrecision prec;

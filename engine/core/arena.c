@@ -31,7 +31,8 @@ static gboolean add_chunk(I2vArena *a, size_t size, GError **error) {
   Chunk c = {.base = a->alloc(size, a->user, error), .size = size};
   if (c.base == NULL) return FALSE;
   g_array_append_val(a->chunks, c);
-  __atomic_add_fetch(&a->capacity, c.size, __ATOMIC_RELAXED);
+  size_t capacity = __atomic_add_fetch(&a->capacity, c.size, __ATOMIC_RELAXED);
+  a->capacity_high = MAX(a->capacity_high, capacity);
   a->cur = a->chunks->len - 1;
   a->used = 0;
   return TRUE;
@@ -70,7 +71,7 @@ void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error) {
 
 gboolean i2v_arena_reserve(I2vArena *a, size_t bytes, GError **error) {
   bytes = (bytes + a->align - 1) & ~(a->align - 1);
-  if (a->chunks->len > 0 && chunk_size(a, 0) >= bytes) return TRUE;
+  if (a->chunks->len == 1 && chunk_size(a, 0) == bytes) return TRUE;
   g_return_val_if_fail(i2v_arena_mark(a) == 0, FALSE);
   free_chunks(a);
   return add_chunk(a, bytes, error);
@@ -97,10 +98,13 @@ void i2v_arena_release(I2vArena *a, size_t mark) {
   a->used = 0;
 }
 
-size_t i2v_arena_high(I2vArena *a, gboolean reset) {
-  size_t high = a->high;
-  if (reset) a->high = i2v_arena_mark(a);
-  return high;
+void i2v_arena_highs(I2vArena *a, gboolean reset, size_t *high, size_t *capacity_high) {
+  *high = a->high;
+  *capacity_high = a->capacity_high;
+  if (reset) {
+    a->high = i2v_arena_mark(a);
+    a->capacity_high = i2v_arena_capacity(a);
+  }
 }
 
 void i2v_arena_destroy(I2vArena *a) {

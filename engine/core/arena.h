@@ -22,7 +22,8 @@ typedef struct {
   size_t align;     /* every returned pointer is a multiple of this (a power of two) */
   size_t min_chunk; /* smallest chunk made */
   size_t capacity;  /* total bytes of all chunks; written with atomics, so any thread may read it */
-  size_t high;      /* the largest mark reached since init or the last i2v_arena_high reset */
+  size_t high,
+      capacity_high; /* the largest mark and capacity since init or a reset (i2v_arena_highs) */
   I2vChunkAllocFn alloc;
   I2vChunkFreeFn free;
   void *user;
@@ -35,7 +36,7 @@ void i2v_arena_init(I2vArena *a, size_t align, size_t min_chunk, I2vChunkAllocFn
 /* Returns bytes of scratch (owned by the arena) or NULL with error when a chunk cannot be made. */
 void *i2v_arena_alloc(I2vArena *a, size_t bytes, GError **error);
 
-/* Makes the arena one chunk of at least bytes, unless its first chunk already holds that many:
+/* Makes the arena one chunk of bytes (rounded up to the alignment), unless it is that already:
  * its chunks are freed (nothing may be allocated from it: mark 0) and one is made. FALSE with
  * error when the chunk cannot be made (the arena is then empty). */
 gboolean i2v_arena_reserve(I2vArena *a, size_t bytes, GError **error);
@@ -47,10 +48,10 @@ void i2v_arena_release(I2vArena *a, size_t mark);
 /* Total bytes of all chunks; safe to call from any thread while another uses the arena. */
 size_t i2v_arena_capacity(const I2vArena *a);
 
-/* The largest position (mark) the arena reached since it was made or the last reset: the bytes
- * its allocations needed at once under its chunking. With reset, the mark starts again at the
- * current position. */
-size_t i2v_arena_high(I2vArena *a, gboolean reset);
+/* The largest position (mark) the arena reached since it was made or the last reset (the bytes
+ * its allocations needed at once under its chunking), and its largest capacity. With reset, both
+ * marks start again at the current values. */
+void i2v_arena_highs(I2vArena *a, gboolean reset, size_t *high, size_t *capacity_high);
 
 /* Frees every chunk and the arena's bookkeeping. */
 void i2v_arena_destroy(I2vArena *a);

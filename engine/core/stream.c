@@ -69,8 +69,7 @@ gboolean i2v_stream_reserve(I2vStream *st, size_t bytes, GError **error) {
 
 void i2v_stream_memory(I2vStream *st, gboolean reset, size_t *arena_high, size_t *arena_capacity,
                        size_t *reserved) {
-  *arena_high = i2v_arena_high(&st->arena, reset);
-  *arena_capacity = i2v_arena_capacity(&st->arena);
+  i2v_arena_highs(&st->arena, reset, arena_high, arena_capacity);
   *reserved = st->reserved;
 }
 

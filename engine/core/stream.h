@@ -50,8 +50,9 @@ size_t i2v_stream_scratch_capacity(const I2vStream *st);
  * allocated from it). FALSE with error when the device has not that much. */
 gboolean i2v_stream_reserve(I2vStream *st, size_t bytes, GError **error);
 
-/* st's device memory for a plan: the arena's high-water mark (i2v_arena_high, reset with reset),
- * its capacity, and the bytes the backend reserves per stream besides it (workspaces). */
+/* st's device memory for a plan: the arena's high-water mark and largest capacity
+ * (i2v_arena_highs, reset with reset), and the bytes the backend reserves per stream besides it
+ * (workspaces). */
 void i2v_stream_memory(I2vStream *st, gboolean reset, size_t *arena_high, size_t *arena_capacity,
                        size_t *reserved);
 

@@ -22,15 +22,27 @@ static GHashTable *cache;
 
 /* The sizes the components exchange must agree (a mixed-up directory fails here, not in an
  * op's shape check). */
-static gboolean check_consistency(I2vModel *m, GError **error) {
+/* What the consistency checks need of the CLIP encoders, read while they are loaded: a model with
+ * released encoders frees them before the UNet loads, so that the two never sit on the device
+ * together (the load's peak is the larger of the two, not their sum). */
+typedef struct {
+  int text_hidden, text_positions, vision_projection, vision_image_size;
+} EncoderDims;
+
+static EncoderDims encoder_dims(const I2vModel *m) {
+  return (EncoderDims){
+      i2v_clip_text_hidden_size(m->text.net), i2v_clip_text_max_positions(m->text.net),
+      i2v_clip_vision_projection_dim(m->vision.net), i2v_clip_vision_image_size(m->vision.net)};
+}
+
+static gboolean check_consistency(I2vModel *m, const EncoderDims *enc, GError **error) {
   int cross = i2v_unet_cross_attention_dim(m->unet);
   const struct {
     const char *what;
     int value, expected;
   } checks[] = {
-      {"text_encoder/config.json hidden_size", i2v_clip_text_hidden_size(m->text.net), cross},
-      {"image_encoder/config.json projection_dim", i2v_clip_vision_projection_dim(m->vision.net),
-       cross},
+      {"text_encoder/config.json hidden_size", enc->text_hidden, cross},
+      {"image_encoder/config.json projection_dim", enc->vision_projection, cross},
       {"vae/config.json latent_channels", i2v_vae_latent_channels(m->vae),
        i2v_unet_in_channels(m->unet)},
       {"unet/config.json out_channels", i2v_unet_out_channels(m->unet),
@@ -46,11 +58,11 @@ static gboolean check_consistency(I2vModel *m, GError **error) {
     }
   }
   int max_len = i2v_tokenizer_max_length(m->tokenizer);
-  if (max_len < 2 || max_len > i2v_clip_text_max_positions(m->text.net)) {
+  if (max_len < 2 || max_len > enc->text_positions) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_CONFIG,
                 "tokenizer/tokenizer_config.json model_max_length %d is outside 2..%d "
                 "(text_encoder/config.json max_position_embeddings)",
-                max_len, i2v_clip_text_max_positions(m->text.net));
+                max_len, enc->text_positions);
     return FALSE;
   }
   return TRUE;
@@ -97,24 +109,25 @@ static I2vModel *model_new(const I2vModelOptions *opts, I2vBackend *be, GError *
     i2v_model_dir_use_lora(m->md, m->lora);
   ok = ok && (m->tokenizer = load_tokenizer(m->md, error)) &&
        (m->text.net = i2v_clip_text_load(m->md, m->be, error)) &&
-       (m->vision.net = i2v_clip_vision_load(m->md, m->be, error)) &&
-       (m->vae = i2v_vae_load(m->md, m->be, error)) &&
+       (m->vision.net = i2v_clip_vision_load(m->md, m->be, error));
+  EncoderDims enc = ok ? encoder_dims(m) : (EncoderDims){0};
+  m->release_encoders = opts->release_encoders;
+  if (ok && m->release_encoders) { /* loaded for the checks; the first job loads them again */
+    i2v_model_sample_device_memory(m);
+    i2v_clip_text_free(m->text.net);
+    i2v_clip_vision_free(m->vision.net);
+    m->text.net = m->vision.net = NULL;
+  }
+  ok = ok && (m->vae = i2v_vae_load(m->md, m->be, error)) &&
        (m->unet = i2v_unet_load(m->md, m->be, error)) && (m->ddim = i2v_ddim_load(m->md, error)) &&
-       i2v_clip_preprocess_load(m->md, i2v_clip_vision_image_size(m->vision.net), &m->clip_pp,
-                                error) &&
-       check_consistency(m, error) && i2v_lora_check_applied(m->lora, error);
+       i2v_clip_preprocess_load(m->md, enc.vision_image_size, &m->clip_pp, error) &&
+       check_consistency(m, &enc, error) && i2v_lora_check_applied(m->lora, error);
   if (!ok) {
     model_free(m);
     return NULL;
   }
   for (int k = 0; k < I2V_SAMPLER_COUNT; k++) m->samplers[k] = i2v_sampler_new(k, m->ddim);
-  m->release_encoders = opts->release_encoders;
   i2v_model_sample_device_memory(m);
-  if (m->release_encoders) { /* loaded for the checks above; the first job loads them again */
-    i2v_clip_text_free(m->text.net);
-    i2v_clip_vision_free(m->vision.net);
-    m->text.net = m->vision.net = NULL;
-  }
   return m;
 }
 
@@ -194,17 +207,29 @@ static char *cache_key(const I2vModelOptions *opts, I2vBackend *be) {
   return key;
 }
 
-I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error) {
+/* Checks what i2v_model_load takes before a backend is made; FALSE with error otherwise. */
+static gboolean options_valid(const I2vModelOptions *opts, GError **error) {
   if (opts == NULL || opts->path == NULL) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID, "no model path given");
-    return NULL;
+    return FALSE;
   }
   if (opts->threads < 0) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_INVALID,
                 "threads %d is out of range (expected 0 for every core, or a count)",
                 opts->threads);
-    return NULL;
+    return FALSE;
   }
+  return TRUE;
+}
+
+I2vModel *i2v_model_load_uncached(const I2vModelOptions *opts, GError **error) {
+  if (!options_valid(opts, error)) return NULL;
+  I2vBackend *be = i2v_backend_new_for_device(opts->device, opts->precision, opts->threads, error);
+  return be != NULL ? model_new(opts, be, error) : NULL;
+}
+
+I2vModel *i2v_model_load(const I2vModelOptions *opts, GError **error) {
+  if (!options_valid(opts, error)) return NULL;
   /* making a backend allocates nothing: it resolves the device, and is dropped for a cached
    * model */
   I2vBackend *be = i2v_backend_new_for_device(opts->device, opts->precision, opts->threads, error);
@@ -255,7 +280,7 @@ void i2v_model_unref(I2vModel *m) {
   if (m == NULL) return;
   g_mutex_lock(&cache_lock);
   gboolean last = --m->refcount == 0;
-  if (last) g_hash_table_remove(cache, m->key);
+  if (last && m->key != NULL) g_hash_table_remove(cache, m->key); /* not an uncached one */
   g_mutex_unlock(&cache_lock);
   if (last) model_free(m);
 }

@@ -414,6 +414,11 @@ static gboolean prepare_conds(Gen *g, GError **error) {
 static gboolean prepare_loop(Gen *g, GError **error) {
   I2vStream *st = g->st;
   StageStart start = stage_start(g);
+  /* a reservation (i2v_session_reserve) is made here, not before the encoders, so that with
+   * released encoders their weights never sit beside the UNet's whole arena */
+  size_t reserve = g->s->reserve;
+  if (reserve > 0 && i2v_scratch_mark(st) == 0 && !i2v_stream_reserve(st, reserve, error))
+    return FALSE;
   if (!upload(st, g->text_ctx, 3, (int64_t[]){g->bc, g->tokens, g->dim}, &g->text_t, error) ||
       !upload(st, g->image_emb, 3, (int64_t[]){g->bc, 1, g->dim}, &g->emb_t, error) ||
       !i2v_unet_upload_ncfhw(st, g->image_latents, g->bc, g->lc, g->f, g->h, g->w,

@@ -11,6 +11,7 @@
 typedef struct {
   I2vMemoryPlan *plan;
   I2vSession *s;
+  size_t base; /* bytes on the fake device before the plan (a model a process runs on it) */
 } Planning;
 
 /* The entry for stage `name` (a static string), added on its first run. */
@@ -25,8 +26,9 @@ static I2vPlanStage *stage_entry(I2vMemoryPlan *plan, const char *name) {
 
 /* Reads the counters since the last record into the entry of `name`, keeping its largest run,
  * and starts every high-water mark again. */
-static void record(I2vMemoryPlan *plan, const char *name, I2vBackend *be, I2vStream *st) {
-  I2vPlanStage run = {.name = name, .total = i2v_plan_device_peak(TRUE)};
+static void record(I2vMemoryPlan *plan, size_t base, const char *name, I2vBackend *be,
+                   I2vStream *st) {
+  I2vPlanStage run = {.name = name, .total = i2v_plan_device_peak(TRUE) - base};
   run.weights = i2v_backend_persistent_peak(be);
   i2v_backend_persistent_peak_reset(be);
   if (st != NULL) i2v_stream_memory(st, TRUE, &run.arena_used, &run.arena, &run.workspaces);
@@ -39,7 +41,7 @@ static void record(I2vMemoryPlan *plan, const char *name, I2vBackend *be, I2vStr
 
 static void on_stage(const I2vStage *stage, void *user) {
   Planning *pl = user;
-  record(pl->plan, stage->name, pl->s->m->be, pl->s->st);
+  record(pl->plan, pl->base, stage->name, pl->s->m->be, pl->s->st);
 }
 
 /* One run of p's job on the planning device, the session's arena reserved to `reserve` bytes
@@ -50,17 +52,18 @@ static gboolean plan_run(const I2vModelOptions *opts, const I2vParams *p, size_t
   I2vModelOptions o = *opts;
   o.device = "plan:cuda";
   i2v_plan_device_reset(I2V_PLAN_DEVICE_BYTES);
-  I2vModel *m = i2v_model_load(&o, error);
+  size_t base = i2v_plan_device_used();
+  I2vModel *m = i2v_model_load_uncached(&o, error);
   I2vSession *s = NULL;
   gboolean ok = m != NULL;
   if (ok) {
-    record(plan, "load", m->be, NULL);
-    ok = (s = i2v_session_new(m, error)) != NULL &&
-         (reserve == 0 || i2v_session_reserve(s, reserve, error));
+    record(plan, base, "load", m->be, NULL);
+    ok = (s = i2v_session_new(m, error)) != NULL;
   }
+  if (ok) i2v_session_reserve(s, reserve);
   if (ok) {
     I2vImage image = i2v_image_new(p->width, p->height);
-    Planning pl = {plan, s};
+    Planning pl = {plan, s, base};
     I2vCallbacks cb = {.stage = on_stage, .user = &pl};
     ok = i2v_generate(s, &image, p, &cb, NULL, error);
     i2v_image_clear(&image);
@@ -76,43 +79,72 @@ gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p, I2vMem
   memset(plan, 0, sizeof *plan);
   if (!i2v_params_validate(NULL, p, error)) return FALSE;
   g_mutex_lock(&one_plan);
-  /* the need: the arena's high-water mark in one chunk larger than any job */
+  /* the need: the arena's high-water mark from the UNet's preparation on (where a reservation
+   * applies) in one chunk larger than any job */
   gboolean ok = plan_run(opts, p, I2V_PLAN_DEVICE_BYTES / 4, plan, error);
   size_t need = 0;
-  for (int i = 0; ok && i < plan->n_stages; i++) need = MAX(need, plan->stages[i].arena_used);
+  gboolean reserved = FALSE;
+  for (int i = 0; ok && i < plan->n_stages; i++) {
+    reserved = reserved || strcmp(plan->stages[i].name, "unet_prepare") == 0;
+    if (reserved) need = MAX(need, plan->stages[i].arena_used);
+  }
   ok = ok && plan_run(opts, p, need, plan, error);
   plan->arena_need = need;
   g_mutex_unlock(&one_plan);
   return ok;
 }
 
-/* The option sets i2v_plan_fit tries, in order of cost (run time, then quality). */
-static const guint saving_sets[] = {0, I2V_SAVING_RELEASE_ENCODERS};
+/* The option sets i2v_plan_fit tries: each adds the next option of I2vSaving. */
+static const guint saving_sets[] = {
+    0,
+    I2V_SAVING_RELEASE_ENCODERS,
+    I2V_SAVING_RELEASE_ENCODERS | I2V_SAVING_SEQUENTIAL_GUIDANCE,
+    I2V_SAVING_RELEASE_ENCODERS | I2V_SAVING_SEQUENTIAL_GUIDANCE | I2V_SAVING_ATTENTION_CHUNK,
+    I2V_SAVING_RELEASE_ENCODERS | I2V_SAVING_SEQUENTIAL_GUIDANCE | I2V_SAVING_ATTENTION_CHUNK |
+        I2V_SAVING_DECODE_TILE,
+};
 
 char *i2v_saving_names(guint saving) {
-  static const char *const names[] = {"release-encoders"};
+  static const char *const names[] = {"release-encoders", "sequential-guidance",
+                                      "attention-chunk=1",
+                                      "decode-tile=" G_STRINGIFY(I2V_DECODE_TILE_AUTO)};
   GString *s = g_string_new(NULL);
   for (guint i = 0; i < G_N_ELEMENTS(names); i++)
     if (saving & (1u << i)) g_string_append_printf(s, "%s%s", s->len ? "," : "", names[i]);
   return g_string_free(s, FALSE);
 }
 
-/* opts and p with the options of saving turned on. */
-static void apply_saving(guint saving, I2vModelOptions *opts, I2vParams *p) {
-  (void)p;
+void i2v_saving_apply(guint saving, I2vModelOptions *opts, I2vParams *p) {
   if (saving & I2V_SAVING_RELEASE_ENCODERS) opts->release_encoders = TRUE;
+  if (saving & I2V_SAVING_SEQUENTIAL_GUIDANCE) p->sequential_guidance = TRUE;
+  if ((saving & I2V_SAVING_ATTENTION_CHUNK) && p->attention_chunk != 1) p->attention_chunk = 1;
+  if ((saving & I2V_SAVING_DECODE_TILE) && p->decode_tile == 0) /* -1: the user said never */
+    p->decode_tile = I2V_DECODE_TILE_AUTO;
+}
+
+/* The options of I2vSaving that opts and p have on already (as i2v_saving_apply would set them,
+ * or as the user chose: tiles never). */
+static guint saving_on(const I2vModelOptions *opts, const I2vParams *p) {
+  return (opts->release_encoders ? I2V_SAVING_RELEASE_ENCODERS : 0) |
+         (p->sequential_guidance ? I2V_SAVING_SEQUENTIAL_GUIDANCE : 0) |
+         (p->attention_chunk == 1 ? I2V_SAVING_ATTENTION_CHUNK : 0) |
+         (p->decode_tile != 0 ? I2V_SAVING_DECODE_TILE : 0);
 }
 
 gboolean i2v_plan_fit(const I2vModelOptions *opts, const I2vParams *p, size_t budget, guint *saving,
                       I2vMemoryPlan *plan, GError **error) {
   I2vMemoryPlan best = {0};
+  guint on = saving_on(opts, p), last = G_MAXUINT;
   for (guint i = 0; i < G_N_ELEMENTS(saving_sets); i++) {
+    guint added = saving_sets[i] & ~on;
+    if (added == last) continue; /* the same job as the set before */
+    last = added;
     I2vModelOptions o = *opts;
     I2vParams q = *p;
-    apply_saving(saving_sets[i], &o, &q);
+    i2v_saving_apply(added, &o, &q);
     if (!i2v_plan_memory(&o, &q, plan, error)) return FALSE;
     if (plan->peak <= budget) {
-      *saving = saving_sets[i];
+      *saving = added;
       return TRUE;
     }
     if (i == 0 || plan->peak < best.peak) best = *plan;

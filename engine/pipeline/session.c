@@ -56,7 +56,6 @@ gboolean i2v_model_generate(I2vModel *m, const I2vImage *image, const I2vParams 
   return ok;
 }
 
-gboolean i2v_session_reserve(I2vSession *s, size_t bytes, GError **error) {
-  g_return_val_if_fail(!g_atomic_int_get(&s->running), FALSE);
-  return i2v_stream_reserve(s->st, bytes, error);
+void i2v_session_reserve(I2vSession *s, size_t bytes) {
+  s->reserve = bytes;
 }

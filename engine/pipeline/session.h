@@ -11,6 +11,7 @@ struct I2vSession {
   I2vStream *st;      /* the scratch arena, sticky error, FLOP count, tap; CUDA stream + handles */
   gint running;       /* 1 while a generation runs (atomic: one at a time per session) */
   size_t device_peak; /* largest device_used sampled at this session's stage ends (atomic) */
+  size_t reserve;     /* i2v_session_reserve's bytes (0: none), applied at the UNet's preparation */
 };
 
 /* Samples the device memory into s's and its model's peaks (stage ends). */

@@ -267,11 +267,12 @@ I2V_API void i2v_session_free(I2vSession *s);
 /* The model of the session (borrowed). */
 I2V_API I2vModel *i2v_session_model(const I2vSession *s);
 
-/* Makes s's scratch arena one block of at least bytes (a plan's arena_need) before a job, so that
- * the job allocates no scratch of its own and the arena is exactly as large as the job needs
- * (without it the arena grows in request-sized chunks during the first job). Not while s
- * generates. FALSE with I2V_ERROR_NO_MEMORY when the device has not that much free. */
-I2V_API gboolean i2v_session_reserve(I2vSession *s, size_t bytes, GError **error);
+/* Sets the scratch of s's next jobs: from the UNet's preparation on (the encoders run before it
+ * in a small arena of their own), the arena is one block of at least bytes (a plan's arena_need),
+ * so that a job allocates no scratch of its own and the arena is exactly as large as the job
+ * needs; without it the arena grows in request-sized chunks during the first job. 0: none. A block
+ * the device cannot give is the job's I2V_ERROR_NO_MEMORY error. Not while s generates. */
+I2V_API void i2v_session_reserve(I2vSession *s, size_t bytes);
 
 /* Fills out with s's memory use (I2vMemoryStats); callable from any thread at any time. */
 I2V_API void i2v_session_memory(I2vSession *s, I2vMemoryStats *out);
@@ -296,7 +297,7 @@ typedef struct {
   size_t total;      /* the most bytes allocated at once during the stage (counted) */
   size_t weights;    /* persistent tensors (weights) at most during that run of the stage */
   size_t arena_used; /* the scratch arena's high-water mark in it: what its activations needed */
-  size_t arena;      /* the arena's capacity (chunks allocated) at its end */
+  size_t arena;      /* the arena's largest capacity (chunks allocated) in it */
   size_t workspaces; /* per-stream reservations besides the arena (the cuBLASLt workspace) */
 } I2vPlanStage;
 
@@ -306,7 +307,8 @@ typedef struct {
   I2vPlanStage stages[I2V_PLAN_MAX_STAGES]; /* in the order they first ran */
   int n_stages;
   size_t peak;       /* the largest stage total: the job's peak */
-  size_t arena_need; /* the most scratch the job uses at once: what i2v_session_reserve takes */
+  size_t arena_need; /* the most scratch the job uses at once from the UNet's preparation on:
+                        what i2v_session_reserve takes */
 } I2vMemoryPlan;
 
 /* Plans p's job on the model opts describes: loads it on the planning device plan:cuda (the CUDA
@@ -314,27 +316,36 @@ typedef struct {
  * ignored, the precision is opts->precision's on CUDA; weight values are never read, only their
  * shapes) and runs the whole job there with every computation skipped, which takes seconds at any
  * size. Fills plan with each stage's peak for a session that reserved the job's scratch need
- * (i2v_session_reserve(plan->arena_need), as the element does) before the job: found by a first
- * run in one unbounded chunk, then counted by a second in a chunk of exactly that size. Plans run
+ * (i2v_session_reserve(plan->arena_need), as the element does): found by a first run in one
+ * unbounded chunk, then counted by a second with exactly that reserved. Plans run
  * one at a time per process (they share the one fake device, which has no size limit). FALSE with
  * error when the model or p is invalid or the device is not built in (a libi2v without CUDA). */
 I2V_API gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p,
                                  I2vMemoryPlan *plan, GError **error);
 
-/* Memory-saving options a plan may choose (bits), cheapest first. */
+/* Memory-saving options a plan may choose (bits), in the order i2v_plan_fit adds them: the
+ * cheapest in run time first, the one that changes results (tiles) last. */
 typedef enum {
-  I2V_SAVING_RELEASE_ENCODERS = 1 << 0, /* I2vModelOptions.release_encoders */
+  I2V_SAVING_RELEASE_ENCODERS = 1 << 0,    /* I2vModelOptions.release_encoders */
+  I2V_SAVING_SEQUENTIAL_GUIDANCE = 1 << 1, /* I2vParams.sequential_guidance */
+  I2V_SAVING_ATTENTION_CHUNK = 1 << 2,     /* I2vParams.attention_chunk 1 */
+  I2V_SAVING_DECODE_TILE = 1 << 3,         /* I2vParams.decode_tile I2V_DECODE_TILE_AUTO */
 } I2vSaving;
 
-/* Names of the options set in saving, comma-separated ("release-encoders"; "" for none);
- * g_free. */
+/* The options of saving as the CLI and element name them, comma-separated ("release-encoders,
+ * sequential-guidance,attention-chunk=1,decode-tile=64"; "" for none); g_free. */
 I2V_API char *i2v_saving_names(guint saving);
 
+/* Turns on the options of saving in opts and p (those already on stay as they are). */
+I2V_API void i2v_saving_apply(guint saving, I2vModelOptions *opts, I2vParams *p);
+
 /* The cheapest set of memory-saving options, on top of what opts and p already ask for, with
- * which p's job fits `budget` bytes: plans the job with none, then each option set in order of
- * cost, and stops at the first that fits. TRUE with *saving the set (0: none needed) and plan its
- * plan; FALSE with an I2V_ERROR_NO_MEMORY error naming the need (of the best set) and the budget
- * when none fits, or another error when planning fails. */
+ * which p's job fits `budget` bytes: plans the job with none, then adds the options one by one in
+ * I2vSaving's order (skipping those already on), and stops at the first set that fits (apply it
+ * with i2v_saving_apply); *saving holds only the options it added. TRUE
+ * with *saving the set (0: none needed) and plan its plan; FALSE with an I2V_ERROR_NO_MEMORY error
+ * naming the need (of the best set) and the budget when none fits, or another error when planning
+ * fails. */
 I2V_API gboolean i2v_plan_fit(const I2vModelOptions *opts, const I2vParams *p, size_t budget,
                               guint *saving, I2vMemoryPlan *plan, GError **error);
 
