@@ -8,6 +8,8 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 
+#include <i2v/i2v.h>
+
 #include "golden.h"
 #include "tool_run.h"
 
@@ -164,10 +166,36 @@ static void test_bad_arguments(void) {
   tool_expect_failure(missing, 1, "/nonexistent");
 }
 
+/* i2v_plan_memory keeps the plans it made: the same job again is answered from memory, equal
+ * byte for byte and at once; a job of another size is planned anew. */
+static void test_memo(void) {
+  char *model = golden_model_with("tokenizer.json");
+  I2vModelOptions o = {.path = model, .precision = "fp16"};
+  I2vParams p;
+  i2v_params_init(&p);
+  p.width = p.height = 16, p.frames = 3, p.steps = 2;
+  I2vMemoryPlan first, again, longer;
+  GError *err = NULL;
+  gint64 t0 = g_get_monotonic_time();
+  g_assert_true(i2v_plan_memory(&o, &p, &first, &err));
+  gint64 t1 = g_get_monotonic_time();
+  g_assert_true(i2v_plan_memory(&o, &p, &again, &err));
+  gint64 t2 = g_get_monotonic_time();
+  g_test_message("planned in %" G_GINT64_FORMAT " us, again in %" G_GINT64_FORMAT " us", t1 - t0,
+                 t2 - t1);
+  g_assert_true(memcmp(&first, &again, sizeof first) == 0);
+  g_assert_cmpint(t2 - t1, <, (t1 - t0) / 5);
+  p.frames = 9;
+  g_assert_true(i2v_plan_memory(&o, &p, &longer, &err));
+  g_assert_cmpuint(longer.arena_need, >, first.arena_need);
+  g_free(model);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/cli/plan/tiny", test_tiny);
   g_test_add_func("/cli/plan/real-config", test_real_config);
   g_test_add_func("/cli/plan/bad-arguments", test_bad_arguments);
+  g_test_add_func("/plan/memo", test_memo);
   return g_test_run();
 }

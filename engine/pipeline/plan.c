@@ -73,12 +73,39 @@ static gboolean plan_run(const I2vModelOptions *opts, const I2vParams *p, size_t
   return ok;
 }
 
+/* What a plan depends on: the model's shapes (directory or formula, variant, precision, LoRA,
+ * released encoders) and every parameter that sizes a buffer. Prompts (always padded to the
+ * tokenizer's length), seed and fps size nothing. A new string. */
+static char *plan_key(const I2vModelOptions *o, const I2vParams *p) {
+  return g_strdup_printf("%s|%s|%s|%d|%s|%d|%dx%dx%d|%d|%d|%d|%g|%g|%d|%d|%d|%d|%d",
+                         o->path ? o->path : "", o->variant ? o->variant : "",
+                         o->precision ? o->precision : "", o->formula_weights,
+                         o->lora ? o->lora : "", o->release_encoders, p->width, p->height,
+                         p->frames, p->steps, (int)p->sampler, p->decode_chunk_size, p->guidance,
+                         p->motion_strength, p->sequential_guidance, p->attention_chunk,
+                         p->decode_tile, p->decode_tile_overlap, p->init_latents != NULL);
+}
+
+/* Plans already made in this process, by plan_key: a service or an element plans every job, and
+ * most jobs repeat a few sizes; a plan takes seconds at real sizes. Bounded: emptied when full. */
+#define PLAN_MEMO_MAX 64
+
 gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p, I2vMemoryPlan *plan,
                          GError **error) {
-  static GMutex one_plan; /* the fake device and its counters are the process's */
+  static GMutex one_plan; /* the fake device, its counters and the memo are the process's */
+  static GHashTable *memo;
   memset(plan, 0, sizeof *plan);
   if (!i2v_params_validate(NULL, p, error)) return FALSE;
+  char *key = plan_key(opts, p);
   g_mutex_lock(&one_plan);
+  if (memo == NULL) memo = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  const I2vMemoryPlan *known = g_hash_table_lookup(memo, key);
+  if (known != NULL) {
+    *plan = *known;
+    g_mutex_unlock(&one_plan);
+    g_free(key);
+    return TRUE;
+  }
   /* the need: the arena's high-water mark from the UNet's preparation on (where a reservation
    * applies) in one chunk larger than any job */
   gboolean ok = plan_run(opts, p, I2V_PLAN_DEVICE_BYTES / 4, plan, error);
@@ -90,6 +117,12 @@ gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p, I2vMem
   }
   ok = ok && plan_run(opts, p, need, plan, error);
   plan->arena_need = need;
+  if (ok) {
+    if (g_hash_table_size(memo) >= PLAN_MEMO_MAX) g_hash_table_remove_all(memo);
+    g_hash_table_insert(memo, key, g_memdup2(plan, sizeof *plan));
+  } else {
+    g_free(key);
+  }
   g_mutex_unlock(&one_plan);
   return ok;
 }

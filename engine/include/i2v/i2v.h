@@ -318,7 +318,8 @@ typedef struct {
  * size. Fills plan with each stage's peak for a session that reserved the job's scratch need
  * (i2v_session_reserve(plan->arena_need), as the element does): found by a first run in one
  * unbounded chunk, then counted by a second with exactly that reserved. Plans run
- * one at a time per process (they share the one fake device, which has no size limit). FALSE with
+ * one at a time per process (they share the one fake device, which has no size limit) and are
+ * remembered: the same model and job sizes again are answered at once. FALSE with
  * error when the model or p is invalid or the device is not built in (a libi2v without CUDA). */
 I2V_API gboolean i2v_plan_memory(const I2vModelOptions *opts, const I2vParams *p,
                                  I2vMemoryPlan *plan, GError **error);
