@@ -130,6 +130,15 @@ static void test_real_config(void) {
   gint64 peak = member(json_node_get_object(kept), "peak");
   gint64 peak_released = member(json_node_get_object(released), "peak");
   g_assert_cmpint(peak_released, <, peak);
+  /* a released vision encoder is streamed: one of its layers (~40 MB of its ~1.2 GB) sits beside
+   * the UNet and VAE at a time, where the text encoder (~0.7 GB) is whole */
+  gint64 vision_extra = member(check_plan(released, "image_encoder"), "weights") - w_released;
+  gint64 text_extra = member(check_plan(released, "text_encoder"), "weights") - w_released;
+  g_test_message("beside the UNet: text encoder %" G_GINT64_FORMAT
+                 ", streamed vision encoder %" G_GINT64_FORMAT " bytes",
+                 text_extra, vision_extra);
+  g_assert_cmpint(text_extra, >, (gint64)600 << 20);
+  g_assert_cmpint(vision_extra, <, (gint64)100 << 20);
 
   char above[32], below[32];
   g_snprintf(above, sizeof above, "%" G_GINT64_FORMAT, peak + 1);

@@ -16,10 +16,14 @@ struct I2vClipVision {
   I2vTensor class_embedding, position_embedding;
   I2vLinear patch_embedding; /* a conv without bias */
   I2vNorm pre_norm;
-  I2vClipLayer *layers;
+  I2vClipLayer *layers; /* NULL when streamed */
   I2vNorm post_norm;
   I2vLinear projection; /* without bias */
-  GPtrArray *params;    /* every weight */
+  GPtrArray *params;    /* every weight held */
+  /* A streamed encoder holds only the weights around its layers and reads each layer from md
+   * onto be when it runs (i2v_clip_vision_load_streamed). */
+  I2vModelDir *md;
+  I2vBackend *be;
 };
 
 /* Reads every size of the vision tower from its config (ranges: docs/model.md). */
@@ -42,9 +46,8 @@ static gboolean read_config(I2vClipVision *m, I2vModelDir *md, GError **error) {
   return ok;
 }
 
-/* Every tensor of the vision tower with the shapes the config implies. */
-static void load_weights(I2vLoader *ld, void *net) {
-  I2vClipVision *m = net;
+/* The tensors around the layers: embeddings, the two norms, the projection. */
+static void load_outer_weights(I2vLoader *ld, I2vClipVision *m) {
   int64_t c = m->d.hidden, ps[2] = {i2v_clip_vision_num_tokens(m), c};
   const char *emb = "vision_model.embeddings";
   i2v_load_tensor(ld, &m->class_embedding, emb, "class_embedding", 1, &c, I2V_LAYOUT_AS_IS);
@@ -53,19 +56,41 @@ static void load_weights(I2vLoader *ld, void *net) {
   i2v_load_tensor(ld, &m->position_embedding, emb, "position_embedding.weight", 2, ps,
                   I2V_LAYOUT_AS_IS);
   i2v_load_norm(ld, &m->pre_norm, "vision_model", "pre_layrnorm", c);
-  m->layers = i2v_clip_layers_load(ld, "vision_model", &m->d);
   i2v_load_norm(ld, &m->post_norm, "vision_model", "post_layernorm", c);
   i2v_load_linear(ld, &m->projection, "visual_projection", NULL, m->projection_dim, c, FALSE);
 }
 
-I2vClipVision *i2v_clip_vision_load(I2vModelDir *md, I2vBackend *be, GError **error) {
+/* Every tensor of the vision tower with the shapes the config implies. */
+static void load_weights(I2vLoader *ld, void *net) {
+  I2vClipVision *m = net;
+  load_outer_weights(ld, m);
+  m->layers = i2v_clip_layers_load(ld, "vision_model", &m->d);
+}
+
+static void load_streamed_weights(I2vLoader *ld, void *net) {
+  load_outer_weights(ld, net);
+}
+
+/* Loads md's image_encoder onto be with load_fn (every weight, or those around the layers). */
+static I2vClipVision *load(I2vModelDir *md, I2vBackend *be, void (*load_fn)(I2vLoader *, void *),
+                           GError **error) {
   I2vClipVision *m = g_new0(I2vClipVision, 1);
   m->params = g_ptr_array_new();
   if (!read_config(m, md, error) ||
-      !i2v_load_component(md, "image_encoder", be, m->params, load_weights, m, error)) {
+      !i2v_load_component(md, "image_encoder", be, m->params, load_fn, m, error)) {
     i2v_clip_vision_free(m);
     return NULL;
   }
+  return m;
+}
+
+I2vClipVision *i2v_clip_vision_load(I2vModelDir *md, I2vBackend *be, GError **error) {
+  return load(md, be, load_weights, error);
+}
+
+I2vClipVision *i2v_clip_vision_load_streamed(I2vModelDir *md, I2vBackend *be, GError **error) {
+  I2vClipVision *m = load(md, be, load_streamed_weights, error);
+  if (m != NULL) m->md = md, m->be = be;
   return m;
 }
 
@@ -159,6 +184,21 @@ static gboolean project(const I2vClipVision *m, I2vStream *st, const I2vTensor *
   return ok;
 }
 
+/* Layer l of a streamed encoder: its weights read from w onto the backend, run on x, and freed
+ * once the stream has finished with them, so one layer's weights are on the device at a time. */
+static gboolean run_streamed_layer(const I2vClipVision *m, I2vWeights *w, I2vStream *st, int l,
+                                   I2vTensor *x, GError **error) {
+  GPtrArray *params = g_ptr_array_new();
+  I2vLoader ld = i2v_loader(w, m->be, params);
+  I2vClipLayer layer;
+  i2v_clip_layer_load(&ld, &layer, "vision_model", l, &m->d);
+  gboolean ok = i2v_loader_finish(&ld, error);
+  if (ok) i2v_clip_layer_forward(st, &layer, &m->d, x, FALSE);
+  ok = ok && i2v_stream_check(st, error); /* the kernels that read the weights are done */
+  i2v_params_free(params);
+  return ok;
+}
+
 gboolean i2v_clip_vision_forward(const I2vClipVision *m, I2vStream *st, const float *pixel_values,
                                  int batch, float *image_embeds, int n_hidden, float *hidden,
                                  GError **error) {
@@ -176,11 +216,18 @@ gboolean i2v_clip_vision_forward(const I2vClipVision *m, I2vStream *st, const fl
   int n_layers = image_embeds != NULL ? m->d.layers : (hidden != NULL ? n_hidden : 0);
   if (ok) i2v_clip_tap_hidden(st, 0, &x);
   if (ok && hidden != NULL && n_hidden == 0) ok = i2v_tensor_download_f32(st, &x, hidden, error);
+  I2vWeights *w = NULL;
+  if (ok && m->layers == NULL && n_layers > 0)
+    ok = (w = i2v_model_dir_weights(m->md, "image_encoder", error)) != NULL;
   for (int l = 0; ok && l < n_layers; l++) {
-    i2v_clip_layer_forward(st, &m->layers[l], &m->d, &x, FALSE);
+    if (w != NULL)
+      ok = run_streamed_layer(m, w, st, l, &x, error);
+    else
+      i2v_clip_layer_forward(st, &m->layers[l], &m->d, &x, FALSE);
     i2v_clip_tap_hidden(st, l + 1, &x);
     if (hidden != NULL && n_hidden == l + 1) ok = i2v_tensor_download_f32(st, &x, hidden, error);
   }
+  i2v_weights_free(w);
   if (ok && image_embeds != NULL) ok = project(m, st, &x, image_embeds, error);
   if (ok) ok = i2v_stream_check(st, error);
   i2v_scratch_release(st, mark);

@@ -12,6 +12,12 @@ typedef struct I2vClipVision I2vClipVision;
  * Free with i2v_clip_vision_free. */
 I2vClipVision *i2v_clip_vision_load(I2vModelDir *md, I2vBackend *be, GError **error);
 
+/* Like i2v_clip_vision_load, but holds only the weights around the layers: each forward reads
+ * every layer from md onto be in turn and frees it after it ran, so the device holds one layer's
+ * weights at a time (for released encoders: they are read again every job anyway). md must
+ * outlive the encoder. */
+I2vClipVision *i2v_clip_vision_load_streamed(I2vModelDir *md, I2vBackend *be, GError **error);
+
 /* Frees the encoder (NULL allowed). */
 void i2v_clip_vision_free(I2vClipVision *m);
 

@@ -86,13 +86,16 @@ void i2v_clip_layer_forward(I2vStream *st, const I2vClipLayer *l, const I2vClipD
   i2v_scratch_release(st, mark);
 }
 
+void i2v_clip_layer_load(I2vLoader *ld, I2vClipLayer *layer, const char *tower, int index,
+                         const I2vClipDims *d) {
+  char *prefix = g_strdup_printf("%s.encoder.layers.%d", tower, index);
+  load_layer(ld, layer, prefix, d);
+  g_free(prefix);
+}
+
 I2vClipLayer *i2v_clip_layers_load(I2vLoader *ld, const char *tower, const I2vClipDims *d) {
   I2vClipLayer *layers = g_new0(I2vClipLayer, d->layers);
-  for (int i = 0; i < d->layers; i++) {
-    char *prefix = g_strdup_printf("%s.encoder.layers.%d", tower, i);
-    load_layer(ld, &layers[i], prefix, d);
-    g_free(prefix);
-  }
+  for (int i = 0; i < d->layers; i++) i2v_clip_layer_load(ld, &layers[i], tower, i, d);
   return layers;
 }
 

@@ -30,6 +30,11 @@ typedef struct {
   I2vLinear out, fc1, fc2;
 } I2vClipLayer;
 
+/* Loads layer index "<tower>.encoder.layers.<index>.*" into layer (its tensors are ld's params;
+ * failures are ld's). */
+void i2v_clip_layer_load(I2vLoader *ld, I2vClipLayer *layer, const char *tower, int index,
+                         const I2vClipDims *d);
+
 /* Loads the d->layers layers "<tower>.encoder.layers.<i>.*" into a new array (g_free after
  * freeing ld's params, which hold its tensors; failures are ld's). */
 I2vClipLayer *i2v_clip_layers_load(I2vLoader *ld, const char *tower, const I2vClipDims *d);

@@ -87,6 +87,15 @@ static void model_free(I2vModel *m) {
 }
 
 /* The tokenizer from the directory's tokenizer/ folder. */
+typedef I2vClipVision *(*VisionLoadFn)(I2vModelDir *md, I2vBackend *be, GError **error);
+
+/* A released vision encoder is streamed: read layer by layer while it runs (it is read again for
+ * every job anyway), so the largest of the encoders never sits whole beside the UNet and the VAE
+ * (the image-encoder stage was the job's peak at 512²×16: ViT-H's 1.2 GiB in fp16). */
+static VisionLoadFn vision_load(gboolean released) {
+  return released ? i2v_clip_vision_load_streamed : i2v_clip_vision_load;
+}
+
 static I2vTokenizer *load_tokenizer(I2vModelDir *md, GError **error) {
   char *dir = g_build_filename(i2v_model_dir_path(md), "tokenizer", NULL);
   I2vTokenizer *tok = i2v_tokenizer_load(dir, error);
@@ -109,7 +118,7 @@ static I2vModel *model_new(const I2vModelOptions *opts, I2vBackend *be, GError *
     i2v_model_dir_use_lora(m->md, m->lora);
   ok = ok && (m->tokenizer = load_tokenizer(m->md, error)) &&
        (m->text.net = i2v_clip_text_load(m->md, m->be, error)) &&
-       (m->vision.net = i2v_clip_vision_load(m->md, m->be, error));
+       (m->vision.net = vision_load(opts->release_encoders)(m->md, m->be, error));
   EncoderDims enc = ok ? encoder_dims(m) : (EncoderDims){0};
   m->release_encoders = opts->release_encoders;
   if (ok && m->release_encoders) { /* loaded for the checks; the first job loads them again */
@@ -158,7 +167,7 @@ const I2vClipText *i2v_model_text_encoder_acquire(I2vModel *m, GError **error) {
 }
 
 const I2vClipVision *i2v_model_vision_encoder_acquire(I2vModel *m, GError **error) {
-  return encoder_acquire(m, &m->vision, (EncoderLoadFn)i2v_clip_vision_load, error);
+  return encoder_acquire(m, &m->vision, (EncoderLoadFn)vision_load(m->release_encoders), error);
 }
 
 void i2v_model_text_encoder_release(I2vModel *m) {
