@@ -226,6 +226,13 @@ static void test_bad_files_and_specs(void) {
   f = write_file("rank.safetensors", rank, 2);
   expect_open_error(f, I2V_ERROR_LORA, (const char *const[]){f, "unet.x", "[6, 3]", NULL});
   g_free(f);
+  /* two spellings of one part (peft and the processors' layout): refused, the first not leaked */
+  Part twice[] = {{"unet.x.lora_A.weight", 2, {2, 4}, 1, 0},
+                  {"unet.x_lora.down.weight", 2, {2, 4}, 2, 0},
+                  {"unet.x.lora_B.weight", 2, {6, 2}, 3, 0}};
+  f = write_file("twice.safetensors", twice, 3);
+  expect_open_error(f, I2V_ERROR_LORA, (const char *const[]){f, "again", "unet.x", NULL});
+  g_free(f);
   Part alpha[] = {{"lora_unet_x.lora_down.weight", 2, {2, 4}, 1, 0},
                   {"lora_unet_x.lora_up.weight", 2, {6, 2}, 2, 0},
                   {"lora_unet_x.alpha", 1, {2}, 3, 0}};

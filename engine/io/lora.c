@@ -143,6 +143,16 @@ static gboolean read_part(I2vSafetensors *st, const char *file, const char *key,
   I2vEcho shown;
   I2vTensor t;
   GError *err = NULL;
+  static const char *const role_names[] = {"down (lora_A / lora_down)", "up (lora_B / lora_up)",
+                                           "alpha"};
+  gboolean given = role == ROLE_DOWN ? m->have_down : role == ROLE_UP ? m->have_up : m->have_alpha;
+  if (given) { /* two spellings of one part, e.g. "m.lora_A.weight" and "m_lora.down.weight" */
+    g_set_error(error, I2V_ERROR, I2V_ERROR_LORA,
+                "LoRA %s: '%s' gives the %s of module '%s' again (another tensor of the file "
+                "already did)",
+                file, i2v_echo(key, &shown), role_names[role], m->module);
+    return FALSE;
+  }
   if (!i2v_safetensors_check_finite(i2v_safetensors_find(st, key), &err) ||
       !i2v_safetensors_read_f32(st, key, &t, &err)) {
     g_set_error(error, I2V_ERROR, I2V_ERROR_LORA, "LoRA %s", err->message);
