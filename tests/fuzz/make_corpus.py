@@ -124,6 +124,10 @@ def seeds_lora(fixtures, out):
                   "lora_unet_up_blocks_1_attentions_0_proj_out.alpha",
                   "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight",
                   "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight"],
+        # found by fuzz-lora: one module's down half under two spellings (leaked the first)
+        "finding-part-twice": ["unet.down_blocks.0.attentions.0.proj_in.lora_A.weight",
+                               "unet.down_blocks.0.attentions.0.proj_in_lora.down.weight",
+                               "unet.down_blocks.0.attentions.0.proj_in.lora_B.weight"],
     }
     for name, keys in layouts.items():
         write(out, name, "\n".join(keys) + "\n")
