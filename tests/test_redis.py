@@ -61,8 +61,10 @@ def running_on(redis, vid, workers, timeout=60):
     """The worker of workers running vid once it has progress, or None after timeout."""
     end = time.time() + timeout
     while time.time() < end:
-        name, progress = redis.cli("HMGET", f"i2vgen:job:{vid}", "consumer",
-                                   "progress").splitlines() or ["", ""]
+        # one field a call: redis-cli prints a missing field as an empty line, which the
+        # stripped output of HMGET would lose
+        name = redis.cli("HGET", f"i2vgen:job:{vid}", "consumer")
+        progress = redis.cli("HGET", f"i2vgen:job:{vid}", "progress")
         w = next((w for w in workers if w.name == name), None)
         if w is not None and progress.isdigit() and int(progress) > 0:
             return w
