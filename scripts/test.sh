@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and builds (plain and ASan+UBSan), checks formatting, runs every test in both builds
-# (the slow real-size suite only in the plain one), runs each fuzz target for 20 s when clang is
+# (the slow real-size suite only in the plain one), builds without CUDA when build/ has it and runs
+# the element and tool tests there (build-nocuda/), runs each fuzz target for 20 s when clang is
 # installed (build-fuzz/) and ends with "N passed, N failed[, N skipped]".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,21 @@ run_suite build
 echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan --no-suite slow
+
+# The same tree without CUDA: a machine without the toolkit builds -Dcuda=disabled, so when
+# build/ has the CUDA backend, build-nocuda/ checks that everything still links without it and
+# runs the element and tool tests, where CUDA-only features (plan:cuda, max-memory) show.
+if grep -q "^Message: CUDA backend: yes" build/meson-logs/meson-log.txt 2>/dev/null; then
+  echo "== without CUDA (build-nocuda/) =="
+  [ -f build-nocuda/build.ninja ] || meson setup build-nocuda -Dcuda=disabled >/dev/null
+  if ninja -C build-nocuda >/tmp/i2v-nocuda-build.log 2>&1; then
+    run_suite build-nocuda --suite gst --suite tools --no-rebuild
+  else
+    echo "build without CUDA: FAIL (see /tmp/i2v-nocuda-build.log)"
+    grep -E "error|undefined" /tmp/i2v-nocuda-build.log | head -20
+    failed=$((failed + 1))
+  fi
+fi
 
 # Slow tier, part 2: a short bounded run of every fuzz target (tests/fuzz/README.md), 20 s each,
 # two at a time, in build-fuzz/ (clang, ASan + UBSan, libFuzzer); only the fuzzers are built.

@@ -574,6 +574,7 @@ static void test_shared_model(void) {
   gst_harness_teardown(b);
 }
 
+#ifdef I2V_HAVE_CUDA /* the planning device plan:cuda is built with the CUDA backend */
 /* The plan of the job make_harness(1, 1, ...) runs on the tiny model (encoders kept or released).
  */
 static size_t tiny_job_peak(gboolean release) {
@@ -636,6 +637,7 @@ static void test_max_memory(void) {
   gst_buffer_unref(gst_harness_pull(h));
   gst_harness_teardown(h);
 }
+#endif
 
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
@@ -652,7 +654,9 @@ int main(int argc, char **argv) {
   g_test_add_func("/element/presets", test_presets);
   g_test_add_func("/element/motion-strength", test_motion_strength);
   g_test_add_func("/element/sampler", test_sampler);
+#ifdef I2V_HAVE_CUDA
   g_test_add_func("/element/max-memory", test_max_memory);
+#endif
   g_test_add_func("/element/memory-strategies", test_memory_strategies);
   g_test_add_func("/element/missing-model", test_missing_model);
   g_test_add_func("/element/missing-lora", test_missing_lora);

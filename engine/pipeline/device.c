@@ -38,6 +38,10 @@ void i2v_plan_device_reset(size_t bytes) {
   (void)bytes;
 }
 
+size_t i2v_plan_device_used(void) {
+  return 0;
+}
+
 size_t i2v_plan_device_peak(gboolean reset) {
   (void)reset;
   return 0;
