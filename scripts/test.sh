@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up and builds (plain and ASan+UBSan), checks formatting, runs every test in both builds
-# (the slow real-size suite only in the plain one), builds without CUDA when build/ has it and runs
-# the element and tool tests there (build-nocuda/), runs each fuzz target for 20 s when clang is
-# installed (build-fuzz/) and ends with "N passed, N failed[, N skipped]".
+# (the slow real-size suite and the browser test only in the plain one), builds without CUDA
+# when build/ has it and runs the element and tool tests there (build-nocuda/), runs each fuzz
+# target for 20 s when clang is installed (build-fuzz/) and ends with
+# "N passed, N failed[, N skipped]".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +24,7 @@ fi
 
 # Runs meson test in dir with extra args and adds its counts.
 run_suite() {
-  local dir=$1
+  local dir=$1 t0=$SECONDS
   shift
   meson test -C "$dir" --num-processes 2 --print-errorlogs "$@"
   local log="$dir/meson-logs/testlog.txt"
@@ -35,13 +36,14 @@ run_suite() {
   failed=$((failed + ${fail:-0}))
   skipped=$((skipped + ${skip:-0}))
   [ -n "$ok" ] || failed=$((failed + 1)) # meson itself failed
+  echo "($dir: tests took $((SECONDS - t0)) s)"
 }
 
 echo "== tests (build/) =="
 run_suite build
 echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_suite build-asan --no-suite slow
+  run_suite build-asan --no-suite slow --no-suite browser
 
 # The same tree without CUDA: a machine without the toolkit builds -Dcuda=disabled, so when
 # build/ has the CUDA backend, build-nocuda/ checks that everything still links without it and
@@ -78,6 +80,7 @@ else
   echo "fuzz: skipped (clang is not installed)"
 fi
 
+echo "(scripts/test.sh: $SECONDS s in all, setup and builds included)"
 if [ "$skipped" -gt 0 ]; then
   echo "$passed passed, $failed failed, $skipped skipped"
 else
