@@ -321,9 +321,10 @@ static gboolean keep_frame(const I2vFrame *f, void *user) {
   return TRUE;
 }
 
-/* The RGB bytes of a small clip of the model with lora (NULL: none). */
-static GByteArray *clip_with(const char *model, const char *lora) {
-  I2vModelOptions mo = {.path = model, .device = "cpu", .lora = lora};
+/* The RGB bytes of a small clip of the model with lora (NULL: none), the encoders kept or
+ * released (then streamed layer by layer, the LoRA applied to each layer as it loads). */
+static GByteArray *clip_with(const char *model, const char *lora, gboolean release) {
+  I2vModelOptions mo = {.path = model, .device = "cpu", .lora = lora, .release_encoders = release};
   GError *err = NULL;
   I2vModel *m = i2v_model_load(&mo, &err);
   g_assert_no_error(err);
@@ -346,18 +347,22 @@ static GByteArray *clip_with(const char *model, const char *lora) {
   return clip;
 }
 
+/* The LoRA changes the clip, at scale 0 it does not, a model with released (streamed) encoders
+ * makes the same clip with it bit for bit, and a module the model lacks is named. */
 static void test_tiny_model(void) {
   char *model = golden_model_with("tokenizer.json");
   char *file = tiny_lora(model, "tiny-style.safetensors", NULL);
   char *off = g_strdup_printf("%s:0", file);
-  GByteArray *base = clip_with(model, NULL), *styled = clip_with(model, file),
-             *zero = clip_with(model, off);
+  GByteArray *base = clip_with(model, NULL, FALSE), *styled = clip_with(model, file, FALSE),
+             *zero = clip_with(model, off, FALSE), *released = clip_with(model, file, TRUE);
   g_assert_cmpuint(base->len, ==, styled->len);
   g_assert_cmpmem(base->data, base->len, zero->data, zero->len);
   g_assert_true(memcmp(base->data, styled->data, base->len) != 0);
+  g_assert_cmpmem(styled->data, styled->len, released->data, released->len);
   g_byte_array_unref(base);
   g_byte_array_unref(styled);
   g_byte_array_unref(zero);
+  g_byte_array_unref(released);
 
   /* a module the model does not have: loading fails naming it */
   char *other = tiny_lora(model, "other-model.safetensors", "down_blocks.9.attentions.0.proj_in");

@@ -11,6 +11,12 @@ typedef struct I2vClipText I2vClipText;
  * (i2v_clip_text_free) or NULL with an error naming the file / tensor / key. */
 I2vClipText *i2v_clip_text_load(I2vModelDir *md, I2vBackend *be, GError **error);
 
+/* Like i2v_clip_text_load, but holds only the weights around the layers: each forward reads every
+ * layer from md onto be in turn and frees it after it ran, so the device holds one layer's weights
+ * at a time (for released encoders: they are read again every job anyway). md must outlive the
+ * encoder. A new encoder (i2v_clip_text_free) or NULL with an error. */
+I2vClipText *i2v_clip_text_load_streamed(I2vModelDir *md, I2vBackend *be, GError **error);
+
 /* Frees the encoder and its weights (NULL allowed). */
 void i2v_clip_text_free(I2vClipText *m);
 

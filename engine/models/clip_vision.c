@@ -184,21 +184,6 @@ static gboolean project(const I2vClipVision *m, I2vStream *st, const I2vTensor *
   return ok;
 }
 
-/* Layer l of a streamed encoder: its weights read from w onto the backend, run on x, and freed
- * once the stream has finished with them, so one layer's weights are on the device at a time. */
-static gboolean run_streamed_layer(const I2vClipVision *m, I2vWeights *w, I2vStream *st, int l,
-                                   I2vTensor *x, GError **error) {
-  GPtrArray *params = g_ptr_array_new();
-  I2vLoader ld = i2v_loader(w, m->be, params);
-  I2vClipLayer layer;
-  i2v_clip_layer_load(&ld, &layer, "vision_model", l, &m->d);
-  gboolean ok = i2v_loader_finish(&ld, error);
-  if (ok) i2v_clip_layer_forward(st, &layer, &m->d, x, FALSE);
-  ok = ok && i2v_stream_check(st, error); /* the kernels that read the weights are done */
-  i2v_params_free(params);
-  return ok;
-}
-
 gboolean i2v_clip_vision_forward(const I2vClipVision *m, I2vStream *st, const float *pixel_values,
                                  int batch, float *image_embeds, int n_hidden, float *hidden,
                                  GError **error) {
@@ -221,7 +206,7 @@ gboolean i2v_clip_vision_forward(const I2vClipVision *m, I2vStream *st, const fl
     ok = (w = i2v_model_dir_weights(m->md, "image_encoder", error)) != NULL;
   for (int l = 0; ok && l < n_layers; l++) {
     if (w != NULL)
-      ok = run_streamed_layer(m, w, st, l, &x, error);
+      ok = i2v_clip_layer_run_streamed(w, m->be, st, "vision_model", l, &m->d, FALSE, &x, error);
     else
       i2v_clip_layer_forward(st, &m->layers[l], &m->d, &x, FALSE);
     i2v_clip_tap_hidden(st, l + 1, &x);

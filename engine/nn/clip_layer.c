@@ -99,6 +99,20 @@ I2vClipLayer *i2v_clip_layers_load(I2vLoader *ld, const char *tower, const I2vCl
   return layers;
 }
 
+gboolean i2v_clip_layer_run_streamed(I2vWeights *w, I2vBackend *be, I2vStream *st,
+                                     const char *tower, int index, const I2vClipDims *d,
+                                     gboolean causal, I2vTensor *x, GError **error) {
+  GPtrArray *params = g_ptr_array_new();
+  I2vLoader ld = i2v_loader(w, be, params);
+  I2vClipLayer layer;
+  i2v_clip_layer_load(&ld, &layer, tower, index, d);
+  gboolean ok = i2v_loader_finish(&ld, error);
+  if (ok) i2v_clip_layer_forward(st, &layer, d, x, causal);
+  ok = ok && i2v_stream_check(st, error); /* the kernels that read the weights are done */
+  i2v_params_free(params);
+  return ok;
+}
+
 void i2v_clip_add_positions(I2vStream *st, I2vTensor *x, const I2vTensor *table) {
   int64_t b = x->shape[0], t = x->shape[1], c = x->shape[2];
   int64_t *ids = g_new(int64_t, b * t);

@@ -46,6 +46,14 @@ I2vClipLayer *i2v_clip_layers_load(I2vLoader *ld, const char *tower, const I2vCl
 void i2v_clip_layer_forward(I2vStream *st, const I2vClipLayer *l, const I2vClipDims *d,
                             I2vTensor *x, gboolean causal);
 
+/* Layer index of a streamed tower: its weights "<tower>.encoder.layers.<index>.*" read from w onto
+ * be, run on x (as i2v_clip_layer_forward) and freed once the stream has finished with them, so
+ * the device holds one layer's weights at a time. FALSE with an error naming the tensor or the
+ * stream's failure. */
+gboolean i2v_clip_layer_run_streamed(I2vWeights *w, I2vBackend *be, I2vStream *st,
+                                     const char *tower, int index, const I2vClipDims *d,
+                                     gboolean causal, I2vTensor *x, GError **error);
+
 /* x [batch, tokens, C] += table[0..tokens-1] for every batch element (position embeddings). */
 void i2v_clip_add_positions(I2vStream *st, I2vTensor *x, const I2vTensor *table);
 

@@ -86,16 +86,21 @@ static void model_free(I2vModel *m) {
   g_free(m);
 }
 
-/* The tokenizer from the directory's tokenizer/ folder. */
 typedef I2vClipVision *(*VisionLoadFn)(I2vModelDir *md, I2vBackend *be, GError **error);
+typedef I2vClipText *(*TextLoadFn)(I2vModelDir *md, I2vBackend *be, GError **error);
 
-/* A released vision encoder is streamed: read layer by layer while it runs (it is read again for
- * every job anyway), so the largest of the encoders never sits whole beside the UNet and the VAE
- * (the image-encoder stage was the job's peak at 512²×16: ViT-H's 1.2 GiB in fp16). */
+/* Released encoders are streamed: read layer by layer while they run (they are read again for
+ * every job anyway), so neither sits whole beside the UNet and the VAE (the image-encoder stage
+ * was the job's peak at 512²×16 with ViT-H's 1.2 GiB in fp16, then the text encoder's 0.66 GiB). */
 static VisionLoadFn vision_load(gboolean released) {
   return released ? i2v_clip_vision_load_streamed : i2v_clip_vision_load;
 }
 
+static TextLoadFn text_load(gboolean released) {
+  return released ? i2v_clip_text_load_streamed : i2v_clip_text_load;
+}
+
+/* The tokenizer from the directory's tokenizer/ folder. */
 static I2vTokenizer *load_tokenizer(I2vModelDir *md, GError **error) {
   char *dir = g_build_filename(i2v_model_dir_path(md), "tokenizer", NULL);
   I2vTokenizer *tok = i2v_tokenizer_load(dir, error);
@@ -116,6 +121,8 @@ static I2vModel *model_new(const I2vModelOptions *opts, I2vBackend *be, GError *
   if (ok && opts->lora != NULL && *opts->lora != '\0' &&
       (ok = (m->lora = i2v_lora_open(opts->lora, error)) != NULL))
     i2v_model_dir_use_lora(m->md, m->lora);
+  /* the text encoder whole even when released: a LoRA's text-encoder modules are applied to its
+   * layers as they load, and i2v_lora_check_applied below needs them all seen */
   ok = ok && (m->tokenizer = load_tokenizer(m->md, error)) &&
        (m->text.net = i2v_clip_text_load(m->md, m->be, error)) &&
        (m->vision.net = vision_load(opts->release_encoders)(m->md, m->be, error));
@@ -163,7 +170,7 @@ static void encoder_release(I2vModel *m, I2vEncoderSlot *slot, GDestroyNotify fr
 }
 
 const I2vClipText *i2v_model_text_encoder_acquire(I2vModel *m, GError **error) {
-  return encoder_acquire(m, &m->text, (EncoderLoadFn)i2v_clip_text_load, error);
+  return encoder_acquire(m, &m->text, (EncoderLoadFn)text_load(m->release_encoders), error);
 }
 
 const I2vClipVision *i2v_model_vision_encoder_acquire(I2vModel *m, GError **error) {
