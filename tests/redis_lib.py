@@ -97,6 +97,17 @@ class Worker:
         """The ids this worker completed, from its log."""
         return re.findall(r"i2vgen worker: (video_[0-9a-f]{32}) completed in ", self.log_text())
 
+    @staticmethod
+    def wait_logged(workers, ids, timeout=15):
+        """Waits until every id is in some worker's completed() log lines: a worker logs a
+        completion (and removes the upload) just after the API already reports it."""
+        end = time.time() + timeout
+        while time.time() < end:
+            logged = set(v for w in workers for v in w.completed())
+            if all(v in logged for v in ids):
+                return
+            time.sleep(0.1)
+
     def signal(self, sig):
         self.proc.send_signal(sig)
 

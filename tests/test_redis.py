@@ -107,6 +107,7 @@ def test_many(a, redis, workers, total):
     check(f"all {total} completed (attempt 1 each)",
           all(d and d["status"] == "completed" and d["attempts"] == 1 for d in done),
           repr([d for d in done if not d or d["status"] != "completed"][:2]))
+    Worker.wait_logged(workers, ids)
     counts = {}
     for w in workers:
         for vid in w.completed():
@@ -158,6 +159,7 @@ def test_sigkill(a, redis, workers):
     running_on(redis, vid, others)
     taken = time.time() - t0
     d = a.wait_status(vid, ["completed"], timeout=120)
+    Worker.wait_logged(others, [vid])
     check("SIGKILL of the worker mid-video: another takes it over and completes it (attempt 2)",
           d["status"] == "completed" and d["attempts"] == 2 and
           any(vid in w.completed() for w in others), repr(d))
@@ -178,6 +180,7 @@ def test_duplicate(a, redis, workers):
         f"{time.time() - t0:.2f} s")
     paused.signal(signal.SIGCONT)
     d = a.wait_status(vid, ["completed"], timeout=120)
+    Worker.wait_logged(workers, [vid])
     end = time.time() + 120
     while time.time() < end and "result is discarded" not in paused.log_text():
         time.sleep(0.1)

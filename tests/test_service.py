@@ -27,14 +27,14 @@ from service_lib import (Response, Server, Tap, convert_image, decoded_frames,  
 TAP = Tap()
 check = TAP.check
 KEY = "test-key-" + os.urandom(6).hex()
-# a tiny job (a fraction of a second), one that takes a few seconds, and one that is cancelled
-# or killed long before its end
+SANITIZED = bool(os.environ.get("I2V_SANITIZED"))  # an ASan/UBSan build: slower, more memory
+# a tiny job (a fraction of a second), one that takes a few seconds (fewer, slower steps under
+# the sanitizers), and one that is cancelled or killed long before its end
 TINY = {"prompt": "a test", "size": "32x32", "num_frames": 4, "fps": 8, "steps": 2}
-SLOW = dict(TINY, steps=30)
+SLOW = dict(TINY, steps=12 if SANITIZED else 30)
 ENDLESS = dict(TINY, steps=400)
 IMAGE = png(40, 30)
 TMP = temp_dir()
-SANITIZED = bool(os.environ.get("I2V_SANITIZED"))  # an ASan/UBSan build: slower, more memory
 
 
 def stopped(server):
@@ -214,7 +214,7 @@ def test_events(a):
     check("SSE on a finished video: just the terminal event",
           [e[1] for e in again] == ["completed"], [e[1] for e in again])
     # a client connecting mid-run gets the running state, then the last progress event
-    vid = a.create(dict(TINY, steps=40), IMAGE).json()["id"]
+    vid = a.create(dict(TINY, steps=20 if SANITIZED else 40), IMAGE).json()["id"]
     a.wait_status(vid, ["in_progress"], progress_above=10)
     events = a.events(vid)
     check("SSE mid-run: state in_progress first, then the last progress, then the rest",
