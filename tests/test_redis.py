@@ -24,7 +24,7 @@ TAP = Tap()
 check = TAP.check
 SANITIZED = bool(os.environ.get("I2V_SANITIZED"))  # an ASan/UBSan build: slower
 TINY = {"prompt": "a test", "size": "16x16", "num_frames": 2, "fps": 8, "steps": 1}
-SLOW = dict(TINY, size="32x32", num_frames=4, steps=30 if SANITIZED else 60)
+SLOW = dict(TINY, size="32x32", num_frames=4, steps=15 if SANITIZED else 60)
 IMAGE = png(24, 16)
 # seconds a silent worker's video waits before another takes it: room for a heartbeat delayed by
 # a loaded machine (Redis fsyncs every write)
