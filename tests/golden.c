@@ -126,6 +126,13 @@ gboolean golden_formula_seed(const char *set, guint64 *seed) {
   return hex != NULL;
 }
 
+gboolean golden_set_selected(const char *set) {
+  const char *want = g_getenv("I2V_TEST_WEIGHTS");
+  guint64 seed;
+  if (want == NULL || *want == '\0') return TRUE;
+  return strcmp(want, golden_formula_seed(set, &seed) ? "formula" : "files") == 0;
+}
+
 char *golden_model_with(const char *file) {
   char **sets = golden_sets_with(file);
   g_assert_nonnull(sets[0]);

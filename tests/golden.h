@@ -40,6 +40,11 @@ gboolean golden_check(const I2vSafetensors *st, const char *name, const float *g
  * unsigned 64-bit hex string; README-realcfg), FALSE for sets with weight files. */
 gboolean golden_formula_seed(const char *set, guint64 *seed);
 
+/* Whether the environment's I2V_TEST_WEIGHTS selects the set: "files" the sets with weight
+ * files (the tiny model), "formula" those with formula weights (the real-size sets, meson suite
+ * "slow"); unset or empty selects every set. */
+gboolean golden_set_selected(const char *set);
+
 /* Opens set/model with variant (NULL or "fp16"), switched to formula weights when the set names
  * a seed; aborts the test on failure. Free with i2v_model_dir_free. */
 I2vModelDir *golden_open_model(const char *set, const char *variant);

@@ -20,14 +20,6 @@
 
 /* ---- fixture sets ---- */
 
-/* Whether I2V_TEST_WEIGHTS selects this set. */
-static gboolean set_selected(const char *set) {
-  const char *want = g_getenv("I2V_TEST_WEIGHTS");
-  guint64 seed;
-  if (want == NULL || *want == '\0') return TRUE;
-  return strcmp(want, golden_formula_seed(set, &seed) ? "formula" : "files") == 0;
-}
-
 /* Copies the int64 values of an I64 golden tensor (any alignment) into ids[n]. */
 static void read_ids(const I2vSafetensors *st, const char *name, int64_t *ids, int64_t n) {
   const I2vSafetensorsEntry *e = i2v_safetensors_find(st, name);
@@ -594,7 +586,7 @@ static void add_per_set(const char *what, const char *file, GTestDataFunc fn, GP
   char **sets = golden_sets_with(file);
   for (char **s = sets; *s != NULL; s++) {
     guint64 seed;
-    if (!set_selected(*s) || (need_files && golden_formula_seed(*s, &seed))) continue;
+    if (!golden_set_selected(*s) || (need_files && golden_formula_seed(*s, &seed))) continue;
     char *base = g_path_get_basename(*s);
     char *path = g_strdup_printf("/clip/%s/%s", what, base);
     char *set = g_strdup(*s);

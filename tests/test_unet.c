@@ -2,7 +2,9 @@
  * "<case>.sample" tensors): the output and every debug intermediate the golden file records,
  * the parameter count from the manifest, and config / weight errors that name the culprit.
  * Sets without weight files (README-realcfg) use the formula weights of their manifest's seed.
- * A UNet is loaded once per set and shared by that set's tests (the real-size one is 5.7 GB). */
+ * A UNet is loaded once per set and shared by that set's tests (the real-size one is 5.7 GB).
+ * I2V_TEST_WEIGHTS=files|formula runs the sets with weight files or the formula ones
+ * (golden_set_selected; meson: unet-files, and unet-formula in the slow suite). */
 #include <string.h>
 #include <time.h>
 #include <glib/gstdio.h>
@@ -471,6 +473,7 @@ int main(int argc, char **argv) {
   char **sets = golden_sets_with("unet.safetensors");
   /* per set: golden then params, so each set's UNet is loaded once */
   for (int i = 0; sets[i] != NULL; i++) {
+    if (!golden_set_selected(sets[i])) continue;
     char *base = g_path_get_basename(sets[i]);
     char *p = g_strdup_printf("/unet/%s/golden", base);
     g_test_add_data_func(p, sets[i], test_golden);
