@@ -5,10 +5,12 @@ model and an API key. It loads the page (which asks for the key once), chooses
 examples/sunset.png and checks the crop drawn is the server's, picks a preset and moves a slider
 with the keyboard, submits, watches the progress bar advance from the event stream, plays the
 finished clip (readyState >= 2, duration = frames / fps of the video object), reloads and finds
-the job again, sees a refused seed shown at the seed field, cancels a running job, and checks
+the job again, sees a refused seed shown at the seed field, cancels a running job, drops an
+image on the drop zone, and checks
 that every control has a label and the page fits 360 px. Screenshots of the page before and
 after a job go to WEB_SCREENSHOT_DIR (build/). TAP; skipped when chromium, chromedriver or
 selenium are missing."""
+import base64
 import importlib.util
 import os
 import shutil
@@ -16,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from service_lib import Server, Tap, log, temp_dir, tiny_lora, tiny_model  # noqa: E402
+from service_lib import Server, Tap, log, png, temp_dir, tiny_lora, tiny_model  # noqa: E402
 
 TAP = Tap()
 check = TAP.check
@@ -133,6 +135,34 @@ def choose_image(driver, server):
           info and crop["resized"] in info.replace("×", "x") and r["height"] < 512 and
           all(abs(a - b) <= 1.5 for a, b in zip(drawn[:4], want)),
           f"info {info!r}, drawn {drawn}, crop {crop}")
+
+
+def drop_image(driver, server):
+    """Drops a 48x24 PNG on the drop zone as a file manager's drag delivers it (dragover, then a
+    drop event carrying the file in its DataTransfer): the zone shows the drag, and the preview,
+    the server's crop and the file a submission sends all become the dropped image's."""
+    dragging = driver.execute_script("""
+      const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+      const zone = document.getElementById('drop');
+      const event = (type) => new DragEvent(type, {dataTransfer: dt, bubbles: true,
+                                                  cancelable: true});
+      zone.dispatchEvent(event('dragover'));
+      const during = zone.classList.contains('dragging');
+      zone.dispatchEvent(event('drop'));
+      return [during, zone.classList.contains('dragging')];""",
+                                     base64.b64encode(png(48, 24)).decode())
+    size = driver.execute_script("return document.getElementById('size').value")
+    crop = server.get(f"/v1/crop?image=48x24&size={size}").json()
+    info = wait_for(driver, """(() => {
+      const p = document.getElementById('preview'), info = document.getElementById('crop-info');
+      return p.naturalWidth === 48 && p.naturalHeight === 24 && image.file.name === 'dropped.png'
+             && info.textContent.replace(/×/g, 'x').includes(arguments[0]) && info.textContent;
+      })()""", TIMEOUT, crop.get("resized", "?"))
+    check("drag and drop: the zone shows the drag; the dropped image becomes the preview, its "
+          "crop the server's, and the file a submission sends",
+          dragging == [True, False] and bool(info), f"dragging {dragging}, info {info!r}, {crop}")
 
 
 def screenshot(driver, name):
@@ -342,6 +372,7 @@ def main():
         reuse_settings(driver, video)
         validation_error(driver)
         cancel_running(driver, server)
+        drop_image(driver, server)
         narrow(driver)
     except Exception as e:  # a broken page must fail the test, not hang or crash it unreported
         check("web page test ran to its end", False, repr(e))
