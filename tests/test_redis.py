@@ -5,8 +5,8 @@ model. Every job parameter reaches the worker (the sampler), N videos over 3 wor
 complete exactly once, a worker SIGKILLed mid-video has it taken over, a paused (then resumed)
 worker's duplicate result is discarded, SIGTERM gives the running video back, videos wait while
 no worker runs, redis-server restarted mid-run loses no accepted video, two API nodes
-answer for the same videos, DELETE on one node cancels the run, retries run out into a dead
-letter, /metrics shows the workers. TAP; skipped only without redis-server."""
+answer for the same videos, DELETE on one node cancels the run, an expired record's files leave
+the store, retries run out into a dead letter, /metrics shows the workers. TAP; skipped only without redis-server."""
 import concurrent.futures
 import json
 import os
@@ -33,9 +33,9 @@ TMP = temp_dir()
 STORE = os.path.join(TMP, "store")
 
 
-def api(redis, name):
+def api(redis, name, *extra):
     return Server(os.path.join(TMP, name), "--queue", redis.url, "--results", STORE, "--name",
-                  name, "--max-size", "64", "--max-steps", "400")
+                  name, "--max-size", "64", "--max-steps", "400", *extra)
 
 
 def workers_named(redis, *names):
@@ -263,6 +263,31 @@ def test_cancel(a, b, redis, w):
           "completed")
 
 
+def test_expiry(redis):
+    """A finished video's record expires after --job-ttl; an API node then removes its files from
+    the store (the expired id is handed to one node), and counts it no more."""
+    c = api(redis, "c", "--job-ttl", "1")
+    try:
+        vid = c.create(TINY, IMAGE).json()["id"]
+        done = c.wait_status(vid, ["completed"])
+        files = [os.path.join(STORE, "videos", vid + ext) for ext in (".mp4", ".png")]
+        kept = [os.path.exists(f) for f in files]
+        end = time.time() + 20
+        while time.time() < end and any(os.path.exists(f) for f in files):
+            time.sleep(0.1)
+        left = [f for f in files if os.path.exists(f)]
+        status = c.get(f"/v1/videos/{vid}").status
+        listed = [v["id"] for v in c.get("/v1/videos?limit=100").json()["data"]]
+        check("--job-ttl 1: the finished video's record expires and an API node removes its "
+              "video and thumbnail from the store",
+              done["status"] == "completed" and kept == [True, True] and not left and
+              status == 404 and vid not in listed and "expired video(s)" in c.log_text(),
+              f"{done['status']}, kept {kept}, left {left}, GET {status}\n{c.log_text()[-600:]}")
+    finally:
+        code = c.stop()
+        check("API node c: SIGTERM, exit 0", code == 0, c.log_text())
+
+
 def test_dead_letter(a, redis):
     """Retries run out: two workers SIGKILLed in turn on the same video (--retries 1)."""
     ws = workers_named(redis, "d0", "d1", "d2")
@@ -312,6 +337,7 @@ def main():
         b = api(redis, "b")
         test_two_nodes(a, b)
         test_cancel(a, b, redis, w)
+        test_expiry(redis)
         code = w.stop()
         check("worker: SIGTERM while idle, exit 0", code == 0, w.log_text()[-800:])
         test_dead_letter(a, redis)

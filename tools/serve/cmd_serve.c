@@ -93,6 +93,31 @@ static void remove_orphan_uploads(JobFiles *files, JobQueue *queue) {
   if (dir != NULL) g_dir_close(dir);
 }
 
+/* Ids a sweep takes from the store at a time. */
+#define SWEEP_BATCH 100
+
+/* Removes the files of finished videos whose record expired in the cluster's Redis (--job-ttl):
+ * the store hands each id to one API node, which deletes its video, thumbnail and upload, so
+ * the shared result store does not keep what the API can no longer serve. */
+static gboolean sweep_expired(gpointer user) {
+  ServeApp *app = user;
+  GError *err = NULL;
+  guint taken;
+  do {
+    char **ids = app->queue->ops->expired(app->queue, SWEEP_BATCH, &err);
+    for (char **id = ids; id != NULL && *id != NULL; id++)
+      if (job_id_valid(*id)) job_files_remove(app->files, *id); /* ids become paths */
+    taken = ids != NULL ? g_strv_length(ids) : 0;
+    if (taken > 0) g_printerr("i2vgen serve: removed the files of %u expired video(s)\n", taken);
+    g_strfreev(ids);
+  } while (taken == SWEEP_BATCH);
+  if (err != NULL) {
+    g_printerr("i2vgen serve: sweeping expired videos: %s (tried again later)\n", err->message);
+    g_error_free(err);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
 static void on_worker_stopped(gpointer user) {
   Server *s = user;
   g_main_loop_quit(s->loop);
@@ -242,12 +267,16 @@ static int serve(Options *o) {
                         .stopped = on_worker_stopped,
                         .user = &s};
   if (o->queue == NULL) app->worker = job_worker_start(&wc);
+  /* expired records are looked for every job-ttl, at least once a minute */
+  guint sweep =
+      o->queue != NULL ? g_timeout_add_seconds(MIN(o->job_ttl, 60), sweep_expired, app) : 0;
   guint sigterm = g_unix_signal_add(SIGTERM, on_signal, &s);
   guint sigint = g_unix_signal_add(SIGINT, on_signal, &s);
   g_main_loop_run(s.loop);
 
   g_source_remove(sigterm);
   g_source_remove(sigint);
+  if (sweep != 0) g_source_remove(sweep);
   if (s.drain_timer != 0) g_source_remove(s.drain_timer);
   soup_server_disconnect(server);
   job_worker_free(app->worker);
@@ -310,7 +339,7 @@ int cmd_serve(int argc, char **argv) {
        "file system; default: --data)",
        "DIR"},
       {"job-ttl", 0, 0, G_OPTION_ARG_INT, &o.job_ttl,
-       "with --queue: seconds a finished video's record is kept in Redis (604800)", "S"},
+       "with --queue: seconds a finished video's record and files are kept (604800)", "S"},
       {"size-multiple", 0, 0, G_OPTION_ARG_INT, &o.size_multiple,
        "with --queue: what width and height must be multiples of, the workers' model's (8)", "N"},
       {"name", 0, 0, G_OPTION_ARG_STRING, &o.name,

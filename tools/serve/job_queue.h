@@ -63,6 +63,10 @@ typedef struct {
    * worker published to into, and appends the store's own (workers alive, pending jobs per
    * worker, dead letters) to out in the Prometheus text format. */
   gboolean (*cluster_metrics)(JobQueue *q, ServeMetrics *into, GString *out, GError **error);
+  /* Optional, for stores whose finished records expire (NULL otherwise): takes up to limit ids
+   * of finished jobs whose record has expired, each given to one caller once, so that their
+   * files can be removed. A new NULL-terminated array (g_strfreev), or NULL with an error. */
+  char **(*expired)(JobQueue *q, guint limit, GError **error);
   void (*free)(JobQueue *q);
 } JobQueueOps;
 

@@ -357,6 +357,21 @@ static gboolean rq_count(JobQueue *base, guint counts[JOB_STATUS_COUNT], GError 
   return TRUE;
 }
 
+static char **rq_expired(JobQueue *base, guint limit, GError **error) {
+  RedisQueue *q = (RedisQueue *)base;
+  g_autofree char *now = now_text();
+  g_autofree char *n = g_strdup_printf("%u", limit);
+  g_autoptr(redisReply) r =
+      eval(q, &redis_script_expired, error, now, n, NULL, NULL, NULL, NULL, NULL);
+  if (r == NULL) return NULL;
+  GPtrArray *ids = g_ptr_array_new();
+  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+    if (r->element[i]->type == REDIS_REPLY_STRING)
+      g_ptr_array_add(ids, g_strndup(r->element[i]->str, r->element[i]->len));
+  g_ptr_array_add(ids, NULL);
+  return (char **)g_ptr_array_free(ids, FALSE);
+}
+
 /* ---- the cluster's metrics (API nodes) ---- */
 
 static void sample(GString *out, const char *name, const char *labels, gint64 value) {
@@ -547,6 +562,7 @@ static const JobQueueOps redis_ops = {
     .release = rq_release,
     .count = rq_count,
     .cluster_metrics = rq_cluster_metrics,
+    .expired = rq_expired,
     .free = rq_free,
 };
 

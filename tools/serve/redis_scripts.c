@@ -190,13 +190,29 @@ RedisScript redis_script_list = {
     "return out\n",
     NULL};
 
-/* P, now → {queued, in_progress, completed, failed}; expired finished ids are dropped. */
+/* P, now → {queued, in_progress, completed, failed}; finished jobs whose record expired are not
+ * counted (redis_script_expired takes them out of the sets). */
 RedisScript redis_script_count = {
     "local P, now = ARGV[1], ARGV[2]\n"
     "local out = {redis.call('SCARD', P .. 'queued'), redis.call('SCARD', P .. 'running')}\n"
     "for _, s in ipairs({'completed', 'failed'}) do\n"
-    "  redis.call('ZREMRANGEBYSCORE', P .. s, '-inf', now)\n"
-    "  out[#out + 1] = redis.call('ZCARD', P .. s)\n"
+    "  out[#out + 1] = redis.call('ZCOUNT', P .. s, '(' .. now, '+inf')\n"
+    "end\n"
+    "return out\n",
+    NULL};
+
+/* P, now, n → up to n ids of finished jobs whose record expired by now, taken out of the sets:
+ * each id is returned once, to one caller, however many API nodes sweep. */
+RedisScript redis_script_expired = {
+    "local P, now, n = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local out = {}\n"
+    "for _, s in ipairs({'completed', 'failed'}) do\n"
+    "  local ids = redis.call('ZRANGEBYSCORE', P .. s, '-inf', now, 'LIMIT', 0, n - #out)\n"
+    "  for _, id in ipairs(ids) do\n"
+    "    redis.call('ZREM', P .. s, id)\n"
+    "    out[#out + 1] = id\n"
+    "  end\n"
+    "  if #out >= n then break end\n"
     "end\n"
     "return out\n",
     NULL};

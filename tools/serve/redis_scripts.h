@@ -9,6 +9,6 @@ G_BEGIN_DECLS
 
 extern RedisScript redis_script_submit, redis_script_start, redis_script_owns,
     redis_script_progress, redis_script_finish, redis_script_release, redis_script_refresh,
-    redis_script_remove, redis_script_list, redis_script_count;
+    redis_script_remove, redis_script_list, redis_script_count, redis_script_expired;
 
 G_END_DECLS
