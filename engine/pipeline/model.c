@@ -20,8 +20,6 @@ static GMutex cache_lock;
 static GCond cache_loaded;
 static GHashTable *cache;
 
-/* The sizes the components exchange must agree (a mixed-up directory fails here, not in an
- * op's shape check). */
 /* What the consistency checks need of the CLIP encoders, read while they are loaded: a model with
  * released encoders frees them before the UNet loads, so that the two never sit on the device
  * together (the load's peak is the larger of the two, not their sum). */
@@ -35,6 +33,8 @@ static EncoderDims encoder_dims(const I2vModel *m) {
       i2v_clip_vision_projection_dim(m->vision.net), i2v_clip_vision_image_size(m->vision.net)};
 }
 
+/* The sizes the components exchange must agree (a mixed-up directory fails here, not in an
+ * op's shape check). */
 static gboolean check_consistency(I2vModel *m, const EncoderDims *enc, GError **error) {
   int cross = i2v_unet_cross_attention_dim(m->unet);
   const struct {

@@ -45,13 +45,13 @@ struct I2vModel {
   GPtrArray *sessions; /* the live I2vSession * on this model (for i2v_model_memory) */
 };
 
-/* m's text / vision encoder for one use, loaded again from m's directory if it was released;
- * NULL with error when that load fails. Pair every success with a release. */
 /* i2v_model_load without the process-wide cache: a model of the caller's own, never shared (a
  * memory plan loads its own copy even where the process runs the same model on that device);
  * i2v_model_unref frees it. */
 I2vModel *i2v_model_load_uncached(const I2vModelOptions *opts, GError **error);
 
+/* m's text / vision encoder for one use, loaded again from m's directory if it was released;
+ * NULL with error when that load fails. Pair every success with a release. */
 const I2vClipText *i2v_model_text_encoder_acquire(I2vModel *m, GError **error);
 const I2vClipVision *i2v_model_vision_encoder_acquire(I2vModel *m, GError **error);
 

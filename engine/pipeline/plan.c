@@ -150,7 +150,7 @@ char *i2v_saving_names(guint saving) {
 void i2v_saving_apply(guint saving, I2vModelOptions *opts, I2vParams *p) {
   if (saving & I2V_SAVING_RELEASE_ENCODERS) opts->release_encoders = TRUE;
   if (saving & I2V_SAVING_SEQUENTIAL_GUIDANCE) p->sequential_guidance = TRUE;
-  if ((saving & I2V_SAVING_ATTENTION_CHUNK) && p->attention_chunk != 1) p->attention_chunk = 1;
+  if (saving & I2V_SAVING_ATTENTION_CHUNK) p->attention_chunk = 1;
   if ((saving & I2V_SAVING_DECODE_TILE) && p->decode_tile == 0) /* -1: the user said never */
     p->decode_tile = I2V_DECODE_TILE_AUTO;
 }
