@@ -624,7 +624,8 @@ static void set_session(GstI2vgen *self, I2vSession *session) {
  * reserved to the job's planned need. TRUE to run the job (also on other devices, which are not
  * planned); FALSE after posting an error. */
 static gboolean fit_job(GstI2vgen *self, I2vParams *p) {
-  const char *device = i2v_model_device(i2v_session_model(self->session));
+  I2vModel *model = i2v_session_model(self->session);
+  const char *device = i2v_model_device(model);
   if (!g_str_has_prefix(device, "cuda:") && !g_str_has_prefix(device, "plan:cuda")) return TRUE;
   I2vMemoryStats ms;
   i2v_session_memory(self->session, &ms);
@@ -635,11 +636,13 @@ static gboolean fit_job(GstI2vgen *self, I2vParams *p) {
                              : ms.device_total - ms.device_used + ms.persistent + ms.scratch;
   I2vModelOptions o;
   model_options(self, &o);
+  /* the model the session runs: encoders a plan released stay released for the next jobs */
+  o.release_encoders = o.release_encoders || i2v_model_releases_encoders(model);
   guint saving = 0;
   I2vMemoryPlan plan;
   GError *err = NULL;
   gboolean ok = i2v_plan_fit(&o, p, budget, &saving, &plan, &err);
-  gboolean release = ok && (saving & I2V_SAVING_RELEASE_ENCODERS) && !o.release_encoders;
+  gboolean release = ok && (saving & I2V_SAVING_RELEASE_ENCODERS);        /* added: it was off */
   if (ok) i2v_saving_apply(saving & ~I2V_SAVING_RELEASE_ENCODERS, &o, p); /* the rest in p */
   model_options_clear(&o);
   if (!ok) {

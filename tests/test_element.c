@@ -600,6 +600,18 @@ static guint64 persistent_bytes(GstElement *e) {
   return bytes;
 }
 
+/* Keeps the element's "job planned" log lines (GST_INFO in category i2vgen) in user, a GPtrArray
+ * of strings. */
+static void keep_plan_lines(GstDebugCategory *category, GstDebugLevel level, const gchar *file,
+                            const gchar *function, gint line, GObject *object,
+                            GstDebugMessage *message, gpointer user) {
+  (void)level, (void)file, (void)function, (void)line, (void)object;
+  const char *text = gst_debug_message_get(message);
+  if (strcmp(gst_debug_category_get_name(category), "i2vgen") == 0 &&
+      g_str_has_prefix(text, "job planned"))
+    g_ptr_array_add(user, g_strdup(text));
+}
+
 /* On a CUDA model (here the planning device plan:cuda, which needs no GPU) each job is planned
  * against max-memory first: below what the job needs with every saving it is refused with an
  * error naming the need and the property; between the released and the kept need the element
@@ -631,6 +643,22 @@ static void test_max_memory(void) {
   g_assert_cmpint(gst_harness_push(h, make_image(h)), ==, GST_FLOW_OK);
   gst_buffer_unref(gst_harness_pull(h));
   g_assert_cmpuint(persistent_bytes(h->element), <, kept_weights); /* encoders released */
+  /* the next job is planned on the released model: nothing to add, the session stays */
+  GPtrArray *plans = g_ptr_array_new_with_free_func(g_free);
+  GstDebugLevel threshold = gst_debug_get_default_threshold();
+  gboolean active = gst_debug_is_active();
+  gst_debug_set_active(TRUE);
+  gst_debug_set_threshold_for_name("i2vgen", GST_LEVEL_INFO);
+  gst_debug_add_log_function(keep_plan_lines, plans, NULL);
+  g_assert_cmpint(gst_harness_push(h, make_image(h)), ==, GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  gst_debug_remove_log_function(keep_plan_lines);
+  gst_debug_unset_threshold_for_name("i2vgen");
+  gst_debug_set_default_threshold(threshold);
+  gst_debug_set_active(active);
+  g_assert_cmpuint(plans->len, ==, 1);
+  g_assert_null(strstr(g_ptr_array_index(plans, 0), "release-encoders"));
+  g_ptr_array_unref(plans);
 
   g_object_set(h->element, "max-memory", (guint64)0, NULL);
   g_assert_cmpint(gst_harness_push(h, make_image(h)), ==, GST_FLOW_OK);

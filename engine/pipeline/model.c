@@ -305,6 +305,10 @@ const char *i2v_model_device(const I2vModel *m) {
   return i2v_backend_name(m->be);
 }
 
+gboolean i2v_model_releases_encoders(const I2vModel *m) {
+  return m->release_encoders;
+}
+
 void i2v_model_memory(I2vModel *m, I2vMemoryStats *out) {
   out->persistent = i2v_backend_persistent(m->be);
   out->persistent_peak = i2v_backend_persistent_peak(m->be);

@@ -119,6 +119,9 @@ I2V_API void i2v_model_unref(I2vModel *m);
 /* Name of the device the model runs on ("cpu", "cuda:0"); owned by m. */
 I2V_API const char *i2v_model_device(const I2vModel *m);
 
+/* Whether m frees its CLIP encoders between jobs (I2vModelOptions.release_encoders). */
+I2V_API gboolean i2v_model_releases_encoders(const I2vModel *m);
+
 /* Memory on a model's device, in bytes.
  *   persistent, persistent_peak: the model's weights (and other persistent tensors) now and at
  *     most since load; shared by all of its sessions.
