@@ -324,9 +324,11 @@ def test_bad_requests(a):
     r = a.request("POST", "/v1/videos", b"prompt=x", {"Content-Type": "text/plain"})
     expect_error("another content type", r, 415, "unsupported_content_type", None,
                  ["multipart/form-data"])
+    running = a.create(ENDLESS, IMAGE).json()["id"]  # cannot be done by the time it is asked
+    expect_error("content of a video not completed yet", a.get(f"/v1/videos/{running}/content"),
+                 409, "video_not_ready", "id", ["its content exists once it is completed"])
+    a.request("DELETE", f"/v1/videos/{running}")
     vid = a.create(TINY, IMAGE).json()["id"]
-    expect_error("content of a video not completed yet", a.get(f"/v1/videos/{vid}/content"), 409,
-                 "video_not_ready", "id", ["its content exists once it is completed"])
     a.wait_status(vid, ["completed"])
     expect_error("an unknown content variant", a.get(f"/v1/videos/{vid}/content?variant=gif"),
                  400, "invalid_value", "variant", ["'thumbnail'"])
@@ -393,6 +395,9 @@ def test_examples(a):
     for name, cmd in runs.items():
         out = os.path.join(TMP, name + ".mp4")
         cmd[cmd.index("")] = out
+        # a video ahead keeps the example's queued until its event stream is open, so that every
+        # progress event reaches it
+        a.create(SLOW, IMAGE)
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
         d = discover(out) if os.path.exists(out) else None
         check(f"examples/{name}: progress printed, the MP4 written (32x32, 8 fps, 0.5 s)",
@@ -630,11 +635,14 @@ def test_sigkill():
 def test_sigterm():
     data = os.path.join(TMP, "term")
     s = Server(data, "--max-size", "64", "--max-steps", "400")
-    vid = s.create(SLOW, IMAGE).json()["id"]
+    # long enough to still run while the requests below are answered (the server exits after it)
+    vid = s.create(dict(TINY, steps=40 if SANITIZED else 120), IMAGE).json()["id"]
     queued = s.create(TINY, IMAGE).json()["id"]
     s.wait_status(vid, ["in_progress"], progress_above=0)
     s.signal(signal.SIGTERM)
-    time.sleep(0.1)
+    end = time.time() + 10  # the signal reaches the main loop through GLib's signal thread
+    while time.time() < end and s.get("/healthz").status != 503:
+        time.sleep(0.02)
     r = s.create(TINY, IMAGE)
     expect_error("while draining, a new video", r, 503, "server_draining", None,
                  ["shutting down"])

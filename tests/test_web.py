@@ -209,6 +209,9 @@ def set_controls(driver, caps, preset_name):
 
 def submit_and_finish(driver, server):
     driver.execute_script(RECORD_PROGRESS)
+    # a video ahead (through the API: not this browser's) keeps the page's queued until the page
+    # follows its events, however slowly the browser gets there
+    server.create({"prompt": "ahead", "size": "32x32", "num_frames": 4, "steps": 30}, png(32, 32))
     driver.find_element("id", "submit").click()
     job_id = wait_for(driver, "document.querySelector('#jobs li') && "
                       "document.querySelector('#jobs li').dataset.id")

@@ -85,13 +85,35 @@ static char *lora_spec(JobWorker *w, const JobParams *p) {
   return g_strconcat(path, ":", scale, NULL);
 }
 
+/* How long a finished run keeps trying to record its result while the queue's store cannot be
+ * reached (a Redis restart or failover), before it leaves the job to be taken over. */
+#define RECORD_PATIENCE_US (120 * G_USEC_PER_SEC)
+
+/* TRUE when *err says the store cannot be reached and there is time to try again: the error is
+ * logged and cleared, and the caller tries again after a second. */
+static gboolean store_retry(JobWorker *w, const Job *job, GError **err, gint64 deadline) {
+  if (!g_error_matches(*err, JOB_QUEUE_ERROR, JOB_QUEUE_ERROR_STORE) ||
+      g_get_monotonic_time() >= deadline || g_cancellable_is_cancelled(w->stop))
+    return FALSE;
+  g_printerr("%s: %s: %s; trying again to record the finished video\n", w->cfg.log_name, job->id,
+             (*err)->message);
+  g_clear_error(err);
+  g_usleep(G_USEC_PER_SEC);
+  return TRUE;
+}
+
 /* Moves the finished files into videos/ and marks the job completed; FALSE with error when the
- * files cannot be moved. A job deleted meanwhile leaves no files behind; a job this run no longer
- * owns keeps the files of the run that owns it (*discarded). */
+ * files cannot be moved, or the store cannot be reached for RECORD_PATIENCE_US
+ * (JOB_QUEUE_ERROR_STORE: the job is left to be taken over, never failed for it). A job deleted
+ * meanwhile leaves no files behind; a job this run no longer owns keeps the files of the run that
+ * owns it (*discarded). */
 static gboolean complete(JobWorker *w, const Job *job, const char *video_tmp, const char *thumb_tmp,
                          gboolean *discarded, GError **error) {
+  gint64 deadline = g_get_monotonic_time() + RECORD_PATIENCE_US;
   GError *err = NULL;
-  *discarded = !w->cfg.queue->ops->owns(w->cfg.queue, job->id, &err);
+  do {
+    *discarded = !w->cfg.queue->ops->owns(w->cfg.queue, job->id, &err);
+  } while (err != NULL && store_retry(w, job, &err, deadline));
   if (err != NULL) {
     g_propagate_error(error, err);
     return FALSE;
@@ -101,7 +123,11 @@ static gboolean complete(JobWorker *w, const Job *job, const char *video_tmp, co
   g_autofree char *thumb = job_files_thumbnail(w->cfg.files, job->id);
   if (!job_files_commit(thumb_tmp, thumb, error) || !job_files_commit(video_tmp, video, error))
     return FALSE;
-  if (!w->cfg.queue->ops->finish(w->cfg.queue, job->id, JOB_COMPLETED, NULL, NULL, &err)) {
+  gboolean finished; /* finish is idempotent: a try that reached the store counts once */
+  do {
+    finished = w->cfg.queue->ops->finish(w->cfg.queue, job->id, JOB_COMPLETED, NULL, NULL, &err);
+  } while (!finished && err != NULL && store_retry(w, job, &err, deadline));
+  if (!finished) {
     if (err != NULL) {
       g_propagate_error(error, err);
       return FALSE;
@@ -173,6 +199,12 @@ static void run_one(JobWorker *w, Job *job) {
     publish_video(w, job->id, "completed");
     g_printerr("%s: %s completed in %.2f s (first step after %.2f s)\n", w->cfg.log_name, job->id,
                seconds, rs.first_step_us / 1e6);
+  } else if (g_error_matches(err, JOB_QUEUE_ERROR, JOB_QUEUE_ERROR_STORE)) {
+    result = "failed";
+    /* not marked failed: the video may well be made, and the store is what failed; the job
+     * stays claimed and is taken over (Redis: after --claim-after; SQLite: at the next start) */
+    g_printerr("%s: %s: the result cannot be recorded: %s; left to be taken over\n",
+               w->cfg.log_name, job->id, err->message);
   } else if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
     result = "cancelled";
     /* shutdown: back to the queue, this attempt not counted; deleted: the queue forgets it */

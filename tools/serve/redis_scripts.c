@@ -15,11 +15,13 @@
 #include "redis_scripts.h"
 
 /* Ends a job (status completed or failed already set): expiry, status sets, the queue entry
- * acknowledged and deleted. */
+ * acknowledged and deleted. The record expires at the very second its id becomes due for the
+ * sweep (the score), not ttl after this call: a sweep never removes the files of a record that
+ * still answers. */
 #define TERMINAL                                                                                   \
   "local function terminal(P, k, id, status, now)\n"                                               \
   "  local ttl = tonumber(redis.call('HGET', k, 'ttl'))\n"                                         \
-  "  redis.call('EXPIRE', k, ttl)\n"                                                               \
+  "  redis.call('EXPIREAT', k, now + ttl)\n"                                                       \
   "  redis.call('SREM', P .. 'queued', id)\n"                                                      \
   "  redis.call('SREM', P .. 'running', id)\n"                                                     \
   "  redis.call('ZADD', P .. status, now + ttl, id)\n"                                             \
