@@ -344,5 +344,16 @@ def temp_dir():
     return tempfile.mkdtemp(prefix="i2vgen-serve-")
 
 
+def wait_until(condition, timeout, interval=0.05):
+    """Calls condition until it returns a true value or timeout seconds have passed; returns its
+    last value (for what another process does a moment after what the test saw)."""
+    end = time.time() + timeout
+    while True:
+        value = condition()
+        if value or time.time() >= end:
+            return value
+        time.sleep(interval)
+
+
 def log(*args):
     print("#", *args, file=sys.stdout, flush=True)

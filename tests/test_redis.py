@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from service_lib import Server, Tap, log, png, temp_dir  # noqa: E402
+from service_lib import Server, Tap, log, png, temp_dir, wait_until  # noqa: E402
 from redis_lib import Redis, Worker, redis_missing  # noqa: E402
 
 TAP = Tap()
@@ -182,9 +182,7 @@ def test_duplicate(a, redis, workers):
     paused.signal(signal.SIGCONT)
     d = a.wait_status(vid, ["completed"], timeout=120)
     Worker.wait_logged(workers, [vid])
-    end = time.time() + 120
-    while time.time() < end and "result is discarded" not in paused.log_text():
-        time.sleep(0.1)
+    wait_until(lambda: "result is discarded" in paused.log_text(), 120)
     check("a paused worker's video is taken over and completed once; the resumed run's result "
           "is discarded", other is not None and d["status"] == "completed" and
           d["attempts"] == 2 and vid in other.completed() and vid not in paused.completed() and
@@ -227,10 +225,11 @@ def test_writes_refused(a, redis, w):
     vid = a.create(dict(SLOW, steps=8), IMAGE).json()["id"]
     on = running_on(redis, vid, [w])
     redis.cli("CONFIG", "SET", "min-replicas-to-write", "1")
-    end = time.time() + 120
-    while time.time() < end and not any(f"{vid}{said}" in w.log_text() for said in (
-            ": redis", " failed", " completed")):
-        time.sleep(0.05)
+
+    def tried_or_ended():
+        text = w.log_text()
+        return any(f"{vid}{said}" in text for said in (": redis", " failed", " completed"))
+    wait_until(tried_or_ended, 120)
     time.sleep(2)  # a few tries
     redis.cli("CONFIG", "SET", "min-replicas-to-write", "0")
     d = a.wait_status(vid, ["completed", "failed"], timeout=60)
@@ -275,9 +274,7 @@ def test_cancel(a, b, redis, w):
     running_on(redis, vid, [w])
     t0 = time.time()
     r = b.request("DELETE", f"/v1/videos/{vid}")
-    end = time.time() + 30
-    while time.time() < end and f"{vid} deleted after" not in w.log_text():
-        time.sleep(0.02)
+    wait_until(lambda: f"{vid} deleted after" in w.log_text(), 30, interval=0.02)
     took = time.time() - t0
     check("DELETE on the other API node cancels the run on the worker within a second "
           "(within a step under the sanitizers)",
@@ -309,10 +306,8 @@ def test_expiry(redis, nodes):
                 break
             time.sleep(0.05)
         # the sweeping node logs just after it removed the files
-        end = time.time() + 20
-        while time.time() < end and (any(os.path.exists(f) for f in files) or not any(
-                "expired video(s)" in s.log_text() for s in nodes + [c])):
-            time.sleep(0.1)
+        wait_until(lambda: not any(os.path.exists(f) for f in files) and any(
+            "expired video(s)" in s.log_text() for s in nodes + [c]), 20, interval=0.1)
         left = [f for f in files if os.path.exists(f)]
         status = c.get(f"/v1/videos/{vid}").status
         listed = [v["id"] for v in c.get("/v1/videos?limit=100").json()["data"]]
@@ -337,10 +332,8 @@ def test_dead_letter(a, redis):
         victim.signal(signal.SIGKILL)
         victim.proc.wait()
         ws.remove(victim)
-        end = time.time() + 30  # until a live worker has taken the entry over
-        while time.time() < end and redis.cli("HGET", f"i2vgen:job:{vid}", "consumer") == \
-                victim.name and a.video(vid)["status"] == "in_progress":
-            time.sleep(0.05)
+        wait_until(lambda: redis.cli("HGET", f"i2vgen:job:{vid}", "consumer") != victim.name or
+                   a.video(vid)["status"] != "in_progress", 30)  # a live worker took it over
     d = a.wait_status(vid, ["failed"], timeout=60)
     dead = redis.cli("XRANGE", "i2vgen:dead", "-", "+")
     text = a.get("/metrics").body.decode()
@@ -348,10 +341,9 @@ def test_dead_letter(a, redis):
           "letter", d["status"] == "failed" and d["error"]["code"] == "interrupted" and
           "each of its 2 attempts" in d["error"]["message"] and vid in dead and
           metric(text, "i2vgen_dead_letters") == 1, f"{d}\n{dead}")
-    end = time.time() + 10  # the event goes out just after the status is set
-    while time.time() < end and events_of(redis, vid)[-1:] != ["failed"]:
-        time.sleep(0.1)
-    check("... and its event stream ended with 'failed'", events_of(redis, vid)[-1:] == ["failed"])
+    # the event goes out just after the status is set
+    last = wait_until(lambda: events_of(redis, vid)[-1:] == ["failed"], 10, interval=0.1)
+    check("... and its event stream ended with 'failed'", last)
     for w in ws:
         w.stop()
 

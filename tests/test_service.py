@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from service_lib import (Response, Server, Tap, convert_image, decoded_frames,  # noqa: E402
                          discover, log, multipart, png, png_size, temp_dir, tiny_lora,
-                         tiny_model)
+                         tiny_model, wait_until)
 
 TAP = Tap()
 check = TAP.check
@@ -640,9 +640,8 @@ def test_sigterm():
     queued = s.create(TINY, IMAGE).json()["id"]
     s.wait_status(vid, ["in_progress"], progress_above=0)
     s.signal(signal.SIGTERM)
-    end = time.time() + 10  # the signal reaches the main loop through GLib's signal thread
-    while time.time() < end and s.get("/healthz").status != 503:
-        time.sleep(0.02)
+    # the signal reaches the main loop through GLib's signal thread
+    wait_until(lambda: s.get("/healthz").status == 503, 10, interval=0.02)
     r = s.create(TINY, IMAGE)
     expect_error("while draining, a new video", r, 503, "server_draining", None,
                  ["shutting down"])

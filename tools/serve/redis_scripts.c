@@ -16,15 +16,15 @@
 
 /* Ends a job (status completed or failed already set): expiry, status sets, the queue entry
  * acknowledged and deleted. The record expires at the very second its id becomes due for the
- * sweep (the score), not ttl after this call: a sweep never removes the files of a record that
- * still answers. */
+ * sweep (the score, "due"), not ttl after this call: a sweep never removes the files of a record
+ * that still answers. */
 #define TERMINAL                                                                                   \
   "local function terminal(P, k, id, status, now)\n"                                               \
-  "  local ttl = tonumber(redis.call('HGET', k, 'ttl'))\n"                                         \
-  "  redis.call('EXPIREAT', k, now + ttl)\n"                                                       \
+  "  local due = now + tonumber(redis.call('HGET', k, 'ttl'))\n"                                   \
+  "  redis.call('EXPIREAT', k, due)\n"                                                             \
   "  redis.call('SREM', P .. 'queued', id)\n"                                                      \
   "  redis.call('SREM', P .. 'running', id)\n"                                                     \
-  "  redis.call('ZADD', P .. status, now + ttl, id)\n"                                             \
+  "  redis.call('ZADD', P .. status, due, id)\n"                                                   \
   "  local entry = redis.call('HGET', k, 'entry')\n"                                               \
   "  redis.call('XACK', P .. 'queue', 'workers', entry)\n"                                         \
   "  redis.call('XDEL', P .. 'queue', entry)\n"                                                    \
